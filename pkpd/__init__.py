@@ -1,0 +1,18 @@
+"""pkpd: population PK/PD simulation of ketamine, norketamine and magnesium.
+
+Public API
+----------
+load_model, Model          model files (``models/*.toml``) compiled to Numba
+simulate_data              a NONMEM-style event table in, one row per record out
+library_models             names of the shipped models
+PkpdError, ModelError, DataError, SimulationError
+"""
+
+from ._errors import DataError, ModelError, PkpdError, SimulationError
+from ._model import Model, library_models, load_model
+from ._simulate_data import simulate_data
+
+__version__ = "0.1.0"
+
+__all__ = ["load_model", "Model", "library_models", "simulate_data", "PkpdError", "ModelError",
+           "DataError", "SimulationError", "__version__"]

@@ -1,0 +1,96 @@
+"""Python side of the engine: options, the kernel call, status codes to messages."""
+
+import os
+
+import numba
+import numpy as np
+
+from ._errors import PkpdError, SimulationError
+
+METHODS = {"rk45": 0, "rosenbrock": 1, "exact": 2}
+
+# status code -> message (codes defined in _engine_source.py)
+MESSAGES = {
+    1: "the integrator exceeded max_steps between two records; raise max_steps or loosen rtol/atol",
+    2: "the step size fell below the time resolution (the system may be stiff: try method='rosenbrock')",
+    3: "a state became NaN or infinite (check parameter values and expressions)",
+    4: "the steady state (SS) did not converge in 60 Newton iterations",
+    5: "more pending events (lagged doses, running infusions) than the event queue holds",
+    6: "RATE=-1 but the model's rate R for this compartment is not positive",
+    7: "RATE=-2 but the model's duration D for this compartment is not positive",
+    8: "the bioavailability F is negative or not finite",
+    9: "the lag time ALAG is negative or not finite",
+    10: "the steady state is undefined (singular system: a compartment without elimination?)",
+}
+
+
+def resolve_method(model, method):
+    """'auto' -> 'exact' for linear models, 'rk45' otherwise; check the name."""
+    if method == "auto":
+        return "exact" if model.is_linear else "rk45"
+    if method not in METHODS:
+        raise PkpdError(f"method must be one of auto, {', '.join(METHODS)}; got {method!r}")
+    if method == "exact" and not model.is_linear:
+        raise PkpdError(f"method='exact' needs a model linear in its amounts; {model.name!r} is not")
+    return method
+
+
+def check_tolerances(rtol, atol, max_steps):
+    if not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
+        raise PkpdError(f"rtol must be in (0, 1); got {rtol!r}")
+    if not (isinstance(atol, (int, float)) and atol > 0):
+        raise PkpdError(f"atol must be positive; got {atol!r}")
+    if not (isinstance(max_steps, int) and max_steps > 0):
+        raise PkpdError(f"max_steps must be a positive integer; got {max_steps!r}")
+
+
+def run_stream(model, stream, *, method="auto", rtol=1e-8, atol=1e-10, max_steps=100_000,
+               h_max=np.inf, chunk_size=None):
+    """Integrate every subject of an event stream.
+
+    Returns
+    -------
+    states : ndarray, shape (n_outputs, n_states)
+        Compartment amounts on each output record (model amount unit).
+    values : ndarray, shape (n_outputs, n_model_outputs)
+        Model outputs on each output record (units as the model declares).
+    status : ndarray, shape (n_subjects,)
+        0 for success, else a code of MESSAGES.
+    """
+    method = resolve_method(model, method)
+    check_tolerances(rtol, atol, max_steps)
+    module = model.module
+    options = np.array([rtol, atol, max_steps, h_max, METHODS[method]], dtype=np.float64)
+    ss_options = options.copy()
+    ss_options[0] = max(rtol * 1e-2, 1e-13)
+    ss_options[1] = atol * 1e-2
+    n_states = len(model.compartments)
+    states = np.full((stream.n_outputs, n_states), np.nan)
+    values = np.full((stream.n_outputs, max(len(model.outputs), 1)), np.nan)
+    status = np.zeros(stream.n_subjects, np.int64)
+    if chunk_size is None:
+        threads = numba.get_num_threads()
+        chunk_size = max(1, min(256, stream.n_subjects // (4 * threads) or 1))
+    capacity = 2 * stream.max_records() + 256
+    module.run_population(stream.subject_start, stream.time, stream.kind, stream.amt, stream.cmt,
+                          stream.rate, stream.ii, stream.ss, stream.prow, stream.drow, stream.out,
+                          stream.parent, stream.inputs, options, ss_options, capacity,
+                          int(chunk_size), states, values, status)
+    return states, values[:, :len(model.outputs)], status
+
+
+def raise_failures(status, subject_ids):
+    """Raise SimulationError naming every subject whose status is not 0."""
+    failed = np.flatnonzero(status)
+    if failed.size:
+        raise SimulationError({_format_id(subject_ids[i]): MESSAGES.get(int(status[i]), f"status {status[i]}")
+                               for i in failed})
+
+
+def _format_id(value):
+    value = float(value)
+    return int(value) if value.is_integer() else value
+
+
+def default_threads():
+    return int(os.environ.get("NUMBA_NUM_THREADS", numba.config.NUMBA_NUM_THREADS))

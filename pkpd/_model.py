@@ -1,0 +1,486 @@
+"""Model files: parsing, checking and compiling to a Numba engine.
+
+A model file is TOML (see ``models/README.md`` for the format). Loading checks
+every section against the rules of the format and raises :class:`ModelError`
+naming the file, the key and the problem. Compilation writes a Python module
+(the model's functions followed by the generic engine of
+``_engine_source.py``) to a cache folder under a name keyed by the SHA-256 of
+the model source, the engine source and the Numba version; Numba's on-disk
+cache beside that file means an unchanged model is compiled once, ever.
+"""
+
+import ast
+import difflib
+import hashlib
+import importlib.util
+import math
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numba
+
+from . import _expr
+from ._errors import ModelError
+
+__all__ = ["Model", "load_model", "library_models", "model_directories"]
+
+CODEGEN_VERSION = "1"
+_SECTIONS = ["model", "compartments", "parameters", "covariates", "derived", "odes",
+             "dosing", "outputs", "initial", "variability", "residual"]
+_PARAMETER_KEYS = ["value", "unit", "description", "source", "reliability", "assumption"]
+_COVARIATE_KEYS = ["value", "unit", "description", "source", "reliability", "assumption"]
+_OUTPUT_KEYS = ["expr", "unit", "description", "source", "reliability", "assumption"]
+_COMPARTMENT_KEYS = ["number", "description", "unit"]
+_DOSING_KEYS = {"F": "bioavailability", "ALAG": "lag time", "R": "modelled rate", "D": "modelled duration"}
+_RESERVED = {"ID", "TIME", "EVID", "AMT", "CMT", "RATE", "II", "ADDL", "SS", "MDV", "DV", "REC"}
+
+
+def model_directories():
+    """Folders searched for library models: ``$PKPD_MODEL_PATH`` entries, then ``models/``."""
+    folders = [Path(p) for p in os.environ.get("PKPD_MODEL_PATH", "").split(os.pathsep) if p]
+    folders.append(Path(__file__).resolve().parent.parent / "models")
+    return folders
+
+
+def library_models():
+    """Names of the models in the library folders, sorted."""
+    found = set()
+    for folder in model_directories():
+        if folder.is_dir():
+            found.update(p.stem for p in folder.glob("*.toml"))
+    return sorted(found)
+
+
+def cache_directory():
+    """Where generated model code and Numba's cache live (``$PKPD_CACHE_DIR`` or ``~/.cache/pkpd``)."""
+    base = os.environ.get("PKPD_CACHE_DIR")
+    if base:
+        return Path(base)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pkpd"
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A fixed model parameter (THETA): value, unit and where it comes from."""
+    name: str
+    value: float
+    unit: str
+    description: str
+    source: str
+    reliability: str
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    expression: str
+    unit: str
+    description: str
+
+
+@dataclass
+class Model:
+    """A checked model, ready to compile.
+
+    Attributes
+    ----------
+    name : str
+    path : Path
+    compartments : list of str
+        State names in NONMEM compartment-number order (CMT 1 first).
+    numbers : dict of str to int
+        NONMEM compartment number of each state.
+    parameters : dict of str to Parameter
+    covariates : dict of str to Parameter
+        Per-record inputs with a default value (data columns override them).
+    derived : dict of str to str
+        Individual-parameter expressions, evaluated in order.
+    outputs : dict of str to Output
+    units : dict of str to str
+    variability, residual : dict
+        The raw ``[variability]`` and ``[residual]`` sections (populations).
+    is_linear : bool
+        The ODEs are linear in the amounts with coefficients that depend only
+        on parameters: the exact matrix-exponential path applies.
+    """
+    name: str
+    path: Path
+    description: str
+    source_text: str
+    units: dict
+    compartments: list
+    numbers: dict
+    parameters: dict
+    covariates: dict
+    derived: dict
+    odes: dict
+    dosing: dict
+    outputs: dict
+    initial: dict
+    variability: dict
+    residual: dict
+    is_linear: bool
+    _trees: dict = field(repr=False, default_factory=dict)
+    _module: object = field(repr=False, default=None)
+
+    @property
+    def inputs(self):
+        """Names of the per-record input columns of the engine: parameters, then covariates."""
+        return list(self.parameters) + list(self.covariates)
+
+    @property
+    def input_defaults(self):
+        return [p.value for p in self.parameters.values()] + [c.value for c in self.covariates.values()]
+
+    @property
+    def hash(self):
+        return hashlib.sha256(self.source_text.encode()).hexdigest()
+
+    def compartment_index(self, number):
+        """0-based state index of NONMEM compartment ``number``, or None."""
+        for index, name in enumerate(self.compartments):
+            if self.numbers[name] == number:
+                return index
+        return None
+
+    @property
+    def module(self):
+        """The compiled engine module (generated and imported on first use)."""
+        if self._module is None:
+            self._module = _import_generated(self)
+        return self._module
+
+    def __repr__(self):
+        return (f"Model({self.name!r}, compartments={self.compartments}, "
+                f"parameters={list(self.parameters)}, outputs={list(self.outputs)})")
+
+
+def load_model(name_or_path):
+    """Load a model by library name (``"pk2cmt"``) or by path to a ``.toml`` file.
+
+    Examples
+    --------
+    >>> import pkpd
+    >>> model = pkpd.load_model("pk1cmt")
+    >>> model.compartments
+    ['DEPOT', 'CENT']
+    """
+    if isinstance(name_or_path, Model):
+        return name_or_path
+    text = str(name_or_path)
+    path = Path(text)
+    if not (text.endswith(".toml") or os.sep in text or "/" in text):
+        for folder in model_directories():
+            candidate = folder / f"{text}.toml"
+            if candidate.is_file():
+                path = candidate
+                break
+        else:
+            known = library_models()
+            hint = difflib.get_close_matches(text, known, n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else f"; library models: {', '.join(known)}"
+            raise ModelError(f"model {text!r}: no such library model or file{extra}")
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    source = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as error:
+        raise ModelError(f"{path}: not valid TOML ({error})") from None
+    return _build(path, source, data)
+
+
+def _fail(path, key, message):
+    raise ModelError(f"{path.name}: {key}: {message}")
+
+
+def _unknown(path, where, keys, allowed):
+    for key in keys:
+        if key not in allowed:
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else f"; allowed: {', '.join(allowed)}"
+            _fail(path, f"{where}{key}" if where else key, f"unknown key{extra}")
+
+
+def _number(path, key, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        _fail(path, key, f"must be a finite number; got {value!r}")
+    return float(value)
+
+
+def _check_name(path, key, name):
+    if not name.isidentifier() or name.startswith("v_") or name in _expr.FUNCTIONS:
+        _fail(path, key, f"{name!r} is not a valid name (letters, digits, underscore; not a function name)")
+    if name.upper() in _RESERVED:
+        _fail(path, key, f"{name!r} is a reserved NONMEM data item")
+
+
+def _build(path, source, data):
+    _unknown(path, "", data.keys(), _SECTIONS)
+    header = data.get("model", {})
+    if not isinstance(header, dict) or "name" not in header:
+        _fail(path, "model.name", "is required")
+    _unknown(path, "model.", header.keys(), ["name", "description", "units", "references"])
+
+    # compartments, in NONMEM number order
+    raw_compartments = data.get("compartments")
+    if not raw_compartments:
+        _fail(path, "compartments", "at least one compartment is required")
+    numbers = {}
+    for name, spec in raw_compartments.items():
+        _check_name(path, f"compartments.{name}", name)
+        if not isinstance(spec, dict) or "number" not in spec:
+            _fail(path, f"compartments.{name}.number", "is required")
+        _unknown(path, f"compartments.{name}.", spec.keys(), _COMPARTMENT_KEYS)
+        number = spec["number"]
+        if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            _fail(path, f"compartments.{name}.number", f"must be a positive integer; got {number!r}")
+        if number in numbers.values():
+            _fail(path, f"compartments.{name}.number", f"{number} is used twice")
+        numbers[name] = number
+    compartments = sorted(numbers, key=numbers.get)
+
+    def described(section, allowed_keys):
+        out = {}
+        for name, spec in data.get(section, {}).items():
+            key = f"{section}.{name}"
+            _check_name(path, key, name)
+            if name in numbers or name in out:
+                _fail(path, key, f"{name!r} is declared twice")
+            if not isinstance(spec, dict):
+                spec = {"value": spec}
+            _unknown(path, f"{key}.", spec.keys(), allowed_keys)
+            if "value" not in spec:
+                _fail(path, f"{key}.value", "is required (every parameter needs a value)")
+            value = _number(path, f"{key}.value", spec["value"])
+            if section == "parameters":
+                for required in ("unit", "description", "source"):
+                    if required not in spec:
+                        _fail(path, f"{key}.{required}", "is required")
+            out[name] = Parameter(name, value, str(spec.get("unit", "")), str(spec.get("description", "")),
+                                  str(spec.get("source", spec.get("assumption", ""))),
+                                  str(spec.get("reliability", "")))
+        return out
+
+    parameters = described("parameters", _PARAMETER_KEYS)
+    covariates = described("covariates", _COVARIATE_KEYS)
+    for name in covariates:
+        if name in parameters:
+            _fail(path, f"covariates.{name}", f"{name!r} is also a parameter")
+
+    trees = {}
+    known = set(parameters) | set(covariates)
+
+    def expression(key, text, allowed):
+        try:
+            tree = _expr.parse(text, allowed)
+        except _expr.ExpressionError as error:
+            _fail(path, key, str(error))
+        trees[key] = tree
+        return str(text)
+
+    derived = {}
+    for name, text in data.get("derived", {}).items():
+        key = f"derived.{name}"
+        _check_name(path, key, name)
+        if name in known or name in numbers:
+            _fail(path, key, f"{name!r} is declared twice")
+        derived[name] = expression(key, text, known)
+        known = known | {name}
+
+    states = set(numbers)
+    odes = {}
+    raw_odes = data.get("odes", {})
+    for name in raw_odes:
+        if name not in numbers:
+            hint = difflib.get_close_matches(name, list(numbers), n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            _fail(path, f"odes.{name}", f"no compartment {name!r} is declared{extra}")
+    for name in compartments:
+        if name not in raw_odes:
+            _fail(path, f"odes.{name}", "every compartment needs an equation")
+        odes[name] = expression(f"odes.{name}", raw_odes[name], known | states)
+
+    dosing = {}
+    for name, spec in data.get("dosing", {}).items():
+        if name not in numbers:
+            _fail(path, f"dosing.{name}", f"no compartment {name!r} is declared")
+        if not isinstance(spec, dict):
+            _fail(path, f"dosing.{name}", "must be a table of F, ALAG, R, D")
+        _unknown(path, f"dosing.{name}.", spec.keys(), list(_DOSING_KEYS))
+        dosing[name] = {k: expression(f"dosing.{name}.{k}", v, known) for k, v in spec.items()}
+
+    initial = {}
+    for name, text in data.get("initial", {}).items():
+        if name not in numbers:
+            _fail(path, f"initial.{name}", f"no compartment {name!r} is declared")
+        initial[name] = expression(f"initial.{name}", text, known)
+
+    outputs = {}
+    for name, spec in data.get("outputs", {}).items():
+        key = f"outputs.{name}"
+        _check_name(path, key, name)
+        if name in known or name in numbers:
+            _fail(path, key, f"{name!r} is already a parameter, covariate or compartment name")
+        if not isinstance(spec, dict):
+            spec = {"expr": spec}
+        _unknown(path, f"{key}.", spec.keys(), _OUTPUT_KEYS)
+        if "expr" not in spec:
+            _fail(path, f"{key}.expr", "is required")
+        text = expression(f"{key}.expr", spec["expr"], known | states)
+        outputs[name] = Output(name, text, str(spec.get("unit", "")), str(spec.get("description", "")))
+
+    is_linear = _is_linear(trees, compartments)
+    model = Model(name=str(header["name"]), path=path.resolve(), description=str(header.get("description", "")),
+                  source_text=source, units=dict(header.get("units", {})), compartments=compartments,
+                  numbers=numbers, parameters=parameters, covariates=covariates, derived=derived,
+                  odes=odes, dosing=dosing, outputs=outputs, initial=initial,
+                  variability=dict(data.get("variability", {})), residual=dict(data.get("residual", {})),
+                  is_linear=is_linear, _trees=trees)
+    return model
+
+
+def _is_linear(trees, compartments):
+    states = set(compartments)
+    for name in compartments:
+        tree = trees[f"odes.{name}"]
+        for state in compartments:
+            try:
+                entry = _expr.derivative(tree, state)
+            except _expr.NotDifferentiable:
+                return False
+            if entry is not None and _expr.names(entry) & states:
+                return False
+    return True
+
+
+# --- code generation ---------------------------------------------------------
+
+def _unpack(model, array, names_needed, env=True):
+    lines = []
+    if env:
+        for index, name in enumerate(model.inputs + list(model.derived)):
+            if name in names_needed:
+                lines.append(f"    {_expr.PREFIX}{name} = {array}[{index}]")
+    else:
+        for index, name in enumerate(model.compartments):
+            if name in names_needed:
+                lines.append(f"    {_expr.PREFIX}{name} = {array}[{index}]")
+    return lines
+
+
+def _used(trees):
+    used = set()
+    for tree in trees:
+        if tree is not None:
+            used |= _expr.names(tree)
+    return used
+
+
+def generate_source(model):
+    """The Python source of the model's compiled module (model functions + engine)."""
+    trees = model._trees
+    n_inputs = len(model.inputs)
+    lines = [
+        f"# Generated by pkpd from model {model.name!r} ({model.path.name}); do not edit.",
+        f"# model sha256 {model.hash}",
+        "import math",
+        "import numpy as np",
+        "from numba import prange",
+        "from pkpd._jit import jit as kernel",
+        "",
+        "",
+        "def kernel_parallel(function):",
+        "    return kernel(function, parallel=True)",
+        "",
+        "",
+        f"N_STATES = {len(model.compartments)}",
+        f"N_INPUTS = {n_inputs}",
+        f"N_ENV = {n_inputs + len(model.derived)}",
+        f"N_OUTPUTS = {len(model.outputs)}",
+        f"IS_LINEAR = {model.is_linear}",
+        "",
+        "",
+        "@kernel",
+        "def model_derive(e):",
+    ]
+    derived_trees = [trees[f"derived.{n}"] for n in model.derived]
+    lines += _unpack(model, "e", _used(derived_trees))
+    for offset, name in enumerate(model.derived):
+        lines.append(f"    {_expr.PREFIX}{name} = {_expr.to_source(trees[f'derived.{name}'])}")
+        lines.append(f"    e[{n_inputs + offset}] = {_expr.PREFIX}{name}")
+    lines += ["    return", "", ""]
+
+    ode_trees = [trees[f"odes.{n}"] for n in model.compartments]
+    used = _used(ode_trees)
+    lines += ["@kernel", "def model_rhs(y, e, dydt):"]
+    lines += _unpack(model, "e", used) + _unpack(model, "y", used, env=False)
+    for index, name in enumerate(model.compartments):
+        lines.append(f"    dydt[{index}] = {_expr.to_source(trees[f'odes.{name}'])}")
+    lines += ["", ""]
+
+    jacobian = {}
+    for i, name in enumerate(model.compartments):
+        for j, state in enumerate(model.compartments):
+            jacobian[i, j] = _expr.derivative(trees[f"odes.{name}"], state)
+    used = _used(jacobian.values())
+    lines += ["@kernel", "def model_jacobian(y, e, jac):"]
+    lines += _unpack(model, "e", used) + _unpack(model, "y", used, env=False)
+    for (i, j), entry in jacobian.items():
+        lines.append(f"    jac[{i}, {j}] = {_expr.to_source(entry) if entry is not None else '0.0'}")
+    lines += ["", ""]
+
+    output_trees = [trees[f"outputs.{n}.expr"] for n in model.outputs]
+    used = _used(output_trees)
+    lines += ["@kernel", "def model_outputs(y, e, out):"]
+    lines += _unpack(model, "e", used) + _unpack(model, "y", used, env=False)
+    for index, name in enumerate(model.outputs):
+        lines.append(f"    out[{index}] = {_expr.to_source(trees[f'outputs.{name}.expr'])}")
+    lines += ["    return", "", ""]
+
+    dose_trees = [trees[f"dosing.{c}.{k}"] for c, spec in model.dosing.items() for k in spec]
+    lines += ["@kernel", "def model_dose(e, cmt, mods):"]
+    lines += _unpack(model, "e", _used(dose_trees))
+    slot = {"F": 0, "ALAG": 1, "R": 2, "D": 3}
+    for name, spec in model.dosing.items():
+        lines.append(f"    if cmt == {model.compartments.index(name)}:")
+        for key in spec:
+            lines.append(f"        mods[{slot[key]}] = {_expr.to_source(trees[f'dosing.{name}.{key}'])}")
+    lines += ["    return", "", ""]
+
+    initial_trees = [trees[f"initial.{n}"] for n in model.initial]
+    lines += ["@kernel", "def model_initial(e, y):"]
+    lines += _unpack(model, "e", _used(initial_trees))
+    for index, name in enumerate(model.compartments):
+        value = _expr.to_source(trees[f"initial.{name}"]) if name in model.initial else "0.0"
+        lines.append(f"    y[{index}] = {value}")
+    lines += ["", ""]
+
+    engine = (Path(__file__).parent / "_engine_source.py").read_text(encoding="utf-8")
+    source = "\n".join(lines) + "\n" + engine
+    ast.parse(source)  # generated code must always be valid Python
+    return source
+
+
+def _import_generated(model):
+    source = generate_source(model)
+    key = hashlib.sha256((source + numba.__version__ + CODEGEN_VERSION).encode()).hexdigest()[:20]
+    folder = cache_directory()
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() else "_" for c in model.name)
+    module_name = f"pkpd_model_{safe}_{key}"
+    file = folder / f"{module_name}.py"
+    if not file.exists() or file.read_text(encoding="utf-8") != source:
+        temporary = file.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(source, encoding="utf-8")
+        os.replace(temporary, file)
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
