@@ -32,6 +32,9 @@ Percentiles over subjects
 per-time logarithmic-bucket sketch (the DDSketch construction of Masson, Rim
 and Lee, VLDB 2019) that consumes chunks of subjects, can be merged with
 sketches built elsewhere and has a fixed memory footprint.
+
+Bad arguments raise :class:`pkpd.PkpdError` (a :class:`ValueError`) with a
+one-line message naming the argument, the rule and the value.
 """
 
 from __future__ import annotations
@@ -39,9 +42,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numba
 import numpy as np
 import pandas as pd
+
+from ._errors import PkpdError
+from ._jit import jit
 
 __all__ = [
     "exposure_metrics",
@@ -49,11 +54,6 @@ __all__ = [
     "percentiles",
     "PercentileAccumulator",
 ]
-
-# One jit policy for every kernel of this module: cached on disk, releases the
-# GIL (callers may thread over chunks of subjects), numpy error model (the
-# kernels guard their divisions themselves, so no Python exception checks).
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 DEFAULT_QUANTILES = (5.0, 25.0, 50.0, 75.0, 95.0)
 """Percentiles (in %) reported by default."""
@@ -75,18 +75,18 @@ def _validate_times(times) -> np.ndarray:
     """Return ``times`` as a 1-D float64 array, finite and strictly increasing."""
     times = np.ascontiguousarray(times, dtype=np.float64)
     if times.ndim != 1:
-        raise ValueError(f"times must be 1-D; got shape {times.shape}")
+        raise PkpdError(f"times must be 1-D; got shape {times.shape}")
     if times.size < 2:
-        raise ValueError(f"times must hold at least 2 samples; got {times.size}")
+        raise PkpdError(f"times must hold at least 2 samples; got {times.size}")
     bad = np.flatnonzero(~np.isfinite(times))
     if bad.size:
         index = bad[0]
-        raise ValueError(f"times must be finite; got {_number(times[index])} at index {index}")
+        raise PkpdError(f"times must be finite; got {_number(times[index])} at index {index}")
     steps = np.diff(times)
     bad = np.flatnonzero(steps <= 0.0)
     if bad.size:
         index = bad[0] + 1
-        raise ValueError(
+        raise PkpdError(
             f"times must be increasing; got {_number(times[index])} after "
             f"{_number(times[index - 1])} at index {index}"
         )
@@ -102,7 +102,7 @@ def _validate_values(values, n_times: int, name: str = "values") -> np.ndarray:
     if values.ndim == 1:
         values = values[np.newaxis, :]
     if values.ndim != 2 or values.shape[1] != n_times:
-        raise ValueError(
+        raise PkpdError(
             f"{name} must have shape (n_subjects, {n_times}) to match times; "
             f"got {np.shape(values)}"
         )
@@ -110,7 +110,7 @@ def _validate_values(values, n_times: int, name: str = "values") -> np.ndarray:
     finite = np.isfinite(values)
     if not finite.all():
         subject, time_index = np.argwhere(~finite)[0]
-        raise ValueError(
+        raise PkpdError(
             f"{name} must be finite; got {_number(values[subject, time_index])} "
             f"at subject {subject}, time index {time_index}"
         )
@@ -124,17 +124,19 @@ def _validate_interval(interval, times: np.ndarray) -> tuple[float, float]:
     try:
         start, stop = (float(bound) for bound in interval)
     except (TypeError, ValueError):
-        raise ValueError(f"interval must be a (start, stop) pair of times; got {interval!r}") from None
+        raise PkpdError(
+            f"interval must be a (start, stop) pair of times; got {interval!r}"
+        ) from None
     if not (math.isfinite(start) and math.isfinite(stop)):
-        raise ValueError(f"interval must be finite; got ({_number(start)}, {_number(stop)})")
+        raise PkpdError(f"interval must be finite; got ({_number(start)}, {_number(stop)})")
     if not start < stop:
-        raise ValueError(f"interval: start ({_number(start)}) must be below stop ({_number(stop)})")
+        raise PkpdError(f"interval: start ({_number(start)}) must be below stop ({_number(stop)})")
     if start < times[0]:
-        raise ValueError(
+        raise PkpdError(
             f"interval: start ({_number(start)}) must not precede times[0] ({_number(times[0])})"
         )
     if stop > times[-1]:
-        raise ValueError(
+        raise PkpdError(
             f"interval: stop ({_number(stop)}) must not exceed times[-1] ({_number(times[-1])})"
         )
     return start, stop
@@ -144,13 +146,13 @@ def _validate_thresholds(thresholds) -> np.ndarray:
     """Return ``thresholds`` as a 1-D float64 array of distinct finite levels."""
     levels = np.ascontiguousarray(np.atleast_1d(np.asarray(thresholds, dtype=np.float64)))
     if levels.ndim != 1:
-        raise ValueError(f"thresholds must be a sequence of numbers; got shape {levels.shape}")
+        raise PkpdError(f"thresholds must be a sequence of numbers; got shape {levels.shape}")
     for index, level in enumerate(levels):
         if not math.isfinite(level):
-            raise ValueError(f"thresholds[{index}] must be finite; got {_number(level)}")
+            raise PkpdError(f"thresholds[{index}] must be finite; got {_number(level)}")
         earlier = np.flatnonzero(levels[:index] == level)
         if earlier.size:
-            raise ValueError(
+            raise PkpdError(
                 f"thresholds[{index}] ({_number(level)}) must be distinct; "
                 f"it repeats thresholds[{earlier[0]}]"
             )
@@ -164,17 +166,19 @@ def _validate_windows(windows) -> tuple[np.ndarray, np.ndarray]:
         try:
             low, high = (float(bound) for bound in window)
         except (TypeError, ValueError):
-            raise ValueError(f"windows[{index}] must be a (low, high) pair; got {window!r}") from None
+            raise PkpdError(
+                f"windows[{index}] must be a (low, high) pair; got {window!r}"
+            ) from None
         if not (math.isfinite(low) and math.isfinite(high)):
-            raise ValueError(
+            raise PkpdError(
                 f"windows[{index}] must be finite; got ({_number(low)}, {_number(high)})"
             )
         if not low < high:
-            raise ValueError(
+            raise PkpdError(
                 f"windows[{index}]: low ({_number(low)}) must be below high ({_number(high)})"
             )
         if (low, high) in zip(lows, highs):
-            raise ValueError(
+            raise PkpdError(
                 f"windows[{index}] ({_number(low)}, {_number(high)}) must be distinct; "
                 f"it repeats windows[{list(zip(lows, highs)).index((low, high))}]"
             )
@@ -187,10 +191,10 @@ def _validate_quantiles(quantiles) -> np.ndarray:
     """Return ``quantiles`` (percent) as a 1-D float64 array within [0, 100]."""
     levels = np.ascontiguousarray(np.atleast_1d(np.asarray(quantiles, dtype=np.float64)))
     if levels.ndim != 1 or levels.size == 0:
-        raise ValueError(f"quantiles must be a non-empty sequence of percents; got {quantiles!r}")
+        raise PkpdError(f"quantiles must be a non-empty sequence of percents; got {quantiles!r}")
     for index, level in enumerate(levels):
         if not 0.0 <= level <= 100.0:
-            raise ValueError(
+            raise PkpdError(
                 f"quantiles[{index}] must be a percent within [0, 100]; got {_number(level)}"
             )
     return levels
@@ -201,7 +205,7 @@ def _validate_quantiles(quantiles) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
-@_jit
+@jit
 def _interpolate(time, time_1, time_2, value_1, value_2, log_segment):
     """Value at ``time`` on a segment by the linear-up/log-down interpolant."""
     fraction = (time - time_1) / (time_2 - time_1)
@@ -210,7 +214,7 @@ def _interpolate(time, time_1, time_2, value_1, value_2, log_segment):
     return value_1 + (value_2 - value_1) * fraction
 
 
-@_jit
+@jit
 def _piece_area(width, value_low, value_high, log_segment):
     """Area of one piece: trapezoid, or exact exponential area on log segments.
 
@@ -226,7 +230,7 @@ def _piece_area(width, value_low, value_high, log_segment):
     return 0.5 * width * (value_low + value_high)
 
 
-@_jit
+@jit
 def _time_above_in_piece(threshold, time_1, time_2, value_1, value_2, low, high):
     """Time in ``[low, high]`` where the linear interpolant exceeds ``threshold``."""
     if value_1 == value_2:
@@ -237,7 +241,7 @@ def _time_above_in_piece(threshold, time_1, time_2, value_1, value_2, low, high)
     return max(0.0, min(crossing, high) - low)
 
 
-@_jit
+@jit
 def _time_within_in_piece(lower, upper, time_1, time_2, value_1, value_2, low, high):
     """Time in ``[low, high]`` where the linear interpolant is in ``[lower, upper]``."""
     if value_1 == value_2:
@@ -250,7 +254,7 @@ def _time_within_in_piece(lower, upper, time_1, time_2, value_1, value_2, low, h
     return max(0.0, min(leave, high) - max(enter, low))
 
 
-@_jit
+@jit
 def _exposure_kernel(
     times,
     values,
@@ -499,7 +503,7 @@ def exposure_table(
         subject_ids = np.arange(n_subjects)
     subject_ids = np.asarray(subject_ids)
     if subject_ids.shape != (n_subjects,):
-        raise ValueError(
+        raise PkpdError(
             f"subject_ids must have shape ({n_subjects},) to match values; got {subject_ids.shape}"
         )
     table = pd.DataFrame(columns, index=pd.Index(subject_ids, name="ID"))
@@ -536,7 +540,7 @@ def percentiles(values, quantiles: Sequence[float] = DEFAULT_QUANTILES) -> np.nd
     """
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2 or values.shape[0] == 0:
-        raise ValueError(
+        raise PkpdError(
             f"values must have shape (n_subjects, n_times) with n_subjects >= 1; got {values.shape}"
         )
     values = _validate_values(values, values.shape[1])
@@ -560,7 +564,7 @@ _EMPTY_MIN_KEY = np.iinfo(np.int64).max
 _EMPTY_MAX_KEY = np.iinfo(np.int64).min
 
 
-@_jit
+@jit
 def _sketch_keys(chunk, inverse_log_gamma, keys, chunk_min_keys, chunk_max_keys, zero_counts):
     """Bucket key of every nonzero value; per-column key range for each sign.
 
@@ -584,7 +588,7 @@ def _sketch_keys(chunk, inverse_log_gamma, keys, chunk_min_keys, chunk_max_keys,
                 chunk_max_keys[sign_row, column] = key
 
 
-@_jit
+@jit
 def _rebase_column(counts_row, old_offset, new_offset, scratch):
     """Move the counters of one column from ``old_offset`` to ``new_offset``."""
     max_bins = counts_row.size
@@ -597,7 +601,7 @@ def _rebase_column(counts_row, old_offset, new_offset, scratch):
     counts_row[:] = scratch
 
 
-@_jit
+@jit
 def _widen_store(counts, offsets, min_keys, max_keys, new_min_keys, new_max_keys):
     """Extend each column's key range to include ``[new_min, new_max]``."""
     n_times, max_bins = counts.shape
@@ -616,7 +620,7 @@ def _widen_store(counts, offsets, min_keys, max_keys, new_min_keys, new_max_keys
         max_keys[column] = high
 
 
-@_jit
+@jit
 def _count_keys(chunk, keys, sign, counts, offsets):
     """Add the keys of the values of sign ``sign`` (+1 or -1) to a store."""
     n_rows, n_times = chunk.shape
@@ -628,8 +632,9 @@ def _count_keys(chunk, keys, sign, counts, offsets):
                 counts[column, counter] += 1
 
 
-@_jit
-def _merge_store(counts, offsets, min_keys, max_keys, other_counts, other_offsets, other_min_keys, other_max_keys):
+@jit
+def _merge_store(counts, offsets, min_keys, max_keys,
+                 other_counts, other_offsets, other_min_keys, other_max_keys):
     """Add another store into this one, column by column."""
     n_times, max_bins = counts.shape
     _widen_store(counts, offsets, min_keys, max_keys, other_min_keys, other_max_keys)
@@ -643,13 +648,13 @@ def _merge_store(counts, offsets, min_keys, max_keys, other_counts, other_offset
                 counts[column, counter] += count
 
 
-@_jit
+@jit
 def _bucket_value(key, log_gamma, midpoint_factor):
     """Representative magnitude of bucket ``key``: within alpha of all it holds."""
     return math.exp((key - 1) * log_gamma) * midpoint_factor
 
 
-@_jit
+@jit
 def _order_statistic(rank, column, positive_counts, positive_offsets, negative_counts,
                      negative_offsets, zero_counts, log_gamma, midpoint_factor):
     """Estimated value of 0-based order statistic ``rank`` in one column."""
@@ -671,7 +676,7 @@ def _order_statistic(rank, column, positive_counts, positive_offsets, negative_c
     return math.nan  # unreachable when rank < number of values
 
 
-@_jit
+@jit
 def _sketch_quantiles(positive_counts, positive_offsets, negative_counts, negative_offsets,
                       zero_counts, n_values, fractions, log_gamma, midpoint_factor, out):
     """Fill ``out`` (n_quantiles, n_times) by linear interpolation of ranks."""
@@ -793,13 +798,13 @@ class PercentileAccumulator:
         max_bins: int = 2048,
     ):
         if int(n_times) != n_times or n_times < 1:
-            raise ValueError(f"n_times must be a positive integer; got {n_times!r}")
+            raise PkpdError(f"n_times must be a positive integer; got {n_times!r}")
         if not 0.0 < relative_accuracy < 1.0:
-            raise ValueError(
+            raise PkpdError(
                 f"relative_accuracy must be within (0, 1); got {_number(relative_accuracy)}"
             )
         if int(max_bins) != max_bins or max_bins < 2:
-            raise ValueError(f"max_bins must be an integer >= 2; got {max_bins!r}")
+            raise PkpdError(f"max_bins must be an integer >= 2; got {max_bins!r}")
         self.n_times = int(n_times)
         self.quantiles = _validate_quantiles(quantiles)
         self.relative_accuracy = float(relative_accuracy)
@@ -837,7 +842,7 @@ class PercentileAccumulator:
         """Add the subjects of ``other`` (built with the same settings) to this one."""
         for name in ("n_times", "relative_accuracy", "max_bins"):
             if getattr(other, name) != getattr(self, name):
-                raise ValueError(
+                raise PkpdError(
                     f"merge: other.{name} ({getattr(other, name)}) must equal "
                     f"this accumulator's {name} ({getattr(self, name)})"
                 )
@@ -859,7 +864,7 @@ class PercentileAccumulator:
             ``numpy.percentile(all_values, quantiles, axis=0, method="linear")``.
         """
         if self.n_subjects == 0:
-            raise ValueError("PercentileAccumulator.result: no subjects have been added")
+            raise PkpdError("PercentileAccumulator.result: no subjects have been added")
         negative = self._negative if self._negative is not None else _LogStore(self.n_times, 1)
         out = np.empty((self.quantiles.size, self.n_times), dtype=np.float64)
         _sketch_quantiles(

@@ -26,6 +26,7 @@ of rows; this keeps chunked results bit-identical.
 
 import dataclasses
 import math
+from collections.abc import Mapping
 import numbers
 import os
 
@@ -106,8 +107,11 @@ def _subject_ids(n, subject_ids, key):
         raise PopulationError(
             f"subject_ids: must be a non-empty 1-D integer array; got shape {ids.shape}, "
             f"dtype {ids.dtype}")
-    if ids.min() < 0:
-        raise PopulationError(f"subject_ids: must be >= 0; got {ids.min()}")
+    if ids.min() < 0 or ids.max() > np.iinfo(np.int64).max:
+        raise PopulationError(f"subject_ids: must be in [0, 2**63 - 1]; got {ids.min()}")
+    increasing = bool(np.all(ids[1:] > ids[:-1]))
+    if not increasing and np.unique(ids).size != ids.size:
+        raise PopulationError("subject_ids: must be distinct")
     if n is not None and n != ids.size:
         raise PopulationError(f"{key}: {_format(n)} does not match len(subject_ids) = {ids.size}")
     return ids.astype(np.int64, copy=False)
@@ -173,7 +177,7 @@ def _square_symmetric(key, matrix):
 
 def _check_positive_definite(key, matrix):
     eigenvalues = np.linalg.eigvalsh(matrix)
-    if eigenvalues[0] <= _EIGENVALUE_TOLERANCE * max(1.0, eigenvalues[-1]):
+    if eigenvalues[0] <= _EIGENVALUE_TOLERANCE * abs(eigenvalues[-1]):
         raise PopulationError(
             f"{key}: not positive definite (eigenvalue {eigenvalues[0]:.3g})")
 
@@ -210,7 +214,9 @@ def omega_cholesky(omega, key="omega"):
     values = _float_array(key, omega)
     matrix = _square_symmetric(key, np.diag(values) if values.ndim == 1 else values)
     variances = np.diag(matrix)
-    for index in np.flatnonzero(variances < 0)[:1]:
+    negative = np.flatnonzero(variances < 0)
+    if negative.size:
+        index = negative[0]
         raise PopulationError(
             f"{key}[{index}][{index}]: variance must be >= 0; got {_format(variances[index])}")
     active = variances > 0
@@ -307,7 +313,8 @@ def sample_iov(omega_iov, n=None, n_occasions=1, *, seed, subject_ids=None, stre
     ids = _subject_ids(n, subject_ids, "n")
     if isinstance(n_occasions, bool) or not isinstance(n_occasions, numbers.Integral) \
             or n_occasions < 1:
-        raise PopulationError(f"n_occasions: must be a positive integer; got {_format(n_occasions)}")
+        raise PopulationError(
+            f"n_occasions: must be a positive integer; got {_format(n_occasions)}")
     seed = _seed(seed, "seed")
     size = factor.shape[0]
     if not variability:
@@ -415,6 +422,8 @@ def add_residual_error(ipred, additive_sd=0.0, proportional_sd=0.0, *, seed, sub
     Returns
     -------
     ndarray of float64, same shape as ``ipred``
+        May be negative where ``ipred`` is small; censoring below a limit of
+        quantification is the caller's choice.
 
     Examples
     --------
@@ -672,7 +681,7 @@ def parse_covariate(name, spec, key="population.covariates"):
     key = f"{key}.{name}"
     if not isinstance(name, str) or not name.isidentifier():
         raise PopulationError(f"{key}: covariate name must be an identifier")
-    if not isinstance(spec, dict):
+    if not isinstance(spec, Mapping):
         raise PopulationError(f"{key}: must be a table of distribution settings; got {spec!r}")
     kind = spec.get("distribution")
     if kind not in _PARSERS:
@@ -701,7 +710,7 @@ def parse_correlations(spec, distributions, key="population.correlations"):
     factor : ndarray of float64, shape (m, m)
         Lower Cholesky factor of the correlation matrix.
     """
-    if not isinstance(spec, dict) or set(spec) != {"names", "matrix"}:
+    if not isinstance(spec, Mapping) or set(spec) != {"names", "matrix"}:
         raise PopulationError(f"{key}: must be a table with exactly the keys 'names' and 'matrix'")
     names = tuple(spec["names"])
     for index, name in enumerate(names):
@@ -772,7 +781,7 @@ def sample_covariates(covariates, correlations=None, n=None, *, seed, subject_id
     """
     ids = _subject_ids(n, subject_ids, f"{key}.n")
     seed = _seed(seed, f"{key}.seed")
-    if not isinstance(covariates, dict) or not covariates:
+    if not isinstance(covariates, Mapping) or not covariates:
         raise PopulationError(f"{key}.covariates: must be a non-empty table of covariates")
     distributions = {name: parse_covariate(name, spec, f"{key}.covariates")
                      for name, spec in covariates.items()}

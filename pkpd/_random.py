@@ -15,8 +15,8 @@ Construction
 ------------
 The generator is Philox4x32-10 (Salmon, Moraes, Dror and Shaw, "Parallel
 random numbers: as easy as 1, 2, 3", SC'11), the counter-based generator of
-the Random123 library, which passes TestU01's BigCrush for every key and is
-also what JAX, cuRAND and NumPy (as ``Philox``, in its 4x64 variant) use.
+the Random123 library, which passes TestU01's BigCrush; cuRAND and
+TensorFlow's stateless random ops use it too (NumPy offers the 4x64 variant).
 It is a keyed bijection of a 128-bit counter, so distinct counters give
 independent-looking 128-bit blocks. pkpd fills the key and counter as::
 
@@ -30,14 +30,16 @@ where ``tag(stream)`` is the first 4 bytes (little endian) of the BLAKE2b
 hash of the stream name in UTF-8 (stable across Python versions and runs,
 unlike :func:`hash`). Each 128-bit block serves two consecutive columns: the
 even column takes output words 0-1, the odd column words 2-3, each read as a
-64-bit integer ``b``. A uniform is the top 53 bits, centred::
+64-bit integer ``b``. A uniform is the top 52 bits, centred::
 
-    u = ((b >> 11) + 0.5) * 2**-53          0 < u < 1, never 0 or 1
+    u = ((b >> 12) + 0.5) * 2**-52          2**-53 <= u <= 1 - 2**-53
 
-and a standard normal is its inverse normal CDF, ``z = ndtri(u)``
-(:func:`scipy.special.ndtri`), so ``|z| <= 8.3``. Because the normal of a
-column is the transform of the uniform of the same column, draw uniforms and
-normals that must be independent from different streams or columns.
+(every step exact in float64, so u is never 0 or 1 and the grid is symmetric
+about 1/2; 53 bits would round the top values to 1) and a standard normal is
+its inverse normal CDF, ``z = ndtri(u)`` (:func:`scipy.special.ndtri`), so
+``|z| <= 8.21``. Because the normal of a column is the transform of the
+uniform of the same column, draw uniforms and normals that must be
+independent from different streams or columns.
 
 The kernel is checked against Random123's known-answer vectors
 (``tests/test_random.py``).
@@ -63,9 +65,9 @@ _WEYL_0 = np.uint64(0x9E3779B9)
 _WEYL_1 = np.uint64(0xBB67AE85)
 _MASK_32 = np.uint64(0xFFFFFFFF)
 _SHIFT_32 = np.uint64(32)
-_SHIFT_11 = np.uint64(11)
+_SHIFT_12 = np.uint64(12)
 _ONE = np.uint64(1)
-_TWO_TO_MINUS_53 = 2.0 ** -53
+_TWO_TO_MINUS_52 = 2.0 ** -52
 _ROUNDS = 10
 MAX_COLUMNS = 2 ** 33
 MAX_SEED = 2 ** 64 - 1
@@ -102,6 +104,12 @@ def _philox4x32_10(counter0, counter1, counter2, counter3, key0, key1):
 
 
 @jit
+def _bits_to_uniform(bits):
+    """A uint64 to a float64 on (0, 1): ``((bits >> 12) + 0.5) * 2**-52``, exact."""
+    return (np.float64(bits >> _SHIFT_12) + 0.5) * _TWO_TO_MINUS_52
+
+
+@jit
 def _uniform_kernel(key0, key1, tag, subject_ids, first_column, out):
     """Fill ``out[i, j]`` with the uniform of (subject_ids[i], first_column + j).
 
@@ -128,7 +136,7 @@ def _uniform_kernel(key0, key1, tag, subject_ids, first_column, out):
                 bits = (word0 << _SHIFT_32) | word1
             else:
                 bits = (word2 << _SHIFT_32) | word3
-            out[row, offset] = (np.float64(bits >> _SHIFT_11) + 0.5) * _TWO_TO_MINUS_53
+            out[row, offset] = _bits_to_uniform(bits)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -210,7 +218,7 @@ def subject_uniforms(seed, subject_ids, stream, k, *, first_column=0):
     Returns
     -------
     ndarray of float64, shape (n, k)
-        Values in the open interval (0, 1), on a grid of 2**-53.
+        Values in [2**-53, 1 - 2**-53], on a grid of spacing 2**-52.
 
     Raises
     ------
@@ -259,7 +267,7 @@ def subject_normals(seed, subject_ids, stream, k, *, first_column=0):
     Returns
     -------
     ndarray of float64, shape (n, k)
-        Standard normal values, all within +-8.3.
+        Standard normal values, all within +-8.21.
 
     Examples
     --------

@@ -13,6 +13,7 @@ from scipy import special, stats
 
 from pkpd._random import (
     RandomStreamError,
+    _bits_to_uniform,
     _philox4x32_10,
     stream_tag,
     subject_normals,
@@ -61,7 +62,7 @@ def _reference_uniform(seed, subject_id, stream, column):
         (column // 2, tag, subject_id & 0xFFFFFFFF, subject_id >> 32),
         (seed & 0xFFFFFFFF, seed >> 32))
     high, low = (words[0], words[1]) if column % 2 == 0 else (words[2], words[3])
-    return (((high << 32 | low) >> 11) + 0.5) * 2.0 ** -53
+    return (((high << 32 | low) >> 12) + 0.5) * 2.0 ** -52
 
 
 @pytest.mark.parametrize("seed, subject_id, stream, column", [
@@ -76,10 +77,17 @@ def test_uniform_follows_documented_construction(seed, subject_id, stream, colum
 def test_values_are_stable_across_releases():
     # Regression pin: changing these changes every simulation of every user.
     values = subject_uniforms(2020, [0, 1, 2 ** 40 + 3], "iiv", 2)
-    expected = [[0.6785516580571458, 0.09808770162473873],
-                [0.5741337373642954, 0.8115820126979447],
-                [0.10128691316688682, 0.6773377413782473]]
+    expected = [[0.6785516580571459, 0.09808770162473868],
+                [0.5741337373642953, 0.8115820126979448],
+                [0.10128691316688687, 0.6773377413782472]]
     assert values.tolist() == expected
+
+
+def test_extreme_bits_map_strictly_inside_unit_interval():
+    smallest = _bits_to_uniform(np.uint64(0))
+    largest = _bits_to_uniform(np.uint64(2 ** 64 - 1))
+    assert smallest == 2.0 ** -53 and largest == 1 - 2.0 ** -53 and smallest + largest == 1
+    assert np.isfinite(special.ndtri([smallest, largest])).all()
 
 
 def test_normals_are_inverse_cdf_of_uniforms():
