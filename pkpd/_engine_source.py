@@ -299,7 +299,8 @@ def integrate(t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, strict,
     if method == METHOD_EXACT:
         return exact_integrate(t0, t1, y, rate, e, work, mats, k, k_to, strict,
                                ev_time, ev_out, out_state, out_values)
-    k = emit_until(t0, strict and t0 >= t1, t0, 0.0, y, method, work, k, k_to,
+    at_start = strict and t0 >= t1
+    k = emit_until(t0, at_start, t0, 0.0, y, method, work, k, k_to,
                    ev_time, ev_out, e, out_state, out_values)
     if t1 <= t0:
         return STATUS_OK, k
@@ -564,11 +565,13 @@ def ss_cycle(y, phase_end, cmt, amount, rate_value, duration, interval, e, hstat
     floor(duration/interval)+1 run before phase duration mod interval and
     floor(duration/interval) after."""
     srate = work[W_SS_RATE]
+    none = np.int64(0)       # typed values, not literals: one compiled version of integrate
+    loose = np.bool_(False)
     for i in range(N_STATES):
         srate[i] = 0.0
     if rate_value == 0.0:
         y[cmt] += amount
-        status, _ = integrate(0.0, phase_end, y, srate, e, hstate, opts, work, mats, 0, 0, False,
+        status, _ = integrate(0.0, phase_end, y, srate, e, hstate, opts, work, mats, none, none, loose,
                               work[0], np.empty(0, np.int64), mats[2], mats[2])
         return status
     running = math.floor(duration / interval)
@@ -579,11 +582,11 @@ def ss_cycle(y, phase_end, cmt, amount, rate_value, duration, interval, e, hstat
     status = STATUS_OK
     if first_end > 0.0:
         srate[cmt] = (running + 1.0) * rate_value
-        status, _ = integrate(0.0, first_end, y, srate, e, hstate, opts, work, mats, 0, 0, False,
+        status, _ = integrate(0.0, first_end, y, srate, e, hstate, opts, work, mats, none, none, loose,
                               work[0], np.empty(0, np.int64), mats[2], mats[2])
     if status == STATUS_OK and phase_end > first_end:
         srate[cmt] = running * rate_value
-        status, _ = integrate(first_end, phase_end, y, srate, e, hstate, opts, work, mats, 0, 0, False,
+        status, _ = integrate(first_end, phase_end, y, srate, e, hstate, opts, work, mats, none, none, loose,
                               work[0], np.empty(0, np.int64), mats[2], mats[2])
     return status
 
@@ -736,7 +739,9 @@ def run_subject(start, stop, ev_time, ev_kind, ev_amt, ev_cmt, ev_rate, ev_ii, e
                 out_state, out_values):
     y = work[W_Y]
     rate = work[W_RATE]
-    count = 0
+    count = np.int64(0)      # typed values, not literals: one compiled version of each callee
+    strict = np.bool_(True)
+    loose = np.bool_(False)
     sequence = 0.0
     hstate[0] = 0.0
     current_row = ev_prow[start]
@@ -761,7 +766,7 @@ def run_subject(start, stop, ev_time, ev_kind, ev_amt, ev_cmt, ev_rate, ev_ii, e
             first = queue_first(qf, count)
             if first >= 0 and qf[first, Q_TIME] <= t_end:
                 tq = qf[first, Q_TIME]
-                status, k = integrate(t, tq, y, rate, e, hstate, opts, work, mats, k, j, True,
+                status, k = integrate(t, tq, y, rate, e, hstate, opts, work, mats, k, j, strict,
                                       ev_time, ev_out, out_state, out_values)
                 if status != STATUS_OK:
                     return status
@@ -781,7 +786,7 @@ def run_subject(start, stop, ev_time, ev_kind, ev_amt, ev_cmt, ev_rate, ev_ii, e
                     if count < 0:
                         return STATUS_QUEUE_OVERFLOW
             else:
-                status, k = integrate(t, t_end, y, rate, e, hstate, opts, work, mats, k, j, False,
+                status, k = integrate(t, t_end, y, rate, e, hstate, opts, work, mats, k, j, loose,
                                       ev_time, ev_out, out_state, out_values)
                 if status != STATUS_OK:
                     return status
@@ -794,7 +799,7 @@ def run_subject(start, stop, ev_time, ev_kind, ev_amt, ev_cmt, ev_rate, ev_ii, e
         kind = ev_kind[j]
         if kind == KIND_RESET or kind == KIND_RESET_DOSE:
             reset_state(y, rate, active, e)
-            count = 0
+            count = np.int64(0)
             last_reset = ev_parent[j]
         if (kind == KIND_DOSE or kind == KIND_RESET_DOSE) and ev_parent[j] >= last_reset:
             load_env(P, ev_drow[j], e_dose)
@@ -805,7 +810,7 @@ def run_subject(start, stop, ev_time, ev_kind, ev_amt, ev_cmt, ev_rate, ev_ii, e
             if ev_ss[j] != 0:
                 if ev_ss[j] == 1:
                     reset_state(y, rate, active, e)
-                    count = 0
+                    count = np.int64(0)
                     last_reset = ev_parent[j]
                 if ev_ii[j] == 0.0:
                     ss_rate = ev_rate[j]
