@@ -146,7 +146,8 @@ class _ToNumba(ast.NodeTransformer):
 
 def to_source(node):
     """Numba-compilable source for a checked expression (names prefixed with ``v_``)."""
-    tree = _ToNumba().visit(copy.deepcopy(node))
+    # re-parse first: derivative trees share sub-trees, which a transformer would rename twice
+    tree = _ToNumba().visit(ast.parse(ast.unparse(node), mode="eval").body)
     return ast.unparse(ast.fix_missing_locations(tree))
 
 

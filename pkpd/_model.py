@@ -29,9 +29,9 @@ __all__ = ["Model", "load_model", "library_models", "model_directories"]
 
 CODEGEN_VERSION = "1"
 _SECTIONS = ["model", "compartments", "parameters", "covariates", "derived", "odes",
-             "dosing", "outputs", "initial", "variability", "residual"]
+             "dosing", "outputs", "initial", "variability", "residual", "drugs"]
 _PARAMETER_KEYS = ["value", "unit", "description", "source", "reliability", "assumption"]
-_COVARIATE_KEYS = ["value", "unit", "description", "source", "reliability", "assumption"]
+_COVARIATE_KEYS = ["value", "unit", "description", "source", "reliability", "assumption", "distribution"]
 _OUTPUT_KEYS = ["expr", "unit", "description", "source", "reliability", "assumption"]
 _COMPARTMENT_KEYS = ["number", "description", "unit"]
 _DOSING_KEYS = {"F": "bioavailability", "ALAG": "lag time", "R": "modelled rate", "D": "modelled duration"}
@@ -100,8 +100,12 @@ class Model:
         Individual-parameter expressions, evaluated in order.
     outputs : dict of str to Output
     units : dict of str to str
-    variability, residual : dict
-        The raw ``[variability]`` and ``[residual]`` sections (populations).
+    variability, residual, drugs : dict
+        The ``[variability]``, ``[residual]`` and ``[drugs]`` sections (used by
+        populations and scenarios; checked there).
+    covariate_distributions : dict
+        Covariates whose ``distribution`` the model itself declares (drawn per
+        subject when a population does not supply them).
     is_linear : bool
         The ODEs are linear in the amounts with coefficients that depend only
         on parameters: the exact matrix-exponential path applies.
@@ -122,6 +126,8 @@ class Model:
     initial: dict
     variability: dict
     residual: dict
+    drugs: dict
+    covariate_distributions: dict
     is_linear: bool
     _trees: dict = field(repr=False, default_factory=dict)
     _module: object = field(repr=False, default=None)
@@ -267,6 +273,8 @@ def _build(path, source, data):
 
     parameters = described("parameters", _PARAMETER_KEYS)
     covariates = described("covariates", _COVARIATE_KEYS)
+    covariate_distributions = {name: spec["distribution"] for name, spec in data.get("covariates", {}).items()
+                               if isinstance(spec, dict) and "distribution" in spec}
     for name in covariates:
         if name in parameters:
             _fail(path, f"covariates.{name}", f"{name!r} is also a parameter")
@@ -333,12 +341,24 @@ def _build(path, source, data):
         text = expression(f"{key}.expr", spec["expr"], known | states)
         outputs[name] = Output(name, text, str(spec.get("unit", "")), str(spec.get("description", "")))
 
+    drugs = {}
+    for name, spec in data.get("drugs", {}).items():
+        key = f"drugs.{name}"
+        if not isinstance(spec, dict) or "compartment" not in spec:
+            _fail(path, f"{key}.compartment", "is required")
+        _unknown(path, f"{key}.", spec.keys(), ["compartment", "unit", "molar_mass", "description", "source",
+                                                 "conversions", "routes"])
+        if spec["compartment"] not in numbers:
+            _fail(path, f"{key}.compartment", f"no compartment {spec['compartment']!r} is declared")
+        drugs[name] = dict(spec)
+
     is_linear = _is_linear(trees, compartments)
     model = Model(name=str(header["name"]), path=path.resolve(), description=str(header.get("description", "")),
                   source_text=source, units=dict(header.get("units", {})), compartments=compartments,
                   numbers=numbers, parameters=parameters, covariates=covariates, derived=derived,
                   odes=odes, dosing=dosing, outputs=outputs, initial=initial,
                   variability=dict(data.get("variability", {})), residual=dict(data.get("residual", {})),
+                  drugs=drugs, covariate_distributions=covariate_distributions,
                   is_linear=is_linear, _trees=trees)
     return model
 
