@@ -59,7 +59,7 @@ def _numeric(frame, column, source, default):
         return np.full(len(frame), float(default))
     raw = frame[column]
     if raw.dtype.kind in "fiub":
-        values = raw.to_numpy(dtype=float)
+        values = raw.to_numpy(dtype=float).copy()
     else:
         text = raw.astype(str).str.strip()
         blank = raw.isna() | text.isin(["", ".", "nan", "NaN"])
@@ -68,7 +68,7 @@ def _numeric(frame, column, source, default):
         if bad.any():
             index = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(f"{_where(source, _row_label(index), column)}: must be a number; got {raw.iloc[index]!r}")
-        values = converted.to_numpy(dtype=float)
+        values = converted.to_numpy(dtype=float).copy()
         values[blank.to_numpy()] = default
     nan = np.isnan(values)
     if nan.any():

@@ -1,0 +1,150 @@
+"""Bad input: one-line errors naming the file, the row/column or key, the rule and the value.
+
+Through Python (DataError / ModelError, both ValueError) and through the
+command line (exit code 2, one line on stderr, no traceback).
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+
+import pkpd
+from pkpd._cli import main
+
+GOOD = pd.DataFrame({"ID": [1, 1, 1], "TIME": [0.0, 1.0, 2.0], "EVID": [1, 0, 0], "AMT": [100.0, 0, 0],
+                     "CMT": [1, 2, 2], "RATE": [0.0, 0, 0], "II": [0.0, 0, 0], "SS": [0, 0, 0]})
+
+DATA_ERRORS = {
+    "missing_id": (GOOD.drop(columns="ID"), "column ID is required"),
+    "missing_time": (GOOD.drop(columns="TIME"), "column TIME is required"),
+    "time_decreasing": (GOOD.assign(TIME=[0.0, 2.0, 1.0]), "row 4, column TIME: must not decrease within ID 1"),
+    "negative_amt": (GOOD.assign(AMT=[-100.0, 0, 0]), "row 2, column AMT: must not be negative; got -100"),
+    "unknown_cmt": (GOOD.assign(CMT=[7, 2, 2]), "row 2, column CMT: model 'pk1cmt' has no compartment 7"),
+    "rate_minus_two_without_duration": (GOOD.assign(RATE=[-2.0, 0, 0]),
+                                        "row 2, column RATE: RATE=-2 asks for a modelled duration, but model "
+                                        "'pk1cmt' defines no D for compartment DEPOT"),
+    "ss1_with_zero_interval": (GOOD.assign(SS=[1, 0, 0]), "row 2, column II: SS with AMT > 0 needs II > 0; got 0"),
+    "non_numeric_cell": (GOOD.assign(AMT=["100", "x", "0"]), "row 3, column AMT: must be a number; got 'x'"),
+    "unknown_evid": (GOOD.assign(EVID=[1, 7, 0]), "row 3, column EVID: must be 0, 1, 2, 3 or 4; got 7"),
+    "addl_without_interval": (GOOD.assign(ADDL=[2, 0, 0]), "row 2, column II: ADDL > 0 needs II > 0; got 0"),
+}
+
+
+@pytest.mark.parametrize("case", list(DATA_ERRORS))
+def test_bad_data_raises_data_error(case):
+    data, message = DATA_ERRORS[case]
+    with pytest.raises(pkpd.DataError) as error:
+        pkpd.simulate_data("pk1cmt", data, source="trial.csv")
+    assert message in str(error.value)
+    assert str(error.value).startswith("trial.csv")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("case", list(DATA_ERRORS))
+def test_bad_data_on_the_command_line_exits_2(case, tmp_path, capsys):
+    data, message = DATA_ERRORS[case]
+    path = tmp_path / "trial.csv"
+    data.to_csv(path, index=False)
+    out = tmp_path / "out.csv"
+    assert main(["simulate", "pk1cmt", str(path), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: trial.csv") and message in err
+    assert err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_command_line_error_has_no_traceback(tmp_path):
+    path = tmp_path / "trial.csv"
+    GOOD.assign(AMT=[-1.0, 0, 0]).to_csv(path, index=False)
+    run = subprocess.run([sys.executable, "-m", "pkpd", "simulate", "pk1cmt", str(path), "-o",
+                          str(tmp_path / "out.csv")], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr and run.stderr.count("\n") == 1
+    assert "row 2, column AMT: must not be negative" in run.stderr
+
+
+def test_existing_output_is_not_touched_on_error(tmp_path):
+    path = tmp_path / "trial.csv"
+    GOOD.assign(CMT=[9, 2, 2]).to_csv(path, index=False)
+    out = tmp_path / "out.csv"
+    out.write_text("previous results\n")
+    assert main(["simulate", "pk1cmt", str(path), "-o", str(out)]) == 2
+    assert out.read_text() == "previous results\n"
+
+
+MODEL_HEADER = """
+[model]
+name = "bad"
+[compartments]
+CENT = { number = 1 }
+[parameters]
+CL = { value = 1.0, unit = "L/h", description = "clearance", source = "test" }
+V = { value = 10.0, unit = "L", description = "volume", source = "test" }
+"""
+
+MODEL_ERRORS = {
+    "import": ('[odes]\nCENT = "__import__(\'os\').system(\'true\')"\n', "odes.CENT: calling"),
+    "attribute_access": ('[odes]\nCENT = "CL.real*CENT"\n', "odes.CENT: attribute access is not allowed"),
+    "unknown_name": ('[odes]\nCENT = "-K*CENT"\n', "odes.CENT: unknown name 'K'"),
+    "undeclared_compartment": ('[odes]\nCENT = "-CL/V*CENT"\nPERIPH = "0"\n',
+                               "odes.PERIPH: no compartment 'PERIPH' is declared"),
+    "missing_ode": ('[odes]\n', "odes.CENT: every compartment needs an equation"),
+    "caret_power": ('[odes]\nCENT = "-CL/V^2*CENT"\n', "'^' (write powers as a**b"),
+    "lambda": ('[odes]\nCENT = "(lambda: 1)()"\n', "odes.CENT:"),
+    "string_constant": ('[odes]\nCENT = "\'a\'"\n', "odes.CENT: the constant 'a' is not allowed"),
+}
+
+
+@pytest.mark.parametrize("case", list(MODEL_ERRORS))
+def test_bad_model_file_is_rejected(case, tmp_path):
+    body, message = MODEL_ERRORS[case]
+    path = tmp_path / "bad.toml"
+    path.write_text(MODEL_HEADER + body)
+    with pytest.raises(pkpd.ModelError) as error:
+        pkpd.load_model(path)
+    assert str(error.value).startswith("bad.toml: ") and message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_parameter_without_value_is_rejected(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(MODEL_HEADER.replace('CL = { value = 1.0, ', 'CL = { ') + '[odes]\nCENT = "-CL/V*CENT"\n')
+    with pytest.raises(pkpd.ModelError, match=r"bad.toml: parameters.CL.value: is required"):
+        pkpd.load_model(path)
+
+
+def test_unknown_section_suggests_the_right_one(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(MODEL_HEADER + '[ode]\nCENT = "-CL/V*CENT"\n')
+    with pytest.raises(pkpd.ModelError, match=r"ode: unknown key; did you mean 'odes'\?"):
+        pkpd.load_model(path)
+
+
+def test_unknown_library_model_suggests_a_name():
+    with pytest.raises(pkpd.ModelError, match=r"did you mean 'pk2cmt'"):
+        pkpd.load_model("pk2cm")
+
+
+def test_a_failing_subject_is_named(tmp_path):
+    data = GOOD.assign(ID=[7, 7, 7], F2=[-1.0, 1.0, 1.0], CMT=[2, 2, 2])
+    with pytest.raises(pkpd.SimulationError, match=r"subject 7: the bioavailability F is negative"):
+        pkpd.simulate_data("pk1cmt", data)
+
+
+def test_model_file_can_not_run_python_even_when_compiled(tmp_path):
+    # the expression never reaches Python's eval: generated source holds only whitelisted operations
+    path = tmp_path / "ok.toml"
+    path.write_text(MODEL_HEADER + textwrap.dedent('''
+        [odes]
+        CENT = "-CL/V*CENT if CENT > 0 else 0"
+        [outputs]
+        CP = { expr = "max(CENT/V, 0)", unit = "mg/L" }
+    '''))
+    model = pkpd.load_model(path)
+    from pkpd._model import generate_source
+
+    source = generate_source(model)
+    assert "import os" not in source and "eval(" not in source
