@@ -297,7 +297,7 @@ def integrate(t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, strict,
     Returns (status, index of the first record not written)."""
     method = int(opts[OPT_METHOD])
     if method == METHOD_EXACT:
-        return exact_integrate(t0, t1, y, rate, e, work, mats, k, k_to, strict,
+        return exact_integrate(t0, t1, y, rate, e, work, mats, hstate, k, k_to, strict,
                                ev_time, ev_out, out_state, out_values)
     at_start = strict and t0 >= t1
     k = emit_until(t0, at_start, t0, 0.0, y, method, work, k, k_to,
@@ -378,70 +378,119 @@ def integrate(t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, strict,
 
 
 # --- exact propagation for linear models ---------------------------------------
-# dy/dt = A y + c, with c = model constant + rates, constant between records.
-# exp of the augmented matrix [[A, c], [0, 0]] * dt gives both parts at once.
+# dy/dt = A y + c, with c = model constant + rates, constant between records:
+#   y(t + dt) = Phi y(t) + Gamma c,  Phi = exp(A dt),  Gamma = int_0^dt exp(A s) ds,
+# both read off exp([[A, I], [0, 0]] dt). Phi and Gamma depend only on the
+# parameters and dt, so they are cached: a subject observed on a regular grid
+# computes one matrix exponential and then only matrix-vector products.
+# The cache lives in mats[MATS_CACHE + 2 * slot] (Phi) and [... + 1] (Gamma);
+# its keys (dt, parameters) in hstate[HS_CACHE + slot * CACHE_WIDTH + ...].
+
+CACHE_SLOTS = 4
+CACHE_WIDTH = N_ENV + 2          # valid flag, dt, parameters
+HS_NEXT = 1                      # hstate[1]: next cache slot to replace
+HS_CACHE = 2
+HSTATE_SIZE = HS_CACHE + CACHE_SLOTS * CACHE_WIDTH
+MATS_CACHE = 3
+MATS_SIZE = MATS_CACHE + 2 * CACHE_SLOTS
+
 
 @kernel
-def expm_augmented(a_mat, c_vec, dt, out):
-    """out <- expm([[A, c], [0, 0]] * dt), shape (n+1, n+1), by scaling and
-    squaring with a degree-13 Pade approximant (Higham 2005)."""
-    n = N_STATES + 1
-    m = np.zeros((n, n))
-    for i in range(N_STATES):
-        for j in range(N_STATES):
-            m[i, j] = a_mat[i, j] * dt
-        m[i, N_STATES] = c_vec[i] * dt
+def expm_pade13(m):
+    """exp(m) by scaling and squaring with the degree-13 Pade approximant (Higham 2005)."""
+    size = m.shape[0]
     norm1 = 0.0
-    for j in range(n):
-        s = 0.0
-        for i in range(n):
-            s += abs(m[i, j])
-        norm1 = max(norm1, s)
+    for j in range(size):
+        total = 0.0
+        for i in range(size):
+            total += abs(m[i, j])
+        norm1 = max(norm1, total)
     squarings = 0
     if norm1 > 5.371920351148152:
         squarings = int(math.ceil(math.log2(norm1 / 5.371920351148152)))
-        m = m / (2.0 ** squarings)
+    a = np.ascontiguousarray(m / (2.0 ** squarings))
     b = (64764752532480000.0, 32382376266240000.0, 7771770303897600.0,
          1187353796428800.0, 129060195264000.0, 10559470521600.0,
          670442572800.0, 33522128640.0, 1323241920.0, 40840800.0,
          960960.0, 16380.0, 182.0, 1.0)
-    ident = np.eye(n)
-    m2 = m @ m
-    m4 = m2 @ m2
-    m6 = m4 @ m2
-    u_inner = b[13] * m6 + b[11] * m4 + b[9] * m2
-    u = m @ (m6 @ u_inner + b[7] * m6 + b[5] * m4 + b[3] * m2 + b[1] * ident)
-    v_inner = b[12] * m6 + b[10] * m4 + b[8] * m2
-    v = m6 @ v_inner + b[6] * m6 + b[4] * m4 + b[2] * m2 + b[0] * ident
-    result = np.linalg.solve(v - u, v + u)
+    ident = np.eye(size)
+    a2 = a @ a
+    a4 = a2 @ a2
+    a6 = a4 @ a2
+    u_inner = np.ascontiguousarray(b[13] * a6 + b[11] * a4 + b[9] * a2)
+    u = a @ np.ascontiguousarray(a6 @ u_inner + b[7] * a6 + b[5] * a4 + b[3] * a2 + b[1] * ident)
+    v_inner = np.ascontiguousarray(b[12] * a6 + b[10] * a4 + b[8] * a2)
+    v = a6 @ v_inner + b[6] * a6 + b[4] * a4 + b[2] * a2 + b[0] * ident
+    result = np.ascontiguousarray(np.linalg.solve(v - u, v + u))
     for _ in range(squarings):
         result = result @ result
-    out[:, :] = result
+    return result
 
 
 @kernel
-def exact_propagate(y, rate, e, dt, work, mats):
+def invalidate_cache(hstate):
+    for slot in range(CACHE_SLOTS):
+        hstate[HS_CACHE + slot * CACHE_WIDTH] = 0.0
+
+
+@kernel
+def transition(e, dt, hstate, mats):
+    """Index into mats of (Phi, Gamma) for parameters e and step dt, computed if not cached."""
+    for slot in range(CACHE_SLOTS):
+        base = HS_CACHE + slot * CACHE_WIDTH
+        if hstate[base] != 1.0 or hstate[base + 1] != dt:
+            continue
+        same = True
+        for c in range(N_ENV):
+            if hstate[base + 2 + c] != e[c]:
+                same = False
+                break
+        if same:
+            return MATS_CACHE + 2 * slot
+    slot = int(hstate[HS_NEXT]) % CACHE_SLOTS
+    hstate[HS_NEXT] = slot + 1
+    base = HS_CACHE + slot * CACHE_WIDTH
     a_mat = mats[0]
+    zero = np.zeros(N_STATES)
+    model_jacobian(zero, e, a_mat)
+    big = np.zeros((2 * N_STATES, 2 * N_STATES))
+    for i in range(N_STATES):
+        for j in range(N_STATES):
+            big[i, j] = a_mat[i, j] * dt
+        big[i, N_STATES + i] = dt
+    result = expm_pade13(big)
+    index = MATS_CACHE + 2 * slot
+    for i in range(N_STATES):
+        for j in range(N_STATES):
+            mats[index, i, j] = result[i, j]
+            mats[index + 1, i, j] = result[i, N_STATES + j]
+    hstate[base] = 1.0
+    hstate[base + 1] = dt
+    for c in range(N_ENV):
+        hstate[base + 2 + c] = e[c]
+    return index
+
+
+@kernel
+def exact_propagate(y, rate, e, dt, work, mats, hstate):
+    index = transition(e, dt, hstate, mats)
     c_vec = work[W_C]
     zero = work[W_TMP]
     for i in range(N_STATES):
         zero[i] = 0.0
-    model_jacobian(zero, e, a_mat)
     evaluate_rhs(zero, e, rate, c_vec)
-    big = np.empty((N_STATES + 1, N_STATES + 1))
-    expm_augmented(a_mat, c_vec, dt, big)
     new = work[W_NEW]
     for i in range(N_STATES):
-        acc = big[i, N_STATES]
+        acc = 0.0
         for j in range(N_STATES):
-            acc += big[i, j] * y[j]
+            acc += mats[index, i, j] * y[j] + mats[index + 1, i, j] * c_vec[j]
         new[i] = acc
     for i in range(N_STATES):
         y[i] = new[i]
 
 
 @kernel
-def exact_integrate(t0, t1, y, rate, e, work, mats, k, k_to, strict,
+def exact_integrate(t0, t1, y, rate, e, work, mats, hstate, k, k_to, strict,
                     ev_time, ev_out, out_state, out_values):
     t = t0
     while k < k_to:
@@ -449,13 +498,13 @@ def exact_integrate(t0, t1, y, rate, e, work, mats, k, k_to, strict,
         if te > t1 or (strict and te >= t1):
             break
         if te > t:
-            exact_propagate(y, rate, e, te - t, work, mats)
+            exact_propagate(y, rate, e, te - t, work, mats, hstate)
             t = te
         if ev_out[k] >= 0:
             record_output(ev_out[k], y, e, out_state, out_values)
         k += 1
     if t1 > t:
-        exact_propagate(y, rate, e, t1 - t, work, mats)
+        exact_propagate(y, rate, e, t1 - t, work, mats, hstate)
     if not all_finite(y):
         return STATUS_NOT_FINITE, k
     return STATUS_OK, k
@@ -604,7 +653,7 @@ def ss_periodic(cmt, amount, rate_value, duration, interval, e, ss_opts, work, m
     """Trough of the periodic steady state of a dose train, by Newton's method
     on the period map with a finite-difference Jacobian (one iteration is
     exact for linear models; the second confirms it)."""
-    hstate = np.zeros(1)
+    hstate = np.zeros(HSTATE_SIZE)
     ytr = work[W_SS_Y]
     base = work[W_SS_P]
     g = work[W_SS_G]
@@ -692,7 +741,7 @@ def steady_state_dose(t, ss, cmt, amount, rate_value, duration, interval, lag, e
     lag_mod = lag - math.floor(lag / interval) * interval
     if lag_mod > 0.0:
         phase = interval - lag_mod
-        hstate = np.zeros(1)
+        hstate = np.zeros(HSTATE_SIZE)
         status = ss_cycle(contribution, phase, cmt, amount, rate_value, duration, interval, e, hstate, ss_opts, work, mats)
         if status != STATUS_OK:
             return status, count, sequence
@@ -744,6 +793,7 @@ def run_subject(start, stop, ev_time, ev_kind, ev_amt, ev_cmt, ev_rate, ev_ii, e
     loose = np.bool_(False)
     sequence = 0.0
     hstate[0] = 0.0
+    invalidate_cache(hstate)
     current_row = ev_prow[start]
     load_env(P, current_row, e)
     reset_state(y, rate, active, e)
@@ -823,6 +873,7 @@ def run_subject(start, stop, ev_time, ev_kind, ev_amt, ev_cmt, ev_rate, ev_ii, e
                         active, qf, qi, count, sequence, ss_opts, work, mats)
                 if status != STATUS_OK:
                     return status
+                invalidate_cache(hstate)  # the steady-state search reused the cache's matrices
             if not (ev_ss[j] != 0 and ev_ii[j] == 0.0):
                 if lag > 0.0:
                     # a lagged dose waits in the queue; value/duration encode bolus or infusion
@@ -853,14 +904,14 @@ def run_population(subject_start, ev_time, ev_kind, ev_amt, ev_cmt, ev_rate, ev_
     for c in prange(n_chunks):
         # one workspace per chunk of subjects, reused subject after subject
         work = np.zeros((W_ROWS, N_STATES))
-        mats = np.zeros((3, N_STATES, N_STATES))
+        mats = np.zeros((MATS_SIZE, N_STATES, N_STATES))
         e = np.zeros(N_ENV)
         e_dose = np.zeros(N_ENV)
         mods = np.zeros(4)
         active = np.zeros(N_STATES, np.int64)
         qf = np.zeros((queue_capacity, 4))
         qi = np.zeros((queue_capacity, 2), np.int64)
-        hstate = np.zeros(1)
+        hstate = np.zeros(HSTATE_SIZE)
         first = c * chunk_size
         last = min(first + chunk_size, n_subjects)
         for s in range(first, last):
