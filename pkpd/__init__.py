@@ -4,15 +4,22 @@ Public API
 ----------
 load_model, Model          model files (``models/*.toml``) compiled to Numba
 simulate_data              a NONMEM-style event table in, one row per record out
+simulate, SimulationResult a regimen in a virtual population
+Dose, Regimen              what is given, when, in the model's units
+Population                 covariates and per-subject random streams, seeded
 library_models             names of the shipped models
 PkpdError, ModelError, DataError, SimulationError
 """
 
 from ._errors import DataError, ModelError, PkpdError, SimulationError
 from ._model import Model, library_models, load_model
+from ._population import Population
+from ._regimen import Dose, Regimen
+from ._simulate import SimulationResult, simulate
 from ._simulate_data import simulate_data
 
 __version__ = "0.1.0"
 
-__all__ = ["load_model", "Model", "library_models", "simulate_data", "PkpdError", "ModelError",
-           "DataError", "SimulationError", "__version__"]
+__all__ = ["load_model", "Model", "library_models", "simulate_data", "simulate", "SimulationResult",
+           "Dose", "Regimen", "Population", "PkpdError", "ModelError", "DataError", "SimulationError",
+           "__version__"]

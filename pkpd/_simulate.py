@@ -1,0 +1,290 @@
+"""``simulate``: a model, a regimen and a population in; a result with units out.
+
+The one entry point for population simulation (after diffrax's
+``diffeqsolve`` and mrgsolve's ``mrgsim``): the model, the regimen and the
+population stay independent objects; this module joins them into the
+engine's flat event records, subjects in chunks, and collects the outputs.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import _metrics
+from ._engine import raise_failures, run_stream
+from ._errors import PkpdError
+from ._events import KIND_DOSE, KIND_OBS, EventStream
+from ._model import load_model
+from ._population import Population, add_residual_error, apply_random_effects, sample_covariates, sample_iiv
+from ._regimen import Regimen, expand
+
+DEFAULT_QUANTILES = (5, 25, 50, 75, 95)
+
+
+def individual_inputs(model, population, *, variability=True):
+    """Per-subject engine inputs: parameters (with IIV) and covariates.
+
+    Parameters
+    ----------
+    model : Model
+    population : Population
+    variability : bool
+        False gives typical values (no random effects).
+
+    Returns
+    -------
+    inputs : ndarray, shape (n_subjects, n_inputs)
+        Columns in ``model.inputs`` order.
+    etas : ndarray, shape (n_subjects, n_etas)
+    """
+    n = population.subject_ids.size
+    inputs = np.tile(np.asarray(model.input_defaults, dtype=np.float64), (n, 1))
+    columns = {name: i for i, name in enumerate(model.inputs)}
+    table = population.covariates
+    for name in model.covariates:
+        if name in table.columns:
+            inputs[:, columns[name]] = table[name].to_numpy(dtype=np.float64)
+        elif name in model.covariate_distributions:
+            drawn = sample_covariates({name: model.covariate_distributions[name]}, seed=population.seed,
+                                      subject_ids=population.subject_ids, key=f"{model.path.name}: covariates")
+            inputs[:, columns[name]] = drawn[name].to_numpy(dtype=np.float64)
+    iiv = model.variability.get("iiv")
+    if not iiv:
+        return inputs, np.zeros((n, 0))
+    names = list(iiv.get("parameters", []))
+    for name in names:
+        if name not in model.parameters:
+            raise PkpdError(f"{model.path.name}: variability.iiv.parameters: {name!r} is not a parameter")
+    etas = sample_iiv(iiv["omega"], seed=population.seed, subject_ids=population.subject_ids,
+                      variability=variability)
+    if etas.shape[1] != len(names):
+        raise PkpdError(f"{model.path.name}: variability.iiv.omega: is {etas.shape[1]}x{etas.shape[1]} "
+                        f"but {len(names)} parameters are named")
+    forms = iiv.get("forms", "exp")
+    index = [columns[name] for name in names]
+    inputs[:, index] = apply_random_effects(inputs[:, index], etas, forms)
+    return inputs, etas
+
+
+def _template(dose_times, dose_cmt, times):
+    """Record layout shared by all subjects: doses before observations at equal times."""
+    record_time = np.concatenate([dose_times, times])
+    is_obs = np.concatenate([np.zeros(dose_times.size, bool), np.ones(times.size, bool)])
+    order = np.lexsort((is_obs, record_time))
+    cmt = np.concatenate([dose_cmt, np.zeros(times.size, np.int64)])[order]
+    return record_time[order], is_obs[order], cmt, order
+
+
+def _chunk_stream(inputs, subject_ids, template, amounts, rates, n_times):
+    record_time, is_obs, cmt, order = template
+    m = inputs.shape[0]
+    per_subject = record_time.size
+    n_doses = amounts.shape[1]
+    amt = np.zeros((m, per_subject))
+    rate = np.zeros((m, per_subject))
+    dose_slots = np.flatnonzero(~is_obs)
+    # order maps template position -> original index (doses first in the original concatenation)
+    amt[:, dose_slots] = amounts[:, order[dose_slots]]
+    rate[:, dose_slots] = rates[:, order[dose_slots]]
+    out = np.full((m, per_subject), -1, np.int64)
+    obs_slots = np.flatnonzero(is_obs)
+    out[:, obs_slots] = np.arange(m)[:, None] * n_times + np.arange(n_times)[None, :]
+    total = m * per_subject
+    rows = np.repeat(np.arange(m, dtype=np.int64), per_subject)
+    assert n_doses == dose_slots.size
+    return EventStream(
+        subject_start=(np.arange(m + 1) * per_subject).astype(np.int64),
+        subject_ids=subject_ids,
+        time=np.tile(record_time, m),
+        kind=np.tile(np.where(is_obs, KIND_OBS, KIND_DOSE), m).astype(np.int64),
+        amt=amt.ravel(),
+        cmt=np.tile(cmt, m).astype(np.int64),
+        rate=rate.ravel(),
+        ii=np.zeros(total),
+        ss=np.zeros(total, np.int64),
+        prow=rows,
+        drow=rows,
+        out=out.ravel(),
+        parent=np.arange(total, dtype=np.int64),
+        inputs=np.ascontiguousarray(inputs),
+        n_outputs=m * n_times,
+    )
+
+
+def _check_times(times):
+    times = np.asarray(times, dtype=np.float64)
+    if times.ndim != 1 or times.size == 0:
+        raise PkpdError(f"times: must be a non-empty 1-D array; got shape {times.shape}")
+    if not np.all(np.isfinite(times)):
+        raise PkpdError("times: must be finite")
+    if np.any(np.diff(times) <= 0):
+        index = int(np.flatnonzero(np.diff(times) <= 0)[0]) + 1
+        raise PkpdError(f"times: must be increasing; got {times[index]:g} after {times[index - 1]:g} at index {index}")
+    return times
+
+
+def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, atol=1e-10,
+             variability=True, chunk_subjects=None, progress=None, max_steps=100_000):
+    """Simulate a regimen in a virtual population.
+
+    Parameters
+    ----------
+    model : Model or str
+        A model or a library model name.
+    regimen : Regimen or list of Dose
+        Doses in the model's units (see :class:`pkpd.Dose`).
+    population : Population or int
+        Virtual subjects (an int n gives ``Population(n, seed=0)`` with the default covariates).
+    times : array_like, shape (n_times,)
+        Output times (model time unit, h), increasing.
+    method : {"auto", "exact", "rk45", "rosenbrock"}
+    rtol, atol : float
+        Integration tolerances (not used by the exact path).
+    variability : bool
+        False simulates typical values (no inter-individual random effects).
+    chunk_subjects : int, optional
+        Subjects per engine call (memory bound); results do not depend on it.
+    progress : bool, optional
+        Show a progress bar; by default one appears when a run lasts over 2 s.
+
+    Returns
+    -------
+    SimulationResult
+
+    Examples
+    --------
+    >>> import numpy as np, pkpd
+    >>> result = pkpd.simulate("pk1cmt", [pkpd.Dose(100.0, "DEPOT")], pkpd.Population(10, seed=1),
+    ...                        np.arange(0.0, 25.0, 1.0))
+    >>> result.values.shape
+    (10, 25, 1)
+    """
+    from tqdm.auto import tqdm
+
+    model = load_model(model)
+    if not isinstance(regimen, Regimen):
+        regimen = Regimen(list(regimen))
+    if isinstance(population, int):
+        population = Population(population, seed=0)
+    times = _check_times(times)
+    inputs, etas = individual_inputs(model, population, variability=variability)
+    weights = inputs[:, model.inputs.index("WT")] if "WT" in model.inputs else (
+        population.covariates["WT"].to_numpy(float) if "WT" in population.covariates else None)
+    if weights is None and any(d.per_weight for d in regimen.doses):
+        raise PkpdError(f"a per-weight dose needs a WT covariate, and model {model.name!r} and the population have none")
+    n = population.subject_ids.size
+    dose_times, dose_cmt, amounts, rates = expand(model, regimen, weights if weights is not None else np.ones(n))
+    template = _template(dose_times, dose_cmt, times)
+    n_outputs = len(model.outputs)
+    values = np.empty((n, times.size, n_outputs))
+    states = np.empty((n, times.size, len(model.compartments)))
+    if chunk_subjects is None:
+        per_subject_bytes = times.size * (n_outputs + len(model.compartments)) * 8 * 3
+        chunk_subjects = int(max(64, min(n, 2e8 // max(per_subject_bytes, 1))))
+    starts = range(0, n, chunk_subjects)
+    bar = tqdm(total=n, unit="subject", delay=2.0, disable=(progress is False), leave=False,
+               desc=f"simulating {model.name}")
+    try:
+        for start in starts:
+            stop = min(start + chunk_subjects, n)
+            stream = _chunk_stream(inputs[start:stop], population.subject_ids[start:stop], template,
+                                   amounts[start:stop], rates[start:stop], times.size)
+            chunk_states, chunk_values, status = run_stream(model, stream, method=method, rtol=rtol,
+                                                            atol=atol, max_steps=max_steps)
+            raise_failures(status, stream.subject_ids)
+            values[start:stop] = chunk_values.reshape(stop - start, times.size, n_outputs)
+            states[start:stop] = chunk_states.reshape(stop - start, times.size, -1)
+            bar.update(stop - start)
+    finally:
+        bar.close()
+    parameters = pd.DataFrame(inputs, columns=model.inputs, index=pd.Index(population.subject_ids, name="ID"))
+    return SimulationResult(model=model, times=times, values=values, states=states,
+                            subject_ids=population.subject_ids, parameters=parameters, etas=etas,
+                            seed=population.seed, regimen=regimen)
+
+
+@dataclass
+class SimulationResult:
+    """Outputs of :func:`simulate`.
+
+    Attributes
+    ----------
+    times : ndarray, shape (n_times,)
+        Output times, in ``units["TIME"]``.
+    values : ndarray, shape (n_subjects, n_times, n_outputs)
+        Model outputs (individual predictions), units in ``units``.
+    states : ndarray, shape (n_subjects, n_times, n_states)
+        Compartment amounts.
+    subject_ids : ndarray, shape (n_subjects,)
+    parameters : pandas.DataFrame
+        Each subject's parameter and covariate values (random effects applied).
+    """
+    model: object
+    times: np.ndarray
+    values: np.ndarray
+    states: np.ndarray
+    subject_ids: np.ndarray
+    parameters: pd.DataFrame
+    etas: np.ndarray
+    seed: int
+    regimen: Regimen
+    outputs: list = field(init=False)
+
+    def __post_init__(self):
+        self.outputs = list(self.model.outputs)
+
+    @property
+    def units(self):
+        units = {"TIME": self.model.units.get("time", "h")}
+        units.update({name: o.unit for name, o in self.model.outputs.items()})
+        return units
+
+    def output(self, name):
+        """Values of one output, shape (n_subjects, n_times)."""
+        if name not in self.outputs:
+            raise PkpdError(f"output {name!r}: model {self.model.name!r} has outputs {', '.join(self.outputs)}")
+        return self.values[:, :, self.outputs.index(name)]
+
+    def observed(self, name):
+        """Output with the model's residual error (seeded per subject and time), shape (n_subjects, n_times)."""
+        spec = self.model.residual.get(name, {})
+        return add_residual_error(self.output(name), spec.get("additive", 0.0), spec.get("proportional", 0.0),
+                                  seed=self.seed, subject_ids=self.subject_ids, stream=f"residual/{name}")
+
+    def to_frame(self, observed=False):
+        """Long format, NONMEM-like: one row per subject and time, a column per output.
+
+        With ``observed=True``, a ``NAME_OBS`` column with residual error is added for
+        every output the model gives a ``[residual]`` entry.
+        """
+        n, t = self.values.shape[:2]
+        frame = pd.DataFrame({"ID": np.repeat(self.subject_ids, t), "TIME": np.tile(self.times, n)})
+        for name in self.outputs:
+            frame[name] = self.output(name).ravel()
+        if observed:
+            for name in self.outputs:
+                if name in self.model.residual:
+                    frame[f"{name}_OBS"] = self.observed(name).ravel()
+        frame.attrs["units"] = self.units
+        return frame
+
+    def percentiles(self, quantiles=DEFAULT_QUANTILES, outputs=None):
+        """Percentiles over subjects at each time: columns output, TIME, P5, P25, ... (exact)."""
+        frames = []
+        for name in outputs or self.outputs:
+            table = _metrics.percentiles(self.output(name), quantiles)
+            frame = pd.DataFrame({"output": name, "TIME": self.times})
+            for q, row in zip(quantiles, table):
+                frame[f"P{q:g}"] = row
+            frames.append(frame)
+        result = pd.concat(frames, ignore_index=True)
+        result.attrs["units"] = self.units
+        return result
+
+    def exposure(self, output, *, interval=None, thresholds=(), windows=()):
+        """Per-subject exposure metrics of one output (Cmax, Tmax, Cmin, AUC, Cavg, time above/within)."""
+        return _metrics.exposure_table(self.times, self.output(output),
+                                       concentration_unit=self.model.outputs[output].unit,
+                                       time_unit=self.units["TIME"], interval=interval, thresholds=thresholds,
+                                       windows=windows, subject_ids=self.subject_ids)
