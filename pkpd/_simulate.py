@@ -56,8 +56,13 @@ def individual_inputs(model, population, *, variability=True):
     for name in names:
         if name not in model.parameters:
             raise PkpdError(f"{model.path.name}: variability.iiv.parameters: {name!r} is not a parameter")
-    etas = sample_iiv(iiv["omega"], seed=population.seed, subject_ids=population.subject_ids,
-                      variability=variability)
+    try:
+        etas = sample_iiv(iiv["omega"], seed=population.seed, subject_ids=population.subject_ids,
+                          variability=variability)
+    except PkpdError as error:
+        message = str(error)
+        message = message[len("omega"):] if message.startswith("omega") else f": {message}"
+        raise PkpdError(f"{model.path.name}: variability.iiv.omega{message}") from None
     if etas.shape[1] != len(names):
         raise PkpdError(f"{model.path.name}: variability.iiv.omega: is {etas.shape[1]}x{etas.shape[1]} "
                         f"but {len(names)} parameters are named")
