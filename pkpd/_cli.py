@@ -35,6 +35,16 @@ def _build_parser():
     simulate.add_argument("--method", default="auto", choices=["auto", "exact", "rk45", "rosenbrock"])
     simulate.add_argument("--rtol", type=float, default=1e-8)
     simulate.add_argument("--atol", type=float, default=1e-10)
+    run = commands.add_parser("run", help="run a scenario file: tables, figures, manifest")
+    run.add_argument("scenario", help="scenario TOML file (see scenarios/)")
+    run.add_argument("-o", "--output", required=True, help="output folder (must not exist unless --force)")
+    run.add_argument("--force", action="store_true", help="replace an existing output folder")
+    run.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    run.add_argument("--n", type=int, help="subjects per arm (overrides population.n)")
+    run.add_argument("--seed", type=int, help="random seed (overrides seed)")
+    run.add_argument("--no-figures", action="store_true", help="skip the figures")
+    validate = commands.add_parser("validate", help="check a scenario file without running it")
+    validate.add_argument("scenario")
     commands.add_parser("models", help="list the library models")
     return parser
 
@@ -82,6 +92,54 @@ def _simulate(arguments):
           f"outputs {', '.join(model.outputs)} ({', '.join(o.unit for o in model.outputs.values())})")
 
 
+def _run(arguments):
+    from ._run import run_scenario
+    from ._scenario import load_scenario
+
+    scenario = load_scenario(arguments.scenario).with_overrides(n=arguments.n, seed=arguments.seed)
+    result = run_scenario(scenario, arguments.output, force=arguments.force, progress=not arguments.quiet,
+                          figures=not arguments.no_figures)
+    if arguments.quiet:
+        return
+    info = result.manifest
+    print(f"{scenario.path.name}: model {info['model']['name']} ({info['model']['method']}), "
+          f"{info['n']} subjects x {len(scenario.arms)} arms, seed {info['seed']}, {info['wall_time_s']:.1f} s")
+    print(_summary_lines(result, scenario))
+    files = ["manifest.json", "profiles.csv", "exposure.csv", "summary.csv"]
+    if result.power is not None:
+        files.append("power.csv")
+    print(f"wrote {arguments.output}/: {', '.join(files)}, figures/ ({len(info.get('figures', []))} figures)")
+
+
+def _summary_lines(result, scenario):
+    """Median (90 % interval) of Cmax and AUC of the first output, per arm."""
+    summary = result.summary
+    lines = []
+    for output in scenario.variables[:3]:
+        for metric in ("cmax", "auc"):
+            rows = summary[(summary["output"] == output) & (summary["metric"] == metric)]
+            for _, row in rows.iterrows():
+                lines.append(f"  {row['arm'][:40]:40s} {output:12s} {metric:5s} median {row['median']:.4g} "
+                             f"({row['p5']:.4g}-{row['p95']:.4g}) {row['unit']}")
+    if result.power is not None:
+        for _, row in result.power.iterrows():
+            lines.append(f"  power {row['comparison']:40s} n={int(row['n_total']):4d}: {row['power']:.3f} "
+                         f"[{row['power_low']:.3f}, {row['power_high']:.3f}]")
+    return "\n".join(lines)
+
+
+def _validate(arguments):
+    from ._scenario import load_scenario
+
+    scenario = load_scenario(arguments.scenario)
+    if scenario.trial is not None:
+        from ._trial import parse_trial
+
+        parse_trial(scenario)
+    print(f"{scenario.path.name}: valid ({scenario.model.name}, {len(scenario.arms)} arms, "
+          f"{scenario.times.size} output times, n = {scenario.n})")
+
+
 def _models(arguments):
     from ._model import library_models, load_model
 
@@ -93,7 +151,7 @@ def _models(arguments):
 def main(argv=None):
     arguments = _build_parser().parse_args(argv)
     try:
-        {"simulate": _simulate, "models": _models}[arguments.command](arguments)
+        {"simulate": _simulate, "models": _models, "run": _run, "validate": _validate}[arguments.command](arguments)
     except PkpdError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -128,6 +128,7 @@ class Model:
     residual: dict
     drugs: dict
     covariate_distributions: dict
+    compartment_units: dict
     is_linear: bool
     _trees: dict = field(repr=False, default_factory=dict)
     _module: object = field(repr=False, default=None)
@@ -359,6 +360,8 @@ def _build(path, source, data):
                   odes=odes, dosing=dosing, outputs=outputs, initial=initial,
                   variability=dict(data.get("variability", {})), residual=dict(data.get("residual", {})),
                   drugs=drugs, covariate_distributions=covariate_distributions,
+                  compartment_units={name: str(spec["unit"]) for name, spec in raw_compartments.items()
+                                     if "unit" in spec},
                   is_linear=is_linear, _trees=trees)
     return model
 

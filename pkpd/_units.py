@@ -91,7 +91,7 @@ def _parse_unit(unit, key="unit"):
         return ureg.dimensionless
     try:
         return ureg.parse_units(text)
-    except (pint.PintError, AttributeError, TypeError, ValueError, SyntaxError) as error:
+    except Exception as error:  # pint's parser raises many types for malformed text
         raise PkpdError(f"`{key}` must be a unit such as 'mg', 'h' or 'ng/mL'; got {_show(unit)} "
                         f"({error})") from None
 
@@ -154,7 +154,7 @@ def parse_quantity(text, key, *, expected=None, positive=False):
         raise PkpdError(f"`{key}` {rule}; got {_show(text)}.")
     try:
         quantity = ureg.Quantity(normalised)
-    except (pint.PintError, AttributeError, TypeError, ValueError, SyntaxError, IndexError) as error:
+    except Exception as error:  # pint's parser raises many types (tokenize errors too)
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise PkpdError(f"`{key}` {rule}; got {_show(text)} ({reason}).") from None
     if not isinstance(quantity, ureg.Quantity):  # a bare number

@@ -1,0 +1,221 @@
+"""``pkpd run``: a scenario in, tables, figures and a manifest out (atomically).
+
+Everything is written into a temporary folder beside OUTDIR and renamed at the
+end, so an interrupted or failed run leaves no partial OUTDIR and never a
+half-written file; an existing OUTDIR is replaced only with ``force``.
+"""
+
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._errors import PkpdError
+from ._population import Population
+from ._simulate import simulate
+
+PACKAGES = ["pkpd", "numpy", "scipy", "numba", "pandas", "matplotlib", "pint", "tqdm"]
+
+
+@dataclass
+class RunResult:
+    """What a run produced, in memory (the same content as the files)."""
+    profiles: pd.DataFrame
+    exposure: pd.DataFrame
+    summary: pd.DataFrame
+    manifest: dict
+    results: dict          # arm name -> SimulationResult
+    power: pd.DataFrame | None = None
+
+
+def versions():
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    found["python"] = platform.python_version()
+    return found
+
+
+def make_population(scenario, n=None):
+    return Population(n or scenario.n, seed=scenario.seed, **scenario.population_spec)
+
+
+def simulate_arms(scenario, population, progress=True):
+    """SimulationResult per arm; every arm sees the same virtual subjects (paired)."""
+    results = {}
+    for arm in scenario.arms:
+        results[arm.name] = simulate(scenario.model, arm.regimen, population, scenario.times,
+                                     method=scenario.solver["method"], rtol=scenario.solver["rtol"],
+                                     atol=scenario.solver["atol"], variability=scenario.variability,
+                                     progress=progress)
+    return results
+
+
+def profiles_table(scenario, results):
+    frames = []
+    for arm, result in results.items():
+        table = result.percentiles(scenario.quantiles, outputs=scenario.variables)
+        table.insert(0, "arm", arm)
+        table.insert(2, "unit", table["output"].map(lambda o: scenario.model.outputs[o].unit))
+        frames.append(table)
+    out = pd.concat(frames, ignore_index=True)
+    out = out.rename(columns={"TIME": f"TIME ({scenario.model.units.get('time', 'h')})"})
+    return out
+
+
+def exposure_table(scenario, results):
+    """Long format: arm, ID, output, metric, value, unit."""
+    frames = []
+    for arm, result in results.items():
+        for output in scenario.variables:
+            table = result.exposure(output, interval=scenario.interval,
+                                    thresholds=scenario.thresholds.get(output, ()),
+                                    windows=scenario.windows.get(output, ()))
+            units = table.attrs["units"]
+            keep = [c for c in table.columns if c.split("_")[0] in scenario.metrics or c.startswith("time_")]
+            long = table[keep].reset_index().melt(id_vars="ID", var_name="metric", value_name="value")
+            long["unit"] = long["metric"].map(units)
+            long.insert(0, "output", output)
+            long.insert(0, "arm", arm)
+            frames.append(long)
+    return pd.concat(frames, ignore_index=True)[["arm", "ID", "output", "metric", "value", "unit"]]
+
+
+def summary_table(scenario, exposure, results):
+    """Per arm, output and metric: median and 90 % interval over subjects; fractions reaching levels."""
+    grouped = exposure.groupby(["arm", "output", "metric"], sort=False)
+    summary = grouped["value"].agg(median="median", p5=lambda v: np.percentile(v, 5),
+                                   p95=lambda v: np.percentile(v, 95), n="size").reset_index()
+    summary["unit"] = grouped["unit"].first().to_numpy()
+    rows = []
+    for arm, result in results.items():
+        for output in scenario.variables:
+            values = result.output(output)
+            unit = scenario.model.outputs[output].unit
+            for level in scenario.thresholds.get(output, ()):
+                rows.append(dict(arm=arm, output=output, metric=f"fraction_reaching_{level:g}",
+                                 median=float(np.mean(values.max(axis=1) >= level)), p5=np.nan, p95=np.nan,
+                                 n=values.shape[0], unit="1", level=f"{level:g} {unit}"))
+            for low, high in scenario.windows.get(output, ()):
+                inside = (values >= low) & (values <= high)
+                rows.append(dict(arm=arm, output=output, metric=f"fraction_entering_{low:g}_{high:g}",
+                                 median=float(np.mean(inside.any(axis=1))), p5=np.nan, p95=np.nan,
+                                 n=values.shape[0], unit="1", level=f"[{low:g}, {high:g}] {unit}"))
+                rows.append(dict(arm=arm, output=output, metric=f"fraction_never_above_{high:g}",
+                                 median=float(np.mean(values.max(axis=1) <= high)), p5=np.nan, p95=np.nan,
+                                 n=values.shape[0], unit="1", level=f"{high:g} {unit}"))
+    if rows:
+        summary = pd.concat([summary, pd.DataFrame(rows)], ignore_index=True)
+    return summary
+
+
+def manifest(scenario, population, wall_time, extra=None):
+    model = scenario.model
+    parameters = {name: {"value": p.value, "unit": p.unit, "source": p.source, "reliability": p.reliability}
+                  for name, p in model.parameters.items()}
+    return {
+        "scenario": {"file": scenario.path.name, "sha256": scenario.hash, "description": scenario.description},
+        "model": {"name": model.name, "file": model.path.name, "sha256": model.hash,
+                  "method": scenario.solver["method"] if scenario.solver["method"] != "auto" else
+                  ("exact" if model.is_linear else "rk45"),
+                  "rtol": scenario.solver["rtol"], "atol": scenario.solver["atol"],
+                  "parameters": parameters, "variability": model.variability, "residual": model.residual},
+        "seed": scenario.seed,
+        "n": int(population.subject_ids.size),
+        "variability": scenario.variability,
+        "arms": [{"name": arm.name, "doses": [_dose_record(d) for d in arm.regimen.doses]} for arm in scenario.arms],
+        "times": {"start": float(scenario.times[0]), "stop": float(scenario.times[-1]),
+                  "count": int(scenario.times.size), "unit": model.units.get("time", "h")},
+        "versions": versions(),
+        "command": " ".join(["pkpd", *sys.argv[1:]]) if sys.argv and "pkpd" in sys.argv[0] else None,
+        "wall_time_s": round(wall_time, 3),
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **(extra or {}),
+    }
+
+
+def _dose_record(dose):
+    return {"target": dose.target, "amount": dose.amount, "per_weight": dose.per_weight, "start": dose.time,
+            "duration": dose.duration, "rate": dose.rate, "every": dose.every, "count": dose.count,
+            "until": dose.until}
+
+
+def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=True):
+    """Run a scenario; write its outputs to `outdir` if given.
+
+    Returns
+    -------
+    RunResult
+    """
+    target = Path(outdir) if outdir is not None else None
+    if target is not None and target.exists() and not force:
+        raise PkpdError(f"{target}: output folder exists; choose another or pass --force to replace it")
+    if target is not None and not target.parent.exists():
+        raise PkpdError(f"{target}: parent folder {target.parent} does not exist")
+    started = time.perf_counter()
+    population = make_population(scenario)
+    results = simulate_arms(scenario, population, progress=progress)
+    profiles = profiles_table(scenario, results)
+    exposure = exposure_table(scenario, results)
+    summary = summary_table(scenario, exposure, results)
+    power = None
+    extra = {}
+    if scenario.trial is not None:
+        from ._trial import run_trial_section
+
+        power, extra = run_trial_section(scenario, progress=progress)
+    info = manifest(scenario, population, time.perf_counter() - started, extra)
+    run = RunResult(profiles=profiles, exposure=exposure, summary=summary, manifest=info, results=results,
+                    power=power)
+    if target is not None:
+        _write_atomically(run, scenario, target, force=force, figures=figures)
+    return run
+
+
+def _write_atomically(run, scenario, target, *, force, figures):
+    temporary = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    if temporary.exists():
+        shutil.rmtree(temporary)
+    temporary.mkdir()
+    try:
+        run.profiles.to_csv(temporary / "profiles.csv", index=False, float_format="%.6g")
+        run.exposure.to_csv(temporary / "exposure.csv", index=False, float_format="%.6g")
+        run.summary.to_csv(temporary / "summary.csv", index=False, float_format="%.6g")
+        if run.power is not None:
+            run.power.to_csv(temporary / "power.csv", index=False, float_format="%.6g")
+        if figures:
+            from ._figures import write_figures
+
+            run.manifest["figures"] = write_figures(run, scenario, temporary / "figures")
+        (temporary / "manifest.json").write_text(json.dumps(run.manifest, indent=2, default=_json_default))
+        if target.exists():
+            backup = target.parent / f".{target.name}.old-{os.getpid()}"
+            os.replace(target, backup)
+            os.replace(temporary, target)
+            shutil.rmtree(backup)
+        else:
+            os.replace(temporary, target)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,451 @@
+"""Scenario files: one readable TOML file describes a study; checked before anything runs.
+
+Every quantity is text with a unit ("0.5 mg/kg", "2 h", "35 d", "3 g MgSO4·7H2O",
+"10 ng/mL"), parsed by pint (:mod:`pkpd._units`) and converted to the model's
+units here, at the boundary. Every error names the file, the key path
+(``arms[1].doses[0].duration``), the rule and the value.
+"""
+
+import difflib
+import hashlib
+import itertools
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._errors import PkpdError
+from ._model import library_models, load_model
+from ._regimen import Dose, Regimen
+from ._units import _per_mass, magnitude_in, parse_quantity
+
+TOP_KEYS = ["model", "seed", "description", "population", "arms", "sweep", "outputs", "trial", "solver"]
+POPULATION_KEYS = ["n", "covariates", "correlations", "csv", "variability"]
+ARM_KEYS = ["name", "doses", "description"]
+DOSE_KEYS = ["drug", "amount", "duration", "rate", "start", "every", "count", "until", "route"]
+OUTPUT_KEYS = ["times", "variables", "metrics", "thresholds", "windows", "quantiles", "interval", "figures"]
+TIME_KEYS = ["start", "stop", "step"]
+SWEEP_KEYS = ["drug", "amount", "duration", "rate", "every", "count", "until", "start", "route", "name", "with"]
+SOLVER_KEYS = ["method", "rtol", "atol"]
+METRICS = ["cmax", "tmax", "cmin", "auc", "cavg"]
+
+
+class ScenarioError(PkpdError):
+    """A scenario file breaks a rule; the message names file, key path, rule and value."""
+
+
+@dataclass
+class Arm:
+    name: str
+    regimen: Regimen
+    description: str = ""
+
+
+@dataclass
+class Scenario:
+    """A checked scenario, in the model's units.
+
+    Attributes
+    ----------
+    path : Path
+    model : Model
+    seed : int
+    n : int
+    population_spec : dict
+        ``covariates``, ``correlations``, ``csv`` for :class:`pkpd.Population`.
+    variability : bool
+    arms : list of Arm
+    times : ndarray
+        Output times in the model's time unit.
+    variables : list of str
+        Model outputs to report.
+    thresholds : dict of str to list of float
+    windows : dict of str to list of (float, float)
+    interval : tuple or None
+        Interval for exposure metrics (model time unit); None = whole grid.
+    quantiles : tuple of float
+    trial : dict or None
+        The raw ``[trial]`` section (checked by the trial module).
+    solver : dict
+    hash : str
+        SHA-256 of the file's text.
+    """
+    path: Path
+    text: str
+    model: object
+    seed: int
+    n: int
+    population_spec: dict
+    variability: bool
+    arms: list
+    times: np.ndarray
+    variables: list
+    thresholds: dict
+    windows: dict
+    interval: tuple | None
+    quantiles: tuple
+    metrics: list
+    trial: dict | None
+    solver: dict
+    description: str = ""
+    raw: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def hash(self):
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+    def with_overrides(self, n=None, seed=None):
+        if n is not None:
+            if not (isinstance(n, int) and n > 0):
+                raise ScenarioError(f"--n must be a positive integer; got {n!r}")
+            self.n = n
+        if seed is not None:
+            if not (isinstance(seed, int) and seed >= 0):
+                raise ScenarioError(f"--seed must be a non-negative integer; got {seed!r}")
+            self.seed = seed
+        return self
+
+
+class _Checker:
+    """Validation helpers that know the file name."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def fail(self, key, message):
+        raise ScenarioError(f"{self.path.name}: {key}: {message}")
+
+    def keys(self, key, table, allowed, required=()):
+        if not isinstance(table, dict):
+            self.fail(key, f"must be a table; got {type(table).__name__} {table!r}")
+        for name in table:
+            if name not in allowed:
+                hint = difflib.get_close_matches(name, allowed, n=1)
+                extra = f"; did you mean {hint[0]!r}?" if hint else f"; allowed: {', '.join(allowed)}"
+                self.fail(f"{key}.{name}" if key else name, f"unknown key{extra}")
+        for name in required:
+            if name not in table:
+                self.fail(f"{key}.{name}" if key else name, "is required")
+
+    def quantity(self, key, text, expected, positive=True):
+        try:
+            return parse_quantity(text, key, expected=expected, positive=positive)
+        except PkpdError as error:
+            self.fail(key, _strip_key(str(error), key))
+
+    def magnitude(self, key, text, unit, positive=True, molar_mass=None):
+        quantity = self.quantity(key, text, None, positive)
+        try:
+            return magnitude_in(quantity, unit, key, molar_mass=molar_mass)
+        except PkpdError as error:
+            self.fail(key, _strip_key(str(error), key))
+
+    def integer(self, key, value, minimum=0):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.fail(key, f"must be an integer >= {minimum}; got {value!r}")
+        return value
+
+    def string(self, key, value):
+        if not isinstance(value, str):
+            self.fail(key, f"must be a string; got {value!r}")
+        return value
+
+
+def _strip_key(message, key):
+    """pkpd._units messages start with `key`; keep the rule only."""
+    prefix = f"`{key}` "
+    message = message[len(prefix):] if message.startswith(prefix) else message
+    return message.rstrip(".")
+
+
+def load_scenario(path):
+    """Read and check a scenario file.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    Scenario
+
+    Raises
+    ------
+    ScenarioError
+        One line naming the file, the key path, the rule and the value.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"{path}: scenario file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ScenarioError(f"{path.name}: not valid TOML ({error})") from None
+    check = _Checker(path)
+    check.keys("", raw, TOP_KEYS, required=["model", "outputs"])
+
+    model_name = check.string("model", raw["model"])
+    model_path = (path.parent / model_name) if model_name.endswith(".toml") else model_name
+    try:
+        model = load_model(model_path)
+    except PkpdError as error:
+        if model_name in library_models() or model_name.endswith(".toml"):
+            raise
+        hint = difflib.get_close_matches(model_name, library_models(), n=1)
+        extra = f"; did you mean {hint[0]!r}?" if hint else f"; library models: {', '.join(library_models())}"
+        check.fail("model", f"no library model {model_name!r}{extra}")
+
+    seed = check.integer("seed", raw.get("seed", 0))
+    population = raw.get("population", {})
+    check.keys("population", population, POPULATION_KEYS)
+    n = check.integer("population.n", population.get("n", 100), minimum=1)
+    variability = population.get("variability", True)
+    if not isinstance(variability, bool):
+        check.fail("population.variability", f"must be true or false; got {variability!r}")
+    population_spec = {k: population[k] for k in ("covariates", "correlations", "csv") if k in population}
+    if population_spec.get("covariates") in ("neuropathic_pain", "default"):
+        population_spec.pop("covariates")
+    if "csv" in population_spec:
+        population_spec["csv"] = str(path.parent / check.string("population.csv", population_spec["csv"]))
+
+    arms = [_arm(check, model, f"arms[{i}]", arm) for i, arm in enumerate(raw.get("arms", []))]
+    if "sweep" in raw:
+        arms += _sweep(check, model, raw["sweep"])
+    if not arms:
+        check.fail("arms", "at least one arm (or a sweep) is required")
+    names = [arm.name for arm in arms]
+    for index, name in enumerate(names):
+        if names.index(name) != index:
+            check.fail(f"arms[{index}].name", f"arm names must be unique; {name!r} is used twice")
+
+    outputs = raw["outputs"]
+    check.keys("outputs", outputs, OUTPUT_KEYS, required=["times"])
+    time_unit = model.units.get("time", "h")
+    times = _times(check, outputs["times"], time_unit)
+    variables = outputs.get("variables", list(model.outputs))
+    if not isinstance(variables, list) or not variables:
+        check.fail("outputs.variables", f"must be a non-empty list of model outputs; got {variables!r}")
+    for index, name in enumerate(variables):
+        if name not in model.outputs:
+            hint = difflib.get_close_matches(str(name), list(model.outputs), n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else f"; outputs: {', '.join(model.outputs)}"
+            check.fail(f"outputs.variables[{index}]", f"model {model.name!r} has no output {name!r}{extra}")
+    metrics = outputs.get("metrics", METRICS)
+    for index, metric in enumerate(metrics):
+        if metric not in METRICS:
+            hint = difflib.get_close_matches(str(metric), METRICS, n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else f"; metrics: {', '.join(METRICS)}"
+            check.fail(f"outputs.metrics[{index}]", f"unknown metric {metric!r}{extra}")
+    thresholds, windows = _levels(check, model, outputs)
+    interval = None
+    if "interval" in outputs:
+        pair = outputs["interval"]
+        if not (isinstance(pair, list) and len(pair) == 2):
+            check.fail("outputs.interval", f"must be [start, stop]; got {pair!r}")
+        interval = (check.magnitude("outputs.interval[0]", pair[0], time_unit, positive=False),
+                    check.magnitude("outputs.interval[1]", pair[1], time_unit))
+        if not interval[0] < interval[1]:
+            check.fail("outputs.interval", f"start must be before stop; got {pair!r}")
+    quantiles = outputs.get("quantiles", [5, 25, 50, 75, 95])
+    if (not isinstance(quantiles, list) or not quantiles
+            or any(isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 100 for q in quantiles)
+            or sorted(quantiles) != quantiles):
+        check.fail("outputs.quantiles", f"must be an increasing list of numbers in [0, 100]; got {quantiles!r}")
+
+    solver = raw.get("solver", {})
+    check.keys("solver", solver, SOLVER_KEYS)
+    method = solver.get("method", "auto")
+    if method not in ("auto", "exact", "rk45", "rosenbrock"):
+        check.fail("solver.method", f"must be auto, exact, rk45 or rosenbrock; got {method!r}")
+    for key in ("rtol", "atol"):
+        value = solver.get(key, 1e-8 if key == "rtol" else 1e-10)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            check.fail(f"solver.{key}", f"must be a positive number; got {value!r}")
+    solver = {"method": method, "rtol": float(solver.get("rtol", 1e-8)), "atol": float(solver.get("atol", 1e-10))}
+
+    trial = raw.get("trial")
+    if trial is not None and not isinstance(trial, dict):
+        check.fail("trial", f"must be a table; got {trial!r}")
+    return Scenario(path=path, text=text, model=model, seed=seed, n=n, population_spec=population_spec,
+                    variability=variability, arms=arms, times=times, variables=list(variables),
+                    thresholds=thresholds, windows=windows, interval=interval, quantiles=tuple(quantiles),
+                    metrics=list(metrics), trial=trial, solver=solver,
+                    description=str(raw.get("description", "")), raw=raw)
+
+
+def _times(check, spec, time_unit):
+    if isinstance(spec, list):
+        if not spec:
+            check.fail("outputs.times", "must not be empty")
+        values = np.array([check.magnitude(f"outputs.times[{i}]", t, time_unit, positive=False)
+                           for i, t in enumerate(spec)])
+    else:
+        check.keys("outputs.times", spec, TIME_KEYS, required=TIME_KEYS)
+        start = check.magnitude("outputs.times.start", spec["start"], time_unit, positive=False)
+        stop = check.magnitude("outputs.times.stop", spec["stop"], time_unit)
+        step = check.magnitude("outputs.times.step", spec["step"], time_unit)
+        if not stop > start:
+            check.fail("outputs.times.stop", f"must be after start; got {spec['stop']!r}")
+        count = int(math.floor((stop - start) / step + 1e-9)) + 1
+        if count > 200_000:
+            check.fail("outputs.times.step", f"gives {count} output times (at most 200000); got {spec['step']!r}")
+        values = start + step * np.arange(count)
+    if np.any(np.diff(values) <= 0):
+        check.fail("outputs.times", "must be increasing")
+    return values
+
+
+def _levels(check, model, outputs):
+    thresholds, windows = {}, {}
+    for name, levels in outputs.get("thresholds", {}).items():
+        key = f"outputs.thresholds.{name}"
+        if name not in model.outputs:
+            check.fail(key, f"model {model.name!r} has no output {name!r}")
+        if not isinstance(levels, list):
+            levels = [levels]
+        unit = model.outputs[name].unit
+        thresholds[name] = [_level(check, f"{key}[{i}]", level, unit, model) for i, level in enumerate(levels)]
+    for name, pairs in outputs.get("windows", {}).items():
+        key = f"outputs.windows.{name}"
+        if name not in model.outputs:
+            check.fail(key, f"model {model.name!r} has no output {name!r}")
+        if pairs and not isinstance(pairs[0], list):
+            pairs = [pairs]
+        unit = model.outputs[name].unit
+        windows[name] = []
+        for i, pair in enumerate(pairs):
+            if not (isinstance(pair, list) and len(pair) == 2):
+                check.fail(f"{key}[{i}]", f"must be [low, high]; got {pair!r}")
+            low = _level(check, f"{key}[{i}][0]", pair[0], unit, model)
+            high = _level(check, f"{key}[{i}][1]", pair[1], unit, model)
+            if not low < high:
+                check.fail(f"{key}[{i}]", f"low ({pair[0]}) must be below high ({pair[1]})")
+            windows[name].append((low, high))
+    return thresholds, windows
+
+
+def _level(check, key, text, unit, model):
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        check.fail(key, f"must carry a unit, e.g. '10 {unit}'; got {text!r}")
+    molar_mass = next((d.get("molar_mass") for d in model.drugs.values() if d.get("molar_mass")), None)
+    try:
+        return check.magnitude(key, text, unit, positive=False, molar_mass=molar_mass)
+    except ScenarioError:
+        raise
+    except PkpdError as error:
+        check.fail(key, str(error))
+
+
+def _arm(check, model, key, arm):
+    check.keys(key, arm, ARM_KEYS, required=["name"])
+    name = check.string(f"{key}.name", arm["name"])
+    doses = arm.get("doses", [])
+    if not isinstance(doses, list):
+        check.fail(f"{key}.doses", f"must be a list of dose tables; got {doses!r}")
+    regimen = Regimen([_dose(check, model, f"{key}.doses[{i}]", dose) for i, dose in enumerate(doses)], name=name)
+    return Arm(name=name, regimen=regimen, description=str(arm.get("description", "")))
+
+
+def _compartment_unit(model, compartment):
+    return model.compartment_units.get(compartment) or model.units.get("amount", "mg")
+
+
+def _dose(check, model, key, dose):
+    check.keys(key, dose, DOSE_KEYS, required=["drug"])
+    drug_name = check.string(f"{key}.drug", dose["drug"])
+    if drug_name not in model.drugs:
+        hint = difflib.get_close_matches(drug_name, list(model.drugs), n=1)
+        known = ", ".join(model.drugs) or "none"
+        extra = f"; did you mean {hint[0]!r}?" if hint else f"; the model's drugs: {known}"
+        check.fail(f"{key}.drug", f"model {model.name!r} has no drug {drug_name!r}{extra}")
+    drug = model.drugs[drug_name]
+    compartment = drug["compartment"]
+    if "route" in dose:
+        routes = drug.get("routes", {})
+        route = check.string(f"{key}.route", dose["route"])
+        if route not in routes:
+            check.fail(f"{key}.route", f"drug {drug_name!r} has routes {', '.join(routes) or 'none'}; got {route!r}")
+        compartment = routes[route]
+    unit = _compartment_unit(model, compartment)
+    time_unit = model.units.get("time", "h")
+    if "rate" in dose and "duration" in dose and "amount" in dose:
+        check.fail(key, "give an amount with a duration or a rate, not both a rate and a duration")
+    if "amount" not in dose and not ("rate" in dose and "duration" in dose):
+        check.fail(f"{key}.amount", "is required (or give a rate and a duration)")
+
+    per_weight = None
+    amount = None
+    if "amount" in dose:
+        amount, per_weight = _amount(check, f"{key}.amount", dose["amount"], unit, drug)
+    rate = None
+    if "rate" in dose:
+        rate, rate_per_weight = _amount(check, f"{key}.rate", dose["rate"], f"{unit}/{time_unit}", drug, rate=True)
+        if per_weight is not None and rate_per_weight != per_weight:
+            check.fail(f"{key}.rate", "amount and rate must both be per body weight or neither")
+        per_weight = rate_per_weight
+    duration = check.magnitude(f"{key}.duration", dose["duration"], time_unit) if "duration" in dose else 0.0
+    start = check.magnitude(f"{key}.start", dose["start"], time_unit, positive=False) if "start" in dose else 0.0
+    every = check.magnitude(f"{key}.every", dose["every"], time_unit) if "every" in dose else None
+    until = check.magnitude(f"{key}.until", dose["until"], time_unit) if "until" in dose else None
+    count = check.integer(f"{key}.count", dose.get("count", 1), minimum=1)
+    if "count" in dose and "until" in dose:
+        check.fail(key, "give count or until, not both")
+    if (count > 1 or until is not None) and every is None:
+        check.fail(f"{key}.every", "is required when count > 1 or until is given")
+    if every is not None and duration > every and rate is None:
+        pass  # overlapping infusions are allowed (their rates add)
+    return Dose(amount=amount, target=compartment, time=start, duration=duration, rate=rate, every=every,
+                count=count, until=until, per_weight=bool(per_weight), label=key)
+
+
+def _amount(check, key, text, unit, drug, rate=False):
+    """Magnitude in `unit` (or `unit`/kg) and whether it is per body weight."""
+    quantity = check.quantity(key, text, None, positive=True)
+    per_kg = _per_mass(quantity.units)
+    target = f"{unit}/kg" if per_kg else unit
+    molar_mass = drug.get("molar_mass")
+    try:
+        return magnitude_in(quantity, target, key, molar_mass=molar_mass), per_kg
+    except PkpdError:
+        pass
+    conversions = drug.get("conversions", {})
+    drug_unit = drug.get("unit")
+    compartment_base = unit.split("/")[0]
+    if drug_unit and compartment_base in conversions:
+        drug_target = target.replace(compartment_base, drug_unit, 1)
+        try:
+            return magnitude_in(quantity, drug_target, key, molar_mass=molar_mass) * conversions[compartment_base], per_kg
+        except PkpdError:
+            pass
+    kind = "rate" if rate else "amount"
+    check.fail(key, f"must be an {kind} in units compatible with {unit!r}"
+                    f"{' (or per kg)' if not per_kg else ''}; got {text!r}")
+
+
+def _sweep(check, model, sweep):
+    check.keys("sweep", sweep, SWEEP_KEYS, required=["drug"])
+    axes = {k: v for k, v in sweep.items() if k in ("amount", "duration", "rate", "every", "count", "until", "start")}
+    lists = {k: (v if isinstance(v, list) else [v]) for k, v in axes.items()}
+    for k, values in lists.items():
+        if not values:
+            check.fail(f"sweep.{k}", "must not be empty")
+    template = sweep.get("name", " ".join("{" + k + "}" for k in lists))
+    extra_doses = sweep.get("with", [])
+    arms = []
+    keys = list(lists)
+    for combination in itertools.product(*(lists[k] for k in keys)):
+        dose = {"drug": sweep["drug"], **dict(zip(keys, combination))}
+        if "route" in sweep:
+            dose["route"] = sweep["route"]
+        label = ", ".join(f"{k}={v}" for k, v in zip(keys, combination))
+        try:
+            name = template.format(**{k: v for k, v in zip(keys, combination)})
+        except (KeyError, IndexError) as error:
+            check.fail("sweep.name", f"refers to {error} which is not a swept key")
+        doses = [_dose(check, model, f"sweep[{label}]", dose)]
+        doses += [_dose(check, model, f"sweep.with[{i}]", d) for i, d in enumerate(extra_doses)]
+        arms.append(Arm(name=name, regimen=Regimen(doses, name=name)))
+    return arms

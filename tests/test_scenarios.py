@@ -1,0 +1,162 @@
+"""Scenario files and `pkpd run`: validation with key paths, shipped scenarios, atomic output."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+from pkpd._cli import main
+from pkpd._run import run_scenario
+from pkpd._scenario import load_scenario
+
+SCENARIOS = ROOT / "scenarios"
+SHIPPED = sorted(p.name for p in SCENARIOS.glob("*.toml"))
+
+
+def test_every_shipped_scenario_opens_with_its_question():
+    for name in SHIPPED:
+        first = (SCENARIOS / name).read_text().splitlines()[0]
+        assert first.startswith("# ") and first.rstrip().endswith(("?", ":")) or "?" in (SCENARIOS / name).read_text()[:600]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_scenario_runs_and_its_outputs_make_sense(name, tmp_path):
+    scenario = load_scenario(SCENARIOS / name).with_overrides(n=12)
+    if scenario.trial is not None:
+        pytest.skip("trial scenarios are tested in test_trial.py")
+    # keep the test light: fewer output times, same content checks
+    scenario.times = scenario.times[:: max(1, scenario.times.size // 200)]
+    outdir = tmp_path / "out"
+    run_scenario(scenario, outdir, progress=False)
+    names = {p.name for p in outdir.iterdir()}
+    assert {"manifest.json", "profiles.csv", "exposure.csv", "summary.csv", "figures"} <= names
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    assert manifest["n"] == 12 and manifest["seed"] == scenario.seed
+    assert manifest["scenario"]["sha256"] == scenario.hash and manifest["model"]["sha256"] == scenario.model.hash
+    assert {"numpy", "numba", "pkpd"} <= set(manifest["versions"])
+    profiles = pd.read_csv(outdir / "profiles.csv")
+    assert list(profiles.columns[:4]) == ["arm", "output", "unit", "TIME (h)"]
+    assert set(profiles["arm"]) == {arm.name for arm in scenario.arms}
+    assert set(profiles["output"]) == set(scenario.variables)
+    quantiles = profiles[[f"P{q:g}" for q in scenario.quantiles]].to_numpy()
+    assert np.all(np.diff(quantiles, axis=1) >= -1e-9 * np.abs(quantiles[:, 1:]).clip(1))  # monotone percentiles
+    units = dict(zip(profiles["output"], profiles["unit"]))
+    for output in scenario.variables:
+        assert units[output] == scenario.model.outputs[output].unit
+    exposure = pd.read_csv(outdir / "exposure.csv")
+    assert list(exposure.columns) == ["arm", "ID", "output", "metric", "value", "unit"]
+    assert exposure["unit"].notna().all()
+    assert exposure.groupby(["arm", "output", "metric"]).size().eq(12).all()
+    summary = pd.read_csv(outdir / "summary.csv")
+    assert {"median", "p5", "p95", "unit"} <= set(summary.columns)
+    figures = list((outdir / "figures").glob("*.png"))
+    assert figures and (outdir / "figures" / "captions.md").is_file()
+    # an arm without doses stays at baseline: no drug, magnesium at its endogenous level
+    for arm in scenario.arms:
+        if not arm.regimen.doses:
+            rows = profiles[profiles["arm"] == arm.name]
+            for output in ("KETAMINE", "NORKETAMINE"):
+                if output in scenario.variables:
+                    assert (rows.loc[rows["output"] == output, "P95"] == 0).all()
+            if "MAGNESIUM" in scenario.variables:
+                baseline = scenario.model.parameters["BASE_MG"].value
+                np.testing.assert_allclose(rows.loc[rows["output"] == "MAGNESIUM", "P50"], baseline, rtol=1e-12)
+
+
+BASE = """
+model = "pk1cmt"
+seed = 1
+[population]
+n = 5
+[[arms]]
+name = "oral"
+doses = [{ drug = "CENT", amount = "10 mg" }]
+[outputs]
+times = { start = "0 h", stop = "24 h", step = "1 h" }
+"""
+
+# (replace this text, by that) -> message fragment naming the key path
+VALIDATION = {
+    "unknown_key_with_suggestion": (("seed = 1", "seed = 1\nsede = 2"), "sede: unknown key; did you mean 'seed'?"),
+    "missing_key": (('times = { start = "0 h", stop = "24 h", step = "1 h" }', 'variables = ["CP"]'),
+                    "outputs.times: is required"),
+    "wrong_type": (("n = 5", 'n = "five"'), "population.n: must be an integer >= 1; got 'five'"),
+    "non_positive_dose": (('amount = "10 mg"', 'amount = "-10 mg"'), "arms[0].doses[0].amount: must be positive"),
+    "non_positive_duration": (('amount = "10 mg"', 'amount = "10 mg", duration = "-2 h"'),
+                              "arms[0].doses[0].duration: must be positive"),
+    "incompatible_units": (('amount = "10 mg"', 'amount = "10 mg", duration = "2 kg"'),
+                           "arms[0].doses[0].duration: must be in units compatible with 'h'"),
+    "rate_and_duration": (('amount = "10 mg"', 'amount = "10 mg", rate = "5 mg/h", duration = "2 h"'),
+                          "arms[0].doses[0]: give an amount with a duration or a rate, not both"),
+    "unknown_model": (('model = "pk1cmt"', 'model = "pk1cmtt"'), "model: no library model 'pk1cmtt'; did you mean 'pk1cmt'?"),
+    "unknown_output": (('step = "1 h" }', 'step = "1 h" }\nvariables = ["CPP"]'),
+                       "outputs.variables[0]: model 'pk1cmt' has no output 'CPP'; did you mean 'CP'?"),
+    "unknown_drug": (('drug = "CENT"', 'drug = "CENTRAL"'), "arms[0].doses[0].drug: model 'pk1cmt' has no drug 'CENTRAL'"),
+}
+
+
+def _drug_table(text):
+    # pk1cmt declares no [drugs]; doses name compartments through a model copy that does
+    return text
+
+
+@pytest.fixture()
+def model_with_drugs(tmp_path):
+    source = (ROOT / "models" / "pk1cmt.toml").read_text()
+    source += '\n[drugs]\nCENT = { compartment = "CENT", unit = "mg" }\n'
+    path = tmp_path / "pk1cmt.toml"
+    path.write_text(source)
+    return path
+
+
+@pytest.mark.parametrize("case", list(VALIDATION))
+def test_validation_error_names_key_path_and_exits_2(case, tmp_path, capsys, model_with_drugs):
+    (old, new), message = VALIDATION[case]
+    text = BASE.replace('model = "pk1cmt"', 'model = "pk1cmt.toml"') if case != "unknown_model" else BASE
+    assert old in text or case == "unknown_model"
+    text = text.replace(old, new)
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: study.toml: ") and message in err, err
+    assert err.count("\n") == 1
+    assert main(["run", str(path), "-o", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_valid_base_scenario_runs(tmp_path, model_with_drugs, capsys):
+    path = tmp_path / "study.toml"
+    path.write_text(BASE.replace('model = "pk1cmt"', 'model = "pk1cmt.toml"'))
+    assert main(["validate", str(path)]) == 0
+    assert main(["run", str(path), "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    assert main(["run", str(path), "-o", str(tmp_path / "out"), "--quiet"]) == 2  # exists, no --force
+    assert "output folder exists" in capsys.readouterr().err
+    assert main(["run", str(path), "-o", str(tmp_path / "out"), "--quiet", "--force", "--n", "3", "--seed", "9"]) == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["n"] == 3 and manifest["seed"] == 9
+
+
+def test_interrupted_run_leaves_no_partial_output(tmp_path):
+    scenario = SCENARIOS / "pickering2020.toml"
+    outdir = tmp_path / "interrupted"
+    process = subprocess.Popen([sys.executable, "-m", "pkpd", "run", str(scenario), "-o", str(outdir), "--n", "2000",
+                                "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    # wait until the run is under way (its temporary folder appears), then interrupt it
+    while time.time() < deadline and not list(tmp_path.glob(".interrupted.tmp-*")):
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=120)
+    assert not outdir.exists()
+    assert not list(tmp_path.glob(".interrupted*"))
