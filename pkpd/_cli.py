@@ -133,9 +133,9 @@ def _validate(arguments):
 
     scenario = load_scenario(arguments.scenario)
     if scenario.trial is not None:
-        from ._trial import parse_trial
+        from ._trial import designs_of
 
-        parse_trial(scenario)
+        designs_of(scenario)
     print(f"{scenario.path.name}: valid ({scenario.model.name}, {len(scenario.arms)} arms, "
           f"{scenario.times.size} output times, n = {scenario.n})")
 

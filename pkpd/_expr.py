@@ -151,6 +151,50 @@ def to_source(node):
     return ast.unparse(ast.fix_missing_locations(tree))
 
 
+class _Substitute(ast.NodeTransformer):
+    def __init__(self, values):
+        self.values = values
+
+    def visit_Name(self, node):
+        if node.id in self.values:
+            return ast.copy_location(ast.Constant(value=float(self.values[node.id])), node)
+        return node
+
+
+def _is_zero(node):
+    return isinstance(node, ast.Constant) and node.value == 0
+
+
+class _Fold(ast.NodeTransformer):
+    """Fold what a zero makes trivial: 0*x, x*0, 0/x -> 0; x+0, 0+x, x-0 -> x; -0 -> 0."""
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        left, right = node.left, node.right
+        if isinstance(node.op, ast.Mult) and (_is_zero(left) or _is_zero(right)):
+            return ast.Constant(value=0.0)
+        if isinstance(node.op, ast.Div) and _is_zero(left):
+            return ast.Constant(value=0.0)
+        if isinstance(node.op, ast.Add) and _is_zero(left):
+            return right
+        if isinstance(node.op, (ast.Add, ast.Sub)) and _is_zero(right):
+            return left
+        return node
+
+    def visit_UnaryOp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, ast.USub) and _is_zero(node.operand):
+            return ast.Constant(value=0.0)
+        return node
+
+
+def substitute(node, values):
+    """The expression with names replaced by constants and zero terms folded away."""
+    tree = ast.parse(ast.unparse(node), mode="eval").body
+    tree = _Substitute(values).visit(tree)
+    return ast.fix_missing_locations(_Fold().visit(tree))
+
+
 # --- symbolic differentiation -------------------------------------------------
 # None stands for an exact zero; _ONE for an exact one. The constructors below
 # simplify with them so that d(KA*DEPOT)/dDEPOT is plainly KA, which is what

@@ -153,6 +153,24 @@ class Model:
                 return index
         return None
 
+    def with_constants(self, values):
+        """A copy whose expressions treat the named parameters as constants (folded).
+
+        Used to find a linear model inside a nonlinear one: with an interaction
+        parameter fixed at 0 the products of amounts vanish. The copy keeps the
+        engine's input layout, so the same parameter matrix drives it.
+        """
+        import copy as _copy
+
+        trees = {key: _expr.substitute(tree, values) for key, tree in self._trees.items()}
+        note = "\n# specialised: " + ", ".join(f"{k} = {v!r}" for k, v in sorted(values.items())) + "\n"
+        special = _copy.copy(self)
+        special._trees = trees
+        special._module = None
+        special.source_text = self.source_text + note
+        special.is_linear = _is_linear(trees, self.compartments)
+        return special
+
     @property
     def module(self):
         """The compiled engine module (generated and imported on first use)."""

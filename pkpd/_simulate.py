@@ -16,7 +16,8 @@ from ._engine import raise_failures, run_stream
 from ._errors import PkpdError
 from ._events import KIND_DOSE, KIND_OBS, EventStream
 from ._model import load_model
-from ._population import Population, add_residual_error, apply_random_effects, sample_covariates, sample_iiv
+from ._population import (Population, add_residual_error, apply_random_effects, sample_covariates, sample_iiv,
+                          sample_iov)
 from ._regimen import Regimen, expand
 
 DEFAULT_QUANTILES = (5, 25, 50, 75, 95)
@@ -72,6 +73,29 @@ def individual_inputs(model, population, *, variability=True):
     return inputs, etas
 
 
+def occasion_inputs(model, population, inputs, occasions, *, variability=True):
+    """Inputs per subject and occasion, shape (n_subjects * n_occasions, n_inputs), with IOV applied.
+
+    Occasion j of subject i is row i * n_occasions + j. Without a ``[variability.iov]``
+    block (or with ``variability=False``) every occasion repeats the subject's inputs.
+    """
+    n_occasions = len(occasions)
+    repeated = np.repeat(inputs, n_occasions, axis=0)
+    iov = model.variability.get("iov")
+    if not iov or n_occasions == 0:
+        return repeated
+    names = list(iov.get("parameters", []))
+    columns = [model.inputs.index(name) for name in names]
+    try:
+        kappas = sample_iov(iov["omega"], n_occasions=n_occasions, seed=population.seed,
+                            subject_ids=population.subject_ids, variability=variability)
+    except PkpdError as error:
+        raise PkpdError(f"{model.path.name}: variability.iov.omega: {error}") from None
+    kappas = kappas.reshape(-1, len(names))
+    repeated[:, columns] = apply_random_effects(repeated[:, columns], kappas, iov.get("forms", "exp"))
+    return repeated
+
+
 def _template(dose_times, dose_cmt, times):
     """Record layout shared by all subjects: doses before observations at equal times."""
     record_time = np.concatenate([dose_times, times])
@@ -81,9 +105,10 @@ def _template(dose_times, dose_cmt, times):
     return record_time[order], is_obs[order], cmt, order
 
 
-def _chunk_stream(inputs, subject_ids, template, amounts, rates, n_times):
+def _chunk_stream(inputs, subject_ids, template, amounts, rates, n_times, occasion_of_record=None,
+                  n_occasions=1):
     record_time, is_obs, cmt, order = template
-    m = inputs.shape[0]
+    m = subject_ids.size
     per_subject = record_time.size
     n_doses = amounts.shape[1]
     amt = np.zeros((m, per_subject))
@@ -96,7 +121,10 @@ def _chunk_stream(inputs, subject_ids, template, amounts, rates, n_times):
     obs_slots = np.flatnonzero(is_obs)
     out[:, obs_slots] = np.arange(m)[:, None] * n_times + np.arange(n_times)[None, :]
     total = m * per_subject
-    rows = np.repeat(np.arange(m, dtype=np.int64), per_subject)
+    if occasion_of_record is None:
+        rows = np.repeat(np.arange(m, dtype=np.int64), per_subject)
+    else:
+        rows = (np.arange(m, dtype=np.int64)[:, None] * n_occasions + occasion_of_record[None, :]).ravel()
     assert n_doses == dose_slots.size
     return EventStream(
         subject_start=(np.arange(m + 1) * per_subject).astype(np.int64),
@@ -130,7 +158,7 @@ def _check_times(times):
 
 
 def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, atol=1e-10,
-             variability=True, chunk_subjects=None, progress=None, max_steps=100_000):
+             variability=True, chunk_subjects=None, progress=None, max_steps=100_000, occasions=None):
     """Simulate a regimen in a virtual population.
 
     Parameters
@@ -152,6 +180,10 @@ def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, ato
         Subjects per engine call (memory bound); results do not depend on it.
     progress : bool, optional
         Show a progress bar; by default one appears when a run lasts over 2 s.
+    occasions : array_like, optional
+        Start times of occasions (e.g. trial periods), increasing; each gets its own
+        inter-occasion random effects from the model's ``[variability.iov]``. A record
+        belongs to the last occasion starting at or before its time.
 
     Returns
     -------
@@ -181,6 +213,17 @@ def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, ato
     n = population.subject_ids.size
     dose_times, dose_cmt, amounts, rates = expand(model, regimen, weights if weights is not None else np.ones(n))
     template = _template(dose_times, dose_cmt, times)
+    occasion_of_record = None
+    n_occasions = 1
+    if occasions is not None:
+        occasions = np.asarray(occasions, dtype=np.float64)
+        if occasions.ndim != 1 or occasions.size == 0 or np.any(np.diff(occasions) <= 0):
+            raise PkpdError(f"occasions: must be increasing start times; got {occasions!r}")
+        n_occasions = occasions.size
+        occasion_of_record = np.clip(np.searchsorted(occasions, template[0], side="right") - 1, 0, None)
+        occasion_table = occasion_inputs(model, population, inputs, occasions, variability=variability)
+    if method == "auto" and not model.is_linear:
+        model = _linear_specialisation(model)
     n_outputs = len(model.outputs)
     values = np.empty((n, times.size, n_outputs))
     states = np.empty((n, times.size, len(model.compartments)))
@@ -193,8 +236,11 @@ def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, ato
     try:
         for start in starts:
             stop = min(start + chunk_subjects, n)
-            stream = _chunk_stream(inputs[start:stop], population.subject_ids[start:stop], template,
-                                   amounts[start:stop], rates[start:stop], times.size)
+            chunk_inputs = (inputs[start:stop] if occasion_of_record is None
+                            else occasion_table[start * n_occasions:stop * n_occasions])
+            stream = _chunk_stream(chunk_inputs, population.subject_ids[start:stop], template,
+                                   amounts[start:stop], rates[start:stop], times.size, occasion_of_record,
+                                   n_occasions)
             chunk_states, chunk_values, status = run_stream(model, stream, method=method, rtol=rtol,
                                                             atol=atol, max_steps=max_steps)
             raise_failures(status, stream.subject_ids)
@@ -207,6 +253,22 @@ def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, ato
     return SimulationResult(model=model, times=times, values=values, states=states,
                             subject_ids=population.subject_ids, parameters=parameters, etas=etas,
                             seed=population.seed, regimen=regimen)
+
+
+def _linear_specialisation(model):
+    """The model with its zero-valued fixed parameters folded in, if that makes it linear.
+
+    A parameter without random effects whose value is exactly 0 (e.g. an interaction
+    term switched off) is a constant of the run; folding it can remove every product
+    of amounts, and the exact matrix-exponential path then applies.
+    """
+    random = set(model.variability.get("iiv", {}).get("parameters", []))
+    random |= set(model.variability.get("iov", {}).get("parameters", []))
+    zeros = {name: 0.0 for name, p in model.parameters.items() if p.value == 0.0 and name not in random}
+    if not zeros:
+        return model
+    special = model.with_constants(zeros)
+    return special if special.is_linear else model
 
 
 @dataclass

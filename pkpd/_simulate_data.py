@@ -62,6 +62,6 @@ def simulate_data(model, data, *, method="auto", rtol=1e-8, atol=1e-10, max_step
         out[name] = states[:, index]
     units = {"TIME": model.units.get("time", "")}
     units.update({name: o.unit for name, o in model.outputs.items()})
-    units.update({name: model.units.get("amount", "") for name in model.compartments})
+    units.update({name: model.compartment_units.get(name, model.units.get("amount", "")) for name in model.compartments})
     out.attrs["units"] = units
     return out

@@ -1,0 +1,432 @@
+"""``python -m benchmarks``: time the workloads against in-process baselines; check the floors.
+
+Every figure is a median over repeated rounds. In each round the baseline
+(a per-subject ``solve_ivp`` loop on a subset of subjects) and pkpd run back to
+back in this process, and a ratio is the median over rounds of
+``baseline seconds per subject / pkpd seconds per subject``, so a busy or slow
+machine moves both sides together. pkpd's time is that of the whole
+``pkpd.simulate`` call (individual parameters, event records, engine, result),
+with the population drawn beforehand.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import tracemalloc
+from pathlib import Path
+
+import numba
+import numpy as np
+
+import pkpd
+from pkpd import _simulate
+from pkpd._metrics import PercentileAccumulator, exposure_metrics
+
+from . import workloads as wl
+
+HERE = Path(__file__).resolve().parent
+FLOORS = HERE / "floors.toml"
+QUICK = {"W1": dict(n=1000, baseline=20, reference=10), "W2": dict(n=200, baseline=10, reference=10)}
+FULL = {"W1": dict(sizes=(1000, 10_000), baseline=30, reference=30),
+        "W2": dict(sizes=(1000, 10_000), baseline=20, reference=20)}
+METHODS = ("exact", "rk45")
+
+
+def median(values):
+    return float(statistics.median(values))
+
+
+@contextlib.contextmanager
+def threads(count):
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+class EngineClock:
+    """Seconds spent in the engine (``run_stream``) during ``pkpd.simulate`` calls."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    @contextlib.contextmanager
+    def installed(self):
+        original = getattr(_simulate, "run_stream", None)
+        if original is None:
+            yield self
+            return
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        _simulate.run_stream = timed
+        try:
+            yield self
+        finally:
+            _simulate.run_stream = original
+
+
+def clock(function, *args, **kwargs):
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def peak_traced_bytes(function, *args, **kwargs):
+    """Peak of the memory traced by tracemalloc (NumPy arrays included) during one call."""
+    tracemalloc.start()
+    try:
+        function(*args, **kwargs)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def max_rss_bytes():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def outputs_of(result, names):
+    return np.stack([result.output(name) for name in names], axis=-1)
+
+
+# --- W1 and W2 ----------------------------------------------------------------------
+
+def linear_workload(workload, n, baseline_subjects, reference_subjects, repeats, thread_count, memory=True):
+    """Per-subject times, ratios to the solve_ivp loop, accuracy against expm, peak memory."""
+    subjects = wl.population(n)
+    weights = wl.weights_of(subjects)
+    with threads(thread_count):
+        results = {method: wl.simulate(workload, subjects, method) for method in METHODS}  # warm-up
+        rounds = []
+        for _ in range(repeats):
+            row = {}
+            seconds, baseline = clock(wl.w1_baseline, workload, results["exact"], weights, baseline_subjects,
+                                      **wl.TOLERANCES)
+            row["solve_ivp"] = seconds / baseline_subjects
+            for method in METHODS:
+                engine = EngineClock()
+                with engine.installed():
+                    seconds, results[method] = clock(wl.simulate, workload, subjects, method)
+                row[method] = seconds / n
+                row[f"{method} engine"] = engine.seconds / n
+            rounds.append(row)
+        memory_peak = {method: peak_traced_bytes(wl.simulate, workload, subjects, method) if memory else None
+                       for method in METHODS}
+    reference = wl.w1_reference(workload, results["exact"], weights, reference_subjects)
+    difference = {method: wl.relative_difference(outputs_of(results[method], workload.outputs)[:reference_subjects],
+                                                 reference) for method in METHODS}
+    common = min(baseline_subjects, reference_subjects)
+    difference["solve_ivp"] = wl.relative_difference(baseline[:common], reference[:common])
+    keys = ["solve_ivp", *METHODS, *(f"{m} engine" for m in METHODS)]
+    return {
+        "workload": workload.name, "subjects": n, "threads": thread_count, "repeats": repeats,
+        "baseline_subjects": baseline_subjects, "reference_subjects": reference_subjects,
+        "microseconds_per_subject": {k: 1e6 * median([r[k] for r in rounds]) for k in keys},
+        "ratio_to_solve_ivp": {m: median([r["solve_ivp"] / r[m] for r in rounds]) for m in METHODS},
+        "max_relative_difference_from_expm": difference,
+        "peak_traced_bytes": memory_peak,
+    }
+
+
+def thread_scaling(workload, n, repeats):
+    """Per-subject microseconds with 1 and 2 Numba threads (rounds interleaved)."""
+    subjects = wl.population(n)
+    counts = [c for c in (1, 2) if c <= numba.config.NUMBA_NUM_THREADS]
+    times = {(m, c): [] for m in METHODS for c in counts}
+    for method in METHODS:
+        wl.simulate(workload, subjects, method)
+    for _ in range(repeats):
+        for count in counts:
+            with threads(count):
+                for method in METHODS:
+                    seconds, _ = clock(wl.simulate, workload, subjects, method)
+                    times[method, count].append(seconds / n)
+    out = {"workload": workload.name, "subjects": n, "repeats": repeats,
+           "microseconds_per_subject": {f"{m} {c} thread{'s' if c > 1 else ''}": 1e6 * median(times[m, c])
+                                        for m in METHODS for c in counts}}
+    if len(counts) == 2:
+        out["speedup_2_threads"] = {m: median(times[m, 1]) / median(times[m, 2]) for m in METHODS}
+    return out
+
+
+# --- W3 -----------------------------------------------------------------------------
+
+def w3_workload(n_per_arm, baseline_subjects, repeats, methods=("rk45", "rosenbrock")):
+    workload = wl.W3
+    subjects = wl.population(n_per_arm)
+    weights = wl.weights_of(subjects)
+    model = wl.load(workload.model)
+    results = {}
+    per_method = {m: [] for m in methods}
+    baseline_times = []
+    ratios = {m: [] for m in methods}
+    for method in methods:
+        for arm in workload.arms:
+            results[method, arm] = wl.simulate(workload, subjects, method, arm)
+    for _ in range(repeats):
+        seconds = 0.0
+        for arm in workload.arms:
+            elapsed, _ = clock(wl.generic_baseline, workload, results[methods[0], arm], weights, arm,
+                               baseline_subjects, **wl.TOLERANCES)
+            seconds += elapsed
+        baseline = seconds / (baseline_subjects * len(workload.arms))
+        baseline_times.append(baseline)
+        for method in methods:
+            seconds = 0.0
+            for arm in workload.arms:
+                elapsed, results[method, arm] = clock(wl.simulate, workload, subjects, method, arm)
+                seconds += elapsed
+            per_subject = seconds / (n_per_arm * len(workload.arms))
+            per_method[method].append(per_subject)
+            ratios[method].append(baseline / per_subject)
+    # accuracy: against a tight solve_ivp (LSODA, rtol 1e-10, atol 1e-12) of the model's own equations
+    reference_subjects = min(3, baseline_subjects)
+    difference = {m: 0.0 for m in methods}
+    names = list(model.outputs)
+    index = [names.index(o) for o in workload.outputs]
+    for arm in workload.arms:
+        reference = wl.generic_baseline(workload, results[methods[0], arm], weights, arm, reference_subjects,
+                                        1e-10, 1e-12)[..., index]
+        for method in methods:
+            values = outputs_of(results[method, arm], workload.outputs)[:reference_subjects]
+            difference[method] = max(difference[method], wl.relative_difference(values, reference))
+    return {"workload": "W3", "subjects_per_arm": n_per_arm, "arms": list(workload.arms), "repeats": repeats,
+            "baseline_subjects_per_arm": baseline_subjects,
+            "microseconds_per_subject": {"solve_ivp": 1e6 * median(baseline_times),
+                                         **{m: 1e6 * median(per_method[m]) for m in methods}},
+            "ratio_to_solve_ivp": {m: median(ratios[m]) for m in methods},
+            "max_relative_difference_from_tight_solve_ivp": difference}
+
+
+# --- W4 -----------------------------------------------------------------------------
+
+def w4_workload(n_total, chunk, baseline_subjects):
+    """n_total subjects of W1 (exact path) reduced chunk by chunk to percentiles and exposure metrics."""
+    workload = wl.W1
+    n_times = workload.times.size
+    metric_names = ("cmax", "tmax", "cmin", "auc", "cavg")
+    profile = {name: PercentileAccumulator(n_times) for name in workload.outputs}
+    metrics = {name: PercentileAccumulator(len(metric_names)) for name in workload.outputs}
+    wl.simulate(workload, wl.population(100), "exact")   # loaded and warm
+    first = wl.population(baseline_subjects)
+    base_seconds, _ = clock(wl.w1_baseline, workload, wl.simulate(workload, first, "exact"), wl.weights_of(first),
+                            baseline_subjects, **wl.TOLERANCES)
+    rss_before = max_rss_bytes()
+    tracemalloc.start()
+    start_time = time.perf_counter()
+    for start in range(0, n_total, chunk):
+        subjects = wl.population(min(chunk, n_total - start), start)
+        result = wl.simulate(workload, subjects, "exact")
+        for name in workload.outputs:
+            values = result.output(name)
+            profile[name].add(values)
+            table = exposure_metrics(workload.times, values)
+            metrics[name].add(np.column_stack([table[m] for m in metric_names]))
+        del result, values
+    elapsed = time.perf_counter() - start_time
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    summary = {}
+    for name in workload.outputs:
+        quantiles = metrics[name].result()            # (n_quantiles, n_metrics)
+        levels = [float(q) for q in metrics[name].quantiles]
+        summary[name] = {f"{m} P{q}": float(quantiles[levels.index(q), metric_names.index(m)])
+                         for m in ("cmax", "auc") for q in (5, 50, 95)}
+    per_subject = elapsed / n_total
+    return {"workload": "W4", "subjects": n_total, "chunk": chunk, "seconds": elapsed,
+            "microseconds_per_subject": {"solve_ivp": 1e6 * base_seconds / baseline_subjects,
+                                         "pkpd exact + reduction": 1e6 * per_subject},
+            "ratio_to_solve_ivp": base_seconds / baseline_subjects / per_subject,
+            "peak_traced_bytes": peak, "max_rss_bytes": max_rss_bytes(), "max_rss_bytes_before": rss_before,
+            "sketch_bytes": sum(a.nbytes for a in (*profile.values(), *metrics.values())),
+            "exposure_percentiles": summary}
+
+
+# --- cold start -----------------------------------------------------------------------
+
+PROBE = r"""
+import json, sys, time
+start = time.perf_counter()
+import numpy as np
+import pkpd
+imported = time.perf_counter()
+model = pkpd.load_model(sys.argv[1])
+module = model.module
+loaded = time.perf_counter()
+dose = [pkpd.Dose(0.5, "ketamine", duration=2.0, per_weight=True)]
+weight = {"WT": {"distribution": "normal", "mean": 75.0, "sd": 12.0, "min": 45.0, "max": 130.0}}
+times = np.linspace(0.0, 48.0, 193)
+pkpd.simulate(model, dose, pkpd.Population(10, weight, seed=1), times, progress=False)
+first = time.perf_counter()
+pkpd.simulate(model, dose, pkpd.Population(37, weight, seed=2), times, method="rk45", progress=False)
+second = time.perf_counter()
+stats = module.run_population.stats
+print(json.dumps({"import_seconds": imported - start, "load_seconds": loaded - imported,
+                  "first_simulate_seconds": first - loaded, "second_population_seconds": second - first,
+                  "signatures": len(module.run_population.signatures),
+                  "cache_hits": sum(stats.cache_hits.values()), "cache_misses": sum(stats.cache_misses.values())}))
+"""
+
+
+def cold_start(model=wl.W1_MODEL):
+    """A fresh process with an empty PKPD_CACHE_DIR (compiles), then a second one (loads from the cache)."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="pkpd-bench-cache-") as cache:
+        environment = {**os.environ, "PKPD_CACHE_DIR": cache}
+        for label in ("cold", "warm"):
+            start = time.perf_counter()
+            run = subprocess.run([sys.executable, "-c", PROBE, str(model)], capture_output=True, text=True,
+                                 env=environment, cwd=HERE.parent)
+            wall = time.perf_counter() - start
+            if run.returncode != 0:
+                raise RuntimeError(f"cold-start probe failed:\n{run.stderr}")
+            figures = json.loads(run.stdout.strip().splitlines()[-1])
+            figures["process_seconds"] = wall
+            figures["load_and_first_simulate_seconds"] = figures["load_seconds"] + figures["first_simulate_seconds"]
+            out[label] = figures
+    return {"workload": "cold start", "model": Path(model).name, **out}
+
+
+# --- floors -----------------------------------------------------------------------------
+
+def check_floors(results, floors):
+    """Rows (name, measured, floor, ok) for every floor of floors.toml that a result covers."""
+    rows = []
+    for result in results:
+        name = result.get("workload")
+        for method, floor in floors.get(name, {}).items():
+            measured = result.get("ratio_to_solve_ivp", {}).get(method)
+            if measured is not None:
+                rows.append((f"{name} {method} ratio to solve_ivp", measured, floor, measured >= floor))
+        ceiling = floors.get("accuracy", {}).get("exact_max_relative_difference")
+        measured = result.get("max_relative_difference_from_expm", {}).get("exact")
+        if ceiling is not None and measured is not None:
+            rows.append((f"{name} exact max relative difference (ceiling)", measured, ceiling, measured <= ceiling))
+    return rows
+
+
+# --- report -------------------------------------------------------------------------------
+
+def format_report(results, machine):
+    lines = [f"machine: {machine['nproc']} cores, {machine['cpu']}; Python {machine['python']}, "
+             f"NumPy {machine['numpy']}, SciPy {machine['scipy']}, Numba {machine['numba']} "
+             f"({machine['threading_layer']} threads)", ""]
+    for r in results:
+        name = r["workload"]
+        if name in ("W1", "W2"):
+            us = r["microseconds_per_subject"]
+            lines.append(f"{name} n={r['subjects']} threads={r['threads']} (median of {r['repeats']}; "
+                         f"solve_ivp on {r['baseline_subjects']}, expm on {r['reference_subjects']} subjects)")
+            for m in ("solve_ivp", *METHODS):
+                extra = ""
+                if m in METHODS:
+                    peak = r["peak_traced_bytes"][m]
+                    extra = (f"  engine {us[m + ' engine']:8.2f} us  ratio {r['ratio_to_solve_ivp'][m]:8.0f}x"
+                             f"  peak {peak / 1e6 if peak else float('nan'):7.1f} MB")
+                lines.append(f"  {m:10s} {us[m]:10.2f} us/subject{extra}  max rel diff "
+                             f"{r['max_relative_difference_from_expm'][m]:.2e}")
+        elif name == "threads":
+            us = r["microseconds_per_subject"]
+            lines.append(f"thread scaling {r['workload_name']} n={r['subjects']} (median of {r['repeats']}): "
+                         + ", ".join(f"{k} {v:.2f} us" for k, v in us.items()) + "; 2-thread speedup "
+                         + ", ".join(f"{m} {v:.2f}x" for m, v in r.get("speedup_2_threads", {}).items()))
+        elif name == "W3":
+            us = r["microseconds_per_subject"]
+            lines.append(f"W3 {r['subjects_per_arm']} subjects x {len(r['arms'])} arms (median of {r['repeats']})")
+            for m, value in us.items():
+                ratio = r["ratio_to_solve_ivp"].get(m)
+                diff = r["max_relative_difference_from_tight_solve_ivp"].get(m)
+                lines.append(f"  {m:10s} {value:10.1f} us/subject" + (f"  ratio {ratio:6.0f}x  max rel diff "
+                                                                     f"{diff:.2e}" if ratio else ""))
+        elif name == "W4":
+            lines.append(f"W4 {r['subjects']} subjects in chunks of {r['chunk']}: {r['seconds']:.1f} s, "
+                         f"{r['microseconds_per_subject']['pkpd exact + reduction']:.2f} us/subject, ratio "
+                         f"{r['ratio_to_solve_ivp']:.0f}x; peak traced {r['peak_traced_bytes'] / 1e6:.0f} MB, "
+                         f"max RSS {r['max_rss_bytes'] / 1e6:.0f} MB")
+        elif name == "cold start":
+            for label in ("cold", "warm"):
+                f = r[label]
+                lines.append(f"{label:5s} start ({r['model']}): import {f['import_seconds']:.2f} s, load "
+                             f"{f['load_seconds']:.2f} s, first simulate {f['first_simulate_seconds']:.2f} s, "
+                             f"process {f['process_seconds']:.2f} s; signatures {f['signatures']}, "
+                             f"cache hits {f['cache_hits']}, misses {f['cache_misses']}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def parse_arguments(argv):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes on 1 thread, then check benchmarks/floors.toml (exit 1 on a regression)")
+    parser.add_argument("--workload", action="append", choices=["W1", "W2", "W3", "W4", "cold", "threads"],
+                        help="run only these (repeatable); default: all")
+    parser.add_argument("--repeats", type=int, default=None, help="rounds per measurement (default 5, quick 5)")
+    parser.add_argument("--w4-subjects", type=int, default=1_000_000)
+    parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    repeats = arguments.repeats or 5
+    machine = wl.describe_machine()
+    results = []
+    start = time.perf_counter()
+    if arguments.quick:
+        selected = arguments.workload or ["W1", "W2"]
+        for name in selected:
+            if name in QUICK:
+                q = QUICK[name]
+                results.append(linear_workload(wl.WORKLOADS[name], q["n"], q["baseline"], q["reference"], repeats,
+                                               1, memory=False))
+    else:
+        selected = arguments.workload or ["cold", "W1", "W2", "threads", "W4", "W3"]
+        for name in selected:
+            if name in FULL:
+                f = FULL[name]
+                for n in f["sizes"]:
+                    results.append(linear_workload(wl.WORKLOADS[name], n, f["baseline"], f["reference"], repeats,
+                                                   numba.config.NUMBA_NUM_THREADS))
+            elif name == "threads":
+                for workload in (wl.W1, wl.W2):
+                    scaling = thread_scaling(workload, 10_000, repeats)
+                    scaling["workload_name"] = scaling.pop("workload")
+                    scaling["workload"] = "threads"
+                    results.append(scaling)
+            elif name == "W4":
+                results.append(w4_workload(arguments.w4_subjects, 20_000, 20))
+            elif name == "W3":
+                results.append(w3_workload(1000, 3, max(1, min(repeats, 3))))
+            elif name == "cold":
+                results.append(cold_start())
+    machine["numba_threads"] = numba.get_num_threads()
+    elapsed = time.perf_counter() - start
+    print(format_report(results, machine))
+    print(f"({elapsed:.1f} s)")
+    status = 0
+    floors = tomllib.loads(FLOORS.read_text()) if FLOORS.exists() else {}
+    rows = check_floors(results, floors) if arguments.quick else []
+    for label, measured, floor, ok in rows:
+        print(f"{'ok  ' if ok else 'FAIL'} {label}: {measured:.3g} (floor {floor:g})")
+        if not ok:
+            status = 1
+    if arguments.json:
+        arguments.json.write_text(json.dumps({"machine": machine, "seconds": elapsed, "results": results,
+                                              "floors": [list(r) for r in rows]}, indent=2, default=float))
+    return status

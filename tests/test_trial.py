@@ -1,0 +1,145 @@
+"""Crossover trial simulation and power: validity under the null, the analysis against statsmodels,
+power rising with sample size and effect size."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+from pkpd._scenario import load_scenario
+from pkpd._trial import (analyse, compare, designs_of, endpoint_values, fit_linear_model, parse_trial,
+                         power_table, simulate_trial_scores, trial, williams_sequences)
+
+NULL = """
+# Two identical saline arms: any rejection is a false positive.
+model = "ketamine_mg_pain"
+seed = 99
+[population]
+n = 20
+[[arms]]
+name = "saline A"
+doses = []
+[[arms]]
+name = "saline B"
+doses = []
+[outputs]
+times = { start = "0 h", stop = "1 d", step = "1 d" }
+variables = ["PAIN"]
+[trial]
+design = "crossover"
+period = "35 d"
+baseline = "14 d"
+n = [20]
+replicates = 4000
+dropout = 0.1
+endpoint = { type = "auc", output = "PAIN", days = [1, 35] }
+alpha = 0.05
+"""
+
+
+def test_williams_design_is_balanced_for_carry_over():
+    for count in (2, 3, 4, 5):
+        square = np.array(williams_sequences(count))
+        for period in range(count):  # every treatment equally often in every period
+            assert np.all(np.bincount(square[:, period], minlength=count) == square.shape[0] // count)
+        pairs = np.zeros((count, count), int)  # every ordered pair of neighbours equally often
+        for row in square:
+            for a, b in zip(row[:-1], row[1:]):
+                pairs[a, b] += 1
+        off = pairs[~np.eye(count, dtype=bool)]
+        assert np.all(off == off[0])
+
+
+def test_rejection_rate_under_the_null_equals_alpha(tmp_path):
+    path = tmp_path / "null.toml"
+    path.write_text(NULL)
+    table = trial(load_scenario(path))
+    row = table.iloc[0]
+    assert row["replicates"] == 4000
+    # 4,000 replicates: the Monte Carlo 99 % band of a true 0.05 is about [0.042, 0.058]
+    assert 0.042 <= row["power"] <= 0.058, row.to_dict()
+
+
+def test_analysis_equals_statsmodels_ols_with_dropout():
+    smf = pytest.importorskip("statsmodels.formula.api")
+    rng = np.random.default_rng(5)
+    n, periods = 18, 3
+    order = np.array(williams_sequences(3))[np.arange(n) % 6]
+    subject_effect = rng.normal(0, 2, n)
+    y = 5 + subject_effect[:, None] + 0.3 * np.arange(periods) - 0.8 * (order == 1) - 0.2 * (order == 2)
+    y = y + rng.normal(0, 1, (n, periods))
+    mask = np.ones((n, periods), bool)
+    mask[[2, 7, 11], 2] = False     # dropped out before period 3
+    mask[5, 1:] = False             # dropped out after period 1 (contributes nothing)
+    beta, cov, sigma2, df = fit_linear_model(y[None], mask[None], order[None],
+                                             np.broadcast_to(np.arange(periods), (1, n, periods)), 3, periods)
+    rows = [dict(y=y[i, p], subject=i, period=p, treatment=order[i, p])
+            for i in range(n) for p in range(periods) if mask[i, p]]
+    fit = smf.ols("y ~ C(subject) + C(period) + C(treatment)", data=pd.DataFrame(rows)).fit()
+    for a, b in [(1, 0), (2, 0), (2, 1)]:
+        estimate, se, p, low, high = compare(beta, cov, sigma2, df, a, b, 0.05)
+        contrast = np.zeros(len(fit.params))
+        names = list(fit.params.index)
+        if a:
+            contrast[names.index(f"C(treatment)[T.{a}]")] += 1
+        if b:
+            contrast[names.index(f"C(treatment)[T.{b}]")] -= 1
+        test = fit.t_test(contrast)
+        np.testing.assert_allclose(estimate[0], float(np.squeeze(test.effect)), rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(se[0], float(np.squeeze(test.sd)), rtol=1e-8)
+        np.testing.assert_allclose(p[0], float(np.squeeze(test.pvalue)), rtol=1e-8, atol=1e-12)
+        ci = np.squeeze(test.conf_int(alpha=0.05))
+        np.testing.assert_allclose([low[0], high[0]], ci, rtol=1e-8)
+    assert df[0] == fit.df_resid
+
+
+def test_parallel_analysis_equals_statsmodels():
+    smf = pytest.importorskip("statsmodels.formula.api")
+    rng = np.random.default_rng(8)
+    n = 30
+    arm = np.arange(n) % 3
+    y = rng.normal(0, 1, n) + 0.5 * (arm == 2)
+    mask = np.ones((1, n, 1), bool)
+    mask[0, 4, 0] = False
+    beta, cov, sigma2, df = fit_linear_model(y[None, :, None], mask, arm[None, :, None],
+                                             np.zeros((1, n, 1), int), 3, 1, absorb_subjects=False)
+    keep = mask[0, :, 0]
+    fit = smf.ols("y ~ C(arm)", data=pd.DataFrame(dict(y=y[keep], arm=arm[keep]))).fit()
+    estimate, se, p, _, _ = compare(beta, cov, sigma2, df, 2, 0, 0.05)
+    np.testing.assert_allclose(estimate[0], fit.params["C(arm)[T.2]"], rtol=1e-8)
+    np.testing.assert_allclose(p[0], fit.pvalues["C(arm)[T.2]"], rtol=1e-8)
+
+
+@pytest.fixture(scope="module")
+def power():
+    scenario = load_scenario(ROOT / "scenarios" / "pickering2020_power.toml")
+    return trial(scenario, replicates=150)
+
+
+def test_power_rises_with_sample_size_and_effect(power):
+    table = power.set_index(["comparison", "n_total"])
+    strong = "ketamine 2 mg/kg over 2 h vs saline"
+    weak = "ketamine 0.5 mg/kg over 2 h vs saline"
+    assert table.loc[(strong, 80), "power"] > table.loc[(strong, 20), "power"]
+    assert table.loc[(strong, 80), "power"] > table.loc[(weak, 80), "power"]
+    # the estimated effect (AUC of pain, ketamine minus saline) grows with the dose
+    estimates = [table.loc[(f"ketamine {d} over 2 h vs saline", 80), "mean_estimate"] for d in ("0.5 mg/kg", "1 mg/kg", "2 mg/kg")]
+    assert estimates[0] > estimates[1] > estimates[2]
+    # Monte Carlo intervals bracket the estimate
+    assert np.all((power["power_low"] <= power["power"]) & (power["power"] <= power["power_high"]))
+
+
+def test_power_table_columns(power):
+    assert list(power.columns[:8]) == ["comparison", "n_total", "power", "power_low", "power_high",
+                                       "mean_estimate", "sd_estimate", "mean_ci_width"]
+    assert set(power["n_total"]) == {20, 40, 80}
+
+
+def test_trial_section_validation(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(NULL.replace('dropout = 0.1', 'dropout = 1.5'))
+    with pytest.raises(Exception, match=r"bad.toml: trial.dropout: must be a probability in \[0, 1\); got 1.5"):
+        designs_of(load_scenario(path))
+    path.write_text(NULL.replace('n = [20]', 'n = [20]\nreplicate = 5'))
+    with pytest.raises(Exception, match=r"trial.replicate: unknown key; did you mean 'replicates'\?"):
+        designs_of(load_scenario(path))
