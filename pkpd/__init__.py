@@ -7,6 +7,8 @@ simulate_data              a NONMEM-style event table in, one row per record out
 simulate, SimulationResult a regimen in a virtual population
 Dose, Regimen              what is given, when, in the model's units
 Population                 covariates and per-subject random streams, seeded
+load_scenario, run_scenario  scenario files (``scenarios/*.toml``) and what ``pkpd run`` writes
+trial                      crossover / parallel trial replicates -> power table
 library_models             names of the shipped models
 PkpdError, ModelError, DataError, SimulationError
 """
@@ -16,10 +18,13 @@ from ._model import Model, library_models, load_model
 from ._population import Population
 from ._regimen import Dose, Regimen
 from ._simulate import SimulationResult, simulate
+from ._run import run_scenario
+from ._scenario import load_scenario
 from ._simulate_data import simulate_data
+from ._trial import trial
 
 __version__ = "0.1.0"
 
 __all__ = ["load_model", "Model", "library_models", "simulate_data", "simulate", "SimulationResult",
-           "Dose", "Regimen", "Population", "PkpdError", "ModelError", "DataError", "SimulationError",
+           "Dose", "Regimen", "Population", "load_scenario", "run_scenario", "trial", "PkpdError", "ModelError", "DataError", "SimulationError",
            "__version__"]

@@ -1,12 +1,35 @@
 """Figures for protocols: drawn headless with matplotlib, PNG (300 dpi) and SVG.
 
-Colours are the Okabe-Ito palette (safe for colour blindness) with a distinct
-line style per arm, so figures survive greyscale printing. Every figure has
-labelled axes with units, a legend naming arms as the scenario names them,
-and a caption (in the files' metadata and in ``figures/captions.md``) giving
-model, n, seed and package version.
+Every figure is built by a function that returns a :class:`matplotlib.figure.Figure`
+(so it can be inspected, restyled or saved elsewhere) and :func:`write_figures`
+saves the set that applies to a run:
+
+====================================  ===========================================================
+function                              figure
+====================================  ===========================================================
+:func:`concentration_figure`          median and 50 %/90 % bands of an output by arm, levels drawn
+:func:`regimen_figure`                dosing timeline of each arm (infusion bars, bolus ticks)
+:func:`exposure_figure`               Cmax and AUC by arm (box plots, points for small n)
+:func:`attainment_figure`             % of subjects within a window / above a threshold over time
+:func:`pain_figure`                   daily pain (NRS) by arm, median and bands
+:func:`adverse_event_figure`          expected adverse-event incidence by arm (bar chart)
+:func:`sweep_figure`                  heat map of a summary metric over a [sweep] grid
+:func:`power_figure`                  trial power against the number of subjects
+====================================  ===========================================================
+
+Colours are the Okabe-Ito palette (safe for colour blindness) and every arm also
+has its own line style and marker, so figures survive greyscale printing. Text
+is 6.5-7 pt at one column width (3.5 in); arms are named exactly as in the
+scenario. Captions (model, n, seed, package version) are written into each
+file's metadata and into ``captions.md``.
+
+Artists that carry data have labels starting with ``_`` (hidden from legends)
+that name what they show, e.g. ``_band50|saline``, ``_median|saline``,
+``_dose|saline|0``: tests and users can find them without reading pixels.
 """
 
+import itertools
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -14,100 +37,1088 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
-OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+from ._errors import PkpdError  # noqa: E402
+
+# Okabe & Ito (2008); yellow last because it is faint on white.
+OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
 LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 5))]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+HATCHES = ["", "////", "....", "xxxx", "\\\\\\\\", "++", "oo", "--"]
 COLUMN_WIDTH_IN = 3.5
+PAGE_WIDTH_IN = 7.0
+MAX_ARMS_ONE_PANEL = 6          # above this, time courses are drawn as one panel per arm
+SMALL_N = 50                    # exposure box plots show every subject up to this n
+PAIN_OUTPUT = "PAIN"
+ADVERSE_EVENT_OUTPUT = "P_PSYCHO"
+SWEPT_KEYS = ("amount", "duration", "rate", "every", "count", "until", "start")
+SWEEP_AXIS_PRIORITY = ("amount", "rate", "duration", "every", "count", "until", "start")
+SWEEP_KEY_LABELS = {"amount": "Dose", "duration": "Infusion duration", "rate": "Infusion rate",
+                    "every": "Every", "count": "Number of doses", "until": "Until", "start": "Start"}
+METRIC_LABELS = {"cmax": "Cmax", "tmax": "Tmax", "cmin": "Cmin", "auc": "AUC", "cavg": "Cavg"}
+
+STYLE = {
+    "font.size": 7, "axes.titlesize": 7, "axes.labelsize": 7, "xtick.labelsize": 6.5,
+    "ytick.labelsize": 6.5, "legend.fontsize": 6.5, "figure.titlesize": 7,
+    "axes.linewidth": 0.6, "xtick.major.width": 0.6, "ytick.major.width": 0.6,
+    "xtick.major.size": 2.5, "ytick.major.size": 2.5, "lines.linewidth": 1.2, "lines.markersize": 3.5,
+    "axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False,
+    "svg.fonttype": "none", "figure.dpi": 100, "savefig.dpi": 300, "hatch.linewidth": 0.5,
+}
 
 
 def arm_style(index):
-    return dict(color=OKABE_ITO[index % len(OKABE_ITO)], linestyle=LINESTYLES[index % len(LINESTYLES)])
+    """Colour, line style and marker of the arm at `index` (the same in every figure)."""
+    return dict(color=OKABE_ITO[index % len(OKABE_ITO)], linestyle=LINESTYLES[index % len(LINESTYLES)],
+                marker=MARKERS[index % len(MARKERS)])
 
 
-def time_axis(times_h):
-    """Display times in days when the grid spans more than 3 days."""
-    if times_h[-1] - times_h[0] > 72:
-        return times_h / 24.0, "Time (d)"
-    return times_h, "Time (h)"
+def _styled(function):
+    """Build the figure under the house style (font sizes, spines, SVG text as text)."""
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(STYLE):
+            return function(*args, **kwargs)
+    wrapper.__name__ = function.__name__
+    wrapper.__qualname__ = function.__qualname__
+    wrapper.__doc__ = function.__doc__
+    wrapper.__wrapped__ = function
+    return wrapper
+
+
+def _new_figure(width, height):
+    # Figure() (not pyplot.figure) so that building many figures keeps no global state
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+# ---------------------------------------------------------------------------
+# Time axes
+# ---------------------------------------------------------------------------
+
+
+def time_axis(times_h, time_unit="h"):
+    """Times for display and the axis label: days when the span exceeds 3 days (times in h)."""
+    times_h = np.asarray(times_h, dtype=float)
+    factor, label = _time_scale(times_h[-1] - times_h[0], time_unit)
+    return times_h * factor, label
+
+
+def _time_scale(span, time_unit="h"):
+    """(factor from model time, axis label) for a span in model time units."""
+    if time_unit == "h" and span > 72:
+        return 1.0 / 24.0, "Time (d)"
+    return 1.0, f"Time ({time_unit})"
+
+
+def _focus_end(times, curves, fraction):
+    """End of the informative part of the grid, or None to show it all.
+
+    The informative part ends shortly after the last time any curve differs from
+    its final value by more than `fraction` of its largest such difference; a
+    single 2-h infusion followed for 35 days is then shown over its first hours.
+    """
+    curves = [np.asarray(c, dtype=float) for c in curves if len(c)]
+    if not curves:
+        return None
+    deviation = np.nanmax([np.abs(c - c[-1]) for c in curves], axis=0)
+    top = np.nanmax(deviation)
+    if not np.isfinite(top) or top <= 0:
+        return None
+    last = times[np.flatnonzero(deviation > fraction * top)[-1]]
+    end = times[0] + 1.25 * (last - times[0])
+    end = max(end, times[min(len(times) - 1, 4)])
+    if end >= times[0] + 0.5 * (times[-1] - times[0]):
+        return None
+    return float(end)
+
+
+def _format_time(value):
+    """Hours as short text: 40 min, 2 h, 7 d."""
+    if value == 0:
+        return "0 h"
+    if value < 1:
+        return f"{value * 60:.3g} min"
+    if value >= 24 and abs(value / 24 - round(value / 24)) < 1e-9:
+        return f"{value / 24:g} d"
+    return f"{value:.3g} h"
+
+
+def _pretty_unit(unit):
+    return str(unit).replace("*", "·")
+
+
+# ---------------------------------------------------------------------------
+# Captions
+# ---------------------------------------------------------------------------
 
 
 def caption_base(run, scenario):
+    """Model, n, seed and package version, for every caption."""
     info = run.manifest
-    return (f"model {info['model']['name']}, n = {info['n']} per arm, seed {info['seed']}, "
-            f"pkpd {info['versions'].get('pkpd')}")
+    return (f"Model {info['model']['name']}, n = {info['n']} virtual subjects per arm (the same subjects in "
+            f"every arm), seed {info['seed']}, pkpd {info['versions'].get('pkpd')}, scenario "
+            f"{info['scenario']['file']}")
 
 
-def _save(fig, folder, stem, caption, written):
-    metadata_png = {"Title": stem, "Description": caption, "Software": "pkpd"}
-    fig.savefig(folder / f"{stem}.png", dpi=300, metadata=metadata_png)
-    fig.savefig(folder / f"{stem}.svg", metadata={"Title": stem, "Description": caption})
-    plt.close(fig)
-    written.append({"file": f"{stem}.png", "caption": caption})
+def _band_columns(quantiles):
+    """(outer low, outer high, inner low, inner high, median) percentile columns; inner may be None."""
+    names = [f"P{q:g}" for q in quantiles]
+    median = "P50" if "P50" in names else names[len(names) // 2]
+    inner = (names[1], names[-2]) if len(names) >= 5 else (None, None)
+    return names[0], names[-1], inner[0], inner[1], median
 
 
-def concentration_figure(run, scenario, output, log=False):
-    """Median and 50 %/90 % bands over subjects of one output, by arm, with levels drawn."""
-    model = scenario.model
-    unit = model.outputs[output].unit
-    profiles = run.profiles[run.profiles["output"] == output]
-    time_column = [c for c in profiles.columns if c.startswith("TIME")][0]
-    fig, ax = plt.subplots(figsize=(COLUMN_WIDTH_IN, 2.8), constrained_layout=True)
-    for index, arm in enumerate(run.results):
-        table = profiles[profiles["arm"] == arm]
-        x, xlabel = time_axis(table[time_column].to_numpy())
-        style = arm_style(index)
-        quantiles = scenario.quantiles
-        low90, high90 = f"P{quantiles[0]:g}", f"P{quantiles[-1]:g}"
-        if len(quantiles) >= 5:
-            low50, high50 = f"P{quantiles[1]:g}", f"P{quantiles[-2]:g}"
-            ax.fill_between(x, table[low50], table[high50], color=style["color"], alpha=0.25, linewidth=0,
-                            label="_band50")
-        ax.fill_between(x, table[low90], table[high90], color=style["color"], alpha=0.12, linewidth=0,
-                        label="_band90")
-        median = "P50" if "P50" in table else f"P{quantiles[len(quantiles) // 2]:g}"
-        ax.plot(x, table[median], label=arm, linewidth=1.2, **style)
-    for level in scenario.thresholds.get(output, ()):
-        ax.axhline(level, color="0.3", linewidth=0.8, linestyle=(0, (2, 2)))
-        ax.annotate(f"{level:g} {unit}", (1.0, level), xycoords=("axes fraction", "data"), fontsize=6,
-                    ha="right", va="bottom", color="0.3")
-    for low, high in scenario.windows.get(output, ()):
-        ax.axhspan(low, high, color="0.85", alpha=0.5, zorder=0, label="_window")
-        ax.annotate(f"window {low:g}-{high:g} {unit}", (0.01, high), xycoords=("axes fraction", "data"),
-                    fontsize=6, ha="left", va="bottom", color="0.3")
-    ax.set_xlabel(xlabel)
-    description = model.outputs[output].description or output
-    ax.set_ylabel(f"{output} ({unit})")
-    ax.set_title(description[:60], fontsize=7)
+def _band_text(quantiles):
+    low, high, inner_low, inner_high, median = _band_columns(quantiles)
+    median_text = "median" if median == "P50" else f"{median[1:]}th percentile"
+    text = f"{median_text} (line)"
+    if inner_low:
+        text += f", {inner_low[1:]}th-{inner_high[1:]}th percentiles (dark band)"
+    if low != median:
+        text += f", {low[1:]}th-{high[1:]}th percentiles (light band) over subjects"
+    return text
+
+
+# ---------------------------------------------------------------------------
+# Data access
+# ---------------------------------------------------------------------------
+
+
+def _profiles(run, scenario, output):
+    """Percentile table of one output (arm, TIME, P..), from run.profiles or computed from the results."""
+    profiles = run.profiles
+    time_column = next(c for c in profiles.columns if str(c).startswith("TIME"))
+    table = profiles[profiles["output"] == output]
+    if table.empty:
+        frames = []
+        for arm, result in run.results.items():
+            frame = result.percentiles(scenario.quantiles, outputs=[output])
+            frame.insert(0, "arm", arm)
+            frames.append(frame.rename(columns={"TIME": time_column}))
+        table = pd.concat(frames, ignore_index=True)
+    return table, time_column
+
+
+def _unit(scenario, output):
+    return scenario.model.outputs[output].unit
+
+
+def _is_concentration(scenario, output):
+    return "/" in _unit(scenario, output)
+
+
+def adverse_event_incidence(run, output=ADVERSE_EVENT_OUTPUT):
+    """Expected incidence by arm, %: the mean over subjects of each subject's maximum probability.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index arm; columns ``incidence`` (%), ``low`` and ``high`` (normal 95 % interval of the mean, %).
+    """
+    rows = {}
+    for arm, result in run.results.items():
+        peak = result.output(output).max(axis=1)
+        mean = float(np.mean(peak))
+        half = 1.96 * float(np.std(peak, ddof=1)) / np.sqrt(peak.size) if peak.size > 1 else 0.0
+        rows[arm] = {"incidence": 100 * mean, "low": 100 * max(mean - half, 0.0), "high": 100 * min(mean + half, 1.0)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("arm")
+
+
+def _attainment_values(values, kind, bounds):
+    if kind == "within":
+        low, high = bounds
+        inside = (values >= low) & (values <= high)
+    else:
+        inside = values >= bounds[0]
+    return 100.0 * inside.mean(axis=0)
+
+
+def attainment_percent(run, output, level):
+    """{arm: % of subjects satisfying `level` at each output time}; level = ("within", low, high) or
+    ("above", threshold), in the output's unit."""
+    kind, *bounds = level
+    return {arm: _attainment_values(result.output(output), kind, bounds) for arm, result in run.results.items()}
+
+
+def _levels(scenario, output):
+    levels = [("within", low, high) for low, high in scenario.windows.get(output, ())]
+    levels += [("above", level) for level in scenario.thresholds.get(output, ())]
+    return levels
+
+
+def _level_text(level, unit):
+    if level[0] == "within":
+        return f"within {level[1]:g}-{level[2]:g} {unit}"
+    return f"at or above {level[1]:g} {unit}"
+
+
+def _level_stem(level):
+    return "_".join([level[0]] + [f"{v:g}" for v in level[1:]])
+
+
+# ---------------------------------------------------------------------------
+# Layout helpers
+# ---------------------------------------------------------------------------
+
+
+def _arm_axes(n_arms, height_single=2.6, panels=None):
+    """A figure and one axes per arm.
+
+    panels: "single" (all arms on one axes; the default up to MAX_ARMS_ONE_PANEL arms),
+    "stacked" (one row per arm, one column wide) or "grid" (three columns, page wide; the default
+    above MAX_ARMS_ONE_PANEL arms).
+    """
+    panels = panels or ("single" if n_arms <= MAX_ARMS_ONE_PANEL else "grid")
+    if panels == "single":
+        fig = _new_figure(COLUMN_WIDTH_IN, height_single + 0.14 * n_arms)
+        ax = fig.add_subplot()
+        return fig, [ax] * n_arms, panels
+    ncols = 1 if panels == "stacked" else 3
+    nrows = -(-n_arms // ncols)
+    if panels == "stacked":
+        fig = _new_figure(COLUMN_WIDTH_IN, 0.5 + 1.15 * nrows)
+    else:
+        fig = _new_figure(PAGE_WIDTH_IN, 0.4 + 1.35 * nrows)
+    grid = fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
+    axes = list(grid.ravel())
+    for ax in axes[n_arms:]:
+        fig.delaxes(ax)
+    return fig, axes[:n_arms], panels
+
+
+def _label_panels(axes, panels, xlabel, ylabel, arms):
+    if panels == "single":
+        axes[0].set_xlabel(xlabel)
+        axes[0].set_ylabel(ylabel)
+        return
+    ncols = 1 if panels == "stacked" else 3
+    for index, (ax, arm) in enumerate(zip(axes, arms)):
+        ax.set_title(arm, fontsize=6.5 if panels == "stacked" else 6, pad=2)
+        if index % ncols == 0:
+            ax.set_ylabel(ylabel)
+        if index + ncols >= len(axes):
+            ax.set_xlabel(xlabel)
+            ax.xaxis.set_tick_params(labelbottom=True)
+
+
+def _arm_legend(fig, axes, panels, arms, title=None):
+    """Legend below the plot naming every arm (single-panel figures; panels carry titles otherwise)."""
+    if panels != "single":
+        return
+    handles, labels = axes[0].get_legend_handles_labels()
+    order = [labels.index(arm) for arm in arms if arm in labels]
+    fig.legend([handles[i] for i in order], [labels[i] for i in order], loc="outside lower center", ncols=1,
+               handlelength=3.2, title=title)
+
+
+def _arm_color(index, panels):
+    """Arm colour; in one-panel-per-arm figures every panel uses the first colour (titles name the arms)."""
+    return arm_style(index if panels == "single" else 0)["color"]
+
+
+def _line(ax, x, y, arm, index, n_points, panels="single"):
+    if panels != "single":
+        ax.plot(x, y, label=arm, color=arm_style(0)["color"], linewidth=1.0)
+        return
+    style = arm_style(index)
+    finite = int(np.count_nonzero(np.isfinite(y)))
+    # markers spaced along the drawn line, offset per arm so that overlapping arms stay visible
+    every = (0.04 + 0.11 * (index % 8), 0.22) if finite > 12 else (max(1, n_points // 6) if finite else None)
+    ax.plot(x, y, label=arm, color=style["color"], linestyle=style["linestyle"], marker=style["marker"],
+            markevery=every, markersize=3.2,
+            markerfacecolor="white", markeredgewidth=0.8)
+
+
+# ---------------------------------------------------------------------------
+# 1. Concentration (and any output) over time
+# ---------------------------------------------------------------------------
+
+
+@_styled
+def concentration_figure(run, scenario, output, log=False, *, focus=True, ylabel=None, ylim=None,
+                         draw_levels=True, panels=None):
+    """Median and bands over subjects of one output, by arm, with thresholds and windows drawn.
+
+    Parameters
+    ----------
+    run : RunResult
+    scenario : Scenario
+    output : str
+        A model output; bands come from ``run.profiles`` (the rows of ``profiles.csv``), or are
+        computed from ``run.results`` when the scenario did not request this output.
+    log : bool
+        Log-scaled y axis (concentrations).
+    focus : bool
+        Limit the time axis to the informative part of the grid (e.g. the first hours after a
+        single infusion followed for weeks); all data are drawn in any case.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Bands are ``PolyCollection`` objects labelled ``_band50|ARM`` and ``_band90|ARM``, the
+        median a ``Line2D`` labelled with the arm name.
+    """
+    unit = _unit(scenario, output)
+    table, time_column = _profiles(run, scenario, output)
+    arms = list(run.results)
+    low, high, inner_low, inner_high, median = _band_columns(scenario.quantiles)
+    fig, axes, panels = _arm_axes(len(arms), panels=panels)
+    times = np.sort(table[time_column].unique())
+    end = None
+    if focus:
+        curves = [table.loc[table["arm"] == arm, high].to_numpy() for arm in arms]
+        end = _focus_end(times, curves, 3e-4 if log else 0.01)
+    time_unit = scenario.model.units.get("time", "h")
+    factor, xlabel = _time_scale((end or times[-1]) - times[0], time_unit)
+    for index, arm in enumerate(arms):
+        ax = axes[index]
+        rows = table[table["arm"] == arm]
+        x = rows[time_column].to_numpy() * factor
+        color = _arm_color(index, panels)
+        ax.fill_between(x, rows[low], rows[high], color=color, alpha=0.13, linewidth=0, label=f"_band90|{arm}")
+        if inner_low:
+            ax.fill_between(x, rows[inner_low], rows[inner_high], color=color, alpha=0.3, linewidth=0,
+                            label=f"_band50|{arm}")
+        y = rows[median].to_numpy(dtype=float)
+        if log:  # a line through zeros would drop to the axis floor; break it there instead
+            y = np.where(y > 0, y, np.nan)
+        _line(ax, x, y, arm, index, len(x), panels)
+    shown = list(dict.fromkeys(axes))
+    for number, ax in enumerate(shown):
+        if draw_levels:
+            _draw_levels(ax, scenario, output, unit, labels=number == 0)
+        if end is not None:
+            ax.set_xlim(times[0] * factor, end * factor)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
     if log:
-        ax.set_yscale("log")
-        positive = run.profiles.loc[run.profiles["output"] == output, f"P{scenario.quantiles[-1]:g}"]
-        top = positive.max()
-        if np.isfinite(top) and top > 0:
-            ax.set_ylim(top * 1e-4, top * 2)
-    ax.legend(fontsize=6, frameon=False)
-    ax.tick_params(labelsize=7)
-    ax.xaxis.label.set_size(8)
-    ax.yaxis.label.set_size(8)
+        values = table[[low, high, median]].to_numpy()
+        positive = values[values > 0]
+        top = positive.max() if positive.size else 1.0
+        floor = max(top * 1e-4, positive.min() * 0.8) if positive.size else top * 1e-4
+        for ax in shown:
+            ax.set_yscale("log", nonpositive="clip")
+            ax.set_ylim(floor, top * 2)
+    ylabel = ylabel or f"{_output_label(scenario, output)} ({unit})"
+    _label_panels(axes, panels, xlabel, ylabel, arms)
+    _arm_legend(fig, axes, panels, arms)
     return fig
 
 
-def write_figures(run, scenario, folder):
-    """Write the figure set and captions.md into `folder`; return [{file, caption}]."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    base = caption_base(run, scenario)
+def _output_label(scenario, output):
+    """Axis wording for an output: its name, title-cased when it is an upper-case identifier."""
+    return output.capitalize().replace("_", " ") if output.isupper() else output
+
+
+def _draw_levels(ax, scenario, output, unit, labels=True):
+    for low, high in scenario.windows.get(output, ()):
+        ax.axhspan(low, high, color="0.92", zorder=0, linewidth=0, label="_window")
+        for bound in (low, high):
+            ax.axhline(bound, color="0.6", linewidth=0.5, zorder=0.5, label="_window_bound")
+        if not labels:
+            continue
+        ax.annotate(f"window {low:g}-{high:g} {unit}", (0.01, high), xycoords=("axes fraction", "data"),
+                    xytext=(0, 1.5), textcoords="offset points", fontsize=5.5, ha="left", va="bottom",
+                    color="0.25")
+    for level in scenario.thresholds.get(output, ()):
+        ax.axhline(level, color="0.25", linewidth=0.7, linestyle=(0, (2, 2)), zorder=1, label="_threshold")
+        if not labels:
+            continue
+        ax.annotate(f"{level:g} {unit}", (1.0, level), xycoords=("axes fraction", "data"), xytext=(0, 1.5),
+                    textcoords="offset points", fontsize=5.5, ha="right", va="bottom", color="0.25")
+
+
+def _log_useful(run, scenario, output):
+    """Log scale is drawn for concentrations that fall towards zero (not those sitting on a baseline)."""
+    if not _is_concentration(scenario, output):
+        return False
+    table, _ = _profiles(run, scenario, output)
+    median = table[_band_columns(scenario.quantiles)[4]].to_numpy()
+    top = np.nanmax(median) if median.size else 0.0
+    return bool(top > 0 and np.nanmin(median) < 0.01 * top)
+
+
+# ---------------------------------------------------------------------------
+# 2. Regimen schematic
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class SweepLayout:
+    """How the arms of a ``[sweep]`` map to its grid.
+
+    Attributes
+    ----------
+    keys : list of str
+        Swept keys in file order (``amount``, ``duration``, ``every``, ...).
+    values : dict of str to list
+        Values of each key in file order, as written (``"0.5 mg/kg"``).
+    cells : list of (str, dict)
+        (arm name, {key: value}) for every combination, in arm order.
+    """
+    keys: list
+    values: dict
+    cells: list
+
+    @property
+    def varying(self):
+        return [k for k in self.keys if len(self.values[k]) > 1]
+
+    @property
+    def fixed(self):
+        return {k: self.values[k][0] for k in self.keys if len(self.values[k]) == 1}
+
+    def axes(self):
+        """(row key, column key or None, facet keys): the first two varying keys in the order dose,
+        rate, duration, every, count, until, start."""
+        ordered = sorted(self.varying, key=SWEEP_AXIS_PRIORITY.index)
+        if not ordered:
+            return None, None, []
+        return ordered[0], (ordered[1] if len(ordered) > 1 else None), ordered[2:]
+
+
+def sweep_layout(scenario):
+    """The :class:`SweepLayout` of a scenario's ``[sweep]``, or None when it has none."""
+    sweep = scenario.raw.get("sweep")
+    if not sweep:
+        return None
+    keys = [k for k in sweep if k in SWEPT_KEYS]
+    values = {k: (sweep[k] if isinstance(sweep[k], list) else [sweep[k]]) for k in keys}
+    combinations = [dict(zip(keys, combo)) for combo in itertools.product(*(values[k] for k in keys))]
+    arms = scenario.arms[len(scenario.arms) - len(combinations):]
+    template = sweep.get("name", " ".join("{" + k + "}" for k in keys))
+    cells = []
+    for arm, combination in zip(arms, combinations):
+        expected = template.format(**combination)
+        if expected != arm.name:
+            raise PkpdError(f"{scenario.path.name}: sweep arm {arm.name!r} does not match the sweep grid "
+                            f"(expected {expected!r})")
+        cells.append((arm.name, combination))
+    return SweepLayout(keys=keys, values=values, cells=cells)
+
+
+def _raw_doses(scenario):
+    """{arm name: [dose table as written in the file]} where the file's text is available."""
+    raw = scenario.raw or {}
+    found = {}
+    for arm in raw.get("arms", []):
+        if isinstance(arm, dict) and "name" in arm:
+            found[arm["name"]] = list(arm.get("doses", []))
+    layout = sweep_layout(scenario)
+    if layout is not None:
+        sweep = raw["sweep"]
+        for name, combination in layout.cells:
+            dose = {"drug": sweep["drug"], **combination}
+            if "route" in sweep:
+                dose["route"] = sweep["route"]
+            found[name] = [dose] + list(sweep.get("with", []))
+    return found
+
+
+def _raw_dose_label(dose):
+    drug = dose.get("drug", "")
+    amount, rate, duration = dose.get("amount"), dose.get("rate"), dose.get("duration")
+    if rate is not None and amount is None:
+        text = f"{drug} {rate}" + (f" for {duration}" if duration else "")
+    elif duration:
+        text = f"{drug} {amount} over {duration}"
+    else:
+        text = f"{drug} {amount} bolus"
+    if dose.get("every"):
+        if dose.get("until"):
+            text += f", every {dose['every']} until {dose['until']}"
+        elif int(dose.get("count", 1)) > 1:
+            text += f", every {dose['every']} ×{dose['count']}"
+    if dose.get("route") and dose["route"] != "intravenous":
+        text += f" ({dose['route']})"
+    return text
+
+
+def _drug_of(model, dose):
+    for name, drug in model.drugs.items():
+        if dose.target == drug.get("compartment") or dose.target in drug.get("routes", {}).values():
+            return name
+    return dose.target
+
+
+def _dose_label(model, dose):
+    """Label from the Dose object (model units) when the file's text is not available."""
+    drug = _drug_of(model, dose)
+    unit = model.compartment_units.get(dose.target) or model.units.get("amount", "mg")
+    per = "/kg" if dose.per_weight else ""
+    if dose.rate is not None and dose.amount is None:
+        text = f"{drug} {dose.rate:g} {unit}{per}/h for {_format_time(dose.duration)}"
+    elif dose.duration:
+        text = f"{drug} {dose.amount:g} {unit}{per} over {_format_time(dose.duration)}"
+    else:
+        text = f"{drug} {dose.amount:g} {unit}{per} bolus"
+    if dose.every and (dose.count > 1 or dose.until is not None):
+        repeat = f"until {_format_time(dose.until)}" if dose.until is not None else f"×{dose.count}"
+        text += f", every {_format_time(dose.every)} {repeat}"
+    return text
+
+
+def regimen_labels(scenario):
+    """{arm name: [label of each dose]}: the file's own words ("ketamine 0.5 mg/kg over 2 h") when
+    available, else built from the Dose objects in model units."""
+    raw = _raw_doses(scenario)
+    labels = {}
+    for arm in scenario.arms:
+        doses = arm.regimen.doses
+        written = raw.get(arm.name)
+        if written is not None and len(written) == len(doses) and all(isinstance(d, dict) for d in written):
+            labels[arm.name] = [_raw_dose_label(d) for d in written]
+        else:
+            labels[arm.name] = [_dose_label(scenario.model, d) for d in doses]
+    return labels
+
+
+@_styled
+def regimen_figure(scenario):
+    """Dosing timeline of each arm: infusion bars (length = duration) and bolus ticks.
+
+    Up to six arms, each arm has its name in bold and one lane per dose instruction, labelled with
+    drug, dose and duration as written in the scenario ("ketamine 0.5 mg/kg over 2 h"). With more
+    arms (a sweep), each arm is one row named by its y tick label, drugs told apart by a legend.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Each lane's bars are a ``PolyCollection`` labelled ``_dose|ARM|INDEX`` (x data in the
+        displayed time unit, see the axis label), boluses a ``Line2D`` labelled
+        ``_bolus|ARM|INDEX``. ``fig.pkpd_widened`` is True when some bars were drawn wider than
+        their duration to stay visible.
+    """
+    model = scenario.model
+    time_unit = model.units.get("time", "h")
+    labels = regimen_labels(scenario)
+    arms = scenario.arms
+    starts = {arm.name: [d.start_times() for d in arm.regimen.doses] for arm in arms}
+    pairs = [(d, t) for arm in arms for d, t in zip(arm.regimen.doses, starts[arm.name]) if t.size]
+    first = min([0.0] + [t.min() for _, t in pairs])
+    last = max([1.0] + [t.max() + d.duration for d, t in pairs])
+    for dose, times in pairs:  # show one interval after a repeated dose's last start, within the grid
+        if dose.every:
+            last = max(last, min(times.max() + dose.every, float(scenario.times[-1])))
+    factor, xlabel = _time_scale(last - first, time_unit)
+    span = (last - first) * factor
+    min_width = 0.006 * span
+    drugs = list(model.drugs)
+    compact = len(arms) > MAX_ARMS_ONE_PANEL
+    n_lanes = sum(max(1, len(arm.regimen.doses)) for arm in arms)
+    unit_in = 0.16 if compact else 0.25
+    rows = len(arms) * 1.0 if compact else n_lanes * 0.9 + len(arms) * 1.1
+    fig = _new_figure(COLUMN_WIDTH_IN, 0.75 + unit_in * rows)
+    ax = fig.add_subplot()
+    widened = False
+    drawn_drugs = {}
+    y = 0.0
+    ticks = []
+    for arm in arms:
+        doses = arm.regimen.doses
+        if compact:
+            ticks.append((y, arm.name))
+            lane_height = 0.7 / max(1, len(doses))
+            lane_y = [y + 0.35 - lane_height * (j + 0.5) for j in range(len(doses))]
+        else:
+            ax.text(first * factor, y, arm.name, fontweight="bold", fontsize=6.5, va="center", ha="left")
+            lane_height = 0.36
+            lane_y = [y - 0.95 - 0.9 * j for j in range(len(doses))]
+            if not doses:
+                ax.text(first * factor, y - 0.75, "no drug", fontsize=6, va="center", ha="left", color="0.35",
+                        style="italic")
+        for index, (dose, times) in enumerate(zip(doses, starts[arm.name])):
+            written = labels[arm.name][index]
+            drug = next((name for name in drugs if written.startswith(name + " ")), _drug_of(model, dose))
+            colour_index = drugs.index(drug) if drug in drugs else 0
+            color = OKABE_ITO[colour_index % len(OKABE_ITO)]
+            hatch = HATCHES[colour_index % len(HATCHES)]
+            x = times * factor
+            center = lane_y[index]
+            if dose.duration > 0:
+                widths = np.full(x.size, dose.duration * factor)
+                widened |= bool(np.any(widths < min_width))
+                bars = ax.broken_barh(list(zip(x, np.maximum(widths, min_width))), (center - lane_height / 2, lane_height),
+                                      facecolors=color, edgecolors="black", linewidth=0.5, hatch=hatch,
+                                      label=f"_dose|{arm.name}|{index}")
+                drawn_drugs.setdefault(drug, bars)
+            else:
+                marker = ax.plot(x, np.full(x.size, center), linestyle="none", marker="|",
+                                 markersize=8 if not compact else 5, markeredgewidth=1.5, color=color,
+                                 label=f"_bolus|{arm.name}|{index}")[0]
+                drawn_drugs.setdefault(drug, marker)
+            if not compact:
+                ax.text(x[0] if x.size else first * factor, center + lane_height / 2 + 0.04, written, fontsize=6,
+                        va="bottom", ha="left")
+        if compact:
+            y -= 1.0
+        else:
+            y -= 0.95 + 0.9 * max(1, len(doses)) - 0.45 + 0.55
+    if compact:
+        ax.set_yticks([t for t, _ in ticks], [name for _, name in ticks], fontsize=6)
+        ax.set_ylim(y + 0.45, 0.55)
+        ax.tick_params(axis="y", length=0)
+        if drawn_drugs:
+            fig.legend(list(drawn_drugs.values()), list(drawn_drugs), loc="outside lower center",
+                       ncols=len(drawn_drugs))
+    else:
+        ax.set_yticks([])
+        ax.set_ylim(y + 0.3, 0.45)
+    ax.set_xlim(first * factor - 0.02 * span, last * factor + 0.03 * span)
+    ax.spines["left"].set_visible(False)
+    ax.set_xlabel(xlabel)
+    ax.set_title("Dosing regimen by arm", fontsize=7)
+    fig.pkpd_widened = widened
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# 3. Exposure distributions
+# ---------------------------------------------------------------------------
+
+
+@_styled
+def exposure_figure(run, scenario, output, metrics=("cmax", "auc")):
+    """Distribution over subjects of exposure metrics of one output, by arm (box plots; every
+    subject drawn as a point up to 50 subjects).
+
+    Boxes span the quartiles with the median marked; whiskers reach the 5th and 95th
+    percentiles. Values come from ``run.exposure`` (long format: arm, ID, output, metric,
+    value, unit).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per metric; y tick labels are the arm names (first arm on top); median lines
+        are labelled ``_median|ARM``, points ``_points|ARM``.
+    """
+    exposure = run.exposure[run.exposure["output"] == output]
+    metrics = [m for m in metrics if (exposure["metric"] == m).any()]
+    if not metrics:
+        raise PkpdError(f"exposure figure: run.exposure has none of the metrics for output {output!r}")
+    arms = list(run.results)
+    n = int(exposure.groupby(["arm", "metric"]).size().max())
+    fig = _new_figure(COLUMN_WIDTH_IN, 0.45 + len(metrics) * (0.45 + 0.2 * len(arms)))
+    axes = fig.subplots(len(metrics), 1, squeeze=False)[:, 0]
+    positions = np.arange(len(arms))[::-1].astype(float)
+    rng = np.random.default_rng(0)
+    for ax, metric in zip(axes, metrics):
+        rows = exposure[exposure["metric"] == metric]
+        data = [rows.loc[rows["arm"] == arm, "value"].to_numpy(dtype=float) for arm in arms]
+        unit = rows["unit"].iloc[0]
+        parts = ax.boxplot(data, positions=positions, orientation="horizontal", whis=(5, 95), widths=0.55,
+                           patch_artist=True, showfliers=n > SMALL_N, manage_ticks=False,
+                           flierprops=dict(marker=".", markersize=2, alpha=0.5),
+                           medianprops=dict(color="black", linewidth=1.2))
+        for index, arm in enumerate(arms):
+            style = arm_style(index)
+            box = parts["boxes"][index]
+            box.set_facecolor(matplotlib.colors.to_rgba(style["color"], 0.35))
+            box.set_edgecolor(style["color"])
+            box.set_hatch(HATCHES[index % len(HATCHES)])
+            parts["medians"][index].set_label(f"_median|{arm}")
+            if n <= SMALL_N:
+                jitter = rng.uniform(-0.16, 0.16, data[index].size)
+                ax.plot(data[index], positions[index] + jitter, linestyle="none", marker=style["marker"],
+                        markersize=2.6, markerfacecolor="white", markeredgecolor=style["color"],
+                        markeredgewidth=0.6, label=f"_points|{arm}", zorder=3)
+        ax.set_yticks(positions, arms)
+        ax.set_ylim(-0.6, len(arms) - 0.4)
+        name = METRIC_LABELS.get(metric, metric)
+        if metric == "auc" and scenario.interval is not None:
+            a, b = scenario.interval
+            name = f"AUC {_format_time(a)}-{_format_time(b)}"
+        ax.set_xlabel(f"{output.capitalize()} {name} ({_pretty_unit(unit)})")
+        ax.set_xlim(left=min(0, ax.get_xlim()[0]))
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# 4. Target attainment
+# ---------------------------------------------------------------------------
+
+
+@_styled
+def attainment_figure(run, scenario, output, level):
+    """Percentage of subjects within a window, or at or above a threshold, at each time, by arm.
+
+    Parameters
+    ----------
+    level : tuple
+        ``("within", low, high)`` or ``("above", threshold)`` in the output's unit (the
+        scenario's ``windows`` and ``thresholds``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Lines labelled with the arm names; y data in %.
+    """
+    unit = _unit(scenario, output)
+    percent = attainment_percent(run, output, level)
+    arms = list(run.results)
+    times = next(iter(run.results.values())).times
+    fig, axes, panels = _arm_axes(len(arms), height_single=2.3)
+    end = _focus_end(times, list(percent.values()), 0.01)
+    factor, xlabel = _time_scale((end or times[-1]) - times[0], scenario.model.units.get("time", "h"))
+    for index, arm in enumerate(arms):
+        _line(axes[index], times * factor, percent[arm], arm, index, times.size, panels)
+    for ax in dict.fromkeys(axes):
+        ax.set_ylim(-2, 102)
+        if end is not None:
+            ax.set_xlim(times[0] * factor, end * factor)
+    ylabel = f"Subjects {_level_text(level, unit)} (%)"
+    _label_panels(axes, panels, xlabel, ylabel, arms)
+    if panels == "single":
+        axes[0].set_title(_output_label(scenario, output), fontsize=7)
+    _arm_legend(fig, axes, panels, arms)
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# 5. Effects: pain and adverse events
+# ---------------------------------------------------------------------------
+
+
+def pain_figure(run, scenario, output=PAIN_OUTPUT):
+    """Daily pain (NRS 0-10) over time, one panel per arm: median and bands over subjects, whole
+    follow-up (the bands of different arms overlap too much to share one axes).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        As :func:`concentration_figure`.
+    """
+    unit = _unit(scenario, output)
+    return concentration_figure(run, scenario, output, focus=False, ylabel=f"Daily pain ({unit})",
+                                ylim=(0, 10) if "0-10" in unit else None, draw_levels=False,
+                                panels="stacked" if len(run.results) <= MAX_ARMS_ONE_PANEL else "grid")
+
+
+@_styled
+def adverse_event_figure(run, scenario, output=ADVERSE_EVENT_OUTPUT):
+    """Expected incidence of the adverse event by arm (%): the mean over subjects of each subject's
+    maximum probability over time, with a 95 % interval of the mean.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Bars (``Rectangle``) labelled ``_incidence|ARM``, width = incidence in %.
+    """
+    table = adverse_event_incidence(run, output)
+    arms = list(run.results)
+    fig = _new_figure(COLUMN_WIDTH_IN, 0.8 + 0.22 * len(arms))
+    ax = fig.add_subplot()
+    positions = np.arange(len(arms))[::-1].astype(float)
+    top = max(float(table["high"].max()), 1.0)
+    for index, arm in enumerate(arms):
+        style = arm_style(index)
+        value = table.loc[arm, "incidence"]
+        bars = ax.barh(positions[index], value, height=0.6, color=matplotlib.colors.to_rgba(style["color"], 0.6),
+                       edgecolor=style["color"], hatch=HATCHES[index % len(HATCHES)], linewidth=0.7)
+        bars.patches[0].set_label(f"_incidence|{arm}")
+        ax.errorbar(value, positions[index], xerr=[[value - table.loc[arm, "low"]], [table.loc[arm, "high"] - value]],
+                    color="black", linewidth=0.7, capsize=2, label="_ci")
+        ax.text(table.loc[arm, "high"] + 0.02 * top, positions[index], f"{value:.1f} %", va="center", fontsize=6)
+    ax.set_yticks(positions, arms)
+    ax.set_xlim(0, top * 1.25)
+    description = "psychotomimetic adverse events" if output == ADVERSE_EVENT_OUTPUT else output
+    ax.set_xlabel(f"Expected incidence of {description}\n(% of subjects)")
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# 6. Sweep heat map
+# ---------------------------------------------------------------------------
+
+
+def sweep_values(run, scenario, output, metric):
+    """{arm: value} of one sweep metric, and its label with unit.
+
+    `metric` is a metric of ``run.summary`` (its median over subjects, e.g. ``"auc"`` or
+    ``"time_within_10.5_150"``), or ``"incidence"`` for the expected adverse-event incidence (%)
+    of :func:`adverse_event_incidence`.
+    """
+    if metric == "incidence":
+        table = adverse_event_incidence(run, output)
+        return table["incidence"].to_dict(), "Expected adverse-event incidence (%)"
+    rows = run.summary[(run.summary["output"] == output) & (run.summary["metric"] == metric)]
+    if rows.empty:
+        raise PkpdError(f"sweep figure: run.summary has no metric {metric!r} for output {output!r}")
+    values = dict(zip(rows["arm"], rows["median"].astype(float)))
+    unit = _pretty_unit(rows["unit"].iloc[0])
+    concentration_unit = _unit(scenario, output)
+    name = output.capitalize()
+    if metric.startswith("time_within_"):
+        low, high = metric[len("time_within_"):].split("_")
+        label = f"Median time with {name} within {low}-{high} {concentration_unit} ({unit})"
+    elif metric.startswith("time_above_"):
+        label = f"Median time with {name} above {metric[len('time_above_'):]} {concentration_unit} ({unit})"
+    elif metric.startswith("fraction_"):
+        label = f"{name} {metric.replace('_', ' ')} (fraction of subjects)"
+    else:
+        label = f"Median {name} {METRIC_LABELS.get(metric, metric)} ({unit})"
+    return values, label
+
+
+@_styled
+def sweep_figure(run, scenario, output, metric):
+    """Heat map of one metric over the sweep grid: dose (rows) x duration (columns), one panel per
+    value of the remaining swept keys (e.g. frequency), sharing one colour scale.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per panel; each holds one ``AxesImage`` whose array ``[i, j]`` is the value for
+        row value ``i`` and column value ``j`` (rows and columns in file order), written in the
+        cell as text.
+    """
+    layout = sweep_layout(scenario)
+    if layout is None:
+        raise PkpdError(f"{scenario.path.name}: sweep figure needs a [sweep] section")
+    row_key, col_key, facet_keys = layout.axes()
+    if row_key is None:
+        raise PkpdError(f"{scenario.path.name}: sweep figure needs at least one swept key with two values")
+    values, label = sweep_values(run, scenario, output, metric)
+    rows = layout.values[row_key]
+    cols = layout.values[col_key] if col_key else [None]
+    facets = list(itertools.product(*(layout.values[k] for k in facet_keys))) or [()]
+    lookup = {}
+    for arm, combination in layout.cells:
+        key = (combination[row_key], combination[col_key] if col_key else None,
+               tuple(combination[k] for k in facet_keys))
+        lookup[key] = values.get(arm, np.nan)
+    matrices = [np.array([[lookup.get((r, c, facet), np.nan) for c in cols] for r in rows], dtype=float)
+                for facet in facets]
+    finite = np.concatenate([m.ravel() for m in matrices])
+    finite = finite[np.isfinite(finite)]
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if vmax == vmin:
+        vmax = vmin + 1.0
+    width = COLUMN_WIDTH_IN if len(facets) <= 2 else PAGE_WIDTH_IN
+    fig = _new_figure(width, 1.0 + 0.32 * len(rows) + 0.5)
+    axes = fig.subplots(1, len(facets), squeeze=False, sharey=True)[0]
+    cmap = matplotlib.colormaps["cividis"]
+    image = None
+    for ax, facet, matrix in zip(axes, facets, matrices):
+        image = ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, vmin=vmin, vmax=vmax, origin="lower",
+                          aspect="auto")
+        for i, j in itertools.product(range(len(rows)), range(len(cols))):
+            value = matrix[i, j]
+            shade = (value - vmin) / (vmax - vmin) if np.isfinite(value) else 1.0
+            ax.text(j, i, f"{value:.3g}" if np.isfinite(value) else "–", ha="center", va="center", fontsize=5.5,
+                    color="white" if shade < 0.55 else "black")
+        ax.set_xticks(range(len(cols)), [str(c) if c is not None else "" for c in cols])
+        ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+        ax.set_xlabel(SWEEP_KEY_LABELS.get(col_key, col_key) if col_key else "")
+        ax.tick_params(length=0)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        if facet_keys:
+            ax.set_title(", ".join(f"{SWEEP_KEY_LABELS.get(k, k).lower()} {v}" for k, v in zip(facet_keys, facet)),
+                         fontsize=6.5)
+    axes[0].set_ylabel(SWEEP_KEY_LABELS.get(row_key, row_key))
+    bar = fig.colorbar(image, ax=list(axes), location="bottom", shrink=0.9, aspect=30, pad=0.02)
+    bar.set_label(label, fontsize=6.5)
+    bar.ax.tick_params(labelsize=6)
+    return fig
+
+
+def _sweep_metrics(run, scenario):
+    """(output, metric) pairs drawn as sweep heat maps: time within each window, AUC of the first
+    concentration output, and adverse-event incidence when the model has it."""
+    chosen = []
+    summary = run.summary
     for output in scenario.variables:
-        unit = scenario.model.outputs[output].unit
+        for low, high in scenario.windows.get(output, ()):
+            metric = f"time_within_{low:g}_{high:g}"
+            if ((summary["output"] == output) & (summary["metric"] == metric)).any():
+                chosen.append((output, metric))
+    first = next((o for o in scenario.variables if _is_concentration(scenario, o)
+                  and ((summary["output"] == o) & (summary["metric"] == "auc")).any()), None)
+    if first is not None:
+        chosen.append((first, "auc"))
+    if ADVERSE_EVENT_OUTPUT in scenario.model.outputs:
+        chosen.append((ADVERSE_EVENT_OUTPUT, "incidence"))
+    return chosen
+
+
+# ---------------------------------------------------------------------------
+# 7. Trial power
+# ---------------------------------------------------------------------------
+
+POWER_COLUMNS = ["comparison", "n_total", "power", "power_low", "power_high", "mean_estimate", "sd_estimate",
+                 "replicates"]
+
+
+@_styled
+def power_figure(power, target=0.8):
+    """Power against the total number of subjects, one line per comparison, with Monte Carlo 95 %
+    intervals (error bars) and the target power drawn.
+
+    Parameters
+    ----------
+    power : pandas.DataFrame
+        Columns comparison, n_total, power, power_low, power_high (fractions 0-1), mean_estimate,
+        sd_estimate, replicates (``run.power``).
+    target : float
+        Target power, drawn as a dotted line.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Lines labelled with the comparison names; y data in %.
+    """
+    missing = [c for c in ("comparison", "n_total", "power", "power_low", "power_high") if c not in power]
+    if missing:
+        raise PkpdError(f"power table: missing column(s) {', '.join(missing)}; has {', '.join(power.columns)}")
+    comparisons = list(dict.fromkeys(power["comparison"]))
+    fig = _new_figure(COLUMN_WIDTH_IN, 2.5 + 0.14 * len(comparisons))
+    ax = fig.add_subplot()
+    for index, comparison in enumerate(comparisons):
+        rows = power[power["comparison"] == comparison].sort_values("n_total")
+        style = arm_style(index)
+        y = 100 * rows["power"].to_numpy(dtype=float)
+        error = [y - 100 * rows["power_low"].to_numpy(dtype=float), 100 * rows["power_high"].to_numpy(dtype=float) - y]
+        ax.errorbar(rows["n_total"], y, yerr=error, label=str(comparison), color=style["color"],
+                    linestyle=style["linestyle"], marker=style["marker"], markersize=3.5, markerfacecolor="white",
+                    capsize=2, elinewidth=0.7, linewidth=1.1)
+    ax.axhline(100 * target, color="0.3", linewidth=0.7, linestyle=(0, (1, 2)), label="_target")
+    ax.annotate(f"{100 * target:g} %", (1.0, 100 * target), xycoords=("axes fraction", "data"), xytext=(0, 1.5),
+                textcoords="offset points", ha="right", va="bottom", fontsize=5.5, color="0.3")
+    ax.set_ylim(0, 102)
+    ax.set_xlabel("Number of subjects (total)")
+    ax.set_ylabel("Power (%)")
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=1, handlelength=3.2)
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# The set for a run
+# ---------------------------------------------------------------------------
+
+
+def figure_set(run, scenario):
+    """Yield ``(stem, figure, caption)`` for every figure that applies to a run, one at a time."""
+    base = caption_base(run, scenario)
+    model = scenario.model
+    n_arms = len(run.results)
+    panels = "" if n_arms <= MAX_ARMS_ONE_PANEL else " One panel per arm."
+
+    fig = regimen_figure(scenario)
+    note = " Bars shorter than 0.6 % of the axis are drawn at that width." if fig.pkpd_widened else ""
+    yield "regimen", fig, (f"Dosing regimen of each arm: infusion bars (length = duration) and bolus ticks, "
+                           f"labelled with drug, dose and duration as written in the scenario.{note} {base}.")
+
+    drawn_as_effect = {PAIN_OUTPUT} if PAIN_OUTPUT in model.outputs else set()
+    bands = _band_text(scenario.quantiles)
+    for output in scenario.variables:
+        if output in drawn_as_effect:
+            continue
+        unit = _unit(scenario, output)
+        levels = []
+        for low, high in scenario.windows.get(output, ()):
+            levels.append(f"shaded: window {low:g}-{high:g} {unit}")
+        for level in scenario.thresholds.get(output, ()):
+            levels.append(f"dashed: {level:g} {unit}")
+        level_text = f" ({'; '.join(levels)})" if levels else ""
         for log in (False, True):
-            concentration = "/" in unit  # log scale only for concentrations
-            if log and (not concentration or not np.any(run.profiles.loc[run.profiles["output"] == output, "P50"] > 0)):
+            if log and not _log_useful(run, scenario, output):
                 continue
             fig = concentration_figure(run, scenario, output, log=log)
             stem = f"{output.lower()}_{'log' if log else 'linear'}"
-            caption = (f"{output} ({unit}) over time by arm: median (line), 50 % and 90 % of subjects (bands)"
-                       f"{', log scale' if log else ''}. {base}.")
-            _save(fig, folder, stem, caption, written)
-    lines = ["# Figures", ""] + [f"- `{item['file']}`: {item['caption']}" for item in written]
-    (folder / "captions.md").write_text("\n".join(lines) + "\n")
+            yield stem, fig, (f"{output} ({unit}) over time by arm: {bands}{level_text}"
+                              f"{', log scale' if log else ''}; the time axis shows the informative part of the "
+                              f"simulated period.{panels} {base}.")
+
+    for output in scenario.variables:
+        if not _is_concentration(scenario, output):
+            continue
+        metrics = [m for m in ("cmax", "auc") if ((run.exposure["output"] == output)
+                                                  & (run.exposure["metric"] == m)).any()]
+        if not metrics:
+            continue
+        fig = exposure_figure(run, scenario, output, metrics)
+        n = run.manifest["n"]
+        points = " Every subject is drawn as a point." if n <= SMALL_N else ""
+        interval = (f" over {_format_time(scenario.interval[0])}-{_format_time(scenario.interval[1])}"
+                    if scenario.interval else " over the simulated period")
+        yield f"exposure_{output.lower()}", fig, (
+            f"{output} exposure by arm: {' and '.join(METRIC_LABELS[m] for m in metrics)}{interval}. Boxes: "
+            f"quartiles and median; whiskers: 5th-95th percentiles over subjects.{points} {base}.")
+
+    for output in scenario.variables:
+        for level in _levels(scenario, output):
+            fig = attainment_figure(run, scenario, output, level)
+            text = _level_text(level, _unit(scenario, output))
+            yield f"attainment_{output.lower()}_{_level_stem(level)}", fig, (
+                f"Target attainment: percentage of subjects with {output} {text} at each output time, by arm."
+                f"{panels} {base}.")
+
+    if PAIN_OUTPUT in model.outputs:
+        fig = pain_figure(run, scenario)
+        yield "pain", fig, (f"Daily pain ({_unit(scenario, PAIN_OUTPUT)}) over time by arm: {bands}.{panels} {base}.")
+    if ADVERSE_EVENT_OUTPUT in model.outputs:
+        fig = adverse_event_figure(run, scenario)
+        yield "adverse_events", fig, (
+            "Psychotomimetic adverse events by arm: expected incidence, the mean over subjects of each subject's "
+            f"maximum probability ({ADVERSE_EVENT_OUTPUT}) over the output times, with a normal 95 % interval of "
+            f"the mean. {base}.")
+
+    layout = sweep_layout(scenario)
+    if layout is not None and layout.axes()[0] is not None:
+        row_key, col_key, facet_keys = layout.axes()
+        fixed = ", ".join(f"{k} {v}" for k, v in layout.fixed.items())
+        grid = (f"{SWEEP_KEY_LABELS[row_key].lower()} (rows)"
+                + (f" x {SWEEP_KEY_LABELS[col_key].lower()} (columns)" if col_key else "")
+                + (f", one panel per {', '.join(SWEEP_KEY_LABELS[k].lower() for k in facet_keys)}"
+                   if facet_keys else "") + (f"; fixed: {fixed}" if fixed else ""))
+        for output, metric in _sweep_metrics(run, scenario):
+            fig = sweep_figure(run, scenario, output, metric)
+            _, label = sweep_values(run, scenario, output, metric)
+            stem = f"sweep_{output.lower()}_{metric}"
+            yield stem, fig, f"Sweep summary: {label} over {grid}. {base}."
+
+    if run.power is not None and len(run.power):
+        fig = power_figure(run.power)
+        replicates = ""
+        if "replicates" in run.power:
+            counts = sorted(set(int(r) for r in run.power["replicates"]))
+            replicates = f" over {'/'.join(str(c) for c in counts)} simulated trials per size"
+        info = run.manifest
+        yield "power", fig, (
+            f"Trial power by comparison against the total number of subjects (x axis), with Monte Carlo 95 % "
+            f"intervals{replicates}; dotted: 80 % power. Model {info['model']['name']}, seed {info['seed']}, "
+            f"pkpd {info['versions'].get('pkpd')}, scenario {info['scenario']['file']}.")
+
+
+def save_figure(fig, folder, stem, caption):
+    """Write `stem`.png (300 dpi) and `stem`.svg with the caption in their metadata; close the figure."""
+    folder = Path(folder)
+    fig.savefig(folder / f"{stem}.png", dpi=300, metadata={"Title": stem, "Description": caption,
+                                                           "Software": "pkpd"})
+    fig.savefig(folder / f"{stem}.svg", metadata={"Title": stem, "Description": caption})
+    plt.close(fig)
+
+
+def write_figures(run, scenario, folder):
+    """Write the figure set and ``captions.md`` into `folder`.
+
+    Returns
+    -------
+    list of dict
+        ``{"file": "STEM.png", "caption": ...}`` per figure (an SVG of the same stem sits beside
+        each PNG), in the order of ``captions.md``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    with plt.rc_context(STYLE):
+        for stem, fig, caption in figure_set(run, scenario):
+            save_figure(fig, folder, stem, caption)
+            written.append({"file": f"{stem}.png", "caption": caption})
+    lines = ["# Figures", "", "Each figure is written as PNG (300 dpi) and SVG with the same name.", ""]
+    lines += [f"- `{item['file']}`: {item['caption']}" for item in written]
+    (folder / "captions.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return written

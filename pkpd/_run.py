@@ -161,8 +161,8 @@ def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=T
     target = Path(outdir) if outdir is not None else None
     if target is not None and target.exists() and not force:
         raise PkpdError(f"{target}: output folder exists; choose another or pass --force to replace it")
-    if target is not None and not target.parent.exists():
-        raise PkpdError(f"{target}: parent folder {target.parent} does not exist")
+    if target is not None and target.parent.exists() and not target.parent.is_dir():
+        raise PkpdError(f"{target}: {target.parent} is not a folder")
     started = time.perf_counter()
     population = make_population(scenario)
     results = simulate_arms(scenario, population, progress=progress)
@@ -184,6 +184,7 @@ def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=T
 
 
 def _write_atomically(run, scenario, target, *, force, figures):
+    target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.parent / f".{target.name}.tmp-{os.getpid()}"
     if temporary.exists():
         shutil.rmtree(temporary)
