@@ -35,6 +35,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.lines  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -313,13 +314,13 @@ def _arm_legend(fig, axes, panels, arms, title=None):
 
 
 def _arm_color(index, panels):
-    """Arm colour; in one-panel-per-arm figures every panel uses the first colour (titles name the arms)."""
-    return arm_style(index if panels == "single" else 0)["color"]
+    """Arm colour; in a grid of many panels every panel uses the first colour (titles name the arms)."""
+    return arm_style(index if panels != "grid" else 0)["color"]
 
 
 def _line(ax, x, y, arm, index, n_points, panels="single"):
     if panels != "single":
-        ax.plot(x, y, label=arm, color=arm_style(0)["color"], linewidth=1.0)
+        ax.plot(x, y, label=arm, color=_arm_color(index, panels), linewidth=1.0)
         return
     style = arm_style(index)
     finite = int(np.count_nonzero(np.isfinite(y)))
@@ -337,7 +338,7 @@ def _line(ax, x, y, arm, index, n_points, panels="single"):
 
 @_styled
 def concentration_figure(run, scenario, output, log=False, *, focus=True, ylabel=None, ylim=None,
-                         draw_levels=True, panels=None):
+                         draw_levels=True, panels=None, reference=None):
     """Median and bands over subjects of one output, by arm, with thresholds and windows drawn.
 
     Parameters
@@ -384,6 +385,15 @@ def concentration_figure(run, scenario, output, log=False, *, focus=True, ylabel
         if log:  # a line through zeros would drop to the axis floor; break it there instead
             y = np.where(y > 0, y, np.nan)
         _line(ax, x, y, arm, index, len(x), panels)
+    if reference in arms and panels != "single":
+        rows = table[table["arm"] == reference]
+        for arm, ax in zip(arms, axes):
+            if arm == reference:
+                continue
+            ax.plot(rows[time_column].to_numpy() * factor, rows[median].to_numpy(dtype=float), color="0.4",
+                    linewidth=0.8, linestyle=(0, (3, 1.5)), label=f"_reference|{reference}", zorder=1.5)
+        handle = matplotlib.lines.Line2D([], [], color="0.4", linewidth=0.8, linestyle=(0, (3, 1.5)))
+        fig.legend([handle], [f"median, {reference}"], loc="outside lower center")
     shown = list(dict.fromkeys(axes))
     for number, ax in enumerate(shown):
         if draw_levels:
@@ -782,7 +792,8 @@ def attainment_figure(run, scenario, output, level):
 
 def pain_figure(run, scenario, output=PAIN_OUTPUT):
     """Daily pain (NRS 0-10) over time, one panel per arm: median and bands over subjects, whole
-    follow-up (the bands of different arms overlap too much to share one axes).
+    follow-up (the bands of different arms overlap too much to share one axes); the median of the
+    placebo arm (the first arm without doses), if any, is repeated in the other panels.
 
     Returns
     -------
@@ -790,9 +801,11 @@ def pain_figure(run, scenario, output=PAIN_OUTPUT):
         As :func:`concentration_figure`.
     """
     unit = _unit(scenario, output)
+    placebo = next((arm.name for arm in scenario.arms if not arm.regimen.doses and arm.name in run.results), None)
     return concentration_figure(run, scenario, output, focus=False, ylabel=f"Daily pain ({unit})",
                                 ylim=(0, 10) if "0-10" in unit else None, draw_levels=False,
-                                panels="stacked" if len(run.results) <= MAX_ARMS_ONE_PANEL else "grid")
+                                panels="stacked" if len(run.results) <= MAX_ARMS_ONE_PANEL else "grid",
+                                reference=placebo)
 
 
 @_styled

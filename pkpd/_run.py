@@ -127,8 +127,7 @@ def manifest(scenario, population, wall_time, extra=None):
     return {
         "scenario": {"file": scenario.path.name, "sha256": scenario.hash, "description": scenario.description},
         "model": {"name": model.name, "file": model.path.name, "sha256": model.hash,
-                  "method": scenario.solver["method"] if scenario.solver["method"] != "auto" else
-                  ("exact" if model.is_linear else "rk45"),
+                  "method": _method_used(scenario),
                   "rtol": scenario.solver["rtol"], "atol": scenario.solver["atol"],
                   "parameters": parameters, "variability": model.variability, "residual": model.residual},
         "seed": scenario.seed,
@@ -143,6 +142,21 @@ def manifest(scenario, population, wall_time, extra=None):
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **(extra or {}),
     }
+
+
+def _method_used(scenario):
+    from ._simulate import _linear_specialisation
+
+    method = scenario.solver["method"]
+    if method != "auto":
+        return method
+    if scenario.model.is_linear:
+        return "exact"
+    special = _linear_specialisation(scenario.model)
+    if special.is_linear:
+        folded = special.source_text[len(scenario.model.source_text):].strip().lstrip("# ")
+        return f"exact ({folded})"
+    return "rk45"
 
 
 def _dose_record(dose):
