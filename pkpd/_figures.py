@@ -289,6 +289,7 @@ def _arm_axes(n_arms, height_single=2.6, panels=None):
 
 
 def _label_panels(axes, panels, xlabel, ylabel, arms):
+    """Axis labels (one per figure for a grid: ``fig.supxlabel``/``fig.supylabel``) and arm titles."""
     if panels == "single":
         axes[0].set_xlabel(xlabel)
         axes[0].set_ylabel(ylabel)
@@ -296,11 +297,23 @@ def _label_panels(axes, panels, xlabel, ylabel, arms):
     ncols = 1 if panels == "stacked" else 3
     for index, (ax, arm) in enumerate(zip(axes, arms)):
         ax.set_title(arm, fontsize=6.5 if panels == "stacked" else 6, pad=2)
-        if index % ncols == 0:
-            ax.set_ylabel(ylabel)
         if index + ncols >= len(axes):
-            ax.set_xlabel(xlabel)
             ax.xaxis.set_tick_params(labelbottom=True)
+            if panels == "stacked":
+                ax.set_xlabel(xlabel)
+        if panels == "stacked":
+            ax.set_ylabel(ylabel)
+    if panels == "grid":
+        figure = axes[0].figure
+        figure.supxlabel(xlabel, fontsize=7)
+        figure.supylabel(ylabel, fontsize=7)
+
+
+def _box_look(index, n_arms):
+    """(style, hatch) of an arm's box or bar; many arms share one look (tick labels name them)."""
+    if n_arms > MAX_ARMS_ONE_PANEL:
+        return arm_style(0) | {"marker": "o"}, ""
+    return arm_style(index), HATCHES[index % len(HATCHES)]
 
 
 def _arm_legend(fig, axes, panels, arms, title=None):
@@ -722,11 +735,11 @@ def exposure_figure(run, scenario, output, metrics=("cmax", "auc")):
                            flierprops=dict(marker=".", markersize=2, alpha=0.5),
                            medianprops=dict(color="black", linewidth=1.2))
         for index, arm in enumerate(arms):
-            style = arm_style(index)
+            style, hatch = _box_look(index, len(arms))
             box = parts["boxes"][index]
             box.set_facecolor(matplotlib.colors.to_rgba(style["color"], 0.35))
             box.set_edgecolor(style["color"])
-            box.set_hatch(HATCHES[index % len(HATCHES)])
+            box.set_hatch(hatch)
             parts["medians"][index].set_label(f"_median|{arm}")
             if n <= SMALL_N:
                 jitter = rng.uniform(-0.16, 0.16, data[index].size)
@@ -825,18 +838,18 @@ def adverse_event_figure(run, scenario, output=ADVERSE_EVENT_OUTPUT):
     positions = np.arange(len(arms))[::-1].astype(float)
     top = max(float(table["high"].max()), 1.0)
     for index, arm in enumerate(arms):
-        style = arm_style(index)
+        style, hatch = _box_look(index, len(arms))
         value = table.loc[arm, "incidence"]
         bars = ax.barh(positions[index], value, height=0.6, color=matplotlib.colors.to_rgba(style["color"], 0.6),
-                       edgecolor=style["color"], hatch=HATCHES[index % len(HATCHES)], linewidth=0.7)
+                       edgecolor=style["color"], hatch=hatch, linewidth=0.7)
         bars.patches[0].set_label(f"_incidence|{arm}")
         ax.errorbar(value, positions[index], xerr=[[value - table.loc[arm, "low"]], [table.loc[arm, "high"] - value]],
                     color="black", linewidth=0.7, capsize=2, label="_ci")
         ax.text(table.loc[arm, "high"] + 0.02 * top, positions[index], f"{value:.1f} %", va="center", fontsize=6)
     ax.set_yticks(positions, arms)
     ax.set_xlim(0, top * 1.25)
-    description = "psychotomimetic adverse events" if output == ADVERSE_EVENT_OUTPUT else output
-    ax.set_xlabel(f"Expected incidence of {description}\n(% of subjects)")
+    description = "Psychotomimetic adverse events" if output == ADVERSE_EVENT_OUTPUT else output
+    ax.set_xlabel(f"{description}\n(expected % of subjects)")
     return fig
 
 

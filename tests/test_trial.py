@@ -143,3 +143,40 @@ def test_trial_section_validation(tmp_path):
     path.write_text(NULL.replace('n = [20]', 'n = [20]\nreplicate = 5'))
     with pytest.raises(Exception, match=r"trial.replicate: unknown key; did you mean 'replicates'\?"):
         designs_of(load_scenario(path))
+
+
+def test_inter_occasion_variability_has_the_declared_variance():
+    from scipy import stats as st
+
+    import pkpd
+    from pkpd._simulate import individual_inputs, occasion_inputs
+
+    model = pkpd.load_model("ketamine_mg_pain")
+    population = pkpd.Population(20_000, seed=4)
+    inputs, _ = individual_inputs(model, population)
+    table = occasion_inputs(model, population, inputs, [0.0, 840.0, 1680.0]).reshape(20_000, 3, -1)
+    column = model.inputs.index("PAIN_OCC")
+    kappa = np.log(table[:, :, column] / model.parameters["PAIN_OCC"].value)
+    omega = model.variability["iov"]["omega"][1][1]
+    n = kappa.size
+    low, high = st.chi2.ppf([0.0005, 0.9995], n - 1) / (n - 1) * omega
+    assert low <= kappa.var(ddof=1) <= high
+    # occasions are independent: correlation between periods within its 99.9 % band
+    r = np.corrcoef(kappa[:, 0], kappa[:, 1])[0, 1]
+    assert abs(np.arctanh(r)) <= st.norm.ppf(0.9995) / np.sqrt(20_000 - 3)
+    # parameters without IOV are the same on every occasion
+    cl = model.inputs.index("CL")
+    assert np.all(table[:, 0, cl] == table[:, 2, cl])
+
+
+def test_parallel_trial_runs_end_to_end(tmp_path):
+    path = tmp_path / "parallel.toml"
+    text = NULL.replace('design = "crossover"', 'design = "parallel"').replace("replicates = 4000", "replicates = 50")
+    text = text.replace('name = "saline B"\ndoses = []', 'name = "ketamine 2 mg/kg"\ndoses = [{ drug = "ketamine", amount = "2 mg/kg", duration = "2 h" }]')
+    path.write_text(text)
+    scenario = load_scenario(path)
+    design = parse_trial(scenario)
+    assert design.sequences == [[0], [1]] and design.n_periods == 1
+    table = trial(scenario)
+    assert len(table) == 1 and table.iloc[0]["replicates"] == 50
+    assert table.iloc[0]["mean_estimate"] < 0  # ketamine lowers the pain AUC on average
