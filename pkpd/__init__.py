@@ -5,6 +5,7 @@ Public API
 load_model, Model          model files (``models/*.toml``) compiled to Numba
 simulate_data              a NONMEM-style event table in, one row per record out
 simulate, SimulationResult a regimen in a virtual population
+simulate_summary           the same for very large n: percentiles and exposure only, streamed
 Dose, Regimen              what is given, when, in the model's units
 Population                 covariates and per-subject random streams, seeded
 load_scenario, run_scenario  scenario files (``scenarios/*.toml``) and what ``pkpd run`` writes
@@ -17,7 +18,7 @@ from ._errors import DataError, ModelError, PkpdError, SimulationError
 from ._model import Model, library_models, load_model
 from ._population import Population
 from ._regimen import Dose, Regimen
-from ._simulate import SimulationResult, simulate
+from ._simulate import SimulationResult, simulate, simulate_summary
 from ._run import run_scenario
 from ._scenario import load_scenario
 from ._simulate_data import simulate_data
@@ -25,6 +26,6 @@ from ._trial import trial
 
 __version__ = "0.1.0"
 
-__all__ = ["load_model", "Model", "library_models", "simulate_data", "simulate", "SimulationResult",
+__all__ = ["load_model", "Model", "library_models", "simulate_data", "simulate", "simulate_summary", "SimulationResult",
            "Dose", "Regimen", "Population", "load_scenario", "run_scenario", "trial", "PkpdError", "ModelError", "DataError", "SimulationError",
            "__version__"]

@@ -1010,8 +1010,8 @@ def power_figure(power, target=0.8):
                     linestyle=style["linestyle"], marker=style["marker"], markersize=3.5, markerfacecolor="white",
                     capsize=2, elinewidth=0.7, linewidth=1.1)
     ax.axhline(100 * target, color="0.3", linewidth=0.7, linestyle=(0, (1, 2)), label="_target")
-    ax.annotate(f"{100 * target:g} %", (1.0, 100 * target), xycoords=("axes fraction", "data"), xytext=(0, 1.5),
-                textcoords="offset points", ha="right", va="bottom", fontsize=5.5, color="0.3")
+    ax.annotate(f"{100 * target:g} % power", (0.01, 100 * target), xycoords=("axes fraction", "data"),
+                xytext=(0, 1.5), textcoords="offset points", ha="left", va="bottom", fontsize=5.5, color="0.3")
     ax.set_ylim(0, 102)
     ax.set_xlabel("Number of subjects (total)")
     ax.set_ylabel("Power (%)")

@@ -197,62 +197,143 @@ def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, ato
     >>> result.values.shape
     (10, 25, 1)
     """
-    from tqdm.auto import tqdm
+    run = _Run(model, regimen, population, times, method=method, rtol=rtol, atol=atol, variability=variability,
+               chunk_subjects=chunk_subjects, progress=progress, max_steps=max_steps, occasions=occasions)
+    n, model = run.n, run.model
+    values = np.empty((n, run.times.size, len(model.outputs)))
+    states = np.empty((n, run.times.size, len(model.compartments)))
+    for start, stop, chunk_values, chunk_states in run.chunks():
+        values[start:stop] = chunk_values
+        states[start:stop] = chunk_states
+    parameters = pd.DataFrame(run.inputs, columns=model.inputs, index=pd.Index(run.population.subject_ids, name="ID"))
+    return SimulationResult(model=model, times=run.times, values=values, states=states,
+                            subject_ids=run.population.subject_ids, parameters=parameters, etas=run.etas,
+                            seed=run.population.seed, regimen=run.regimen)
 
-    model = load_model(model)
-    if not isinstance(regimen, Regimen):
-        regimen = Regimen(list(regimen))
-    if isinstance(population, int):
-        population = Population(population, seed=0)
-    times = _check_times(times)
-    inputs, etas = individual_inputs(model, population, variability=variability)
-    weights = inputs[:, model.inputs.index("WT")] if "WT" in model.inputs else (
-        population.covariates["WT"].to_numpy(float) if "WT" in population.covariates else None)
-    if weights is None and any(d.per_weight for d in regimen.doses):
-        raise PkpdError(f"a per-weight dose needs a WT covariate, and model {model.name!r} and the population have none")
-    n = population.subject_ids.size
-    dose_times, dose_cmt, amounts, rates = expand(model, regimen, weights if weights is not None else np.ones(n))
-    template = _template(dose_times, dose_cmt, times)
-    occasion_of_record = None
-    n_occasions = 1
-    if occasions is not None:
-        occasions = np.asarray(occasions, dtype=np.float64)
-        if occasions.ndim != 1 or occasions.size == 0 or np.any(np.diff(occasions) <= 0):
-            raise PkpdError(f"occasions: must be increasing start times; got {occasions!r}")
-        n_occasions = occasions.size
-        occasion_of_record = np.clip(np.searchsorted(occasions, template[0], side="right") - 1, 0, None)
-        occasion_table = occasion_inputs(model, population, inputs, occasions, variability=variability)
-    if method == "auto" and not model.is_linear:
-        model = _linear_specialisation(model)
-    n_outputs = len(model.outputs)
-    values = np.empty((n, times.size, n_outputs))
-    states = np.empty((n, times.size, len(model.compartments)))
-    if chunk_subjects is None:
-        per_subject_bytes = times.size * (n_outputs + len(model.compartments)) * 8 * 3
-        chunk_subjects = int(max(64, min(n, 2e8 // max(per_subject_bytes, 1))))
-    starts = range(0, n, chunk_subjects)
-    bar = tqdm(total=n, unit="subject", delay=2.0, disable=(progress is False), leave=False,
-               desc=f"simulating {model.name}")
-    try:
-        for start in starts:
-            stop = min(start + chunk_subjects, n)
-            chunk_inputs = (inputs[start:stop] if occasion_of_record is None
-                            else occasion_table[start * n_occasions:stop * n_occasions])
-            stream = _chunk_stream(chunk_inputs, population.subject_ids[start:stop], template,
-                                   amounts[start:stop], rates[start:stop], times.size, occasion_of_record,
-                                   n_occasions)
-            chunk_states, chunk_values, status = run_stream(model, stream, method=method, rtol=rtol,
-                                                            atol=atol, max_steps=max_steps)
-            raise_failures(status, stream.subject_ids)
-            values[start:stop] = chunk_values.reshape(stop - start, times.size, n_outputs)
-            states[start:stop] = chunk_states.reshape(stop - start, times.size, -1)
-            bar.update(stop - start)
-    finally:
-        bar.close()
-    parameters = pd.DataFrame(inputs, columns=model.inputs, index=pd.Index(population.subject_ids, name="ID"))
-    return SimulationResult(model=model, times=times, values=values, states=states,
-                            subject_ids=population.subject_ids, parameters=parameters, etas=etas,
-                            seed=population.seed, regimen=regimen)
+
+def simulate_summary(model, regimen, population, times, *, outputs=None, quantiles=DEFAULT_QUANTILES,
+                     relative_accuracy=0.005, interval=None, thresholds=None, windows=None, method="auto",
+                     rtol=1e-8, atol=1e-10, variability=True, chunk_subjects=10_000, progress=None,
+                     max_steps=100_000):
+    """Simulate a large population keeping only percentiles and exposure metrics.
+
+    Subjects are simulated chunk by chunk; each chunk updates a mergeable quantile
+    sketch per output (:class:`pkpd._metrics.PercentileAccumulator`, relative error
+    at most `relative_accuracy`) and its per-subject exposure metrics, then is
+    dropped, so memory does not grow with the trajectories.
+
+    Returns
+    -------
+    SummaryResult
+        ``percentiles``: DataFrame (output, TIME, P5, ...); ``exposure``: dict of
+        output -> dict of metric -> ndarray (n_subjects,) (or (n_subjects, k) for
+        thresholds and windows); ``n``.
+    """
+    run = _Run(model, regimen, population, times, method=method, rtol=rtol, atol=atol, variability=variability,
+               chunk_subjects=chunk_subjects, progress=progress, max_steps=max_steps)
+    model = run.model
+    outputs = list(outputs or model.outputs)
+    thresholds = thresholds or {}
+    windows = windows or {}
+    columns = [list(model.outputs).index(o) for o in outputs]
+    sketches = {o: _metrics.PercentileAccumulator(run.times.size, quantiles=quantiles,
+                                                  relative_accuracy=relative_accuracy) for o in outputs}
+    parts = {o: [] for o in outputs}
+    for _, _, chunk_values, _ in run.chunks(keep_states=False):
+        for output, column in zip(outputs, columns):
+            values = np.ascontiguousarray(chunk_values[:, :, column])
+            sketches[output].add(values)
+            parts[output].append(_metrics.exposure_metrics(run.times, values, interval=interval,
+                                                           thresholds=thresholds.get(output, ()),
+                                                           windows=windows.get(output, ())))
+    frames = []
+    for output in outputs:
+        table = sketches[output].result()
+        frame = pd.DataFrame({"output": output, "TIME": run.times})
+        for q, row in zip(quantiles, table):
+            frame[f"P{q:g}"] = row
+        frames.append(frame)
+    exposure = {o: {k: np.concatenate([p[k] for p in parts[o]]) for k in parts[o][0]} for o in outputs}
+    return SummaryResult(percentiles=pd.concat(frames, ignore_index=True), exposure=exposure, n=run.n,
+                         units={o: model.outputs[o].unit for o in outputs})
+
+
+@dataclass
+class SummaryResult:
+    percentiles: pd.DataFrame
+    exposure: dict
+    n: int
+    units: dict
+
+
+class _Run:
+    """A simulation prepared once and run chunk by chunk of subjects."""
+
+    def __init__(self, model, regimen, population, times, *, method, rtol, atol, variability, chunk_subjects,
+                 progress, max_steps, occasions=None):
+        model = load_model(model)
+        if not isinstance(regimen, Regimen):
+            regimen = Regimen(list(regimen))
+        if isinstance(population, int):
+            population = Population(population, seed=0)
+        self.regimen, self.population = regimen, population
+        self.times = times = _check_times(times)
+        inputs, self.etas = individual_inputs(model, population, variability=variability)
+        self.inputs = inputs
+        weights = inputs[:, model.inputs.index("WT")] if "WT" in model.inputs else (
+            population.covariates["WT"].to_numpy(float) if "WT" in population.covariates else None)
+        if weights is None and any(d.per_weight for d in regimen.doses):
+            raise PkpdError(f"a per-weight dose needs a WT covariate, and model {model.name!r} and the population "
+                            f"have none")
+        self.n = n = population.subject_ids.size
+        dose_times, dose_cmt, self.amounts, self.rates = expand(model, regimen,
+                                                                weights if weights is not None else np.ones(n))
+        self.template = _template(dose_times, dose_cmt, times)
+        self.occasion_of_record = None
+        self.n_occasions = 1
+        if occasions is not None:
+            occasions = np.asarray(occasions, dtype=np.float64)
+            if occasions.ndim != 1 or occasions.size == 0 or np.any(np.diff(occasions) <= 0):
+                raise PkpdError(f"occasions: must be increasing start times; got {occasions!r}")
+            self.n_occasions = occasions.size
+            self.occasion_of_record = np.clip(np.searchsorted(occasions, self.template[0], side="right") - 1, 0,
+                                              None)
+            self.occasion_table = occasion_inputs(model, population, inputs, occasions, variability=variability)
+        if method == "auto" and not model.is_linear:
+            model = _linear_specialisation(model)
+        self.model = model
+        self.options = dict(method=method, rtol=rtol, atol=atol, max_steps=max_steps)
+        if chunk_subjects is None:
+            per_subject_bytes = times.size * (len(model.outputs) + len(model.compartments)) * 8 * 3
+            chunk_subjects = int(max(64, min(n, 2e8 // max(per_subject_bytes, 1))))
+        self.chunk_subjects = chunk_subjects
+        self.progress = progress
+
+    def chunks(self, keep_states=True):
+        """Yield (start, stop, values (m, n_times, n_outputs), states (m, n_times, n_states) or None)."""
+        from tqdm.auto import tqdm
+
+        n, size, times = self.n, self.chunk_subjects, self.times
+        bar = tqdm(total=n, unit="subject", delay=2.0, disable=(self.progress is False), leave=False,
+                   desc=f"simulating {self.model.name}")
+        try:
+            for start in range(0, n, size):
+                stop = min(start + size, n)
+                if self.occasion_of_record is None:
+                    chunk_inputs = self.inputs[start:stop]
+                else:
+                    chunk_inputs = self.occasion_table[start * self.n_occasions:stop * self.n_occasions]
+                stream = _chunk_stream(chunk_inputs, self.population.subject_ids[start:stop], self.template,
+                                       self.amounts[start:stop], self.rates[start:stop], times.size,
+                                       self.occasion_of_record, self.n_occasions)
+                chunk_states, chunk_values, status = run_stream(self.model, stream, **self.options)
+                raise_failures(status, stream.subject_ids)
+                m = stop - start
+                yield (start, stop, chunk_values.reshape(m, times.size, -1),
+                       chunk_states.reshape(m, times.size, -1) if keep_states else None)
+                bar.update(m)
+        finally:
+            bar.close()
 
 
 def _linear_specialisation(model):

@@ -128,3 +128,17 @@ def test_bad_inputs_say_what_is_wrong(population, tmp_path):
                                              "[0.09, 0.3, 0.0], [0.3, 0.04, 0.0]"))
     with pytest.raises(pkpd.PkpdError, match=r"bad_omega.toml: variability.iiv.omega: not positive definite"):
         pkpd.simulate(bad, REGIMEN, population, TIMES)
+
+
+def test_streamed_summary_matches_full_simulation_within_sketch_bound(population):
+    full = pkpd.simulate(MODEL, REGIMEN, population, TIMES)
+    summary = pkpd.simulate_summary(MODEL, REGIMEN, population, TIMES, chunk_subjects=70,
+                                    thresholds={"CP": [1.0]}, relative_accuracy=0.005)
+    exact = full.percentiles()
+    for q in ("P5", "P50", "P95"):
+        streamed = summary.percentiles[q].to_numpy()
+        reference = exact[q].to_numpy()
+        assert np.all(np.abs(streamed - reference) <= 0.005 * np.abs(reference) + 1e-12)
+    table = full.exposure("CP", thresholds=[1.0])
+    np.testing.assert_array_equal(summary.exposure["CP"]["cmax"], table["cmax"].to_numpy())
+    np.testing.assert_array_equal(summary.exposure["CP"]["time_above"][:, 0], table["time_above_1"].to_numpy())
