@@ -423,15 +423,16 @@ def concentration_figure(run, scenario, output, log=False, *, focus=True, ylabel
         for ax in shown:
             ax.set_yscale("log", nonpositive="clip")
             ax.set_ylim(floor, top * 2)
-    ylabel = ylabel or f"{_output_label(scenario, output)} ({unit})"
+    ylabel = ylabel or f"{_output_label(scenario, output)} ({'fraction' if unit == '1' else unit})"
     _label_panels(axes, panels, xlabel, ylabel, arms)
     _arm_legend(fig, axes, panels, arms)
+    fig.pkpd_focus = (float(times[0]), end, float(times[-1])) if end is not None else None
     return fig
 
 
 def _output_label(scenario, output):
-    """Axis wording for an output: its name, title-cased when it is an upper-case identifier."""
-    return output.capitalize().replace("_", " ") if output.isupper() else output
+    """Axis wording for an output: "Ketamine" for KETAMINE; names with digits or underscores as written."""
+    return output.capitalize() if output.isalpha() and output.isupper() else output
 
 
 def _draw_levels(ax, scenario, output, unit, labels=True):
@@ -752,7 +753,7 @@ def exposure_figure(run, scenario, output, metrics=("cmax", "auc")):
         if metric == "auc" and scenario.interval is not None:
             a, b = scenario.interval
             name = f"AUC {_format_time(a)}-{_format_time(b)}"
-        ax.set_xlabel(f"{output.capitalize()} {name} ({_pretty_unit(unit)})")
+        ax.set_xlabel(f"{_output_label(scenario, output)} {name} ({_pretty_unit(unit)})")
         ax.set_xlim(left=min(0, ax.get_xlim()[0]))
     return fig
 
@@ -795,6 +796,7 @@ def attainment_figure(run, scenario, output, level):
     if panels == "single":
         axes[0].set_title(_output_label(scenario, output), fontsize=7)
     _arm_legend(fig, axes, panels, arms)
+    fig.pkpd_focus = (float(times[0]), end, float(times[-1])) if end is not None else None
     return fig
 
 
@@ -874,7 +876,7 @@ def sweep_values(run, scenario, output, metric):
     values = dict(zip(rows["arm"], rows["median"].astype(float)))
     unit = _pretty_unit(rows["unit"].iloc[0])
     concentration_unit = _unit(scenario, output)
-    name = output.capitalize()
+    name = _output_label(scenario, output)
     if metric.startswith("time_within_"):
         low, high = metric[len("time_within_"):].split("_")
         label = f"Median time with {name} within {low}-{high} {concentration_unit} ({unit})"
@@ -1025,6 +1027,15 @@ def power_figure(power, target=0.8):
 # ---------------------------------------------------------------------------
 
 
+def _focus_text(fig):
+    focus = getattr(fig, "pkpd_focus", None)
+    if not focus:
+        return ""
+    start, end, stop = focus
+    return (f" The time axis shows {_format_time(start)} to {_format_time(end)} of the {_format_time(stop - start)} "
+            f"simulated (nothing changes after).")
+
+
 def figure_set(run, scenario):
     """Yield ``(stem, figure, caption)`` for every figure that applies to a run, one at a time."""
     base = caption_base(run, scenario)
@@ -1055,8 +1066,7 @@ def figure_set(run, scenario):
             fig = concentration_figure(run, scenario, output, log=log)
             stem = f"{output.lower()}_{'log' if log else 'linear'}"
             yield stem, fig, (f"{output} ({unit}) over time by arm: {bands}{level_text}"
-                              f"{', log scale' if log else ''}; the time axis shows the informative part of the "
-                              f"simulated period.{panels} {base}.")
+                              f"{', log scale' if log else ''}.{_focus_text(fig)}{panels} {base}.")
 
     for output in scenario.variables:
         if not _is_concentration(scenario, output):
@@ -1080,11 +1090,14 @@ def figure_set(run, scenario):
             text = _level_text(level, _unit(scenario, output))
             yield f"attainment_{output.lower()}_{_level_stem(level)}", fig, (
                 f"Target attainment: percentage of subjects with {output} {text} at each output time, by arm."
-                f"{panels} {base}.")
+                f"{_focus_text(fig)}{panels} {base}.")
 
     if PAIN_OUTPUT in model.outputs:
         fig = pain_figure(run, scenario)
-        yield "pain", fig, (f"Daily pain ({_unit(scenario, PAIN_OUTPUT)}) over time by arm: {bands}.{panels} {base}.")
+        placebo = next((arm.name for arm in scenario.arms if not arm.regimen.doses), None)
+        reference = f" Dashed grey: median of {placebo}, for comparison." if placebo else ""
+        yield "pain", fig, (f"Daily pain ({_unit(scenario, PAIN_OUTPUT)}) over time, one panel per arm: {bands}."
+                            f"{reference} {base}.")
     if ADVERSE_EVENT_OUTPUT in model.outputs:
         fig = adverse_event_figure(run, scenario)
         yield "adverse_events", fig, (
