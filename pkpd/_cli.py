@@ -43,6 +43,8 @@ def _build_parser():
     run.add_argument("--n", type=int, help="subjects per arm (overrides population.n)")
     run.add_argument("--seed", type=int, help="random seed (overrides seed)")
     run.add_argument("--no-figures", action="store_true", help="skip the figures")
+    run.add_argument("--workers", type=int, help="run chunks on a local dask cluster of N worker processes")
+    run.add_argument("--scheduler", help="run chunks on an existing dask cluster (tcp://HOST:PORT)")
     validate = commands.add_parser("validate", help="check a scenario file without running it")
     validate.add_argument("scenario")
     commands.add_parser("models", help="list the library models")
@@ -97,8 +99,17 @@ def _run(arguments):
     from ._scenario import load_scenario
 
     scenario = load_scenario(arguments.scenario).with_overrides(n=arguments.n, seed=arguments.seed)
-    result = run_scenario(scenario, arguments.output, force=arguments.force, progress=not arguments.quiet,
-                          figures=not arguments.no_figures)
+    if arguments.workers is not None or arguments.scheduler:
+        from ._distributed import cluster
+
+        if arguments.workers is not None and arguments.workers < 1:
+            raise PkpdError(f"--workers must be a positive integer; got {arguments.workers}")
+        with cluster(scheduler=arguments.scheduler, workers=arguments.workers) as client:
+            result = run_scenario(scenario, arguments.output, force=arguments.force, progress=not arguments.quiet,
+                                  figures=not arguments.no_figures, client=client)
+    else:
+        result = run_scenario(scenario, arguments.output, force=arguments.force, progress=not arguments.quiet,
+                              figures=not arguments.no_figures)
     if arguments.quiet:
         return
     info = result.manifest

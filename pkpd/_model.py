@@ -178,6 +178,12 @@ class Model:
             self._module = _import_generated(self)
         return self._module
 
+    def __getstate__(self):
+        # the compiled module stays behind; a worker re-imports it from the on-disk cache
+        state = self.__dict__.copy()
+        state["_module"] = None
+        return state
+
     def __repr__(self):
         return (f"Model({self.name!r}, compartments={self.compartments}, "
                 f"parameters={list(self.parameters)}, outputs={list(self.outputs)})")

@@ -51,10 +51,17 @@ def make_population(scenario, n=None):
     return Population(n or scenario.n, seed=scenario.seed, **scenario.population_spec)
 
 
-def simulate_arms(scenario, population, progress=True):
+def simulate_arms(scenario, population, progress=True, client=None):
     """SimulationResult per arm; every arm sees the same virtual subjects (paired)."""
     results = {}
     for arm in scenario.arms:
+        if client is not None:
+            from . import _distributed
+
+            results[arm.name] = _distributed.simulate(
+                client, scenario.model, arm.regimen, population, scenario.times, method=scenario.solver["method"],
+                rtol=scenario.solver["rtol"], atol=scenario.solver["atol"], variability=scenario.variability)
+            continue
         results[arm.name] = simulate(scenario.model, arm.regimen, population, scenario.times,
                                      method=scenario.solver["method"], rtol=scenario.solver["rtol"],
                                      atol=scenario.solver["atol"], variability=scenario.variability,
@@ -165,7 +172,7 @@ def _dose_record(dose):
             "until": dose.until}
 
 
-def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=True):
+def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=True, client=None):
     """Run a scenario; write its outputs to `outdir` if given.
 
     Returns
@@ -179,7 +186,7 @@ def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=T
         raise PkpdError(f"{target}: {target.parent} is not a folder")
     started = time.perf_counter()
     population = make_population(scenario)
-    results = simulate_arms(scenario, population, progress=progress)
+    results = simulate_arms(scenario, population, progress=progress, client=client)
     profiles = profiles_table(scenario, results)
     exposure = exposure_table(scenario, results)
     summary = summary_table(scenario, exposure, results)
@@ -188,7 +195,7 @@ def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=T
     if scenario.trial is not None:
         from ._trial import run_trial_section
 
-        power, extra = run_trial_section(scenario, progress=progress)
+        power, extra = run_trial_section(scenario, progress=progress, client=client)
     info = manifest(scenario, population, time.perf_counter() - started, extra)
     run = RunResult(profiles=profiles, exposure=exposure, summary=summary, manifest=info, results=results,
                     power=power)

@@ -470,14 +470,19 @@ def trial(scenario, *, replicates=None, progress=False):
     return pd.concat(tables, ignore_index=True)
 
 
-def run_trial_section(scenario, progress=False):
+def run_trial_section(scenario, progress=False, client=None):
     """For ``pkpd run``: the power table and what the manifest should record about it."""
     designs = designs_of(scenario)
-    tables = []
-    for design in designs:
-        scores, baseline, sequence, stay = simulate_trial_scores(scenario, design, progress=progress)
-        tables.append(power_table(design, endpoint_values(design, scores, baseline), sequence, stay))
-    table = pd.concat(tables, ignore_index=True)
+    if client is not None:
+        from . import _distributed
+
+        table = _distributed.trial(client, scenario)
+    else:
+        tables = []
+        for design in designs:
+            scores, baseline, sequence, stay = simulate_trial_scores(scenario, design, progress=progress)
+            tables.append(power_table(design, endpoint_values(design, scores, baseline), sequence, stay))
+        table = pd.concat(tables, ignore_index=True)
     design = designs[0]
     extra = {"trial": {"design": design.design, "arms": [d.arms for d in designs],
                        "sequences": [[[d.arms[i] for i in s] for s in d.sequences] for d in designs],
