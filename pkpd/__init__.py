@@ -10,11 +10,13 @@ Dose, Regimen              what is given, when, in the model's units
 Population                 covariates and per-subject random streams, seeded
 load_scenario, run_scenario  scenario files (``scenarios/*.toml``) and what ``pkpd run`` writes
 trial                      crossover / parallel trial replicates -> power table
+figure_set, write_figures  the protocol figures of a run (matplotlib Figures; PNG + SVG files)
 library_models             names of the shipped models
 PkpdError, ModelError, DataError, SimulationError
 """
 
 from ._errors import DataError, ModelError, PkpdError, SimulationError
+from ._figures import figure_set, write_figures
 from ._model import Model, library_models, load_model
 from ._population import Population
 from ._regimen import Dose, Regimen
@@ -27,5 +29,5 @@ from ._trial import trial
 __version__ = "0.1.0"
 
 __all__ = ["load_model", "Model", "library_models", "simulate_data", "simulate", "simulate_summary", "SimulationResult",
-           "Dose", "Regimen", "Population", "load_scenario", "run_scenario", "trial", "PkpdError", "ModelError", "DataError", "SimulationError",
+           "Dose", "Regimen", "Population", "load_scenario", "run_scenario", "trial", "figure_set", "write_figures", "PkpdError", "ModelError", "DataError", "SimulationError",
            "__version__"]

@@ -17,6 +17,10 @@ function                              figure
 :func:`power_figure`                  trial power against the number of subjects
 ====================================  ===========================================================
 
+:func:`figure_set` yields ``(stem, figure, caption)`` for every figure that applies to a run
+(effect figures only when the model has PAIN / P_PSYCHO, heat maps only with a ``[sweep]``, the
+power curve only when ``run.power`` is set) and :func:`write_figures` saves them.
+
 Colours are the Okabe-Ito palette (safe for colour blindness) and every arm also
 has its own line style and marker, so figures survive greyscale printing. Text
 is 6.5-7 pt at one column width (3.5 in); arms are named exactly as in the
@@ -28,6 +32,7 @@ that name what they show, e.g. ``_band50|saline``, ``_median|saline``,
 ``_dose|saline|0``: tests and users can find them without reading pixels.
 """
 
+import functools
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +41,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.lines  # noqa: E402
+import matplotlib.transforms  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -78,13 +84,10 @@ def arm_style(index):
 
 def _styled(function):
     """Build the figure under the house style (font sizes, spines, SVG text as text)."""
+    @functools.wraps(function)
     def wrapper(*args, **kwargs):
         with plt.rc_context(STYLE):
             return function(*args, **kwargs)
-    wrapper.__name__ = function.__name__
-    wrapper.__qualname__ = function.__qualname__
-    wrapper.__doc__ = function.__doc__
-    wrapper.__wrapped__ = function
     return wrapper
 
 
@@ -96,13 +99,6 @@ def _new_figure(width, height):
 # ---------------------------------------------------------------------------
 # Time axes
 # ---------------------------------------------------------------------------
-
-
-def time_axis(times_h, time_unit="h"):
-    """Times for display and the axis label: days when the span exceeds 3 days (times in h)."""
-    times_h = np.asarray(times_h, dtype=float)
-    factor, label = _time_scale(times_h[-1] - times_h[0], time_unit)
-    return times_h * factor, label
 
 
 def _time_scale(span, time_unit="h"):
@@ -338,7 +334,7 @@ def _line(ax, x, y, arm, index, n_points, panels="single"):
     style = arm_style(index)
     finite = int(np.count_nonzero(np.isfinite(y)))
     # markers spaced along the drawn line, offset per arm so that overlapping arms stay visible
-    every = (0.04 + 0.11 * (index % 8), 0.22) if finite > 12 else (max(1, n_points // 6) if finite else None)
+    every = (0.04 + 0.11 * (index % 8), 0.3) if finite > 12 else (max(1, n_points // 6) if finite else None)
     ax.plot(x, y, label=arm, color=style["color"], linestyle=style["linestyle"], marker=style["marker"],
             markevery=every, markersize=3.2,
             markerfacecolor="white", markeredgewidth=0.8)
@@ -426,7 +422,7 @@ def concentration_figure(run, scenario, output, log=False, *, focus=True, ylabel
     ylabel = ylabel or f"{_output_label(scenario, output)} ({'fraction' if unit == '1' else unit})"
     _label_panels(axes, panels, xlabel, ylabel, arms)
     _arm_legend(fig, axes, panels, arms)
-    fig.pkpd_focus = (float(times[0]), end, float(times[-1])) if end is not None else None
+    fig.pkpd_focus = (float(times[0]), end, float(times[-1]), 3e-4 if log else 0.01) if end is not None else None
     return fig
 
 
@@ -503,7 +499,8 @@ class SweepLayout:
 
 
 def sweep_layout(scenario):
-    """The :class:`SweepLayout` of a scenario's ``[sweep]``, or None when it has none."""
+    """The :class:`SweepLayout` of a scenario's ``[sweep]``; None when it has none, or when its last
+    arms are not the sweep's grid in order (then no sweep figure is drawn rather than a wrong one)."""
     sweep = scenario.raw.get("sweep")
     if not sweep:
         return None
@@ -514,10 +511,11 @@ def sweep_layout(scenario):
     template = sweep.get("name", " ".join("{" + k + "}" for k in keys))
     cells = []
     for arm, combination in zip(arms, combinations):
-        expected = template.format(**combination)
-        if expected != arm.name:
-            raise PkpdError(f"{scenario.path.name}: sweep arm {arm.name!r} does not match the sweep grid "
-                            f"(expected {expected!r})")
+        try:
+            if template.format(**combination) != arm.name:
+                return None
+        except (KeyError, IndexError, ValueError):
+            return None
         cells.append((arm.name, combination))
     return SweepLayout(keys=keys, values=values, cells=cells)
 
@@ -545,6 +543,8 @@ def _raw_dose_label(dose):
     amount, rate, duration = dose.get("amount"), dose.get("rate"), dose.get("duration")
     if rate is not None and amount is None:
         text = f"{drug} {rate}" + (f" for {duration}" if duration else "")
+    elif rate is not None:
+        text = f"{drug} {amount} at {rate}"
     elif duration:
         text = f"{drug} {amount} over {duration}"
     else:
@@ -557,6 +557,15 @@ def _raw_dose_label(dose):
     if dose.get("route") and dose["route"] != "intravenous":
         text += f" ({dose['route']})"
     return text
+
+
+def _infusion_duration(dose):
+    """Duration of each administration (0 for a bolus); amount / rate for an infusion given by both."""
+    if dose.duration:
+        return float(dose.duration)
+    if dose.rate and dose.amount:
+        return float(dose.amount) / float(dose.rate)
+    return 0.0
 
 
 def _drug_of(model, dose):
@@ -573,6 +582,8 @@ def _dose_label(model, dose):
     per = "/kg" if dose.per_weight else ""
     if dose.rate is not None and dose.amount is None:
         text = f"{drug} {dose.rate:g} {unit}{per}/h for {_format_time(dose.duration)}"
+    elif dose.rate is not None:
+        text = f"{drug} {dose.amount:g} {unit}{per} at {dose.rate:g} {unit}{per}/h"
     elif dose.duration:
         text = f"{drug} {dose.amount:g} {unit}{per} over {_format_time(dose.duration)}"
     else:
@@ -621,7 +632,7 @@ def regimen_figure(scenario):
     starts = {arm.name: [d.start_times() for d in arm.regimen.doses] for arm in arms}
     pairs = [(d, t) for arm in arms for d, t in zip(arm.regimen.doses, starts[arm.name]) if t.size]
     first = min([0.0] + [t.min() for _, t in pairs])
-    last = max([1.0] + [t.max() + d.duration for d, t in pairs])
+    last = max([1.0] + [t.max() + _infusion_duration(d) for d, t in pairs])
     for dose, times in pairs:  # show one interval after a repeated dose's last start, within the grid
         if dose.every:
             last = max(last, min(times.max() + dose.every, float(scenario.times[-1])))
@@ -660,8 +671,8 @@ def regimen_figure(scenario):
             hatch = HATCHES[colour_index % len(HATCHES)]
             x = times * factor
             center = lane_y[index]
-            if dose.duration > 0:
-                widths = np.full(x.size, dose.duration * factor)
+            if _infusion_duration(dose) > 0:
+                widths = np.full(x.size, _infusion_duration(dose) * factor)
                 widened |= bool(np.any(widths < min_width))
                 bars = ax.broken_barh(list(zip(x, np.maximum(widths, min_width))), (center - lane_height / 2, lane_height),
                                       facecolors=color, edgecolors="black", linewidth=0.5, hatch=hatch,
@@ -796,7 +807,7 @@ def attainment_figure(run, scenario, output, level):
     if panels == "single":
         axes[0].set_title(_output_label(scenario, output), fontsize=7)
     _arm_legend(fig, axes, panels, arms)
-    fig.pkpd_focus = (float(times[0]), end, float(times[-1])) if end is not None else None
+    fig.pkpd_focus = (float(times[0]), end, float(times[-1]), 0.01) if end is not None else None
     return fig
 
 
@@ -1008,9 +1019,18 @@ def power_figure(power, target=0.8):
         style = arm_style(index)
         y = 100 * rows["power"].to_numpy(dtype=float)
         error = [y - 100 * rows["power_low"].to_numpy(dtype=float), 100 * rows["power_high"].to_numpy(dtype=float) - y]
-        ax.errorbar(rows["n_total"], y, yerr=error, label=str(comparison), color=style["color"],
+        # comparisons side by side (a few points apart on screen) so that their intervals do not hide each
+        # other; the data stay at the true n
+        shift = matplotlib.transforms.ScaledTranslation((index - (len(comparisons) - 1) / 2) * 2.5 / 72, 0,
+                                                        fig.dpi_scale_trans)
+        ax.errorbar(rows["n_total"].to_numpy(dtype=float), y, yerr=error, label=str(comparison), color=style["color"],
                     linestyle=style["linestyle"], marker=style["marker"], markersize=3.5, markerfacecolor="white",
-                    capsize=2, elinewidth=0.7, linewidth=1.1)
+                    capsize=2, elinewidth=0.7, linewidth=1.1, transform=ax.transData + shift)
+    sizes = np.unique(power["n_total"].to_numpy(dtype=float))
+    pad = 0.1 * (sizes[-1] - sizes[0]) if sizes[-1] > sizes[0] else max(1.0, 0.1 * sizes[0])
+    ax.set_xlim(sizes[0] - pad, sizes[-1] + pad)  # dodged artists do not take part in autoscaling
+    if sizes.size <= 10:
+        ax.set_xticks(sizes, [f"{v:g}" for v in sizes])
     ax.axhline(100 * target, color="0.3", linewidth=0.7, linestyle=(0, (1, 2)), label="_target")
     ax.annotate(f"{100 * target:g} % power", (0.01, 100 * target), xycoords=("axes fraction", "data"),
                 xytext=(0, 1.5), textcoords="offset points", ha="left", va="bottom", fontsize=5.5, color="0.3")
@@ -1031,9 +1051,9 @@ def _focus_text(fig):
     focus = getattr(fig, "pkpd_focus", None)
     if not focus:
         return ""
-    start, end, stop = focus
+    start, end, stop, fraction = focus
     return (f" The time axis shows {_format_time(start)} to {_format_time(end)} of the {_format_time(stop - start)} "
-            f"simulated (nothing changes after).")
+            f"simulated; later the curves move by less than {100 * fraction:g} % of their range.")
 
 
 def figure_set(run, scenario):
@@ -1126,10 +1146,12 @@ def figure_set(run, scenario):
             counts = sorted(set(int(r) for r in run.power["replicates"]))
             replicates = f" over {'/'.join(str(c) for c in counts)} simulated trials per size"
         info = run.manifest
+        endpoint = f" Endpoint: {run.power['endpoint'].iloc[0]}." if "endpoint" in run.power else ""
+        alpha = f" at two-sided alpha {run.power['alpha'].iloc[0]:g}" if "alpha" in run.power else ""
         yield "power", fig, (
-            f"Trial power by comparison against the total number of subjects (x axis), with Monte Carlo 95 % "
-            f"intervals{replicates}; dotted: 80 % power. Model {info['model']['name']}, seed {info['seed']}, "
-            f"pkpd {info['versions'].get('pkpd')}, scenario {info['scenario']['file']}.")
+            f"Trial power{alpha} by comparison against the total number of subjects (x axis), with Monte Carlo "
+            f"95 % intervals{replicates}; dotted: 80 % power.{endpoint} Model {info['model']['name']}, "
+            f"seed {info['seed']}, pkpd {info['versions'].get('pkpd')}, scenario {info['scenario']['file']}.")
 
 
 def save_figure(fig, folder, stem, caption):
