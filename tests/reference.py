@@ -9,6 +9,16 @@ from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 
 
+def _breakpoints(doses, times):
+    """Output times, dose times and infusion ends, sorted."""
+    breaks = set(times)
+    for t, _, _, d in doses:
+        breaks.add(t)
+        if d > 0:
+            breaks.add(t + d)
+    return sorted(breaks)
+
+
 def linear_solution(matrix, doses, times):
     """Amounts at `times` for dy/dt = matrix @ y + infusions, by expm between breakpoints.
 
@@ -19,12 +29,7 @@ def linear_solution(matrix, doses, times):
     times : sorted ndarray of output times; a bolus at an output time is included (post-dose).
     """
     n = matrix.shape[0]
-    breaks = set(times)
-    for t, _, _, d in doses:
-        breaks.add(t)
-        if d > 0:
-            breaks.add(t + d)
-    breaks = sorted(breaks)
+    breaks = _breakpoints(doses, times)
     y = np.zeros(n)
     t_prev = breaks[0]
     out = {}
@@ -53,12 +58,7 @@ def linear_solution(matrix, doses, times):
 
 def ode_solution(rhs, n, doses, times, rtol=1e-10, atol=1e-12, method="LSODA"):
     """Amounts at `times` for dy/dt = rhs(y) + infusions, by solve_ivp piecewise between breakpoints."""
-    breaks = set(times)
-    for t, _, _, d in doses:
-        breaks.add(t)
-        if d > 0:
-            breaks.add(t + d)
-    breaks = sorted(breaks)
+    breaks = _breakpoints(doses, times)
     y = np.zeros(n)
     out = {}
     t_prev = breaks[0]
