@@ -512,14 +512,25 @@ def generate_source(model):
     return source
 
 
-def _import_generated(model):
+def _generated_location(model):
+    """(source, module name, file) of the model's generated module."""
     source = generate_source(model)
     key = hashlib.sha256((source + numba.__version__ + CODEGEN_VERSION).encode()).hexdigest()[:20]
-    folder = cache_directory()
-    folder.mkdir(parents=True, exist_ok=True)
     safe = "".join(c if c.isalnum() else "_" for c in model.name)
     module_name = f"pkpd_model_{safe}_{key}"
-    file = folder / f"{module_name}.py"
+    return source, module_name, cache_directory() / f"{module_name}.py"
+
+
+def is_compiled(model):
+    """Whether Numba's on-disk cache already holds the model's engine (no compilation needed)."""
+    _, module_name, file = _generated_location(model)
+    return file.exists() and any((file.parent / "__pycache__").glob(f"{module_name}.run_population-*.nbi"))
+
+
+def _import_generated(model):
+    source, module_name, file = _generated_location(model)
+    folder = file.parent
+    folder.mkdir(parents=True, exist_ok=True)
     if not file.exists() or file.read_text(encoding="utf-8") != source:
         temporary = file.with_suffix(f".{os.getpid()}.tmp")
         temporary.write_text(source, encoding="utf-8")
