@@ -45,8 +45,15 @@ def check_tolerances(rtol, atol, max_steps):
 
 
 def run_stream(model, stream, *, method="auto", rtol=1e-8, atol=1e-10, max_steps=100_000,
-               h_max=np.inf, chunk_size=None):
+               h_max=np.inf, chunk_size=None, states=None, values=None):
     """Integrate every subject of an event stream.
+
+    Parameters
+    ----------
+    states, values : ndarray, optional
+        Where to write the results (C-contiguous float64 of the shapes below),
+        e.g. views of a caller's larger arrays, which saves an allocation and a
+        copy; by default new arrays.
 
     Returns
     -------
@@ -55,7 +62,8 @@ def run_stream(model, stream, *, method="auto", rtol=1e-8, atol=1e-10, max_steps
     values : ndarray, shape (n_outputs, n_model_outputs)
         Model outputs on each output record (units as the model declares).
     status : ndarray, shape (n_subjects,)
-        0 for success, else a code of MESSAGES.
+        0 for success, else a code of MESSAGES. The output rows of a failed
+        subject are NaN.
     """
     method = resolve_method(model, method)
     check_tolerances(rtol, atol, max_steps)
@@ -65,18 +73,40 @@ def run_stream(model, stream, *, method="auto", rtol=1e-8, atol=1e-10, max_steps
     ss_options[0] = max(rtol * 1e-2, 1e-13)
     ss_options[1] = atol * 1e-2
     n_states = len(model.compartments)
-    states = np.full((stream.n_outputs, n_states), np.nan)
-    values = np.full((stream.n_outputs, max(len(model.outputs), 1)), np.nan)
+    n_values = len(model.outputs)
+    states = _output_array(states, (stream.n_outputs, n_states), "states")
+    values = _output_array(values, (stream.n_outputs, n_values), "values")
+    kernel_values = values if n_values else np.empty((stream.n_outputs, 1))
     status = np.zeros(stream.n_subjects, np.int64)
     if chunk_size is None:
         threads = numba.get_num_threads()
         chunk_size = max(1, min(256, stream.n_subjects // (4 * threads) or 1))
     capacity = 2 * stream.max_records() + 256
-    module.run_population(stream.subject_start, stream.time, stream.kind, stream.amt, stream.cmt,
-                          stream.rate, stream.ii, stream.ss, stream.prow, stream.drow, stream.out,
-                          stream.parent, stream.inputs, options, ss_options, capacity,
-                          int(chunk_size), states, values, status)
-    return states, values[:, :len(model.outputs)], status
+    # dynamic scheduling: a thread that finishes its chunk of subjects takes the
+    # next one, so subjects of unequal cost (or a busy core) do not leave a thread idle
+    with numba.parallel_chunksize(1):
+        module.run_population(stream.subject_start, stream.time, stream.kind, stream.amt, stream.cmt,
+                              stream.rate, stream.ii, stream.ss, stream.prow, stream.drow, stream.out,
+                              stream.parent, stream.inputs, options, ss_options, capacity,
+                              int(chunk_size), states, kernel_values, status)
+    failed = np.flatnonzero(status)
+    if failed.size:
+        for subject in failed:
+            rows = stream.out[stream.subject_start[subject]:stream.subject_start[subject + 1]]
+            rows = rows[rows >= 0]
+            states[rows] = np.nan
+            values[rows] = np.nan
+    return states, values, status
+
+
+def _output_array(array, shape, name):
+    """A caller's output array, checked, or a new one (every row is written by the kernel)."""
+    if array is None:
+        return np.empty(shape)
+    if array.shape != shape or array.dtype != np.float64 or not array.flags.c_contiguous:
+        raise PkpdError(f"{name}: must be a C-contiguous float64 array of shape {shape}; "
+                        f"got {array.dtype} {array.shape}")
+    return array
 
 
 def raise_failures(status, subject_ids):

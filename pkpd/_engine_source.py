@@ -60,7 +60,9 @@ W_SS_RATE = 15
 W_SS_BASE = 16
 W_SS_T = 17
 W_C = 18
-W_ROWS = 19
+W_G = 19
+W_PIVOT = 20     # row interchanges of an LU factorisation (indices as float64)
+W_ROWS = 21
 
 # queue columns
 Q_TIME = 0
@@ -110,6 +112,49 @@ DP_P = np.array([
 # Rosenbrock 2(3) of Shampine & Reichelt (1997), MATLAB's ode23s.
 RB_D = 1.0 / (2.0 + math.sqrt(2.0))
 RB_E32 = 6.0 + math.sqrt(2.0)
+
+
+@kernel
+def lu_factor(a, pivot):
+    """LU factorisation of a in place, with partial pivoting; row interchanges in pivot.
+
+    Allocation-free replacement of np.linalg.solve for the small matrices of the
+    engine; a singular matrix gives inf or nan (the callers' finiteness checks
+    turn that into a status) instead of an exception inside a parallel kernel."""
+    for c in range(N_STATES):
+        p = c
+        for r in range(c + 1, N_STATES):
+            if abs(a[r, c]) > abs(a[p, c]):
+                p = r
+        pivot[c] = p
+        if p != c:
+            for j in range(N_STATES):
+                a[c, j], a[p, j] = a[p, j], a[c, j]
+        for r in range(c + 1, N_STATES):
+            f = a[r, c] / a[c, c]
+            a[r, c] = f
+            if f != 0.0:
+                for j in range(c + 1, N_STATES):
+                    a[r, j] -= f * a[c, j]
+
+
+@kernel
+def lu_solve(a, pivot, x):
+    """Overwrite the vector x with a^-1 x, from lu_factor's a and pivot."""
+    for c in range(N_STATES):
+        p = int(pivot[c])
+        if p != c:
+            x[c], x[p] = x[p], x[c]
+    for c in range(N_STATES):
+        acc = x[c]
+        for m in range(c):
+            acc -= a[c, m] * x[m]
+        x[c] = acc
+    for c in range(N_STATES - 1, -1, -1):
+        acc = x[c]
+        for m in range(c + 1, N_STATES):
+            acc -= a[c, m] * x[m]
+        x[c] = acc / a[c, c]
 
 
 @kernel
@@ -181,34 +226,40 @@ def initial_step(t0, t1, y, rate, e, rtol, atol, work):
 
 
 @kernel
-def emit_until(t_limit, strict, t_start, h, y_start, method, work, k, k_to,
-               ev_time, ev_out, e, out_state, out_values):
-    """Write outputs of the observation records k.. whose time lies in the
-    step just taken ([t_start, t_start + h]), by the method's dense output."""
-    ytmp = work[W_TMP]
+def dense_state(x, h, method, work):
+    """State at fraction x of the step of length h just taken from work[W_SS_T],
+    by the method's dense output, into work[W_TMP].
+
+    Rows of work, not arrays, are passed: a call takes and releases a reference
+    to each array argument (atomic operations that cost a third of the RK45
+    time when this took three arrays per output)."""
+    if method == METHOD_RK45:
+        # y = y0 + h * K^T P [x, x^2, x^3, x^4]
+        for i in range(N_STATES):
+            work[W_TMP, i] = 0.0
+        for s in range(7):
+            q = x * (DP_P[s, 0] + x * (DP_P[s, 1] + x * (DP_P[s, 2] + x * DP_P[s, 3])))
+            for i in range(N_STATES):
+                work[W_TMP, i] += work[W_K + s, i] * q
+        for i in range(N_STATES):
+            work[W_TMP, i] = work[W_SS_T, i] + h * work[W_TMP, i]
+    else:
+        c1 = x * (1.0 - x) / (1.0 - 2.0 * RB_D)
+        c2 = x * (x - 2.0 * RB_D) / (1.0 - 2.0 * RB_D)
+        for i in range(N_STATES):
+            work[W_TMP, i] = work[W_SS_T, i] + h * (c1 * work[W_K, i] + c2 * work[W_K + 1, i])
+
+
+@kernel
+def emit_state(t_limit, strict, y, k, k_to, ev_time, ev_out, e, out_state, out_values):
+    """Write y as the output of the observation records k.. at times up to t_limit
+    (before t_limit if strict). Returns the index of the first record not written."""
     while k < k_to:
         te = ev_time[k]
         if te > t_limit or (strict and te >= t_limit):
             break
-        x = (te - t_start) / h if h > 0.0 else 0.0
-        if x <= 0.0:
-            for i in range(N_STATES):
-                ytmp[i] = y_start[i]
-        elif method == METHOD_RK45:
-            # y = y0 + h * K^T P [x, x^2, x^3, x^4]
-            for i in range(N_STATES):
-                acc = 0.0
-                for s in range(7):
-                    q = DP_P[s, 0] * x + DP_P[s, 1] * x * x + DP_P[s, 2] * x ** 3 + DP_P[s, 3] * x ** 4
-                    acc += work[W_K + s, i] * q
-                ytmp[i] = y_start[i] + h * acc
-        else:
-            c1 = x * (1.0 - x) / (1.0 - 2.0 * RB_D)
-            c2 = x * (x - 2.0 * RB_D) / (1.0 - 2.0 * RB_D)
-            for i in range(N_STATES):
-                ytmp[i] = y_start[i] + h * (c1 * work[W_K, i] + c2 * work[W_K + 1, i])
         if ev_out[k] >= 0:
-            record_output(ev_out[k], ytmp, e, out_state, out_values)
+            record_output(ev_out[k], y, e, out_state, out_values)
         k += 1
     return k
 
@@ -269,20 +320,28 @@ def rosenbrock_step(h, y, rate, e, work, mats):
     f2 = work[W_K + 6]
     tmp = work[W_TMP]
     new = work[W_NEW]
-    k1[:] = np.linalg.solve(wmat, f0)
+    pivot = work[W_PIVOT]
+    lu_factor(wmat, pivot)
+    for i in range(N_STATES):
+        k1[i] = f0[i]
+    lu_solve(wmat, pivot, k1)
     for i in range(N_STATES):
         tmp[i] = y[i] + 0.5 * h * k1[i]
     evaluate_rhs(tmp, e, rate, f1)
     for i in range(N_STATES):
         tmp[i] = f1[i] - k1[i]
-    k2[:] = np.linalg.solve(wmat, tmp)
+    for i in range(N_STATES):
+        k2[i] = tmp[i]
+    lu_solve(wmat, pivot, k2)
     for i in range(N_STATES):
         k2[i] += k1[i]
         new[i] = y[i] + h * k2[i]
     evaluate_rhs(new, e, rate, f2)
     for i in range(N_STATES):
         tmp[i] = f2[i] - RB_E32 * (k2[i] - f1[i]) - 2.0 * (k1[i] - f0[i])
-    k3[:] = np.linalg.solve(wmat, tmp)
+    for i in range(N_STATES):
+        k3[i] = tmp[i]
+    lu_solve(wmat, pivot, k3)
     err = work[W_ERR]
     for i in range(N_STATES):
         err[i] = h / 6.0 * (k1[i] - 2.0 * k2[i] + k3[i])
@@ -300,8 +359,7 @@ def integrate(t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, strict,
         return exact_integrate(t0, t1, y, rate, e, work, mats, hstate, k, k_to, strict,
                                ev_time, ev_out, out_state, out_values)
     at_start = strict and t0 >= t1
-    k = emit_until(t0, at_start, t0, 0.0, y, method, work, k, k_to,
-                   ev_time, ev_out, e, out_state, out_values)
+    k = emit_state(t0, at_start, y, k, k_to, ev_time, ev_out, e, out_state, out_values)
     if t1 <= t0:
         return STATUS_OK, k
     rtol = opts[OPT_RTOL]
@@ -316,6 +374,9 @@ def integrate(t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, strict,
     steps = 0
     need_f0 = True
     ystart = work[W_SS_T]
+    ytmp = work[W_TMP]
+    new = work[W_NEW]
+    err = work[W_ERR]
     while t < t1:
         if steps >= max_steps:
             return STATUS_MAX_STEPS, k
@@ -328,8 +389,7 @@ def integrate(t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, strict,
             h_try = h
         if h_try < 1e-14 * max(1.0, abs(t)):
             # the remaining interval is below time resolution: treat as reached
-            return STATUS_OK, emit_until(t1, strict, t, 0.0, y, method, work, k, k_to,
-                                         ev_time, ev_out, e, out_state, out_values)
+            return STATUS_OK, emit_state(t1, strict, y, k, k_to, ev_time, ev_out, e, out_state, out_values)
         if method == METHOD_RK45:
             if need_f0:
                 evaluate_rhs(y, e, rate, work[W_K])
@@ -337,18 +397,25 @@ def integrate(t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, strict,
         else:
             rosenbrock_step(h_try, y, rate, e, work, mats)
         steps += 1
-        new = work[W_NEW]
         if not all_finite(new):
             error = 1e10
         else:
-            error = error_norm(work[W_ERR], y, new, rtol, atol)
+            error = error_norm(err, y, new, rtol, atol)
         if error <= 1.0:
             for i in range(N_STATES):
                 ystart[i] = y[i]
                 y[i] = new[i]
             t_new = t1 if last else t + h_try
-            k = emit_until(t_new, strict, t, h_try, ystart, method, work, k, k_to,
-                           ev_time, ev_out, e, out_state, out_values)
+            # outputs in the step, by dense output (emit_state's loop, written out here:
+            # a call per step would take and release references to 8 arrays)
+            while k < k_to:
+                te = ev_time[k]
+                if te > t_new or (strict and te >= t_new):
+                    break
+                dense_state((te - t) / h_try, h_try, method, work)
+                if ev_out[k] >= 0:
+                    record_output(ev_out[k], ytmp, e, out_state, out_values)
+                k += 1
             t = t_new
             if method == METHOD_RK45:
                 # first same as last
@@ -380,11 +447,14 @@ def integrate(t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, strict,
 # --- exact propagation for linear models ---------------------------------------
 # dy/dt = A y + c, with c = model constant + rates, constant between records:
 #   y(t + dt) = Phi y(t) + Gamma c,  Phi = exp(A dt),  Gamma = int_0^dt exp(A s) ds,
-# both read off exp([[A, I], [0, 0]] dt). Phi and Gamma depend only on the
+# both read off exp(M), M = [[A dt, I dt], [0, 0]]. Phi and Gamma depend only on the
 # parameters and dt, so they are cached: a subject observed on a regular grid
 # computes one matrix exponential and then only matrix-vector products.
 # The cache lives in mats[MATS_CACHE + 2 * slot] (Phi) and [... + 1] (Gamma);
 # its keys (dt, parameters) in hstate[HS_CACHE + slot * CACHE_WIDTH + ...].
+# Step lengths that differ only by the rounding of the record times (a grid made
+# by np.arange(0, 48, 0.1) has ten distinct differences) share one entry: DT_ULPS
+# units in the last place of the record times, an error far below any tolerance.
 
 CACHE_SLOTS = 4
 CACHE_WIDTH = N_ENV + 2          # valid flag, dt, parameters
@@ -392,39 +462,127 @@ HS_NEXT = 1                      # hstate[1]: next cache slot to replace
 HS_CACHE = 2
 HSTATE_SIZE = HS_CACHE + CACHE_SLOTS * CACHE_WIDTH
 MATS_CACHE = 3
-MATS_SIZE = MATS_CACHE + 2 * CACHE_SLOTS
+MATS_PADE = MATS_CACHE + 2 * CACHE_SLOTS   # scratch of the Pade approximant: 9 matrices
+MATS_SIZE = MATS_PADE + 9
+DT_ULPS = 4.0 * 2.220446049250313e-16
+
+# Higham (2005), Table 2.3 and eq. (2.2): Pade degrees, largest 1-norms for
+# double precision, and the coefficients b_0..b_m of each approximant.
+PADE_DEGREE = (3, 5, 7, 9, 13)
+PADE_THETA = (1.495585217958292e-2, 2.539398330063230e-1, 9.504178996162932e-1,
+              2.097847961257068, 5.371920351148152)
+PADE_B = np.array([
+    [120.0, 60.0, 12.0, 1.0] + [0.0] * 10,
+    [30240.0, 15120.0, 3360.0, 420.0, 30.0, 1.0] + [0.0] * 8,
+    [17297280.0, 8648640.0, 1995840.0, 277200.0, 25200.0, 1512.0, 56.0, 1.0] + [0.0] * 6,
+    [17643225600.0, 8821612800.0, 2075673600.0, 302702400.0, 30270240.0, 2162160.0, 110880.0,
+     3960.0, 90.0, 1.0] + [0.0] * 4,
+    [64764752532480000.0, 32382376266240000.0, 7771770303897600.0, 1187353796428800.0,
+     129060195264000.0, 10559470521600.0, 670442572800.0, 33522128640.0, 1323241920.0,
+     40840800.0, 960960.0, 16380.0, 182.0, 1.0]])
 
 
 @kernel
-def expm_pade13(m):
-    """exp(m) by scaling and squaring with the degree-13 Pade approximant (Higham 2005)."""
-    size = m.shape[0]
-    norm1 = 0.0
-    for j in range(size):
+def matmul_into(a, b, out):
+    for i in range(N_STATES):
+        for j in range(N_STATES):
+            acc = 0.0
+            for m in range(N_STATES):
+                acc += a[i, m] * b[m, j]
+            out[i, j] = acc
+
+
+@kernel
+def phi_gamma(a_mat, dt, mats, phi, gamma):
+    """Phi = exp(A dt) and Gamma = int_0^dt exp(A s) ds into phi and gamma.
+
+    Scaling and squaring with the Pade approximant of the degree that Higham
+    (2005) picks for the 1-norm of M = [[A dt, I dt], [0, 0]], computed on n x n
+    blocks without allocating: with B = A dt / 2^s, M^k = [[B^k, dt/2^s B^(k-1)], [0, 0]],
+    so with the approximant's odd part U = B O and even part V (polynomials in B^2),
+    exp(M) ~ [[(V - U)^-1 (V + U), 2 dt/2^s (V - U)^-1 O], [0, I]], and a squaring
+    maps (Phi, Gamma) to (Phi Phi, Phi Gamma + Gamma)."""
+    norm = dt
+    for j in range(N_STATES):
         total = 0.0
-        for i in range(size):
-            total += abs(m[i, j])
-        norm1 = max(norm1, total)
+        for i in range(N_STATES):
+            total += abs(a_mat[i, j])
+        norm = max(norm, total * dt)
+    degree = 4
+    for d in range(4):
+        if norm <= PADE_THETA[d]:
+            degree = d
+            break
     squarings = 0
-    if norm1 > 5.371920351148152:
-        squarings = int(math.ceil(math.log2(norm1 / 5.371920351148152)))
-    a = np.ascontiguousarray(m / (2.0 ** squarings))
-    b = (64764752532480000.0, 32382376266240000.0, 7771770303897600.0,
-         1187353796428800.0, 129060195264000.0, 10559470521600.0,
-         670442572800.0, 33522128640.0, 1323241920.0, 40840800.0,
-         960960.0, 16380.0, 182.0, 1.0)
-    ident = np.eye(size)
-    a2 = a @ a
-    a4 = a2 @ a2
-    a6 = a4 @ a2
-    u_inner = np.ascontiguousarray(b[13] * a6 + b[11] * a4 + b[9] * a2)
-    u = a @ np.ascontiguousarray(a6 @ u_inner + b[7] * a6 + b[5] * a4 + b[3] * a2 + b[1] * ident)
-    v_inner = np.ascontiguousarray(b[12] * a6 + b[10] * a4 + b[8] * a2)
-    v = a6 @ v_inner + b[6] * a6 + b[4] * a4 + b[2] * a2 + b[0] * ident
-    result = np.ascontiguousarray(np.linalg.solve(v - u, v + u))
+    if norm > PADE_THETA[4]:
+        squarings = int(math.ceil(math.log2(norm / PADE_THETA[4])))
+    scale = dt / 2.0 ** squarings
+    coef = PADE_B[degree]
+    b_mat = mats[MATS_PADE]
+    odd = mats[MATS_PADE + 1]
+    even = mats[MATS_PADE + 2]
+    tmp = mats[MATS_PADE + 3]
+    powers = mats[MATS_PADE + 4:MATS_PADE + 9]     # I, B^2, B^4, B^6, B^8
+    for i in range(N_STATES):
+        for j in range(N_STATES):
+            b_mat[i, j] = a_mat[i, j] * scale
+            powers[0, i, j] = 1.0 if i == j else 0.0
+    top = 3 if degree == 4 else degree + 1         # highest power of B^2 needed
+    matmul_into(b_mat, b_mat, powers[1])
+    for p in range(2, top + 1):
+        matmul_into(powers[p - 1], powers[1], powers[p])
+    if degree < 4:
+        for i in range(N_STATES):
+            for j in range(N_STATES):
+                o = 0.0
+                v = 0.0
+                for p in range(top + 1):
+                    o += coef[2 * p + 1] * powers[p, i, j]
+                    v += coef[2 * p] * powers[p, i, j]
+                odd[i, j] = o
+                even[i, j] = v
+    else:
+        # degree 13 (Higham's eq. 2.4): B^6 times a polynomial in B^2 of degree 3
+        for i in range(N_STATES):
+            for j in range(N_STATES):
+                tmp[i, j] = coef[13] * powers[3, i, j] + coef[11] * powers[2, i, j] + coef[9] * powers[1, i, j]
+        matmul_into(powers[3], tmp, odd)
+        for i in range(N_STATES):
+            for j in range(N_STATES):
+                tmp[i, j] = coef[12] * powers[3, i, j] + coef[10] * powers[2, i, j] + coef[8] * powers[1, i, j]
+        matmul_into(powers[3], tmp, even)
+        for i in range(N_STATES):
+            for j in range(N_STATES):
+                odd[i, j] += (coef[7] * powers[3, i, j] + coef[5] * powers[2, i, j] + coef[3] * powers[1, i, j]
+                              + coef[1] * powers[0, i, j])
+                even[i, j] += (coef[6] * powers[3, i, j] + coef[4] * powers[2, i, j] + coef[2] * powers[1, i, j]
+                               + coef[0] * powers[0, i, j])
+    matmul_into(b_mat, odd, tmp)                   # U
+    lu = powers[1]
+    for i in range(N_STATES):
+        for j in range(N_STATES):
+            lu[i, j] = even[i, j] - tmp[i, j]
+            phi[i, j] = even[i, j] + tmp[i, j]
+            gamma[i, j] = 2.0 * scale * odd[i, j]
+    pivot = powers[2][0]
+    column = powers[3][0]
+    lu_factor(lu, pivot)
+    for x in (phi, gamma):
+        for j in range(N_STATES):
+            for i in range(N_STATES):
+                column[i] = x[i, j]
+            lu_solve(lu, pivot, column)
+            for i in range(N_STATES):
+                x[i, j] = column[i]
     for _ in range(squarings):
-        result = result @ result
-    return result
+        matmul_into(phi, gamma, tmp)
+        for i in range(N_STATES):
+            for j in range(N_STATES):
+                gamma[i, j] += tmp[i, j]
+        matmul_into(phi, phi, tmp)
+        for i in range(N_STATES):
+            for j in range(N_STATES):
+                phi[i, j] = tmp[i, j]
 
 
 @kernel
@@ -434,11 +592,12 @@ def invalidate_cache(hstate):
 
 
 @kernel
-def transition(e, dt, hstate, mats):
-    """Index into mats of (Phi, Gamma) for parameters e and step dt, computed if not cached."""
+def transition(e, dt, tolerance, hstate, mats, work):
+    """Index into mats of (Phi, Gamma) for parameters e and step dt (within
+    tolerance), computed if not cached."""
     for slot in range(CACHE_SLOTS):
         base = HS_CACHE + slot * CACHE_WIDTH
-        if hstate[base] != 1.0 or hstate[base + 1] != dt:
+        if hstate[base] != 1.0 or abs(hstate[base + 1] - dt) > tolerance:
             continue
         same = True
         for c in range(N_ENV):
@@ -451,19 +610,12 @@ def transition(e, dt, hstate, mats):
     hstate[HS_NEXT] = slot + 1
     base = HS_CACHE + slot * CACHE_WIDTH
     a_mat = mats[0]
-    zero = np.zeros(N_STATES)
+    zero = work[W_TMP]
+    for i in range(N_STATES):
+        zero[i] = 0.0
     model_jacobian(zero, e, a_mat)
-    big = np.zeros((2 * N_STATES, 2 * N_STATES))
-    for i in range(N_STATES):
-        for j in range(N_STATES):
-            big[i, j] = a_mat[i, j] * dt
-        big[i, N_STATES + i] = dt
-    result = expm_pade13(big)
     index = MATS_CACHE + 2 * slot
-    for i in range(N_STATES):
-        for j in range(N_STATES):
-            mats[index, i, j] = result[i, j]
-            mats[index + 1, i, j] = result[i, N_STATES + j]
+    phi_gamma(a_mat, dt, mats, mats[index], mats[index + 1])
     hstate[base] = 1.0
     hstate[base + 1] = dt
     for c in range(N_ENV):
@@ -472,39 +624,51 @@ def transition(e, dt, hstate, mats):
 
 
 @kernel
-def exact_propagate(y, rate, e, dt, work, mats, hstate):
-    index = transition(e, dt, hstate, mats)
+def exact_integrate(t0, t1, y, rate, e, work, mats, hstate, k, k_to, strict,
+                    ev_time, ev_out, out_state, out_values):
+    """The exact counterpart of integrate: y <- Phi y + Gamma c over each
+    stretch between output records, with c = f(0) + rate constant throughout."""
     c_vec = work[W_C]
     zero = work[W_TMP]
     for i in range(N_STATES):
         zero[i] = 0.0
     evaluate_rhs(zero, e, rate, c_vec)
+    g = work[W_G]          # Gamma c of the current step length
     new = work[W_NEW]
-    for i in range(N_STATES):
-        acc = 0.0
-        for j in range(N_STATES):
-            acc += mats[index, i, j] * y[j] + mats[index + 1, i, j] * c_vec[j]
-        new[i] = acc
-    for i in range(N_STATES):
-        y[i] = new[i]
-
-
-@kernel
-def exact_integrate(t0, t1, y, rate, e, work, mats, hstate, k, k_to, strict,
-                    ev_time, ev_out, out_state, out_values):
+    last_dt = -1.0
+    index = 0
     t = t0
-    while k < k_to:
-        te = ev_time[k]
-        if te > t1 or (strict and te >= t1):
+    te = t1
+    while True:
+        done = k >= k_to
+        if not done:
+            te = ev_time[k]
+            done = te > t1 or (strict and te >= t1)
+        target = t1 if done else te
+        if target > t:
+            dt = target - t
+            tolerance = DT_ULPS * (abs(t) + abs(target))
+            if abs(dt - last_dt) > tolerance:
+                index = transition(e, dt, tolerance, hstate, mats, work)
+                last_dt = dt
+                for i in range(N_STATES):
+                    acc = 0.0
+                    for j in range(N_STATES):
+                        acc += mats[index + 1, i, j] * c_vec[j]
+                    g[i] = acc
+            for i in range(N_STATES):
+                acc = g[i]
+                for j in range(N_STATES):
+                    acc += mats[index, i, j] * y[j]
+                new[i] = acc
+            for i in range(N_STATES):
+                y[i] = new[i]
+            t = target
+        if done:
             break
-        if te > t:
-            exact_propagate(y, rate, e, te - t, work, mats, hstate)
-            t = te
         if ev_out[k] >= 0:
             record_output(ev_out[k], y, e, out_state, out_values)
         k += 1
-    if t1 > t:
-        exact_propagate(y, rate, e, t1 - t, work, mats, hstate)
     if not all_finite(y):
         return STATUS_NOT_FINITE, k
     return STATUS_OK, k
@@ -683,7 +847,11 @@ def ss_periodic(cmt, amount, rate_value, duration, interval, e, ss_opts, work, m
                 return status
             for i in range(N_STATES):
                 jac[i, j] = (perturbed[i] - base[i]) / step - (1.0 if i == j else 0.0)
-        delta = np.linalg.solve(jac, -g)
+        delta = perturbed       # reused: the perturbed states are no longer needed
+        for i in range(N_STATES):
+            delta[i] = -g[i]
+        lu_factor(jac, work[W_PIVOT])
+        lu_solve(jac, work[W_PIVOT], delta)
         if not all_finite(delta):
             return STATUS_SINGULAR
         for i in range(N_STATES):
@@ -708,7 +876,11 @@ def ss_constant(cmt, rate_value, e, ss_opts, work, mats, result):
     for iteration in range(60):
         evaluate_rhs(result, e, srate, g)
         model_jacobian(result, e, jac)
-        delta = np.linalg.solve(jac, -g)
+        for i in range(N_STATES):
+            g[i] = -g[i]
+        lu_factor(jac, work[W_PIVOT])
+        lu_solve(jac, work[W_PIVOT], g)
+        delta = g
         if not all_finite(delta):
             return STATUS_SINGULAR
         for i in range(N_STATES):

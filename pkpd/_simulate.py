@@ -213,7 +213,7 @@ def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, ato
 
 def simulate_summary(model, regimen, population, times, *, outputs=None, quantiles=DEFAULT_QUANTILES,
                      relative_accuracy=0.005, interval=None, thresholds=None, windows=None, method="auto",
-                     rtol=1e-8, atol=1e-10, variability=True, chunk_subjects=10_000, progress=None,
+                     rtol=1e-8, atol=1e-10, variability=True, chunk_subjects=2_000, progress=None,
                      max_steps=100_000):
     """Simulate a large population keeping only percentiles and exposure metrics.
 
