@@ -176,7 +176,7 @@ def thread_scaling(workload, n, repeats):
 
 # --- W3 -----------------------------------------------------------------------------
 
-def w3_workload(n_per_arm, baseline_subjects, repeats, methods=("rk45", "rosenbrock")):
+def w3_workload(n_per_arm, baseline_subjects, repeats, methods=("auto", "rk45", "rosenbrock")):
     workload = wl.W3
     subjects = wl.population(n_per_arm)
     weights = wl.weights_of(subjects)
