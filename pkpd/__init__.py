@@ -16,7 +16,6 @@ PkpdError, ModelError, DataError, SimulationError
 """
 
 from ._errors import DataError, ModelError, PkpdError, SimulationError
-from ._figures import figure_set, write_figures
 from ._model import Model, library_models, load_model
 from ._population import Population
 from ._regimen import Dose, Regimen
@@ -24,10 +23,22 @@ from ._simulate import SimulationResult, simulate, simulate_summary
 from ._run import run_scenario
 from ._scenario import load_scenario
 from ._simulate_data import simulate_data
-from ._trial import trial
 
 __version__ = "0.1.0"
 
 __all__ = ["load_model", "Model", "library_models", "simulate_data", "simulate", "simulate_summary", "SimulationResult",
            "Dose", "Regimen", "Population", "load_scenario", "run_scenario", "trial", "figure_set", "write_figures", "PkpdError", "ModelError", "DataError", "SimulationError",
            "__version__"]
+
+
+def __getattr__(name):
+    # matplotlib (figures) and scipy.stats (trials) load on first use: `import pkpd` stays quick
+    if name in ("figure_set", "write_figures"):
+        from . import _figures
+
+        return getattr(_figures, name)
+    if name == "trial":
+        from ._trial import trial
+
+        return trial
+    raise AttributeError(f"module 'pkpd' has no attribute {name!r}")

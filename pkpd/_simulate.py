@@ -202,9 +202,8 @@ def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, ato
     n, model = run.n, run.model
     values = np.empty((n, run.times.size, len(model.outputs)))
     states = np.empty((n, run.times.size, len(model.compartments)))
-    for start, stop, chunk_values, chunk_states in run.chunks():
-        values[start:stop] = chunk_values
-        states[start:stop] = chunk_states
+    for _ in run.chunks(values_out=values, states_out=states):
+        pass  # the engine writes each chunk straight into its rows of values and states
     parameters = pd.DataFrame(run.inputs, columns=model.inputs, index=pd.Index(run.population.subject_ids, name="ID"))
     return SimulationResult(model=model, times=run.times, values=values, states=states,
                             subject_ids=run.population.subject_ids, parameters=parameters, etas=run.etas,
@@ -304,13 +303,18 @@ class _Run:
         self.model = model
         self.options = dict(method=method, rtol=rtol, atol=atol, max_steps=max_steps)
         if chunk_subjects is None:
-            per_subject_bytes = times.size * (len(model.outputs) + len(model.compartments)) * 8 * 3
-            chunk_subjects = int(max(64, min(n, 2e8 // max(per_subject_bytes, 1))))
+            # event records (13 arrays of 8 bytes each) dominate a chunk's memory: about 1,000 subjects
+            records = self.template[0].size
+            chunk_subjects = int(max(64, min(n, 2_000, 4e7 // max(records * 13 * 8, 1))))
         self.chunk_subjects = chunk_subjects
         self.progress = progress
 
-    def chunks(self, keep_states=True):
-        """Yield (start, stop, values (m, n_times, n_outputs), states (m, n_times, n_states) or None)."""
+    def chunks(self, keep_states=True, values_out=None, states_out=None):
+        """Yield (start, stop, values (m, n_times, n_outputs), states (m, n_times, n_states) or None).
+
+        With `values_out` / `states_out` (arrays (n, n_times, k), C-contiguous) the engine
+        writes each chunk into their rows directly and the yielded arrays are views of them.
+        """
         from tqdm.auto import tqdm
 
         n, size, times = self.n, self.chunk_subjects, self.times
@@ -326,9 +330,14 @@ class _Run:
                 stream = _chunk_stream(chunk_inputs, self.population.subject_ids[start:stop], self.template,
                                        self.amounts[start:stop], self.rates[start:stop], times.size,
                                        self.occasion_of_record, self.n_occasions)
-                chunk_states, chunk_values, status = run_stream(self.model, stream, **self.options)
-                raise_failures(status, stream.subject_ids)
                 m = stop - start
+                views = {}
+                if values_out is not None:
+                    views["values"] = values_out[start:stop].reshape(m * times.size, values_out.shape[2])
+                if states_out is not None:
+                    views["states"] = states_out[start:stop].reshape(m * times.size, states_out.shape[2])
+                chunk_states, chunk_values, status = run_stream(self.model, stream, **self.options, **views)
+                raise_failures(status, stream.subject_ids)
                 yield (start, stop, chunk_values.reshape(m, times.size, -1),
                        chunk_states.reshape(m, times.size, -1) if keep_states else None)
                 bar.update(m)
