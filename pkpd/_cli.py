@@ -99,6 +99,8 @@ def _run(arguments):
     from ._scenario import load_scenario
 
     scenario = load_scenario(arguments.scenario).with_overrides(n=arguments.n, seed=arguments.seed)
+    if not arguments.quiet:
+        _announce_compilation(scenario.model)
     if arguments.workers is not None or arguments.scheduler:
         from ._distributed import cluster
 
@@ -120,6 +122,16 @@ def _run(arguments):
     if result.power is not None:
         files.append("power.csv")
     print(f"wrote {arguments.output}/: {', '.join(files)}, figures/ ({len(info.get('figures', []))} figures)")
+
+
+def _announce_compilation(model):
+    """Say so when a model will compile on first use (otherwise the wait looks like a hang)."""
+    from ._model import is_compiled
+    from ._simulate import _linear_specialisation
+
+    if not (is_compiled(model) and is_compiled(_linear_specialisation(model))):
+        print(f"compiling model {model.name} for first use (about 15 s; cached for every later run)",
+              file=sys.stderr)
 
 
 def _summary_lines(result, scenario):
