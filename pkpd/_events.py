@@ -185,8 +185,6 @@ def build_stream(model, data, source="data"):
             if key not in model.dosing.get(name, {}):
                 raise DataError(f"{_where(source, _row_label(row), 'RATE')}: RATE={code} asks for a modelled {word}, "
                                 f"but model {model.name!r} defines no {key} for compartment {name}")
-        if is_dose.size and (~is_dose & (rate == code)).any():
-            pass
 
     # per-record parameter and covariate values
     inputs = np.empty((n, len(model.inputs)))

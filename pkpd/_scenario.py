@@ -191,7 +191,7 @@ def load_scenario(path):
     model_path = (path.parent / model_name) if model_name.endswith(".toml") else model_name
     try:
         model = load_model(model_path)
-    except PkpdError as error:
+    except PkpdError:
         if model_name in library_models() or model_name.endswith(".toml"):
             raise
         hint = difflib.get_close_matches(model_name, library_models(), n=1)
@@ -395,8 +395,6 @@ def _dose(check, model, key, dose):
         check.fail(key, "give count or until, not both")
     if (count > 1 or until is not None) and every is None:
         check.fail(f"{key}.every", "is required when count > 1 or until is given")
-    if every is not None and duration > every and rate is None:
-        pass  # overlapping infusions are allowed (their rates add)
     return Dose(amount=amount, target=compartment, time=start, duration=duration, rate=rate, every=every,
                 count=count, until=until, per_weight=bool(per_weight), label=key)
 

@@ -1,7 +1,6 @@
 """Scenario files and `pkpd run`: validation with key paths, shipped scenarios, atomic output."""
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -100,11 +99,6 @@ VALIDATION = {
                        "outputs.variables[0]: model 'pk1cmt' has no output 'CPP'; did you mean 'CP'?"),
     "unknown_drug": (('drug = "CENT"', 'drug = "CENTRAL"'), "arms[0].doses[0].drug: model 'pk1cmt' has no drug 'CENTRAL'"),
 }
-
-
-def _drug_table(text):
-    # pk1cmt declares no [drugs]; doses name compartments through a model copy that does
-    return text
 
 
 @pytest.fixture()

@@ -7,8 +7,7 @@ import pytest
 
 from conftest import ROOT
 from pkpd._scenario import load_scenario
-from pkpd._trial import (analyse, compare, designs_of, endpoint_values, fit_linear_model, parse_trial,
-                         power_table, simulate_trial_scores, trial, williams_sequences)
+from pkpd._trial import compare, designs_of, fit_linear_model, parse_trial, trial, williams_sequences
 
 NULL = """
 # Two identical saline arms: any rejection is a false positive.
