@@ -6,6 +6,18 @@ Python callers catch them as :class:`ValueError`.
 """
 
 
+import difflib
+
+
+def suggestion(name, known, listing=None):
+    """'; did you mean 'x'?' for a near miss, else '; LISTING: a, b, c' (or '' without a listing)."""
+    known = [str(k) for k in known]
+    hint = difflib.get_close_matches(str(name), known, n=1)
+    if hint:
+        return f"; did you mean {hint[0]!r}?"
+    return f"; {listing}: {', '.join(known) or 'none'}" if listing else ""
+
+
 class PkpdError(ValueError):
     """Bad input: a model file, a data set, a scenario or an argument."""
 

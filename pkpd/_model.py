@@ -10,7 +10,6 @@ cache beside that file means an unchanged model is compiled once, ever.
 """
 
 import ast
-import difflib
 import hashlib
 import importlib.util
 import math
@@ -23,7 +22,7 @@ from pathlib import Path
 import numba
 
 from . import _expr
-from ._errors import ModelError
+from ._errors import ModelError, suggestion
 
 __all__ = ["Model", "load_model", "library_models", "model_directories"]
 
@@ -211,8 +210,7 @@ def load_model(name_or_path):
                 break
         else:
             known = library_models()
-            hint = difflib.get_close_matches(text, known, n=1)
-            extra = f"; did you mean {hint[0]!r}?" if hint else f"; library models: {', '.join(known)}"
+            extra = suggestion(text, known, "library models")
             raise ModelError(f"model {text!r}: no such library model or file{extra}")
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
@@ -231,8 +229,7 @@ def _fail(path, key, message):
 def _unknown(path, where, keys, allowed):
     for key in keys:
         if key not in allowed:
-            hint = difflib.get_close_matches(key, allowed, n=1)
-            extra = f"; did you mean {hint[0]!r}?" if hint else f"; allowed: {', '.join(allowed)}"
+            extra = suggestion(key, allowed, "allowed")
             _fail(path, f"{where}{key}" if where else key, f"unknown key{extra}")
 
 
@@ -329,8 +326,7 @@ def _build(path, source, data):
     raw_odes = data.get("odes", {})
     for name in raw_odes:
         if name not in numbers:
-            hint = difflib.get_close_matches(name, list(numbers), n=1)
-            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            extra = suggestion(name, list(numbers))
             _fail(path, f"odes.{name}", f"no compartment {name!r} is declared{extra}")
     for name in compartments:
         if name not in raw_odes:

@@ -6,7 +6,6 @@ units here, at the boundary. Every error names the file, the key path
 (``arms[1].doses[0].duration``), the rule and the value.
 """
 
-import difflib
 import hashlib
 import itertools
 import math
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import PkpdError
+from ._errors import PkpdError, suggestion
 from ._model import library_models, load_model
 from ._regimen import Dose, Regimen
 from ._units import _per_mass, magnitude_in, parse_quantity
@@ -122,8 +121,7 @@ class _Checker:
             self.fail(key, f"must be a table; got {type(table).__name__} {table!r}")
         for name in table:
             if name not in allowed:
-                hint = difflib.get_close_matches(name, allowed, n=1)
-                extra = f"; did you mean {hint[0]!r}?" if hint else f"; allowed: {', '.join(allowed)}"
+                extra = suggestion(name, allowed, "allowed")
                 self.fail(f"{key}.{name}" if key else name, f"unknown key{extra}")
         for name in required:
             if name not in table:
@@ -194,8 +192,7 @@ def load_scenario(path):
     except PkpdError:
         if model_name in library_models() or model_name.endswith(".toml"):
             raise
-        hint = difflib.get_close_matches(model_name, library_models(), n=1)
-        extra = f"; did you mean {hint[0]!r}?" if hint else f"; library models: {', '.join(library_models())}"
+        extra = suggestion(model_name, library_models(), "library models")
         check.fail("model", f"no library model {model_name!r}{extra}")
 
     seed = check.integer("seed", raw.get("seed", 0))
@@ -230,14 +227,12 @@ def load_scenario(path):
         check.fail("outputs.variables", f"must be a non-empty list of model outputs; got {variables!r}")
     for index, name in enumerate(variables):
         if name not in model.outputs:
-            hint = difflib.get_close_matches(str(name), list(model.outputs), n=1)
-            extra = f"; did you mean {hint[0]!r}?" if hint else f"; outputs: {', '.join(model.outputs)}"
+            extra = suggestion(str(name), list(model.outputs), "outputs")
             check.fail(f"outputs.variables[{index}]", f"model {model.name!r} has no output {name!r}{extra}")
     metrics = outputs.get("metrics", METRICS)
     for index, metric in enumerate(metrics):
         if metric not in METRICS:
-            hint = difflib.get_close_matches(str(metric), METRICS, n=1)
-            extra = f"; did you mean {hint[0]!r}?" if hint else f"; metrics: {', '.join(METRICS)}"
+            extra = suggestion(str(metric), METRICS, "metrics")
             check.fail(f"outputs.metrics[{index}]", f"unknown metric {metric!r}{extra}")
     thresholds, windows = _levels(check, model, outputs)
     interval = None
@@ -357,9 +352,7 @@ def _dose(check, model, key, dose):
     check.keys(key, dose, DOSE_KEYS, required=["drug"])
     drug_name = check.string(f"{key}.drug", dose["drug"])
     if drug_name not in model.drugs:
-        hint = difflib.get_close_matches(drug_name, list(model.drugs), n=1)
-        known = ", ".join(model.drugs) or "none"
-        extra = f"; did you mean {hint[0]!r}?" if hint else f"; the model's drugs: {known}"
+        extra = suggestion(drug_name, model.drugs, "the model's drugs")
         check.fail(f"{key}.drug", f"model {model.name!r} has no drug {drug_name!r}{extra}")
     drug = model.drugs[drug_name]
     compartment = drug["compartment"]

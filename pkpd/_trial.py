@@ -15,7 +15,6 @@ centring within subject (Frisch-Waugh-Lovell), which is exactly the
 fixed-subject-effect OLS also when dropout leaves subjects incomplete.
 """
 
-import difflib
 import itertools
 from dataclasses import dataclass
 
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._errors import PkpdError
+from ._errors import PkpdError, suggestion
 from ._population import Population, add_residual_error, subject_uniforms
 from ._regimen import Dose, Regimen
 from ._simulate import simulate
@@ -98,8 +97,7 @@ def parse_trial(scenario):
     raw = scenario.trial
     for key in raw:
         if key not in TRIAL_KEYS:
-            hint = difflib.get_close_matches(key, TRIAL_KEYS, n=1)
-            extra = f"; did you mean {hint[0]!r}?" if hint else f"; allowed: {', '.join(TRIAL_KEYS)}"
+            extra = suggestion(key, TRIAL_KEYS, "allowed")
             raise PkpdError(f"{scenario.path.name}: trial.{key}: unknown key{extra}")
     design = raw.get("design", "crossover")
     if design not in ("crossover", "parallel"):
