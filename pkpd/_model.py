@@ -22,7 +22,7 @@ from pathlib import Path
 import numba
 
 from . import _expr
-from ._errors import ModelError, suggestion
+from ._errors import ModelError, PkpdError, suggestion
 
 __all__ = ["Model", "load_model", "library_models", "model_directories"]
 
@@ -369,8 +369,7 @@ def _build(path, source, data):
             _fail(path, f"{key}.compartment", "is required")
         _unknown(path, f"{key}.", spec.keys(), ["compartment", "unit", "molar_mass", "description", "source",
                                                  "conversions", "routes"])
-        if spec["compartment"] not in numbers:
-            _fail(path, f"{key}.compartment", f"no compartment {spec['compartment']!r} is declared")
+        _check_drug(path, key, spec, numbers)
         drugs[name] = dict(spec)
 
     is_linear = _is_linear(trees, compartments)
@@ -384,6 +383,45 @@ def _build(path, source, data):
                                      if "unit" in spec},
                   is_linear=is_linear, _trees=trees)
     return model
+
+
+def _check_drug(path, key, spec, numbers):
+    """A drug's compartment and routes name declared compartments; its units parse;
+    its molar mass and conversion factors are positive numbers."""
+    from ._units import _parse_unit  # pint: imported only for models that declare drugs
+
+    def compartment(where, value):
+        if not isinstance(value, str) or value not in numbers:
+            extra = suggestion(str(value), numbers, "the compartments") if isinstance(value, str) else ""
+            _fail(path, where, f"no compartment {value!r} is declared{extra}")
+
+    def positive(where, value):
+        if _number(path, where, value) <= 0:
+            _fail(path, where, f"must be > 0; got {value!r}")
+
+    def unit(where, value):
+        if not isinstance(value, str):
+            _fail(path, where, f"must be a unit text such as 'mg'; got {value!r}")
+        try:
+            _parse_unit(value, where)
+        except PkpdError:
+            _fail(path, where, f"must be a unit such as 'mg' or 'mmol'; got {value!r}")
+
+    compartment(f"{key}.compartment", spec["compartment"])
+    if "unit" in spec:
+        unit(f"{key}.unit", spec["unit"])
+    if "molar_mass" in spec:
+        positive(f"{key}.molar_mass", spec["molar_mass"])
+    for table in ("routes", "conversions"):
+        if table in spec and not isinstance(spec[table], dict):
+            _fail(path, f"{key}.{table}", f"must be a table; got {spec[table]!r}")
+    for route, target in spec.get("routes", {}).items():
+        compartment(f"{key}.routes.{route}", target)
+    for target_unit, factor in spec.get("conversions", {}).items():
+        unit(f"{key}.conversions.{target_unit} (its key)", target_unit)
+        positive(f"{key}.conversions.{target_unit}", factor)
+    if spec.get("conversions") and "unit" not in spec:
+        _fail(path, f"{key}.unit", "is required when conversions are given (the unit they convert from)")
 
 
 def _is_linear(trees, compartments):

@@ -148,3 +148,32 @@ def test_model_file_can_not_run_python_even_when_compiled(tmp_path):
 
     source = generate_source(model)
     assert "import os" not in source and "eval(" not in source
+
+
+DRUG_ERRORS = {
+    "route_to_nowhere": ('[drugs]\nx = { compartment = "CENT", routes = { oral = "GUT" } }\n',
+                         "drugs.x.routes.oral: no compartment 'GUT' is declared"),
+    "compartment_typo": ('[drugs]\nx = { compartment = "CENTR" }\n',
+                         "drugs.x.compartment: no compartment 'CENTR' is declared; did you mean 'CENT'?"),
+    "negative_molar_mass": ('[drugs]\nx = { compartment = "CENT", molar_mass = -237.7 }\n',
+                            "drugs.x.molar_mass: must be > 0; got -237.7"),
+    "bad_unit": ('[drugs]\nx = { compartment = "CENT", unit = "milligrumps" }\n',
+                 "drugs.x.unit: must be a unit such as 'mg' or 'mmol'; got 'milligrumps'"),
+    "zero_conversion": ('[drugs]\nx = { compartment = "CENT", unit = "g", conversions = { mmol = 0 } }\n',
+                        "drugs.x.conversions.mmol: must be > 0; got 0"),
+    "conversion_without_unit": ('[drugs]\nx = { compartment = "CENT", conversions = { mmol = 4.06 } }\n',
+                                "drugs.x.unit: is required when conversions are given"),
+    "routes_not_a_table": ('[drugs]\nx = { compartment = "CENT", routes = "CENT" }\n',
+                           "drugs.x.routes: must be a table; got 'CENT'"),
+}
+
+
+@pytest.mark.parametrize("case", list(DRUG_ERRORS))
+def test_bad_drug_table_is_rejected_when_the_model_loads(case, tmp_path):
+    body, message = DRUG_ERRORS[case]
+    path = tmp_path / "bad.toml"
+    path.write_text(MODEL_HEADER + '[odes]\nCENT = "-CL/V*CENT"\n' + body)
+    with pytest.raises(pkpd.ModelError) as error:
+        pkpd.load_model(path)
+    assert str(error.value).startswith("bad.toml: ") and message in str(error.value)
+    assert "\n" not in str(error.value)
