@@ -349,7 +349,8 @@ def _build(path, source, data):
         initial[name] = expression(f"initial.{name}", text, known)
 
     outputs = {}
-    for name, spec in data.get("outputs", {}).items():
+    raw_outputs = data.get("outputs", {})
+    for name, spec in raw_outputs.items():
         key = f"outputs.{name}"
         _check_name(path, key, name)
         if name in known or name in numbers:
@@ -359,8 +360,21 @@ def _build(path, source, data):
         _unknown(path, f"{key}.", spec.keys(), _OUTPUT_KEYS)
         if "expr" not in spec:
             _fail(path, f"{key}.expr", "is required")
-        text = expression(f"{key}.expr", spec["expr"], known | states)
-        outputs[name] = Output(name, text, str(spec.get("unit", "")), str(spec.get("description", "")))
+        # An output may use the outputs declared above it (computed in file order).
+        later = set(raw_outputs) - set(outputs) - {name}
+        try:
+            tree = _expr.parse(spec["expr"], known | states | set(outputs))
+        except _expr.ExpressionError as error:
+            try:
+                named = {n.id for n in ast.walk(ast.parse(str(spec["expr"]).strip(), mode="eval"))
+                         if isinstance(n, ast.Name)}
+            except SyntaxError:
+                named = set()
+            used_later = sorted(later & named)
+            hint = f" (an output can use only the outputs declared above it: {', '.join(used_later)})" if used_later else ""
+            _fail(path, f"{key}.expr", f"{error}{hint}")
+        trees[f"{key}.expr"] = tree
+        outputs[name] = Output(name, str(spec["expr"]), str(spec.get("unit", "")), str(spec.get("description", "")))
 
     drugs = {}
     for name, spec in data.get("drugs", {}).items():
@@ -518,8 +532,9 @@ def generate_source(model):
     used = _used(output_trees)
     lines += ["@kernel", "def model_outputs(y, e, out):"]
     lines += _unpack(model, "e", used) + _unpack(model, "y", used, env=False)
-    for index, name in enumerate(model.outputs):
-        lines.append(f"    out[{index}] = {_expr.to_source(trees[f'outputs.{name}.expr'])}")
+    for index, name in enumerate(model.outputs):  # in file order: later outputs may use earlier ones
+        lines.append(f"    {_expr.PREFIX}{name} = {_expr.to_source(trees[f'outputs.{name}.expr'])}")
+        lines.append(f"    out[{index}] = {_expr.PREFIX}{name}")
     lines += ["    return", "", ""]
 
     dose_trees = [trees[f"dosing.{c}.{k}"] for c, spec in model.dosing.items() for k in spec]

@@ -95,6 +95,9 @@ MODEL_ERRORS = {
     "caret_power": ('[odes]\nCENT = "-CL/V^2*CENT"\n', "'^' (write powers as a**b"),
     "lambda": ('[odes]\nCENT = "(lambda: 1)()"\n', "odes.CENT:"),
     "string_constant": ('[odes]\nCENT = "\'a\'"\n', "odes.CENT: the constant 'a' is not allowed"),
+    "output_used_before_declared": ('[odes]\nCENT = "-CL/V*CENT"\n[outputs]\nB = "2*A"\nA = "CENT/V"\n',
+                                    "outputs.B.expr: unknown name 'A' in '2*A' (an output can use only the "
+                                    "outputs declared above it: A)"),
 }
 
 

@@ -82,6 +82,11 @@ def test_mass_balance_parent_to_metabolite(method):
     formed = result["METAB"] + result["ELIM_M"]
     eliminated_parent = formed + result["ELIM_P"]
     np.testing.assert_allclose(formed.iloc[-1] / eliminated_parent.iloc[-1], p["FM"], rtol=1e-9)
+    # an output may use the outputs declared above it: RATIO = CM / CP
+    dosed = result["PARENT"] > 0
+    assert (result.loc[~dosed, "RATIO"] == 0).all()
+    np.testing.assert_allclose(result.loc[dosed, "RATIO"],
+                               (result["METAB"] / p["VM"] / (result["PARENT"] / p["V1"]))[dosed], rtol=1e-12)
 
 
 @pytest.mark.parametrize("method", METHODS)
