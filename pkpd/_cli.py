@@ -43,6 +43,9 @@ def _build_parser():
     run.add_argument("--n", type=int, help="subjects per arm (overrides population.n)")
     run.add_argument("--seed", type=int, help="random seed (overrides seed)")
     run.add_argument("--no-figures", action="store_true", help="skip the figures")
+    run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                     help="set a model parameter for this run, e.g. --set ALPHA=1 or --set C50_MG='2 mmol/L' "
+                          "(as if added to the scenario's [parameters]; repeatable)")
     run.add_argument("--workers", type=int, help="run chunks on a local dask cluster of N worker processes")
     run.add_argument("--scheduler", help="run chunks on an existing dask cluster (tcp://HOST:PORT)")
     validate = commands.add_parser("validate", help="check a scenario file without running it")
@@ -98,9 +101,10 @@ def _run(arguments):
     from ._run import run_scenario
     from ._scenario import load_scenario
 
-    scenario = load_scenario(arguments.scenario).with_overrides(n=arguments.n, seed=arguments.seed)
+    scenario = load_scenario(arguments.scenario).with_overrides(n=arguments.n, seed=arguments.seed,
+                                                                parameters=_parameter_settings(arguments.set))
     if not arguments.quiet:
-        _announce_compilation(scenario.model)
+        _announce_compilation([scenario.model] + [arm.model for arm in scenario.arms if arm.model is not None])
     if arguments.workers is not None or arguments.scheduler:
         from ._distributed import cluster
 
@@ -117,20 +121,40 @@ def _run(arguments):
     info = result.manifest
     print(f"{scenario.path.name}: model {info['model']['name']} ({info['model']['method']}), "
           f"{info['n']} subjects x {len(scenario.arms)} arms, seed {info['seed']}, {info['wall_time_s']:.1f} s")
+    for arm in info["arms"]:
+        if "parameters" in arm:
+            settings = ", ".join(f"{k} = {v:g}" for k, v in arm["parameters"].items())
+            print(f"  arm {arm['name']!r}: {settings} ({arm['method']})")
     print(_summary_lines(result, scenario))
     files = ["manifest.json", "profiles.csv", "exposure.csv", "summary.csv"]
     if result.power is not None:
         files.append("power.csv")
-    print(f"wrote {arguments.output}/: {', '.join(files)}, figures/ ({len(info.get('figures', []))} figures)")
+    if not arguments.no_figures:
+        files.append(f"figures/ ({len(info.get('figures', []))} figures)")
+    print(f"wrote {arguments.output}/: {', '.join(files)}")
 
 
-def _announce_compilation(model):
+def _parameter_settings(settings):
+    """--set NAME=VALUE pairs as a dict (numbers as float, anything else as quantity text)."""
+    values = {}
+    for setting in settings:
+        name, equals, value = setting.partition("=")
+        if not equals or not name.strip() or not value.strip():
+            raise PkpdError(f"--set must be NAME=VALUE (e.g. ALPHA=1 or C50_MG='2 mmol/L'); got {setting!r}")
+        try:
+            values[name.strip()] = float(value)
+        except ValueError:
+            values[name.strip()] = value.strip()
+    return values
+
+
+def _announce_compilation(models):
     """Say so when a model will compile on first use (otherwise the wait looks like a hang)."""
     from ._model import is_compiled
     from ._simulate import _linear_specialisation
 
-    if not (is_compiled(model) and is_compiled(_linear_specialisation(model))):
-        print(f"compiling model {model.name} for first use (about 15 s; cached for every later run)",
+    if not all(is_compiled(model) and is_compiled(_linear_specialisation(model)) for model in models):
+        print(f"compiling model {models[0].name} for first use (about 15 s; cached for every later run)",
               file=sys.stderr)
 
 

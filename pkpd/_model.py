@@ -170,6 +170,47 @@ class Model:
         special.is_linear = _is_linear(trees, self.compartments)
         return special
 
+    def with_parameters(self, values, origin="set by the user"):
+        """A copy with other values for some fixed parameters (THETAs), in the model's units.
+
+        Values reach the engine as inputs, so the copy shares the compiled module: no
+        recompilation. Each changed parameter's ``source`` says it was overridden and
+        keeps the file's value and source; its reliability becomes ``"override"``.
+
+        Parameters
+        ----------
+        values : mapping of str to float
+            Parameter name -> value in the parameter's declared unit.
+        origin : str
+            Who set the values (shown in the parameter's source, e.g. a scenario file).
+
+        Examples
+        --------
+        >>> import pkpd
+        >>> synergy = pkpd.load_model("ketamine_mg_pain").with_parameters({"ALPHA": 1.0})
+        >>> synergy.parameters["ALPHA"].value
+        1.0
+        """
+        import copy as _copy
+        import dataclasses
+
+        parameters = dict(self.parameters)
+        for name, value in values.items():
+            if name not in parameters:
+                extra = suggestion(str(name), list(parameters), "the model's parameters")
+                raise ModelError(f"{self.path.name}: parameters: no parameter {name!r}{extra}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ModelError(f"{self.path.name}: parameters.{name}: must be a finite number; got {value!r}")
+            old = self.parameters[name]
+            unit = "" if old.unit in ("", "1") else f" {old.unit}"
+            parameters[name] = dataclasses.replace(
+                old, value=float(value), reliability="override",
+                source=f"OVERRIDE ({origin}): {float(value):g}{unit} instead of the file's {old.value:g}{unit} "
+                       f"(file source: {old.source})")
+        special = _copy.copy(self)
+        special.parameters = parameters
+        return special
+
     @property
     def module(self):
         """The compiled engine module (generated and imported on first use)."""

@@ -55,14 +55,15 @@ def simulate_arms(scenario, population, progress=True, client=None):
     """SimulationResult per arm; every arm sees the same virtual subjects (paired)."""
     results = {}
     for arm in scenario.arms:
+        model = arm.model or scenario.model  # an arm that sets parameters has a model of its own
         if client is not None:
             from . import _distributed
 
             results[arm.name] = _distributed.simulate(
-                client, scenario.model, arm.regimen, population, scenario.times, method=scenario.solver["method"],
+                client, model, arm.regimen, population, scenario.times, method=scenario.solver["method"],
                 rtol=scenario.solver["rtol"], atol=scenario.solver["atol"], variability=scenario.variability)
             continue
-        results[arm.name] = simulate(scenario.model, arm.regimen, population, scenario.times,
+        results[arm.name] = simulate(model, arm.regimen, population, scenario.times,
                                      method=scenario.solver["method"], rtol=scenario.solver["rtol"],
                                      atol=scenario.solver["atol"], variability=scenario.variability,
                                      progress=progress)
@@ -140,7 +141,9 @@ def manifest(scenario, population, wall_time, extra=None):
         "seed": scenario.seed,
         "n": int(population.subject_ids.size),
         "variability": scenario.variability,
-        "arms": [{"name": arm.name, "doses": [_dose_record(d) for d in arm.regimen.doses]} for arm in scenario.arms],
+        "arms": [{"name": arm.name, "doses": [_dose_record(d) for d in arm.regimen.doses],
+                  **({"parameters": arm.parameters, "method": _method_used(scenario, arm.model)} if arm.model else {})}
+                 for arm in scenario.arms],
         "times": {"start": float(scenario.times[0]), "stop": float(scenario.times[-1]),
                   "count": int(scenario.times.size), "unit": model.units.get("time", "h")},
         "versions": versions(),
@@ -151,17 +154,18 @@ def manifest(scenario, population, wall_time, extra=None):
     }
 
 
-def _method_used(scenario):
+def _method_used(scenario, model=None):
     from ._simulate import _linear_specialisation
 
+    model = model or scenario.model
     method = scenario.solver["method"]
     if method != "auto":
         return method
-    if scenario.model.is_linear:
+    if model.is_linear:
         return "exact"
-    special = _linear_specialisation(scenario.model)
+    special = _linear_specialisation(model)
     if special.is_linear:
-        folded = special.source_text[len(scenario.model.source_text):].strip().lstrip("# ")
+        folded = special.source_text[len(model.source_text):].strip().lstrip("# ")
         return f"exact ({folded})"
     return "rk45"
 
@@ -184,6 +188,10 @@ def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=T
         raise PkpdError(f"{target}: output folder exists; choose another or pass --force to replace it")
     if target is not None and target.parent.exists() and not target.parent.is_dir():
         raise PkpdError(f"{target}: {target.parent} is not a folder")
+    if scenario.trial is not None:
+        from ._trial import designs_of
+
+        designs_of(scenario)  # a bad [trial] section fails before any simulation
     started = time.perf_counter()
     population = make_population(scenario)
     results = simulate_arms(scenario, population, progress=progress, client=client)

@@ -20,9 +20,10 @@ from ._model import library_models, load_model
 from ._regimen import Dose, Regimen
 from ._units import _per_mass, magnitude_in, parse_quantity
 
-TOP_KEYS = ["model", "seed", "description", "population", "arms", "sweep", "outputs", "trial", "solver"]
+TOP_KEYS = ["model", "seed", "description", "parameters", "population", "arms", "sweep", "outputs", "trial",
+            "solver"]
 POPULATION_KEYS = ["n", "covariates", "correlations", "csv", "variability"]
-ARM_KEYS = ["name", "doses", "description"]
+ARM_KEYS = ["name", "doses", "parameters", "description"]
 DOSE_KEYS = ["drug", "amount", "duration", "rate", "start", "every", "count", "until", "route"]
 OUTPUT_KEYS = ["times", "variables", "metrics", "thresholds", "windows", "quantiles", "interval"]
 TIME_KEYS = ["start", "stop", "step"]
@@ -37,9 +38,12 @@ class ScenarioError(PkpdError):
 
 @dataclass
 class Arm:
+    """One arm: its regimen and, when the arm sets parameters of its own, its model."""
     name: str
     regimen: Regimen
     description: str = ""
+    model: object = None
+    parameters: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -95,7 +99,18 @@ class Scenario:
     def hash(self):
         return hashlib.sha256(self.text.encode()).hexdigest()
 
-    def with_overrides(self, n=None, seed=None):
+    def with_overrides(self, n=None, seed=None, parameters=None):
+        """Apply command-line overrides: subjects per arm, seed, and parameter values.
+
+        `parameters` (name -> number or quantity text) acts as if added to the file's
+        ``[parameters]`` table: an arm's own ``parameters`` still win for that arm.
+        """
+        if parameters:
+            check = _Checker(Path("--set"))
+            self.model = _with_parameters(check, self.model, "parameters", parameters)
+            for arm in self.arms:
+                if arm.model is not None:
+                    arm.model = self.model.with_parameters(arm.parameters, origin=f"{self.path.name}: arm {arm.name!r}")
         if n is not None:
             if not (isinstance(n, int) and n > 0):
                 raise ScenarioError(f"--n must be a positive integer; got {n!r}")
@@ -195,6 +210,8 @@ def load_scenario(path):
         extra = suggestion(model_name, library_models(), "library models")
         check.fail("model", f"no library model {model_name!r}{extra}")
 
+    if "parameters" in raw:
+        model = _with_parameters(check, model, "parameters", raw["parameters"])
     seed = check.integer("seed", raw.get("seed", 0))
     population = raw.get("population", {})
     check.keys("population", population, POPULATION_KEYS)
@@ -341,7 +358,37 @@ def _arm(check, model, key, arm):
     if not isinstance(doses, list):
         check.fail(f"{key}.doses", f"must be a list of dose tables; got {doses!r}")
     regimen = Regimen([_dose(check, model, f"{key}.doses[{i}]", dose) for i, dose in enumerate(doses)], name=name)
-    return Arm(name=name, regimen=regimen, description=str(arm.get("description", "")))
+    arm_model, parameters = None, {}
+    if "parameters" in arm:
+        arm_model = _with_parameters(check, model, f"{key}.parameters", arm["parameters"])
+        parameters = {k: arm_model.parameters[k].value for k in arm["parameters"]}
+    return Arm(name=name, regimen=regimen, description=str(arm.get("description", "")), model=arm_model,
+               parameters=parameters)
+
+
+def _with_parameters(check, model, key, table):
+    """`model` with the parameter values of a scenario's `parameters` table.
+
+    A value is a number in the parameter's own unit or a quantity with a unit
+    ("2 mmol/L", "30 min"), converted to it.
+    """
+    if not isinstance(table, dict):
+        check.fail(key, f"must be a table of parameter = value; got {table!r}")
+    values = {}
+    for name, value in table.items():
+        if name not in model.parameters:
+            extra = suggestion(str(name), list(model.parameters), "the model's parameters")
+            check.fail(f"{key}.{name}", f"model {model.name!r} has no parameter {name!r}{extra}")
+        unit = model.parameters[name].unit
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            check.fail(f"{key}.{name}", f"must be a number (in {unit!r}) or a quantity with a unit; got {value!r}")
+        if isinstance(value, str):
+            values[name] = check.magnitude(f"{key}.{name}", value, unit, positive=False)
+        elif not math.isfinite(value):
+            check.fail(f"{key}.{name}", f"must be a finite number; got {value!r}")
+        else:
+            values[name] = float(value)
+    return model.with_parameters(values, origin=f"{check.path.name}: {key}")
 
 
 def _compartment_unit(model, compartment):

@@ -98,6 +98,15 @@ VALIDATION = {
     "unknown_output": (('step = "1 h" }', 'step = "1 h" }\nvariables = ["CPP"]'),
                        "outputs.variables[0]: model 'pk1cmt' has no output 'CPP'; did you mean 'CP'?"),
     "unknown_drug": (('drug = "CENT"', 'drug = "CENTRAL"'), "arms[0].doses[0].drug: model 'pk1cmt' has no drug 'CENTRAL'"),
+    "unknown_parameter": (("seed = 1", "seed = 1\n[parameters]\nCLL = 2"),
+                          "parameters.CLL: model 'pk1cmt' has no parameter 'CLL'; did you mean 'CL'?"),
+    "parameter_unit": (("seed = 1", 'seed = 1\n[parameters]\nCL = "2 kg"'),
+                       "parameters.CL: must be in units compatible with 'L/h'"),
+    "parameter_not_a_number": (("seed = 1", "seed = 1\n[parameters]\nCL = true"),
+                               "parameters.CL: must be a number (in 'L/h') or a quantity with a unit; got True"),
+    "parameters_not_a_table": (("seed = 1", "seed = 1\nparameters = 3"), "parameters: must be a table"),
+    "arm_parameter": (('name = "oral"', 'name = "oral"\nparameters = { VV = 3 }'),
+                      "arms[0].parameters.VV: model 'pk1cmt' has no parameter 'VV'; did you mean 'V'?"),
 }
 
 
@@ -154,3 +163,61 @@ def test_interrupted_run_leaves_no_partial_output(tmp_path):
     process.wait(timeout=120)
     assert not outdir.exists()
     assert not list(tmp_path.glob(".interrupted*"))
+
+
+def test_scenario_and_arm_parameters_change_the_model_without_recompiling(tmp_path, model_with_drugs, capsys):
+    # [parameters] sets CL for the whole scenario (3000 mL/h = 3 L/h); the second arm also
+    # sets V (40 L). A 10-mg bolus then follows the closed form 10/V exp(-CL/V t).
+    text = BASE.replace('model = "pk1cmt"', 'model = "pk1cmt.toml"').replace(
+        "seed = 1", 'seed = 1\n[parameters]\nCL = "3000 mL/h"') + """
+[[arms]]
+name = "large volume"
+parameters = { V = 40 }
+doses = [{ drug = "CENT", amount = "10 mg" }]
+"""
+    # the second [[arms]] must come before [outputs] in TOML: move the outputs table last
+    head, outputs = text.split("[outputs]\n", 1)
+    outputs, extra_arm = outputs.split("\n[[arms]]", 1)
+    path = tmp_path / "study.toml"
+    path.write_text(head + "[[arms]]" + extra_arm + "[outputs]\n" + outputs + "\n")
+    scenario = load_scenario(path)
+    assert scenario.model.parameters["CL"].value == pytest.approx(3.0)
+    assert scenario.model.parameters["CL"].reliability == "override"
+    assert scenario.arms[0].model is None and scenario.arms[1].parameters == {"V": 40.0}
+    assert scenario.arms[1].model.parameters["CL"].value == pytest.approx(3.0)
+    from pkpd._model import _generated_location
+    assert _generated_location(scenario.arms[1].model)[1] == _generated_location(scenario.model)[1]  # one module
+
+    run = run_scenario(scenario)
+    times = scenario.times
+    for arm, volume in (("oral", 20.0), ("large volume", 40.0)):
+        cp = run.results[arm].values[:, :, list(scenario.model.outputs).index("CP")]
+        np.testing.assert_allclose(cp, np.broadcast_to(10.0 / volume * np.exp(-3.0 / volume * times), cp.shape),
+                                   rtol=1e-12)
+    arms = run.manifest["arms"]
+    assert "parameters" not in arms[0] and arms[1]["parameters"] == {"V": 40.0} and arms[1]["method"] == "exact"
+    assert run.manifest["model"]["parameters"]["CL"]["value"] == pytest.approx(3.0)
+
+    # --set acts as if added to [parameters]; the arm's own V still wins for its arm
+    out = tmp_path / "out"
+    assert main(["run", str(path), "-o", str(out), "--no-figures", "--set", "CL=6", "--set", "V=30 L"]) == 0
+    assert "arm 'large volume': V = 40 (exact)" in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["parameters"]["CL"]["value"] == 6.0
+    assert manifest["model"]["parameters"]["V"]["value"] == 30.0
+    profiles = pd.read_csv(out / "profiles.csv")
+    at_10 = profiles[(profiles["TIME (h)"] == 10.0) & (profiles["output"] == "CP")].set_index("arm")["P50"]
+    assert at_10["oral"] == pytest.approx(10 / 30 * np.exp(-6 / 30 * 10), rel=1e-5)
+    assert at_10["large volume"] == pytest.approx(10 / 40 * np.exp(-6 / 40 * 10), rel=1e-5)
+
+
+@pytest.mark.parametrize("setting, message", [("CL", "--set must be NAME=VALUE"),
+                                              ("CLX=2", "--set: parameters.CLX: model 'pk1cmt' has no parameter 'CLX'"),
+                                              ("CL=fast", "--set: parameters.CL:")])
+def test_bad_set_option_is_one_line_and_exits_2(setting, message, tmp_path, model_with_drugs, capsys):
+    path = tmp_path / "study.toml"
+    path.write_text(BASE.replace('model = "pk1cmt"', 'model = "pk1cmt.toml"'))
+    assert main(["run", str(path), "-o", str(tmp_path / "out"), "--set", setting]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()

@@ -142,6 +142,9 @@ def test_trial_section_validation(tmp_path):
     path.write_text(NULL.replace('n = [20]', 'n = [20]\nreplicate = 5'))
     with pytest.raises(Exception, match=r"trial.replicate: unknown key; did you mean 'replicates'\?"):
         designs_of(load_scenario(path))
+    path.write_text(NULL.replace('name = "saline B"', 'name = "saline B"\nparameters = { ALPHA = 1 }'))
+    with pytest.raises(Exception, match=r"bad.toml: arms\[1\].parameters: a trial arm cannot set model parameters"):
+        designs_of(load_scenario(path))
 
 
 def test_inter_occasion_variability_has_the_declared_variance():
