@@ -109,9 +109,31 @@ DP_P = np.array([
     [0.0, -282668133.0 / 205662961.0, 2019193451.0 / 616988883.0, -1453857185.0 / 822651844.0],
     [0.0, 40617522.0 / 29380423.0, -110615467.0 / 29380423.0, 69997945.0 / 29380423.0]])
 
-# Rosenbrock 2(3) of Shampine & Reichelt (1997), MATLAB's ode23s.
-RB_D = 1.0 / (2.0 + math.sqrt(2.0))
-RB_E32 = 6.0 + math.sqrt(2.0)
+# RODAS4: the L-stable, stiffly accurate Rosenbrock 4(3) pair of Hairer & Wanner
+# (Solving ODEs II, 2nd ed., 1996, VI.4; their code rodas.f), with its third-order
+# dense output. Stages: (I/(h gamma) - J) k_i = f(y + sum_j a_ij k_j) + sum_j (c_ij/h) k_j;
+# y1 = y + a5 . k + k5 + k6; the last stage k6 is the local error estimate.
+RO_GAMMA = 0.25
+RO_A21 = 1.544
+RO_A31 = 0.9466785280815826
+RO_A32 = 0.2557011698983284
+RO_A41 = 3.314825187068521
+RO_A42 = 2.896124015972201
+RO_A43 = 0.9986419139977817
+RO_A51 = 1.221224509226641
+RO_A52 = 6.019134481288629
+RO_A53 = 12.53708332932087
+RO_A54 = -0.6878860361058950
+RO_C = np.array([
+    [0.0, 0.0, 0.0, 0.0, 0.0],
+    [-5.6688, 0.0, 0.0, 0.0, 0.0],
+    [-2.430093356833875, -0.2063599157091915, 0.0, 0.0, 0.0],
+    [-0.1073529058151375, -9.594562251023355, -20.47028614809616, 0.0, 0.0],
+    [7.496443313967647, -10.24680431464352, -33.99990352819905, 11.70890893206160, 0.0],
+    [8.083246795921522, -7.981132988064893, -31.52159432874371, 16.31930543123136, -6.058818238834054]])
+RO_H = np.array([
+    [10.12623508344586, -7.487995877610167, -34.80091861555747, -7.992771707568823, 1.025137723295662],
+    [-0.6762803392801253, 6.087714651680015, 16.43084320892478, 24.76722511418386, -6.594389125716872]])
 
 
 @kernel
@@ -244,10 +266,10 @@ def dense_state(x, h, method, work):
         for i in range(N_STATES):
             work[W_TMP, i] = work[W_SS_T, i] + h * work[W_TMP, i]
     else:
-        c1 = x * (1.0 - x) / (1.0 - 2.0 * RB_D)
-        c2 = x * (x - 2.0 * RB_D) / (1.0 - 2.0 * RB_D)
+        # RODAS4: y0 (1 - x) + x (y1 + (1 - x) (d1 + x d2)), y1 still in W_NEW
         for i in range(N_STATES):
-            work[W_TMP, i] = work[W_SS_T, i] + h * (c1 * work[W_K, i] + c2 * work[W_K + 1, i])
+            work[W_TMP, i] = (work[W_SS_T, i] * (1.0 - x)
+                              + x * (work[W_NEW, i] + (1.0 - x) * (work[W_K + 6, i] + x * work[W_K + 5, i])))
 
 
 @kernel
@@ -303,48 +325,63 @@ def rk45_step(h, y, rate, e, work):
 
 
 @kernel
+def rodas_stage(s, h, tmp, e, rate, work, wmat, pivot):
+    """Stage s of RODAS4 (0-based) from the stage state in tmp: k_s into work[W_K + s]."""
+    ks = work[W_K + s]
+    evaluate_rhs(tmp, e, rate, ks)
+    for j in range(s):
+        c = RO_C[s, j] / h
+        for i in range(N_STATES):
+            ks[i] += c * work[W_K + j, i]
+    lu_solve(wmat, pivot, ks)
+
+
+@kernel
 def rosenbrock_step(h, y, rate, e, work, mats):
-    """One step of the L-stable Rosenbrock 2(3) pair (ode23s)."""
+    """One RODAS4 step: y1 into work[W_NEW], the error estimate into work[W_ERR],
+    the two dense-output vectors into work[W_K + 6] and work[W_K + 5]."""
     jac = mats[0]
     wmat = mats[1]
     model_jacobian(y, e, jac)
+    inv = 1.0 / (h * RO_GAMMA)
     for i in range(N_STATES):
         for j in range(N_STATES):
-            wmat[i, j] = (1.0 if i == j else 0.0) - h * RB_D * jac[i, j]
-    f0 = work[W_K + 4]
-    evaluate_rhs(y, e, rate, f0)
+            wmat[i, j] = (inv if i == j else 0.0) - jac[i, j]
+    pivot = work[W_PIVOT]
+    lu_factor(wmat, pivot)
+    tmp = work[W_TMP]
     k1 = work[W_K]
     k2 = work[W_K + 1]
     k3 = work[W_K + 2]
-    f1 = work[W_K + 5]
-    f2 = work[W_K + 6]
-    tmp = work[W_TMP]
+    k4 = work[W_K + 3]
+    k5 = work[W_K + 4]
+    k6 = work[W_K + 5]
+    rodas_stage(0, h, y, e, rate, work, wmat, pivot)
+    for i in range(N_STATES):
+        tmp[i] = y[i] + RO_A21 * k1[i]
+    rodas_stage(1, h, tmp, e, rate, work, wmat, pivot)
+    for i in range(N_STATES):
+        tmp[i] = y[i] + RO_A31 * k1[i] + RO_A32 * k2[i]
+    rodas_stage(2, h, tmp, e, rate, work, wmat, pivot)
+    for i in range(N_STATES):
+        tmp[i] = y[i] + RO_A41 * k1[i] + RO_A42 * k2[i] + RO_A43 * k3[i]
+    rodas_stage(3, h, tmp, e, rate, work, wmat, pivot)
+    for i in range(N_STATES):
+        tmp[i] = y[i] + RO_A51 * k1[i] + RO_A52 * k2[i] + RO_A53 * k3[i] + RO_A54 * k4[i]
+    rodas_stage(4, h, tmp, e, rate, work, wmat, pivot)
+    for i in range(N_STATES):
+        tmp[i] += k5[i]
+    rodas_stage(5, h, tmp, e, rate, work, wmat, pivot)
     new = work[W_NEW]
-    pivot = work[W_PIVOT]
-    lu_factor(wmat, pivot)
-    for i in range(N_STATES):
-        k1[i] = f0[i]
-    lu_solve(wmat, pivot, k1)
-    for i in range(N_STATES):
-        tmp[i] = y[i] + 0.5 * h * k1[i]
-    evaluate_rhs(tmp, e, rate, f1)
-    for i in range(N_STATES):
-        tmp[i] = f1[i] - k1[i]
-    for i in range(N_STATES):
-        k2[i] = tmp[i]
-    lu_solve(wmat, pivot, k2)
-    for i in range(N_STATES):
-        k2[i] += k1[i]
-        new[i] = y[i] + h * k2[i]
-    evaluate_rhs(new, e, rate, f2)
-    for i in range(N_STATES):
-        tmp[i] = f2[i] - RB_E32 * (k2[i] - f1[i]) - 2.0 * (k1[i] - f0[i])
-    for i in range(N_STATES):
-        k3[i] = tmp[i]
-    lu_solve(wmat, pivot, k3)
     err = work[W_ERR]
+    d1 = work[W_K + 6]
     for i in range(N_STATES):
-        err[i] = h / 6.0 * (k1[i] - 2.0 * k2[i] + k3[i])
+        new[i] = tmp[i] + k6[i]
+        err[i] = k6[i]
+        d1[i] = (RO_H[0, 0] * k1[i] + RO_H[0, 1] * k2[i] + RO_H[0, 2] * k3[i] + RO_H[0, 3] * k4[i]
+                 + RO_H[0, 4] * k5[i])
+        k6[i] = (RO_H[1, 0] * k1[i] + RO_H[1, 1] * k2[i] + RO_H[1, 2] * k3[i] + RO_H[1, 3] * k4[i]
+                 + RO_H[1, 4] * k5[i])   # the second dense-output vector, in k6's row
 
 
 @kernel
@@ -369,7 +406,7 @@ def integrate(t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, strict,
     h = hstate[0]
     if h <= 0.0:
         h = initial_step(t0, t1, y, rate, e, rtol, atol, work)
-    order = 5.0 if method == METHOD_RK45 else 3.0
+    order = 5.0 if method == METHOD_RK45 else 4.0   # exponent 1/order: local error of the embedded pair
     t = t0
     steps = 0
     need_f0 = True

@@ -4,7 +4,7 @@ The reference values are NONMEM 7.5's own simulated answers (mrgsolve/nmtests,
 see ../shared/conformance/README.md). Each record must equal NONMEM after
 rounding to 5 significant digits (±1 in the last digit), zeros exactly. Every
 scenario runs through each integration method: the exact matrix exponential,
-the adaptive Dormand-Prince 5(4) and the Rosenbrock 2(3).
+the adaptive Dormand-Prince 5(4) and the Rosenbrock 4(3) (RODAS4).
 """
 
 import numpy as np
