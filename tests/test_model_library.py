@@ -314,7 +314,7 @@ def test_magnesium_effect_site_half_life(models):
     # Same construction for the magnesium effect site (assumed t1/2 3 h).
     model = models["ketamine_mg_pain"]
     hours = np.arange(0.5, 12.5, 0.5)
-    out = observed(model, events([(0, 8, 10.0, 0)], hours, CL_MG=0.0, Q_MG=0.0))
+    out = observed(model, events([(0, 8, 10.0, 0)], hours, CL_MG_LU=0.0, Q_MG_LU=0.0))
     plateau = out["MAGNESIUM"].iloc[0] - 0.74
     assert half_life_from_rise(hours, out["MG_EFFECT"], plateau) == pytest.approx(3.0, rel=1e-4)
 
@@ -445,10 +445,12 @@ def test_fuchs_buder_1997_order_of_magnitude_and_shape(models, name):
     np.testing.assert_allclose(predicted, measured, rtol=0.60)
 
 
+@pytest.mark.parametrize("name", ["magnesium_lu2002", "ketamine_mg_pain"])
 @pytest.mark.parametrize("minutes", [5.0, 15.0])
-def test_fuchs_buder_1997_within_25_percent_with_lu_2002(models, minutes):
-    # The published Lu 2002 parameters, nothing fitted to this study: +4 to +5/+17 to +18/+14 %.
-    out = fuchs_buder_prediction(models["magnesium_lu2002"], "magnesium_lu2002", minutes)
+def test_fuchs_buder_1997_within_25_percent_with_lu_2002(models, name, minutes):
+    # The published Lu 2002 parameters (the combined model's default magnesium PK), nothing
+    # fitted to this study: +4 to +5/+17 to +18/+14 %.
+    out = fuchs_buder_prediction(models[name], name, minutes)
     np.testing.assert_allclose(out["MAGNESIUM"], list(FUCHS_BUDER.values()), rtol=0.25)
 
 
@@ -533,10 +535,13 @@ def test_combined_model_reuses_the_single_drug_models(models):
     # single-drug files (independently written), to integration accuracy.
     combined = observed(models["ketamine_mg_pain"], events([KETAMINE_DOSE, MAGNESIUM_DOSE], DAYS_35[:49]))
     kamp = observed(models["ketamine_kamp2020"], events([KETAMINE_DOSE], DAYS_35[:49]))
+    lu = observed(models["magnesium_lu2002"], events([(0.0, 2, MAGNESIUM_DOSE[2], 0.5)], DAYS_35[:49]))
     du = observed(models["magnesium_du2019"], events([(0.0, 2, MAGNESIUM_DOSE[2], 0.5)], DAYS_35[:49], WT=70.0))
     for column in ("KETAMINE", "NORKETAMINE"):
         np.testing.assert_allclose(combined[column], kamp[column], rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(combined["MAGNESIUM"], du["MAGNESIUM"], rtol=1e-6)
+    np.testing.assert_allclose(combined["MAGNESIUM"], lu["MAGNESIUM"], rtol=1e-6)  # MG_SOURCE = 0 (default)
+    with_du = observed(models["ketamine_mg_pain"], events([KETAMINE_DOSE, MAGNESIUM_DOSE], DAYS_35[:49], MG_SOURCE=1))
+    np.testing.assert_allclose(with_du["MAGNESIUM"], du["MAGNESIUM"], rtol=1e-6)
 
 
 def test_saline_arm_is_exactly_baseline_and_placebo(models):
