@@ -27,7 +27,8 @@ ARM_KEYS = ["name", "doses", "parameters", "description"]
 DOSE_KEYS = ["drug", "amount", "duration", "rate", "start", "every", "count", "until", "route"]
 OUTPUT_KEYS = ["times", "variables", "metrics", "thresholds", "windows", "quantiles", "interval"]
 TIME_KEYS = ["start", "stop", "step"]
-SWEEP_KEYS = ["drug", "amount", "duration", "rate", "every", "count", "until", "start", "route", "name", "with"]
+SWEEP_KEYS = ["drug", "amount", "duration", "rate", "every", "count", "until", "start", "route", "name", "with",
+              "parameters"]
 SOLVER_KEYS = ["method", "rtol", "atol"]
 METRICS = ["cmax", "tmax", "cmin", "auc", "cavg"]
 
@@ -464,26 +465,50 @@ def _amount(check, key, text, unit, drug, rate=False):
 
 
 def _sweep(check, model, sweep):
-    check.keys("sweep", sweep, SWEEP_KEYS, required=["drug"])
+    """One arm per combination of the swept dose keys and parameter values."""
+    check.keys("sweep", sweep, SWEEP_KEYS)
     axes = {k: v for k, v in sweep.items() if k in ("amount", "duration", "rate", "every", "count", "until", "start")}
     lists = {k: (v if isinstance(v, list) else [v]) for k, v in axes.items()}
+    if lists and "drug" not in sweep:
+        check.fail("sweep.drug", "is required when dose keys are swept")
+    parameters = sweep.get("parameters", {})
+    if not isinstance(parameters, dict):
+        check.fail("sweep.parameters", f"must be a table of parameter = [values]; got {parameters!r}")
+    for name, values in parameters.items():
+        if name not in model.parameters:
+            extra = suggestion(str(name), list(model.parameters), "the model's parameters")
+            check.fail(f"sweep.parameters.{name}", f"model {model.name!r} has no parameter {name!r}{extra}")
+        if name in lists:
+            check.fail(f"sweep.parameters.{name}", "a parameter cannot share its name with a swept dose key")
+        lists[name] = values if isinstance(values, list) else [values]
+    if not lists:
+        check.fail("sweep", "sweep at least one dose key (amount, duration, ...) or parameter")
     for k, values in lists.items():
         if not values:
-            check.fail(f"sweep.{k}", "must not be empty")
+            check.fail(f"sweep.{'parameters.' if k in parameters else ''}{k}", "must not be empty")
     template = sweep.get("name", " ".join("{" + k + "}" for k in lists))
     extra_doses = sweep.get("with", [])
     arms = []
     keys = list(lists)
     for combination in itertools.product(*(lists[k] for k in keys)):
-        dose = {"drug": sweep["drug"], **dict(zip(keys, combination))}
-        if "route" in sweep:
-            dose["route"] = sweep["route"]
-        label = ", ".join(f"{k}={v}" for k, v in zip(keys, combination))
+        chosen = dict(zip(keys, combination))
+        label = ", ".join(f"{k}={v}" for k, v in chosen.items())
         try:
-            name = template.format(**{k: v for k, v in zip(keys, combination)})
+            name = template.format(**chosen)
         except (KeyError, IndexError) as error:
             check.fail("sweep.name", f"refers to {error} which is not a swept key")
-        doses = [_dose(check, model, f"sweep[{label}]", dose)]
+        doses = []
+        dose_keys = {k: v for k, v in chosen.items() if k not in parameters}
+        if dose_keys:
+            dose = {"drug": sweep["drug"], **dose_keys}
+            if "route" in sweep:
+                dose["route"] = sweep["route"]
+            doses.append(_dose(check, model, f"sweep[{label}]", dose))
         doses += [_dose(check, model, f"sweep.with[{i}]", d) for i, d in enumerate(extra_doses)]
-        arms.append(Arm(name=name, regimen=Regimen(doses, name=name)))
+        arm_model, values = None, {}
+        swept = {k: v for k, v in chosen.items() if k in parameters}
+        if swept:
+            arm_model = _with_parameters(check, model, f"sweep.parameters[{label}]", swept)
+            values = {k: arm_model.parameters[k].value for k in swept}
+        arms.append(Arm(name=name, regimen=Regimen(doses, name=name), model=arm_model, parameters=values))
     return arms

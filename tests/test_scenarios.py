@@ -221,3 +221,37 @@ def test_bad_set_option_is_one_line_and_exits_2(setting, message, tmp_path, mode
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_sweep_over_parameters_and_doses_makes_one_arm_per_combination(tmp_path, model_with_drugs):
+    text = """
+model = "pk1cmt.toml"
+seed = 1
+[population]
+n = 3
+[sweep]
+drug = "CENT"
+amount = ["10 mg", "20 mg"]
+parameters = { CL = [1.0, "2000 mL/h"] }
+name = "{amount}, CL {CL}"
+[outputs]
+times = { start = "0 h", stop = "24 h", step = "1 h" }
+"""
+    path = tmp_path / "sweep.toml"
+    path.write_text(text)
+    scenario = load_scenario(path)
+    assert [arm.name for arm in scenario.arms] == ["10 mg, CL 1.0", "10 mg, CL 2000 mL/h",
+                                                   "20 mg, CL 1.0", "20 mg, CL 2000 mL/h"]
+    run = run_scenario(scenario)
+    for arm in scenario.arms:
+        dose = arm.regimen.doses[0].amount
+        clearance = arm.parameters["CL"]
+        cp = run.results[arm.name].values[0, :, 0]
+        np.testing.assert_allclose(cp, dose / 20.0 * np.exp(-clearance / 20.0 * scenario.times), rtol=1e-12)
+    assert {arm.parameters["CL"] for arm in scenario.arms} == {1.0, 2.0}
+    path.write_text(text.replace('drug = "CENT"\n', ""))
+    with pytest.raises(Exception, match=r"sweep.drug: is required when dose keys are swept"):
+        load_scenario(path)
+    path.write_text(text.replace("CL = [", "CLX = ["))
+    with pytest.raises(Exception, match=r"sweep.parameters.CLX: model 'pk1cmt' has no parameter 'CLX'; did you mean 'CL'"):
+        load_scenario(path)
