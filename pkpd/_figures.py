@@ -491,8 +491,9 @@ class SweepLayout:
 
     def axes(self):
         """(row key, column key or None, facet keys): the first two varying keys in the order dose,
-        rate, duration, every, count, until, start."""
-        ordered = sorted(self.varying, key=SWEEP_AXIS_PRIORITY.index)
+        rate, duration, every, count, until, start, then swept model parameters in file order."""
+        ordered = sorted(self.varying, key=lambda k: (SWEEP_AXIS_PRIORITY.index(k) if k in SWEEP_AXIS_PRIORITY
+                                                      else len(SWEEP_AXIS_PRIORITY) + self.keys.index(k)))
         if not ordered:
             return None, None, []
         return ordered[0], (ordered[1] if len(ordered) > 1 else None), ordered[2:]
@@ -506,6 +507,9 @@ def sweep_layout(scenario):
         return None
     keys = [k for k in sweep if k in SWEPT_KEYS]
     values = {k: (sweep[k] if isinstance(sweep[k], list) else [sweep[k]]) for k in keys}
+    for name, swept in (sweep.get("parameters") or {}).items():   # swept model parameters, after the dose keys
+        keys.append(name)
+        values[name] = swept if isinstance(swept, list) else [swept]
     combinations = [dict(zip(keys, combo)) for combo in itertools.product(*(values[k] for k in keys))]
     arms = scenario.arms[len(scenario.arms) - len(combinations):]
     template = sweep.get("name", " ".join("{" + k + "}" for k in keys))
@@ -530,11 +534,15 @@ def _raw_doses(scenario):
     layout = sweep_layout(scenario)
     if layout is not None:
         sweep = raw["sweep"]
+        parameters = sweep.get("parameters") or {}
         for name, combination in layout.cells:
-            dose = {"drug": sweep["drug"], **combination}
-            if "route" in sweep:
-                dose["route"] = sweep["route"]
-            found[name] = [dose] + list(sweep.get("with", []))
+            dose_keys = {k: v for k, v in combination.items() if k not in parameters}
+            doses = []
+            if dose_keys:
+                doses.append({"drug": sweep["drug"], **dose_keys})
+                if "route" in sweep:
+                    doses[0]["route"] = sweep["route"]
+            found[name] = doses + list(sweep.get("with", []))
     return found
 
 
@@ -932,8 +940,9 @@ def sweep_figure(run, scenario, output, metric):
     finite = np.concatenate([m.ravel() for m in matrices])
     finite = finite[np.isfinite(finite)]
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    if vmax == vmin:
-        vmax = vmin + 1.0
+    if vmax - vmin <= 1e-6 * max(abs(vmin), abs(vmax), 1.0):
+        # equal to display precision (e.g. exact and Runge-Kutta arms): one colour, no 1e-7 scale
+        vmax = vmin + max(abs(vmin), 1.0)
     width = COLUMN_WIDTH_IN if len(facets) <= 2 else PAGE_WIDTH_IN
     fig = _new_figure(width, 1.0 + 0.32 * len(rows) + 0.5)
     axes = fig.subplots(1, len(facets), squeeze=False, sharey=True)[0]
@@ -1129,9 +1138,10 @@ def figure_set(run, scenario):
     if layout is not None and layout.axes()[0] is not None:
         row_key, col_key, facet_keys = layout.axes()
         fixed = ", ".join(f"{k} {v}" for k, v in layout.fixed.items())
-        grid = (f"{SWEEP_KEY_LABELS[row_key].lower()} (rows)"
-                + (f" x {SWEEP_KEY_LABELS[col_key].lower()} (columns)" if col_key else "")
-                + (f", one panel per {', '.join(SWEEP_KEY_LABELS[k].lower() for k in facet_keys)}"
+        label_of = lambda k: SWEEP_KEY_LABELS[k].lower() if k in SWEEP_KEY_LABELS else k  # parameters: as named
+        grid = (f"{label_of(row_key)} (rows)"
+                + (f" x {label_of(col_key)} (columns)" if col_key else "")
+                + (f", one panel per {', '.join(label_of(k) for k in facet_keys)}"
                    if facet_keys else "") + (f"; fixed: {fixed}" if fixed else ""))
         for output, metric in _sweep_metrics(run, scenario):
             fig = sweep_figure(run, scenario, output, metric)

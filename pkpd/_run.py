@@ -104,7 +104,7 @@ def summary_table(scenario, exposure, results):
     """Per arm, output and metric: median and 90 % interval over subjects; fractions reaching levels."""
     grouped = exposure.groupby(["arm", "output", "metric"], sort=False)
     summary = grouped["value"].agg(median="median", p5=lambda v: np.percentile(v, 5),
-                                   p95=lambda v: np.percentile(v, 95), n="size").reset_index()
+                                   p95=lambda v: np.percentile(v, 95), mean="mean", n="size").reset_index()
     summary["unit"] = grouped["unit"].first().to_numpy()
     rows = []
     for arm, result in results.items():
@@ -112,16 +112,19 @@ def summary_table(scenario, exposure, results):
             values = result.output(output)
             unit = scenario.model.outputs[output].unit
             for level in scenario.thresholds.get(output, ()):
+                fraction = float(np.mean(values.max(axis=1) >= level))
                 rows.append(dict(arm=arm, output=output, metric=f"fraction_reaching_{level:g}",
-                                 median=float(np.mean(values.max(axis=1) >= level)), p5=np.nan, p95=np.nan,
+                                 median=fraction, p5=np.nan, p95=np.nan, mean=fraction,
                                  n=values.shape[0], unit="1", level=f"{level:g} {unit}"))
             for low, high in scenario.windows.get(output, ()):
                 inside = (values >= low) & (values <= high)
+                entering = float(np.mean(inside.any(axis=1)))
+                never_above = float(np.mean(values.max(axis=1) <= high))
                 rows.append(dict(arm=arm, output=output, metric=f"fraction_entering_{low:g}_{high:g}",
-                                 median=float(np.mean(inside.any(axis=1))), p5=np.nan, p95=np.nan,
+                                 median=entering, p5=np.nan, p95=np.nan, mean=entering,
                                  n=values.shape[0], unit="1", level=f"[{low:g}, {high:g}] {unit}"))
                 rows.append(dict(arm=arm, output=output, metric=f"fraction_never_above_{high:g}",
-                                 median=float(np.mean(values.max(axis=1) <= high)), p5=np.nan, p95=np.nan,
+                                 median=never_above, p5=np.nan, p95=np.nan, mean=never_above,
                                  n=values.shape[0], unit="1", level=f"{high:g} {unit}"))
     if rows:
         summary = pd.concat([summary, pd.DataFrame(rows)], ignore_index=True)

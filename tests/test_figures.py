@@ -403,3 +403,21 @@ def test_power_curve_with_monte_carlo_intervals(pickering):
         captions[stem] = caption
         matplotlib.pyplot.close(fig)
     assert "200 simulated trials" in captions["power"] and "seed 2020" in captions["power"]
+
+
+def test_sweep_over_a_model_parameter_is_a_heat_map_axis():
+    # magnesium_interaction sweeps ALPHA: its rows are the ALPHA values, its cells the
+    # summary medians of those arms; the regimen schematic still shows each arm's doses.
+    scenario = load_scenario(SCENARIOS / "magnesium_interaction.toml").with_overrides(n=6)
+    scenario.times = scenario.times[::24]
+    run = run_scenario(scenario, progress=False)
+    fig = drawn(figures.sweep_figure(run, scenario, "RELIEF", "auc"))
+    (ax,) = [ax for ax in fig.axes if ax.images]
+    assert ax.get_ylabel() == "ALPHA" and labels_top_down(ax)[::-1] == ["-0.5", "0.0", "1.0"]
+    summary = run.summary.query("output == 'RELIEF' and metric == 'auc'").set_index("arm")["median"]
+    cells = ax.images[0].get_array()
+    for i, alpha in enumerate(["-0.5", "0.0", "1.0"]):
+        assert cells[i, 0] == pytest.approx(summary[f"ketamine + MgSO4, ALPHA {alpha}"])
+    assert cells[0, 0] < cells[1, 0] < cells[2, 0]  # antagonism < additive < synergy
+    bars = labelled(drawn(figures.regimen_figure(scenario)).axes[0], "_dose")
+    assert {name.split("|")[0] for name in bars} >= {arm.name for arm in scenario.arms}
