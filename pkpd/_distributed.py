@@ -59,31 +59,41 @@ def cluster(scheduler=None, workers=None, threads_per_worker=1):
         local.close()
 
 
-def _model(path, source_hash):
-    """The model, loaded (and compiled) once per worker process."""
+def _model_key(model):
+    """What a worker needs to rebuild `model`: its file, the file's hash and every parameter
+    value (a scenario or ``with_parameters`` may have changed them; the file has the defaults)."""
+    return str(model.path), model.hash, tuple((name, p.value) for name, p in model.parameters.items())
+
+
+def _model(key):
+    """The model of a :func:`_model_key`, loaded (and compiled) once per worker process."""
     from ._model import load_model
 
-    key = (path, source_hash)
+    path, source_hash, values = key
     if key not in _MODELS:
-        model = load_model(path)
-        if model.hash != source_hash:
-            raise PkpdError(f"{path}: the model file on the worker differs from the client's (hash mismatch)")
-        _MODELS[key] = model
+        base = _MODELS.get((path, source_hash))
+        if base is None:
+            base = load_model(path)
+            if base.hash != source_hash:
+                raise PkpdError(f"{path}: the model file on the worker differs from the client's (hash mismatch)")
+            _MODELS[(path, source_hash)] = base
+        changed = {name: value for name, value in values if base.parameters[name].value != value}
+        _MODELS[key] = base.with_parameters(changed, origin="client") if changed else base
     return _MODELS[key]
 
 
-def _simulate_chunk(path, source_hash, regimen, population, times, options):
+def _simulate_chunk(model_key, regimen, population, times, options):
     from ._simulate import simulate
 
-    result = simulate(_model(path, source_hash), regimen, population, times, progress=False, **options)
+    result = simulate(_model(model_key), regimen, population, times, progress=False, **options)
     return result.values, result.states
 
 
-def _summary_chunk(path, source_hash, regimen, population, times, options, outputs, quantiles, accuracy,
+def _summary_chunk(model_key, regimen, population, times, options, outputs, quantiles, accuracy,
                    interval, thresholds, windows):
     from ._simulate import simulate
 
-    result = simulate(_model(path, source_hash), regimen, population, times, progress=False, **options)
+    result = simulate(_model(model_key), regimen, population, times, progress=False, **options)
     sketches, exposures = {}, {}
     for output in outputs:
         values = np.ascontiguousarray(result.output(output))
@@ -107,7 +117,7 @@ def simulate(client, model, regimen, population, times, *, chunk_subjects=1000, 
 
     model = load_model(model)
     times = np.asarray(times, dtype=np.float64)
-    futures = [client.submit(_simulate_chunk, str(model.path), model.hash, regimen, population.subset(a, b),
+    futures = [client.submit(_simulate_chunk, _model_key(model), regimen, population.subset(a, b),
                              times, options, pure=False) for a, b in _ranges(population.subject_ids.size,
                                                                              chunk_subjects)]
     parts = client.gather(futures)
@@ -132,7 +142,7 @@ def simulate_summary(client, model, regimen, population, times, *, outputs=None,
     model = load_model(model)
     times = np.asarray(times, dtype=np.float64)
     outputs = list(outputs or model.outputs)
-    futures = [client.submit(_summary_chunk, str(model.path), model.hash, regimen, population.subset(a, b), times,
+    futures = [client.submit(_summary_chunk, _model_key(model), regimen, population.subset(a, b), times,
                              options, outputs, tuple(quantiles), relative_accuracy, interval, thresholds or {},
                              windows or {}, pure=False)
                for a, b in _ranges(population.subject_ids.size, chunk_subjects)]

@@ -50,6 +50,20 @@ def test_distributed_simulation_equals_in_process(client, population, chunk):
     assert remote.parameters.equals(local.parameters)
 
 
+def test_parameter_overrides_reach_the_workers(client, population):
+    # a with_parameters copy (scenario [parameters], arm parameters, --set) has the file's path and
+    # hash; the workers must still use its values, for simulate and simulate_summary
+    model = pkpd.load_model(MODEL)
+    faster = model.with_parameters({"CL": 3.0 * model.parameters["CL"].value})
+    local = pkpd.simulate(faster, REGIMEN, population, TIMES)
+    remote = _distributed.simulate(client, faster, REGIMEN, population, TIMES, chunk_subjects=150)
+    assert np.array_equal(remote.values, local.values)
+    assert not np.array_equal(local.values, pkpd.simulate(model, REGIMEN, population, TIMES).values)
+    summary = _distributed.simulate_summary(client, faster, REGIMEN, population, TIMES, chunk_subjects=150)
+    assert summary.percentiles.equals(pkpd.simulate_summary(faster, REGIMEN, population, TIMES,
+                                                            chunk_subjects=300).percentiles)
+
+
 def test_distributed_summary_equals_in_process_summary(client, population):
     local = pkpd.simulate_summary(MODEL, REGIMEN, population, TIMES, chunk_subjects=300, thresholds={"CP": [1.0]})
     remote = _distributed.simulate_summary(client, MODEL, REGIMEN, population, TIMES, chunk_subjects=60,
@@ -70,7 +84,7 @@ def test_distributed_trial_equals_in_process(client):
 def test_a_killed_worker_loses_and_duplicates_nothing(client, population):
     local = pkpd.simulate(MODEL, REGIMEN, population, TIMES)
     model = pkpd.load_model(MODEL)
-    futures = [client.submit(_distributed._simulate_chunk, str(model.path), model.hash, REGIMEN,
+    futures = [client.submit(_distributed._simulate_chunk, _distributed._model_key(model), REGIMEN,
                              population.subset(a, b), TIMES, {}, pure=False)
                for a, b in _distributed._ranges(300, 30)]
     distributed.wait(futures)
