@@ -190,6 +190,13 @@ def build_stream(model, data, source="data"):
     inputs = np.empty((n, len(model.inputs)))
     for column, (name, default) in enumerate(zip(model.inputs, model.input_defaults)):
         inputs[:, column] = _numeric(frame, name, source, default) if name in frame.columns else default
+        allowed = model.parameters[name].allowed if name in model.parameters else ()
+        if allowed and name in frame.columns:
+            bad = np.flatnonzero(~np.isin(inputs[:, column], allowed))
+            if bad.size:
+                index = bad[0]
+                raise DataError(f"{_where(source, _row_label(index), name)}: must be one of "
+                                f"{', '.join(f'{v:g}' for v in allowed)} (a switch); got {inputs[index, column]:g}")
 
     kind = np.select([evid == 1, evid == 3, evid == 4], [KIND_DOSE, KIND_RESET, KIND_RESET_DOSE], KIND_OBS)
     subject_index = np.cumsum(new_subject) - 1

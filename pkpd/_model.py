@@ -29,7 +29,7 @@ __all__ = ["Model", "load_model", "library_models", "model_directories"]
 CODEGEN_VERSION = "1"
 _SECTIONS = ["model", "compartments", "parameters", "covariates", "derived", "odes",
              "dosing", "outputs", "initial", "variability", "residual", "drugs"]
-_PARAMETER_KEYS = ["value", "unit", "description", "source", "reliability", "assumption"]
+_PARAMETER_KEYS = ["value", "unit", "description", "source", "reliability", "assumption", "allowed"]
 _COVARIATE_KEYS = ["value", "unit", "description", "source", "reliability", "assumption", "distribution"]
 _OUTPUT_KEYS = ["expr", "unit", "description", "source", "reliability", "assumption"]
 _COMPARTMENT_KEYS = ["number", "description", "unit"]
@@ -70,6 +70,7 @@ class Parameter:
     description: str
     source: str
     reliability: str
+    allowed: tuple = ()      # the only values a switch parameter may take (empty: any finite number)
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ class Model:
         special._module = None
         special.source_text = self.source_text + note
         special.is_linear = _is_linear(trees, self.compartments)
+        special._unfolded = getattr(self, "_unfolded", None) or self  # with_parameters starts from this
         return special
 
     def with_parameters(self, values, origin="set by the user"):
@@ -194,6 +196,12 @@ class Model:
         import copy as _copy
         import dataclasses
 
+        # a specialised copy (folded constants, e.g. SimulationResult.model) would keep its folded
+        # values whatever the new ones: start from the model it was folded from
+        base = getattr(self, "_unfolded", None) or self
+        if base is not self:
+            return base.with_parameters({**{n: p.value for n, p in self.parameters.items()
+                                            if p.value != base.parameters[n].value}, **values}, origin)
         parameters = dict(self.parameters)
         for name, value in values.items():
             if name not in parameters:
@@ -202,6 +210,9 @@ class Model:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ModelError(f"{self.path.name}: parameters.{name}: must be a finite number; got {value!r}")
             old = self.parameters[name]
+            rule = check_allowed(old, float(value))
+            if rule:
+                raise ModelError(f"{self.path.name}: parameters.{name}: {rule}")
             unit = "" if old.unit in ("", "1") else f" {old.unit}"
             parameters[name] = dataclasses.replace(
                 old, value=float(value), reliability="override",
@@ -274,6 +285,17 @@ def _unknown(path, where, keys, allowed):
             _fail(path, f"{where}{key}" if where else key, f"unknown key{extra}")
 
 
+def _show_allowed(allowed):
+    return ", ".join(f"{v:g}" for v in allowed)
+
+
+def check_allowed(parameter, value):
+    """None if `value` suits `parameter`, else the rule it breaks (for one-line errors)."""
+    if parameter.allowed and value not in parameter.allowed:
+        return f"must be one of {_show_allowed(parameter.allowed)} (a switch); got {value:g}"
+    return None
+
+
 def _number(path, key, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         _fail(path, key, f"must be a finite number; got {value!r}")
@@ -329,9 +351,16 @@ def _build(path, source, data):
                 for required in ("unit", "description", "source"):
                     if required not in spec:
                         _fail(path, f"{key}.{required}", "is required")
+            allowed = ()
+            if "allowed" in spec:
+                if not isinstance(spec["allowed"], list) or not spec["allowed"]:
+                    _fail(path, f"{key}.allowed", f"must be a non-empty list of numbers; got {spec['allowed']!r}")
+                allowed = tuple(_number(path, f"{key}.allowed", v) for v in spec["allowed"])
+                if value not in allowed:
+                    _fail(path, f"{key}.value", f"must be one of {_show_allowed(allowed)}; got {value:g}")
             out[name] = Parameter(name, value, str(spec.get("unit", "")), str(spec.get("description", "")),
                                   str(spec.get("source", spec.get("assumption", ""))),
-                                  str(spec.get("reliability", "")))
+                                  str(spec.get("reliability", "")), allowed)
         return out
 
     parameters = described("parameters", _PARAMETER_KEYS)

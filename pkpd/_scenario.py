@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ._errors import PkpdError, suggestion
-from ._model import library_models, load_model
+from ._model import check_allowed, library_models, load_model
 from ._regimen import Dose, Regimen
 from ._units import _per_mass, magnitude_in, parse_quantity
 
@@ -108,6 +108,11 @@ class Scenario:
         """
         if parameters:
             check = _Checker(Path("--set"))
+            for arm in self.arms:
+                for name in parameters:
+                    if name in arm.parameters:
+                        check.fail(f"parameters.{name}", f"arm {arm.name!r} sets {name} itself (arm values win); "
+                                                         f"change it in the scenario file instead")
             self.model = _with_parameters(check, self.model, "parameters", parameters)
             for arm in self.arms:
                 if arm.model is not None:
@@ -389,6 +394,9 @@ def _with_parameters(check, model, key, table):
             check.fail(f"{key}.{name}", f"must be a finite number; got {value!r}")
         else:
             values[name] = float(value)
+        rule = check_allowed(model.parameters[name], values[name])
+        if rule:
+            check.fail(f"{key}.{name}", rule)
     return model.with_parameters(values, origin=f"{check.path.name}: {key}")
 
 
@@ -497,6 +505,8 @@ def _sweep(check, model, sweep):
             name = template.format(**chosen)
         except (KeyError, IndexError) as error:
             check.fail("sweep.name", f"refers to {error} which is not a swept key")
+        except ValueError as error:
+            check.fail("sweep.name", f"cannot format {template!r} with {label} ({error})")
         doses = []
         dose_keys = {k: v for k, v in chosen.items() if k not in parameters}
         if dose_keys:

@@ -350,15 +350,47 @@ def _linear_specialisation(model):
 
     A parameter without random effects whose value is exactly 0 (e.g. an interaction
     term switched off) is a constant of the run; folding it can remove every product
-    of amounts, and the exact matrix-exponential path then applies.
+    of amounts, and the exact matrix-exponential path then applies. Only parameters that
+    appear in the nonlinear terms (directly or through derived names) are folded, so the
+    values of unrelated switches (MG_SOURCE, NK_ANTAG) do not change the generated code
+    and never cause a recompilation.
     """
+    if model.is_linear:
+        return model
     random = set(model.variability.get("iiv", {}).get("parameters", []))
     random |= set(model.variability.get("iov", {}).get("parameters", []))
-    zeros = {name: 0.0 for name, p in model.parameters.items() if p.value == 0.0 and name not in random}
+    involved = _nonlinear_names(model)
+    zeros = {name: 0.0 for name, p in model.parameters.items()
+             if p.value == 0.0 and name not in random and name in involved}
     if not zeros:
         return model
     special = model.with_constants(zeros)
     return special if special.is_linear else model
+
+
+def _nonlinear_names(model):
+    """Names in the Jacobian entries that still depend on the amounts, derived names expanded."""
+    from . import _expr
+
+    states = set(model.compartments)
+    names = set()
+    for name in model.compartments:
+        tree = model._trees[f"odes.{name}"]
+        for state in model.compartments:
+            try:
+                entry = _expr.derivative(tree, state)
+            except _expr.NotDifferentiable:
+                return set(model.parameters)  # anything may matter
+            if entry is not None and _expr.names(entry) & states:
+                names |= _expr.names(entry)
+    pending = [n for n in names if n in model.derived]
+    while pending:
+        for used in _expr.names(model._trees[f"derived.{pending.pop()}"]):
+            if used not in names:
+                names.add(used)
+                if used in model.derived:
+                    pending.append(used)
+    return names
 
 
 @dataclass

@@ -109,11 +109,11 @@ def parse_trial(scenario):
             _fail(scenario, f"arms[{index}]", f"no arm named {name!r} (arms: {', '.join(names)})")
     if len(arms) < 2:
         _fail(scenario, "arms", "a trial needs at least 2 arms")
-    for index, arm in enumerate(scenario.arms):
+    for arm in scenario.arms:
         if arm.name in arms and arm.model is not None:
-            raise PkpdError(f"{scenario.path.name}: arms[{index}].parameters: a trial arm cannot set model "
-                            f"parameters of its own (a patient keeps one model across periods); set them for the "
-                            f"whole scenario in [parameters] instead")
+            raise PkpdError(f"{scenario.path.name}: arm {arm.name!r}: a trial arm cannot set model parameters of "
+                            f"its own (a patient keeps one model across periods); set them for the whole "
+                            f"scenario in [parameters] instead")
     count = len(arms)
     sequences = raw.get("sequences", "williams")
     if design == "parallel":

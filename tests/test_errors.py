@@ -180,3 +180,31 @@ def test_bad_drug_table_is_rejected_when_the_model_loads(case, tmp_path):
         pkpd.load_model(path)
     assert str(error.value).startswith("bad.toml: ") and message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_switch_parameters_take_only_their_allowed_values(tmp_path):
+    # a switch (allowed = [0, 1]) refuses 2 or 0.5 everywhere a value can come from, in one line
+    path = tmp_path / "bad.toml"
+    path.write_text(MODEL_HEADER.replace('V = {', 'S = { value = 0, unit = "1", allowed = [0, 1], '
+                                         'description = "switch", source = "test" }\nV = {')
+                    + '[odes]\nCENT = "-CL/V*CENT*(1 + S)"\n')
+    model = pkpd.load_model(path)
+    with pytest.raises(pkpd.ModelError, match=r"^bad.toml: parameters.S: must be one of 0, 1 \(a switch\); got 2$"):
+        model.with_parameters({"S": 2.0})
+    assert model.with_parameters({"S": 1.0}).parameters["S"].value == 1.0
+    data = pd.DataFrame({"ID": [1, 1], "TIME": [0.0, 1.0], "EVID": [1, 0], "AMT": [10.0, 0.0], "CMT": [1, 0],
+                         "S": [0.0, 0.5]})
+    with pytest.raises(pkpd.DataError, match=r"row 3, column S: must be one of 0, 1 \(a switch\); got 0.5"):
+        pkpd.simulate_data(model, data)
+    path.write_text(path.read_text().replace('value = 0, unit = "1", allowed', 'value = 3, unit = "1", allowed'))
+    with pytest.raises(pkpd.ModelError, match=r"bad.toml: parameters.S.value: must be one of 0, 1; got 3"):
+        pkpd.load_model(path)
+
+
+def test_scenario_switch_value_is_checked(tmp_path):
+    path = tmp_path / "study.toml"
+    path.write_text('model = "ketamine_mg_pain"\n[parameters]\nMG_SOURCE = 2\n[[arms]]\nname = "saline"\n'
+                    '[outputs]\ntimes = { start = "0 h", stop = "1 h", step = "1 h" }\n')
+    with pytest.raises(pkpd.PkpdError, match=r"^study.toml: parameters.MG_SOURCE: must be one of 0, 1 \(a switch\); "
+                                             r"got 2$"):
+        pkpd.load_scenario(path)

@@ -198,17 +198,18 @@ doses = [{ drug = "CENT", amount = "10 mg" }]
     assert "parameters" not in arms[0] and arms[1]["parameters"] == {"V": 40.0} and arms[1]["method"] == "exact"
     assert run.manifest["model"]["parameters"]["CL"]["value"] == pytest.approx(3.0)
 
-    # --set acts as if added to [parameters]; the arm's own V still wins for its arm
+    # --set acts as if added to [parameters] and reaches every arm; a name an arm sets itself is refused
     out = tmp_path / "out"
-    assert main(["run", str(path), "-o", str(out), "--no-figures", "--set", "CL=6", "--set", "V=30 L"]) == 0
+    assert main(["run", str(path), "-o", str(out), "--no-figures", "--set", "CL=6"]) == 0
     assert "arm 'large volume': V = 40 (exact)" in capsys.readouterr().out
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"]["parameters"]["CL"]["value"] == 6.0
-    assert manifest["model"]["parameters"]["V"]["value"] == 30.0
     profiles = pd.read_csv(out / "profiles.csv")
     at_10 = profiles[(profiles["TIME (h)"] == 10.0) & (profiles["output"] == "CP")].set_index("arm")["P50"]
-    assert at_10["oral"] == pytest.approx(10 / 30 * np.exp(-6 / 30 * 10), rel=1e-5)
+    assert at_10["oral"] == pytest.approx(10 / 20 * np.exp(-6 / 20 * 10), rel=1e-5)
     assert at_10["large volume"] == pytest.approx(10 / 40 * np.exp(-6 / 40 * 10), rel=1e-5)
+    assert main(["run", str(path), "-o", str(out), "--force", "--set", "V=30 L"]) == 2
+    assert "--set: parameters.V: arm 'large volume' sets V itself" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("setting, message", [("CL", "--set must be NAME=VALUE"),
@@ -252,6 +253,14 @@ times = { start = "0 h", stop = "24 h", step = "1 h" }
     path.write_text(text.replace('drug = "CENT"\n', ""))
     with pytest.raises(Exception, match=r"sweep.drug: is required when dose keys are swept"):
         load_scenario(path)
+    path.write_text(text.replace('name = "{amount}, CL {CL}"', 'name = "CL {CL:.1f}"'))
+    with pytest.raises(Exception, match=r"sweep.name: cannot format 'CL \{CL:.1f\}' with amount=10 mg, "
+                                         r"CL=2000 mL/h \(Unknown format code"):
+        load_scenario(path)
+    path.write_text(text)
+    from pkpd._errors import PkpdError
+    with pytest.raises(PkpdError, match=r"--set: parameters.CL: arm '10 mg, CL 1.0' sets CL itself"):
+        load_scenario(path).with_overrides(parameters={"CL": 5.0})
     path.write_text(text.replace("CL = [", "CLX = ["))
     with pytest.raises(Exception, match=r"sweep.parameters.CLX: model 'pk1cmt' has no parameter 'CLX'; did you mean 'CL'"):
         load_scenario(path)

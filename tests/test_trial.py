@@ -143,7 +143,7 @@ def test_trial_section_validation(tmp_path):
     with pytest.raises(Exception, match=r"trial.replicate: unknown key; did you mean 'replicates'\?"):
         designs_of(load_scenario(path))
     path.write_text(NULL.replace('name = "saline B"', 'name = "saline B"\nparameters = { ALPHA = 1 }'))
-    with pytest.raises(Exception, match=r"bad.toml: arms\[1\].parameters: a trial arm cannot set model parameters"):
+    with pytest.raises(Exception, match=r"bad.toml: arm 'saline B': a trial arm cannot set model parameters"):
         designs_of(load_scenario(path))
 
 
