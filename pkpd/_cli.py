@@ -168,6 +168,11 @@ def _summary_lines(result, scenario):
             for _, row in rows.iterrows():
                 lines.append(f"  {row['arm'][:40]:40s} {output:12s} {metric:5s} median {row['median']:.4g} "
                              f"({row['p5']:.4g}-{row['p95']:.4g}) {row['unit']}")
+    if "P_PSYCHO" in scenario.variables:
+        rows = summary[(summary["output"] == "P_PSYCHO") & (summary["metric"] == "cmax")]
+        for _, row in rows.iterrows():
+            lines.append(f"  {row['arm'][:40]:40s} psychotomimetic adverse events: expected rate "
+                         f"{100 * row['mean']:.1f} % (mean over subjects of each one's peak probability)")
     if result.power is not None:
         for _, row in result.power.iterrows():
             lines.append(f"  power {row['comparison']:40s} n={int(row['n_total']):4d}: {row['power']:.3f} "
