@@ -126,7 +126,8 @@ def test_nonlinear_michaelis_menten_matches_solve_ivp(method):
     assert not model.is_linear
 
 
-def test_stiff_model_with_rosenbrock_matches_radau():
+def stiff_model_and_rhs():
+    """tests/models/stiff.toml and its right-hand side written out independently, for scipy."""
     model = pkpd.load_model(TEST_MODELS / "stiff.toml")
     p = {k: v.value for k, v in model.parameters.items()}
 
@@ -134,6 +135,12 @@ def test_stiff_model_with_rosenbrock_matches_radau():
         c = y[0] / p["V"]
         elimination = p["VMAX"] * c / (p["KM"] + c)
         return np.array([-p["K12"] * y[0] + p["K21"] * y[1] - elimination, p["K12"] * y[0] - p["K21"] * y[1]])
+
+    return model, rhs
+
+
+def test_stiff_model_with_rosenbrock_matches_radau():
+    model, rhs = stiff_model_and_rhs()
 
     doses = [(0.0, 0, 50.0, 0.0), (10.0, 0, 50.0, 4.0)]
     times = np.linspace(0, 40, 81)
@@ -150,13 +157,7 @@ def test_stiff_dense_output_inside_long_steps_matches_radau(rtol):
     # read every 0.01 h through simulate) stay within a few rtol of Radau at rtol 1e-11, also
     # just after the infusion starts: the step size restarts at every dose (a step carried over
     # the fast transient once left the interpolated values 150 rtol off at rtol 1e-6).
-    model = pkpd.load_model(TEST_MODELS / "stiff.toml")
-    p = {k: v.value for k, v in model.parameters.items()}
-
-    def rhs(y):
-        c = y[0] / p["V"]
-        elimination = p["VMAX"] * c / (p["KM"] + c)
-        return np.array([-p["K12"] * y[0] + p["K21"] * y[1] - elimination, p["K12"] * y[0] - p["K21"] * y[1]])
+    model, rhs = stiff_model_and_rhs()
 
     times = np.linspace(0, 24, 2401)
     expected = ode_solution(rhs, 2, [(0.0, 0, 100.0, 0.0), (5.0, 0, 20.0, 1.0)], times, rtol=1e-11, atol=1e-13,
