@@ -122,9 +122,9 @@ def _run(arguments):
     print(f"{scenario.path.name}: model {info['model']['name']} ({info['model']['method']}), "
           f"{info['n']} subjects x {len(scenario.arms)} arms, seed {info['seed']}, {info['wall_time_s']:.1f} s")
     for arm in info["arms"]:
-        if "parameters" in arm:
-            settings = ", ".join(f"{k} = {v:g}" for k, v in arm["parameters"].items())
-            print(f"  arm {arm['name']!r}: {settings} ({arm['method']})")
+        if "parameters" in arm or arm["method"] != info["model"]["method"]:
+            settings = ", ".join(f"{k} = {v:g}" for k, v in arm.get("parameters", {}).items())
+            print(f"  arm {arm['name']!r}: {settings + ' ' if settings else ''}({arm['method']})")
     print(_summary_lines(result, scenario))
     files = ["manifest.json", "profiles.csv", "exposure.csv", "summary.csv"]
     if result.power is not None:

@@ -129,7 +129,7 @@ def simulate(client, model, regimen, population, times, *, chunk_subjects=1000, 
     parameters = pd.DataFrame(run.inputs, columns=model.inputs, index=pd.Index(population.subject_ids, name="ID"))
     return SimulationResult(model=run.model, times=run.times, values=values, states=states,
                             subject_ids=population.subject_ids, parameters=parameters, etas=run.etas,
-                            seed=population.seed, regimen=run.regimen)
+                            seed=population.seed, regimen=run.regimen, method=run.options["method"])
 
 
 def simulate_summary(client, model, regimen, population, times, *, outputs=None, quantiles=(5, 25, 50, 75, 95),

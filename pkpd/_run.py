@@ -131,21 +131,24 @@ def summary_table(scenario, exposure, results):
     return summary
 
 
-def manifest(scenario, population, wall_time, extra=None):
+def manifest(scenario, population, wall_time, results, extra=None):
     model = scenario.model
+    methods = {name: _method_text(result) for name, result in results.items()}
     parameters = {name: {"value": p.value, "unit": p.unit, "source": p.source, "reliability": p.reliability}
                   for name, p in model.parameters.items()}
     return {
         "scenario": {"file": scenario.path.name, "sha256": scenario.hash, "description": scenario.description},
         "model": {"name": model.name, "file": model.path.name, "sha256": model.hash,
-                  "method": _method_used(scenario),
+                  "method": (methods[scenario.arms[0].name] if len(set(methods.values())) == 1
+                             else "per arm (see arms)"),
                   "rtol": scenario.solver["rtol"], "atol": scenario.solver["atol"],
                   "parameters": parameters, "variability": model.variability, "residual": model.residual},
         "seed": scenario.seed,
         "n": int(population.subject_ids.size),
         "variability": scenario.variability,
         "arms": [{"name": arm.name, "doses": [_dose_record(d) for d in arm.regimen.doses],
-                  **({"parameters": arm.parameters, "method": _method_used(scenario, arm.model)} if arm.model else {})}
+                  **({"parameters": arm.parameters} if arm.model else {}),
+                  "method": methods[arm.name]}
                  for arm in scenario.arms],
         "times": {"start": float(scenario.times[0]), "stop": float(scenario.times[-1]),
                   "count": int(scenario.times.size), "unit": model.units.get("time", "h")},
@@ -157,20 +160,12 @@ def manifest(scenario, population, wall_time, extra=None):
     }
 
 
-def _method_used(scenario, model=None):
-    from ._simulate import _linear_specialisation
-
-    model = model or scenario.model
-    method = scenario.solver["method"]
-    if method != "auto":
-        return method
-    if model.is_linear:
-        return "exact"
-    special = _linear_specialisation(model)
-    if special.is_linear:
-        folded = special.source_text[len(model.source_text):].strip().lstrip("# ")
-        return f"exact ({folded})"
-    return "rk45"
+def _method_text(result):
+    """The method a SimulationResult used, with the constants folded to get there."""
+    folded = getattr(result.model, "_unfolded", None)
+    if folded is not None:
+        return f"{result.method} ({result.model.source_text[len(folded.source_text):].strip().lstrip('# ')})"
+    return result.method
 
 
 def _dose_record(dose):
@@ -207,7 +202,7 @@ def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=T
         from ._trial import run_trial_section
 
         power, extra = run_trial_section(scenario, progress=progress, client=client)
-    info = manifest(scenario, population, time.perf_counter() - started, extra)
+    info = manifest(scenario, population, time.perf_counter() - started, results, extra)
     run = RunResult(profiles=profiles, exposure=exposure, summary=summary, manifest=info, results=results,
                     power=power)
     if target is not None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from . import _metrics
-from ._engine import raise_failures, run_stream
+from ._engine import raise_failures, resolve_method, run_stream
 from ._errors import PkpdError
 from ._events import KIND_DOSE, KIND_OBS, EventStream
 from ._model import load_model
@@ -172,6 +172,9 @@ def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, ato
     times : array_like, shape (n_times,)
         Output times (model time unit, h), increasing.
     method : {"auto", "exact", "rk45", "rosenbrock"}
+        "auto": exact for linear models (after folding zero-valued switches), else RODAS4
+        when stiff over the simulated span (see :func:`pkpd._engine.resolve_method`), else
+        Dormand-Prince 5(4). ``result.method`` says which was used.
     rtol, atol : float
         Integration tolerances (not used by the exact path).
     variability : bool
@@ -207,7 +210,7 @@ def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, ato
     parameters = pd.DataFrame(run.inputs, columns=model.inputs, index=pd.Index(run.population.subject_ids, name="ID"))
     return SimulationResult(model=model, times=run.times, values=values, states=states,
                             subject_ids=run.population.subject_ids, parameters=parameters, etas=run.etas,
-                            seed=run.population.seed, regimen=run.regimen)
+                            seed=run.population.seed, regimen=run.regimen, method=run.options["method"])
 
 
 def simulate_summary(model, regimen, population, times, *, outputs=None, quantiles=DEFAULT_QUANTILES,
@@ -300,6 +303,8 @@ class _Run:
             self.occasion_table = occasion_inputs(model, population, inputs, occasions, variability=variability)
         if method == "auto" and not model.is_linear:
             model = _linear_specialisation(model)
+        if method == "auto":  # decided once for the whole run: the same method for every chunk
+            method = resolve_method(model, "auto", span=float(self.template[0][-1] - self.template[0][0]))
         self.model = model
         self.options = dict(method=method, rtol=rtol, atol=atol, max_steps=max_steps)
         if chunk_subjects is None:
@@ -418,6 +423,7 @@ class SimulationResult:
     etas: np.ndarray
     seed: int
     regimen: Regimen
+    method: str = ""            # the integration method used ("exact", "rk45" or "rosenbrock")
     outputs: list = field(init=False)
 
     def __post_init__(self):

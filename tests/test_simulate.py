@@ -142,3 +142,28 @@ def test_streamed_summary_matches_full_simulation_within_sketch_bound(population
     table = full.exposure("CP", thresholds=[1.0])
     np.testing.assert_array_equal(summary.exposure["CP"]["cmax"], table["cmax"].to_numpy())
     np.testing.assert_array_equal(summary.exposure["CP"]["time_above"][:, 0], table["time_above_1"].to_numpy())
+
+
+@pytest.mark.parametrize("model, alpha, hours, expected", [
+    (TEST_MODELS / "stiff.toml", None, 24.0, "rosenbrock"),    # radius 3,000/h x 24 h = 72,000
+    (TEST_MODELS / "stiff.toml", None, 0.5, "rk45"),           # x 0.5 h = 1,500
+    (TEST_MODELS / "mm1cmt.toml", None, 48.0, "rk45"),         # 1.2/h: not stiff
+    ("ketamine_mg_pain", 1.0, 840.0, "rosenbrock"),            # 14.6/h x 840 h = 12,300
+    ("ketamine_mg_pain", 1.0, 48.0, "rk45"),
+    ("ketamine_mg_pain", 0.0, 840.0, "exact"),                 # ALPHA = 0 folds to a linear model
+])
+def test_auto_takes_the_stiff_method_when_stability_would_bound_the_steps(model, alpha, hours, expected):
+    # auto: exact for linear models; for others RODAS4 when (spectral radius of the Jacobian at zero
+    # amounts) x (time span) > 10,000, i.e. when Dormand-Prince would need over ~3,000 steps for
+    # stability alone; the numbers are then those of the method named explicitly
+    model = pkpd.load_model(model)
+    if alpha is not None:
+        model = model.with_parameters({"ALPHA": alpha})
+    target = model.drugs and next(iter(model.drugs.values()))["compartment"] or model.compartments[0]
+    regimen = [pkpd.Dose(10.0, target, duration=0.5)]
+    times = np.linspace(0.0, hours, 25)
+    auto = pkpd.simulate(model, regimen, 4, times, progress=False)
+    assert auto.method == expected
+    if expected != "exact":
+        named = pkpd.simulate(model, regimen, 4, times, method=expected, progress=False)
+        assert np.array_equal(auto.values, named.values, equal_nan=True)
