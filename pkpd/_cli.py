@@ -231,7 +231,7 @@ def main(argv=None):
         except SimulationError as error:
             return _fail(f"simulation failed: {error}", EXIT_FAILURE)
         except KeyboardInterrupt as interruption:
-            return _interrupted(interruption, getattr(arguments, "written", None))
+            return _interrupted(interruption, arguments)
         except OSError as error:
             return _fail(f"{error.filename}: {reason(error)}" if error.filename else reason(error), EXIT_USAGE)
         except UnicodeDecodeError as error:
@@ -256,8 +256,10 @@ def _fail(message, code):
     return code
 
 
-def _interrupted(interruption, written):
+def _interrupted(interruption, arguments):
+    """'interrupted (SIGTERM); no output written' and 128 + the signal number."""
     signum = getattr(interruption, "signum", signal.SIGINT)
+    written = getattr(interruption, "written", getattr(arguments, "written", None))
     outcome = f"after writing {written}" if written is not None else "no output written"
     print(f"interrupted ({signum.name}); {outcome}", file=sys.stderr)
     return 128 + int(signum)

@@ -153,8 +153,7 @@ def write_file_atomically(path, write, *, force=False, inputs=()):
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0666 less the umask
         with os.fdopen(descriptor, "w", newline="", encoding="utf-8") as stream:
             write(stream)
-        with _signals.held():
-            _signals.check()
+        with _signals.committing(path):
             check_output_file(path, force=force, inputs=inputs)
             os.replace(temporary, path)
     except OSError as error:
@@ -265,8 +264,7 @@ def write_folder_atomically(target, fill, manifest, *, force=False, inputs=(), j
         manifest.update({MARKER: True, FILES: files})
         text = json.dumps({MARKER: True, **manifest}, indent=2, default=json_default)
         (temporary / MANIFEST).write_text(text, encoding="utf-8")
-        with _signals.held():
-            _signals.check()
+        with _signals.committing(target):
             check_output_folder(target, force=force, inputs=inputs)
             _replace_folder(temporary, target)
     except OSError as error:

@@ -14,9 +14,10 @@ loses a signal, or data, in three places:
   would leave the old output moved aside and no new one in its place.
 
 So the command line installs :func:`handled`: both signals raise
-:class:`Interrupted` (a ``KeyboardInterrupt``) *and* are recorded, the writers
-call :func:`check` before they commit (a swallowed signal is still seen there)
-and commit inside :func:`held` (a signal waits until the section is done).
+:class:`Interrupted` (a ``KeyboardInterrupt``) *and* are recorded, and the
+writers commit inside :func:`committing`, which first calls :func:`check` (a
+swallowed signal is still seen there) and holds signals until the rename is
+done (:func:`held`).
 The exit code is the shell's convention, 128 + the signal number: 130 for
 SIGINT, 143 for SIGTERM.
 """
@@ -109,3 +110,22 @@ def held():
             signal.signal(number, signal.SIG_DFL if handler is None else handler)
         for number in dict.fromkeys(pending):
             signal.raise_signal(number)
+
+
+@contextmanager
+def committing(output):
+    """Commit `output` (its final rename) in one piece, or not at all if a signal came before.
+
+    A signal recorded earlier (:func:`check`) stops the commit; one arriving during it is
+    delivered after it, and its exception names the complete output in ``written``.
+    """
+    committed = False
+    try:
+        with held():
+            check()
+            yield
+            committed = True
+    except KeyboardInterrupt as interruption:
+        if committed:
+            interruption.written = output
+        raise
