@@ -226,34 +226,35 @@ def main(argv=None):
         try:
             COMMANDS[arguments.command](arguments)
             _signals.check()  # a signal whose exception a callback from C swallowed still counts
-        except PkpdError as error:
-            return _fail(error, EXIT_USAGE)
-        except SimulationError as error:
-            return _fail(f"simulation failed: {error}", EXIT_FAILURE)
         except KeyboardInterrupt as interruption:
             return _interrupted(interruption, arguments)
-        except OSError as error:
-            return _fail(f"{error.filename}: {reason(error)}" if error.filename else reason(error), EXIT_USAGE)
-        except UnicodeDecodeError as error:
-            return _fail(f"{_undecodable(arguments)}: not UTF-8 text ({error.reason} at byte {error.start})",
-                         EXIT_USAGE)
-        except RecursionError:
-            return _fail(f"{_main_input(arguments)}: nested too deeply to read (Python's recursion limit)",
-                         EXIT_USAGE)
-        except MemoryError:
-            return _fail(f"{_main_input(arguments)}: not enough memory; reduce the subjects, arms or output times",
-                         EXIT_USAGE)
         except Exception as error:
-            if os.environ.get("PKPD_DEBUG"):
-                raise
-            return _fail(f"internal error in pkpd ({type(error).__name__}: {_first_line(error)}); please report "
-                         "it (PKPD_DEBUG=1 shows the traceback)", EXIT_INTERNAL)
+            if _signals.received() is not None:  # e.g. numba failing after a compilation was cut short
+                return _interrupted(_signals.Interrupted(_signals.received()), arguments)
+            message, code = _explained(error, arguments)
+            print(f"error: {message}", file=sys.stderr)
+            return code
     return 0
 
 
-def _fail(message, code):
-    print(f"error: {message}", file=sys.stderr)
-    return code
+def _explained(error, arguments):
+    """The one-line message and exit code for an exception a command raised."""
+    if isinstance(error, PkpdError):
+        return str(error), EXIT_USAGE
+    if isinstance(error, SimulationError):
+        return f"simulation failed: {error}", EXIT_FAILURE
+    if isinstance(error, OSError):
+        return (f"{error.filename}: {reason(error)}" if error.filename else reason(error)), EXIT_USAGE
+    if isinstance(error, UnicodeDecodeError):
+        return f"{_undecodable(arguments)}: not UTF-8 text ({error.reason} at byte {error.start})", EXIT_USAGE
+    if isinstance(error, RecursionError):
+        return f"{_main_input(arguments)}: nested too deeply to read (Python's recursion limit)", EXIT_USAGE
+    if isinstance(error, MemoryError):
+        return f"{_main_input(arguments)}: not enough memory; reduce the subjects, arms or output times", EXIT_USAGE
+    if os.environ.get("PKPD_DEBUG"):
+        raise error
+    return (f"internal error in pkpd ({type(error).__name__}: {_first_line(error)}); please report it "
+            "(PKPD_DEBUG=1 shows the traceback)"), EXIT_INTERNAL
 
 
 def _interrupted(interruption, arguments):
@@ -292,4 +293,7 @@ def _undecodable(arguments):
 
 def console():
     """Entry point of the installed ``pkpd`` script."""
-    sys.exit(main())
+    code = main()
+    if code > 128:  # interrupted: objects a cut-short compilation left half-built complain as the process ends
+        sys.unraisablehook = lambda unraisable: None
+    sys.exit(code)

@@ -85,6 +85,11 @@ def _quiet_about_interruptions(hook):
     return quiet
 
 
+def received():
+    """The first signal the command line's handler recorded, or None."""
+    return _received[0] if _received else None
+
+
 def check():
     """Raise :class:`Interrupted` if a signal arrived, even one whose exception was swallowed."""
     if _received:
