@@ -71,9 +71,19 @@ def neutralise_formulas(frame):
     for column in out.columns:
         values = out[column]
         if pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values):
-            out[column] = values.map(_neutralised, na_action="ignore")
+            out[column] = _neutralised_column(values)
     out.columns = [_neutralised(name) for name in out.columns]
     return out
+
+
+def _neutralised_column(values):
+    try:
+        risky = values.str[:1].isin(FORMULA_START)  # vectorised first look; non-text cells give False
+    except AttributeError:  # no text in the column
+        return values
+    if not risky.any():
+        return values
+    return values.where(~risky, values[risky].map(_neutralised))
 
 
 def _neutralised(value):
