@@ -30,7 +30,9 @@ from conftest import ROOT
 from pkpd import _figures, _output
 from pkpd._cli import main
 
-MODEL_WITH_DRUGS = (ROOT / "models" / "pk1cmt.toml").read_text() + '\n[drugs]\nCENT = { compartment = "CENT", unit = "mg" }\n'
+# the model of test_scenarios.py's scenarios (the same text, so the same compiled cache entry)
+MODEL_WITH_DRUGS = ((ROOT / "models" / "pk1cmt.toml").read_text()
+                    + '\n[drugs]\nCENT = { compartment = "CENT", unit = "mg" }\n')
 STUDY = """
 model = "pk1cmt.toml"
 seed = 1
@@ -203,8 +205,8 @@ def test_force_refuses_the_current_and_home_folders(where, study, tmp_path, monk
     before = snapshot(tmp_path)
     target = {"cwd": folder, "home": tmp_path / "study" / ".." / "out"}.get(where, where)
     err = command(capsys, "run", study, "-o", target, "--quiet", "--no-figures", "--force", code=2)
-    expected = {"": "-o: the output folder name is empty", "home": "is your home folder"}.get(where,
-                                                                                               "is the current folder")
+    expected = {".": "is the current folder", "": "-o: the output folder name is empty",
+                "cwd": "is the current folder", "home": "is your home folder"}[where]
     assert expected in err, err
     assert snapshot(tmp_path) == before
 
