@@ -39,11 +39,6 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signal.Signals(signum)
         super().__init__(self.signum.name)
 
-    @property
-    def exit_code(self):
-        """128 + the signal number, as a shell reports a process a signal ended."""
-        return 128 + int(self.signum)
-
 
 def _raise_interrupted(signum, frame):
     _received.append(signum)
