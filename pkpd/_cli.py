@@ -1,23 +1,43 @@
 """The ``pkpd`` command line.
 
     pkpd simulate MODEL DATA.csv -o OUT.csv
+    pkpd run SCENARIO.toml -o OUTDIR
+    pkpd validate SCENARIO.toml
     pkpd models
 
 A user's mistake ends with one line, ``error: ...``, and exit code 2; never a
-traceback. Outputs are written to a temporary name and renamed, so an existing
-file is never left half-written.
+traceback. So does a problem of the environment: a file that cannot be read,
+an output folder that refuses writes, a full disk (any :class:`OSError`, named by
+its file), a text file that is not UTF-8, a file nested too deeply to read, or
+too little memory. A simulation that fails exits with 3.
+
+Outputs are written to a temporary name and renamed (:mod:`pkpd._output`), so
+an existing output is never left half-written, and is replaced only with
+``--force``: a folder only if pkpd wrote it, a file never when it is an input.
+
+SIGINT (Ctrl-C) and SIGTERM stop a command cleanly, temporaries removed and
+nothing written (:mod:`pkpd._signals`); the exit code is the shell's, 128 + the
+signal number: 130 and 143.
+
+Anything else is a defect of pkpd, not of the input: it ends with one line
+saying so and exit code 1, and ``PKPD_DEBUG=1`` shows its traceback for a
+report. (A traceback would tell a pharmacologist nothing they can act on, and
+would look like their mistake.)
 """
 
 import argparse
 import os
+import signal
 import sys
-import tempfile
 from pathlib import Path
 
+from . import _signals
 from ._errors import PkpdError, SimulationError
+from ._output import check_output_file, reason, write_csv, write_file_atomically
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 3
+EXIT_INTERNAL = 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,13 +52,15 @@ def _build_parser():
     simulate.add_argument("model", help="library model name (see `pkpd models`) or model file path")
     simulate.add_argument("data", help="NONMEM-style CSV: ID, TIME, EVID, AMT, CMT, RATE, II, ADDL, SS, ...")
     simulate.add_argument("-o", "--output", required=True, help="output CSV (one row per input record)")
+    simulate.add_argument("--force", action="store_true", help="replace an existing output file (never an input)")
     simulate.add_argument("--method", default="auto", choices=["auto", "exact", "rk45", "rosenbrock"])
     simulate.add_argument("--rtol", type=float, default=1e-8)
     simulate.add_argument("--atol", type=float, default=1e-10)
     run = commands.add_parser("run", help="run a scenario file: tables, figures, manifest")
     run.add_argument("scenario", help="scenario TOML file (see scenarios/)")
     run.add_argument("-o", "--output", required=True, help="output folder (must not exist unless --force)")
-    run.add_argument("--force", action="store_true", help="replace an existing output folder")
+    run.add_argument("--force", action="store_true",
+                     help="replace an existing output folder that pkpd wrote (nothing else)")
     run.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     run.add_argument("--n", type=int, help="subjects per arm (overrides population.n)")
     run.add_argument("--seed", type=int, help="random seed (overrides seed)")
@@ -54,31 +76,20 @@ def _build_parser():
     return parser
 
 
-def write_csv_atomically(frame, path, **options):
-    """Write a DataFrame to `path` through a temporary file in the same folder."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise PkpdError(f"{path}: output folder {folder} does not exist")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            frame.to_csv(stream, index=False, **options)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
 def _read_csv(path):
     import pandas as pd
 
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise PkpdError(f"{path}: is a folder, not a data file")
+    if not path.exists():
         raise PkpdError(f"{path}: data file not found")
+    if not path.is_file():
+        raise PkpdError(f"{path}: not a regular file (a pipe or a device); give a CSV file")
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except OSError as error:
+        raise PkpdError(f"{path}: cannot read ({reason(error)})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise PkpdError(f"{path}: not a readable CSV file ({str(error).splitlines()[0]})") from None
 
@@ -87,12 +98,16 @@ def _simulate(arguments):
     from ._model import load_model
     from ._simulate_data import simulate_data
 
+    inputs = [arguments.data] + ([arguments.model] if Path(arguments.model).is_file() else [])
+    check_output_file(arguments.output, force=arguments.force, inputs=inputs)
     model = load_model(arguments.model)
     data = _read_csv(arguments.data)
     out = simulate_data(model, data, method=arguments.method, rtol=arguments.rtol, atol=arguments.atol,
                         source=Path(arguments.data).name)
     out["ID"] = data["ID"].to_numpy() if "ID" in data else out["ID"]
-    write_csv_atomically(out, arguments.output, float_format="%.10g")
+    write_file_atomically(arguments.output, lambda stream: write_csv(out, stream, float_format="%.10g"),
+                          force=arguments.force, inputs=inputs)
+    arguments.written = arguments.output
     print(f"wrote {arguments.output}: {len(out)} records, {out['ID'].nunique()} subjects, "
           f"outputs {', '.join(model.outputs)} ({', '.join(o.unit for o in model.outputs.values())})")
 
@@ -116,6 +131,7 @@ def _run(arguments):
     else:
         result = run_scenario(scenario, arguments.output, force=arguments.force, progress=not arguments.quiet,
                               figures=not arguments.no_figures)
+    arguments.written = arguments.output
     if arguments.quiet:
         return
     info = result.manifest
@@ -200,23 +216,84 @@ def _models(arguments):
         print(f"{name:24s} {model.description}")
 
 
+COMMANDS = {"simulate": _simulate, "models": _models, "run": _run, "validate": _validate}
+
+
 def main(argv=None):
+    """Run the command line; return the exit code (0, 1 a defect of pkpd, 2 bad input, 3, 130, 143)."""
     arguments = _build_parser().parse_args(argv)
-    try:
-        {"simulate": _simulate, "models": _models, "run": _run, "validate": _validate}[arguments.command](arguments)
-    except PkpdError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except SimulationError as error:
-        print(f"error: simulation failed: {error}", file=sys.stderr)
-        return EXIT_FAILURE
-    except KeyboardInterrupt:
-        print("interrupted; no output written", file=sys.stderr)
-        return 130
+    with _signals.handled():
+        try:
+            COMMANDS[arguments.command](arguments)
+            _signals.check()  # a signal whose exception a callback from C swallowed still counts
+        except KeyboardInterrupt as interruption:
+            return _interrupted(interruption, arguments)
+        except Exception as error:
+            if _signals.received() is not None:  # e.g. numba failing after a compilation was cut short
+                return _interrupted(_signals.Interrupted(_signals.received()), arguments)
+            message, code = _explained(error, arguments)
+            print(f"error: {message}", file=sys.stderr)
+            return code
     return 0
 
+
+def _explained(error, arguments):
+    """The one-line message and exit code for an exception a command raised."""
+    if isinstance(error, PkpdError):
+        return str(error), EXIT_USAGE
+    if isinstance(error, SimulationError):
+        return f"simulation failed: {error}", EXIT_FAILURE
+    if isinstance(error, OSError):
+        return (f"{error.filename}: {reason(error)}" if error.filename else reason(error)), EXIT_USAGE
+    if isinstance(error, UnicodeDecodeError):
+        return f"{_undecodable(arguments)}: not UTF-8 text ({error.reason} at byte {error.start})", EXIT_USAGE
+    if isinstance(error, RecursionError):
+        return f"{_main_input(arguments)}: nested too deeply to read (Python's recursion limit)", EXIT_USAGE
+    if isinstance(error, MemoryError):
+        return f"{_main_input(arguments)}: not enough memory; reduce the subjects, arms or output times", EXIT_USAGE
+    if os.environ.get("PKPD_DEBUG"):
+        raise error
+    return (f"internal error in pkpd ({type(error).__name__}: {_first_line(error)}); please report it "
+            "(PKPD_DEBUG=1 shows the traceback)"), EXIT_INTERNAL
+
+
+def _interrupted(interruption, arguments):
+    """'interrupted (SIGTERM); no output written' and 128 + the signal number."""
+    signum = getattr(interruption, "signum", signal.SIGINT)
+    written = getattr(interruption, "written", getattr(arguments, "written", None))
+    outcome = f"after writing {written}" if written is not None else "no output written"
+    print(f"interrupted ({signum.name}); {outcome}", file=sys.stderr)
+    return 128 + int(signum)
+
+
+def _first_line(error):
+    return str(error).strip().split("\n")[0]
+
+
+def _main_input(arguments):
+    """The file the command reads first: the scenario, else the model file, else the data."""
+    for name in ("scenario", "model", "data"):
+        if getattr(arguments, name, None):
+            return getattr(arguments, name)
+    return "input"
+
+
+def _undecodable(arguments):
+    """The first of the command's input files that is not UTF-8 text."""
+    for name in ("scenario", "model", "data"):
+        path = Path(getattr(arguments, name, None) or "")
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            return path
+        except OSError:
+            continue
+    return _main_input(arguments)
 
 
 def console():
     """Entry point of the installed ``pkpd`` script."""
-    sys.exit(main())
+    code = main()
+    if code > 128:  # interrupted: objects a cut-short compilation left half-built complain as the process ends
+        sys.unraisablehook = lambda unraisable: None
+    sys.exit(code)

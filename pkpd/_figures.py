@@ -76,6 +76,9 @@ STYLE = {
 }
 
 
+REPRODUCIBLE = {"svg.hashsalt": "pkpd"}   # SVG ids from a fixed salt, not a random one
+
+
 def arm_style(index):
     """Colour, line style and marker of the arm at `index` (the same in every figure)."""
     return dict(color=OKABE_ITO[index % len(OKABE_ITO)], linestyle=LINESTYLES[index % len(LINESTYLES)],
@@ -1165,11 +1168,16 @@ def figure_set(run, scenario):
 
 
 def save_figure(fig, folder, stem, caption):
-    """Write `stem`.png (300 dpi) and `stem`.svg with the caption in their metadata; close the figure."""
+    """Write `stem`.png (300 dpi) and `stem`.svg with the caption in their metadata; close the figure.
+
+    The same figure gives the same bytes on every run: no date in the SVG, and its clip-path
+    and glyph ids hashed with a fixed salt instead of a random one.
+    """
     folder = Path(folder)
-    fig.savefig(folder / f"{stem}.png", dpi=300, metadata={"Title": stem, "Description": caption,
-                                                           "Software": "pkpd"})
-    fig.savefig(folder / f"{stem}.svg", metadata={"Title": stem, "Description": caption})
+    with plt.rc_context(REPRODUCIBLE):
+        fig.savefig(folder / f"{stem}.png", dpi=300, metadata={"Title": stem, "Description": caption,
+                                                               "Software": "pkpd"})
+        fig.savefig(folder / f"{stem}.svg", metadata={"Title": stem, "Description": caption, "Date": None})
     plt.close(fig)
 
 

@@ -2,13 +2,11 @@
 
 Everything is written into a temporary folder beside OUTDIR and renamed at the
 end, so an interrupted or failed run leaves no partial OUTDIR and never a
-half-written file; an existing OUTDIR is replaced only with ``force``.
+half-written file; an existing OUTDIR is replaced only with ``force``, and only
+if pkpd wrote it (:mod:`pkpd._output`).
 """
 
-import json
-import os
 import platform
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -18,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._errors import PkpdError
+from ._output import check_output_folder, write_csv, write_folder_atomically
 from ._population import Population
 from ._simulate import simulate
 
@@ -181,11 +179,8 @@ def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=T
     -------
     RunResult
     """
-    target = Path(outdir) if outdir is not None else None
-    if target is not None and target.exists() and not force:
-        raise PkpdError(f"{target}: output folder exists; choose another or pass --force to replace it")
-    if target is not None and target.parent.exists() and not target.parent.is_dir():
-        raise PkpdError(f"{target}: {target.parent} is not a folder")
+    if outdir is not None:
+        check_output_folder(outdir, force=force, inputs=_inputs(scenario))
     if scenario.trial is not None:
         from ._trial import designs_of
 
@@ -205,38 +200,34 @@ def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=T
     info = manifest(scenario, population, time.perf_counter() - started, results, extra)
     run = RunResult(profiles=profiles, exposure=exposure, summary=summary, manifest=info, results=results,
                     power=power)
-    if target is not None:
-        _write_atomically(run, scenario, target, force=force, figures=figures)
+    if outdir is not None:
+        _write_atomically(run, scenario, Path(outdir), force=force, figures=figures)
     return run
 
 
+def _inputs(scenario):
+    """The files a scenario reads (an output folder may never hold one)."""
+    files = [scenario.path, scenario.model.path, *(arm.model.path for arm in scenario.arms if arm.model)]
+    if "csv" in scenario.population_spec:
+        files.append(scenario.population_spec["csv"])
+    return files
+
+
 def _write_atomically(run, scenario, target, *, force, figures):
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.parent / f".{target.name}.tmp-{os.getpid()}"
-    if temporary.exists():
-        shutil.rmtree(temporary)
-    temporary.mkdir()
-    try:
-        run.profiles.to_csv(temporary / "profiles.csv", index=False, float_format="%.6g")
-        run.exposure.to_csv(temporary / "exposure.csv", index=False, float_format="%.6g")
-        run.summary.to_csv(temporary / "summary.csv", index=False, float_format="%.6g")
+    """Write the tables, figures and manifest into `target` (see :mod:`pkpd._output`)."""
+    def fill(folder):
+        write_csv(run.profiles, folder / "profiles.csv", float_format="%.6g")
+        write_csv(run.exposure, folder / "exposure.csv", float_format="%.6g")
+        write_csv(run.summary, folder / "summary.csv", float_format="%.6g")
         if run.power is not None:
-            run.power.to_csv(temporary / "power.csv", index=False, float_format="%.6g")
+            write_csv(run.power, folder / "power.csv", float_format="%.6g")
         if figures:
             from ._figures import write_figures
 
-            run.manifest["figures"] = write_figures(run, scenario, temporary / "figures")
-        (temporary / "manifest.json").write_text(json.dumps(run.manifest, indent=2, default=_json_default))
-        if target.exists():
-            backup = target.parent / f".{target.name}.old-{os.getpid()}"
-            os.replace(target, backup)
-            os.replace(temporary, target)
-            shutil.rmtree(backup)
-        else:
-            os.replace(temporary, target)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
+            run.manifest["figures"] = write_figures(run, scenario, folder / "figures")
+
+    write_folder_atomically(target, fill, run.manifest, force=force, inputs=_inputs(scenario),
+                            json_default=_json_default)
 
 
 def _json_default(value):

@@ -51,7 +51,7 @@ def test_simulate_command_writes_one_row_per_record(tmp_path, capsys):
     # subject 2 is reset at 48 h and put at oral steady state: CP is positive just after
     assert result.loc[(result.ID == 2) & (result.TIME == 50), "CP"].iloc[0] > 0
     assert "wrote" in capsys.readouterr().out
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.glob(".*.tmp*"))
 
 
 def test_models_command_lists_library(capsys):
