@@ -30,6 +30,7 @@ written with a leading ``'``, as OWASP advises; numbers, negative ones included,
 are written as numbers.
 """
 
+import errno
 import json
 import os
 import re
