@@ -78,9 +78,12 @@ def _read_csv(path):
     if not path.is_file():
         raise PkpdError(f"{path}: data file not found")
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        # header=None keeps a repeated column name (pandas would rename the second AMT to AMT.1)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, header=None)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise PkpdError(f"{path}: not a readable CSV file ({str(error).splitlines()[0]})") from None
+    header = [str(name).strip() for name in table.iloc[0]]
+    return table.iloc[1:].reset_index(drop=True).set_axis(header, axis=1)
 
 
 def _simulate(arguments):
