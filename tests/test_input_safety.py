@@ -112,3 +112,86 @@ def test_huge_addl_is_refused_before_expansion(tmp_path, capsys):
     with pytest.raises(pkpd.PkpdError, match="ADDL expands 2 records to 1e\\+03: would need about 257 kB"):
         pkpd.simulate_data("pk1cmt", frame, max_memory="100kB")
     assert len(pkpd.simulate_data("pk1cmt", frame, max_memory="1MB")) == 2
+
+
+# ---------------------------------------------------------------- scenarios
+
+SCENARIO = """model = "ketamine_kamp2020"
+seed = 1
+[population]
+n = 5
+[[arms]]
+name = "a"
+doses = [{ drug = "ketamine", amount = "0.5 mg/kg", duration = "1 h" }]
+[outputs]
+times = { start = "0 h", stop = "2 h", step = "1 h" }
+"""
+
+
+def _scenario(tmp_path, text=SCENARIO, name="s.toml"):
+    path = tmp_path / name
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def test_scenario_with_a_byte_order_mark_is_read(tmp_path, capsys):
+    path = _scenario(tmp_path, b"\xef\xbb\xbf" + SCENARIO.encode())
+    assert main(["validate", str(path)]) == 0, capsys.readouterr().err
+    assert pkpd.load_scenario(path).hash == pkpd.load_scenario(_scenario(tmp_path, name="plain.toml")).hash
+
+
+def test_scenario_not_utf8_is_one_line_naming_the_file(tmp_path, capsys):
+    path = _scenario(tmp_path, b'description = "caf\xe9"\n' + SCENARIO.encode())
+    err = _cli_error(capsys, ["validate", str(path)])
+    assert err == "error: s.toml: not UTF-8 text (byte 0xe9 at offset 18); save the file as UTF-8"
+
+
+def test_deeply_nested_scenario_is_one_line(tmp_path, capsys):
+    path = _scenario(tmp_path, "x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    err = _cli_error(capsys, ["validate", str(path)])
+    assert err == "error: s.toml: not valid TOML (arrays or tables nested too deeply)"
+
+
+@pytest.mark.parametrize("seed", ["-1", "18446744073709551616", "1.5", "true"])
+def test_seed_rule_is_the_same_for_validate_and_run(tmp_path, capsys, seed):
+    path = _scenario(tmp_path, SCENARIO.replace("seed = 1", f"seed = {seed}"))
+    assert "s.toml: seed: must be an integer in [0, 2**64 - 1]" in _cli_error(capsys, ["validate", str(path)])
+    assert "s.toml: seed: must be an integer" in _cli_error(capsys, ["run", str(path), "-o", str(tmp_path / "o")])
+
+
+def test_largest_seed_is_valid_and_seed_option_follows_the_same_rule(tmp_path, capsys):
+    path = _scenario(tmp_path, SCENARIO.replace("seed = 1", f"seed = {2 ** 64 - 1}"))
+    assert main(["validate", str(path)]) == 0
+    err = _cli_error(capsys, ["run", str(path), "--seed", str(2 ** 64), "-o", str(tmp_path / "o")])
+    assert err == "error: --seed: must be an integer in [0, 2**64 - 1]; got 18446744073709551616"
+
+
+SWEEP = """model = "ketamine_kamp2020"
+[sweep]
+drug = "ketamine"
+name = "NAME"
+amount = ["0.5 mg/kg", "1 mg/kg"]
+duration = "1 h"
+[outputs]
+times = { start = "0 h", stop = "2 h", step = "1 h" }
+"""
+
+
+@pytest.mark.parametrize("template", ["{amount.__class__}", "{amount[0]}", "{amount!r}", "{amount:{duration}}",
+                                      "{0}", "{}"])
+def test_sweep_name_cannot_reach_attributes(tmp_path, capsys, template):
+    path = _scenario(tmp_path, SWEEP.replace("NAME", template))
+    assert "s.toml: sweep.name: " in _cli_error(capsys, ["validate", str(path)])
+
+
+def test_sweep_name_with_simple_format_specs(tmp_path):
+    scenario = pkpd.load_scenario(_scenario(tmp_path, SWEEP.replace("NAME", "{amount:>10} over {duration}")))
+    assert [arm.name for arm in scenario.arms] == [" 0.5 mg/kg over 1 h", "   1 mg/kg over 1 h"]
+
+
+def test_sweep_of_a_million_arms_is_refused_before_making_them(tmp_path, capsys):
+    values = ", ".join(f'"{i} h"' for i in range(1, 101))
+    text = SWEEP.replace('name = "NAME"\n', "").replace('duration = "1 h"', f"duration = [{values}]\nevery = [{values}]")
+    text = text.replace('amount = ["0.5 mg/kg", "1 mg/kg"]', f"amount = [{values.replace(' h', ' mg')}]")
+    err = _cli_error(capsys, ["validate", str(_scenario(tmp_path, text))])
+    assert "s.toml: sweep: gives 1,000,000 arms (100 amount x 100 duration x 100 every); at most 10,000" in err
