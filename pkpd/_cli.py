@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from ._errors import PkpdError, SimulationError
+from ._resources import limit_override
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 3
@@ -50,6 +51,10 @@ def _build_parser():
     run.add_argument("--scheduler", help="run chunks on an existing dask cluster (tcp://HOST:PORT)")
     validate = commands.add_parser("validate", help="check a scenario file without running it")
     validate.add_argument("scenario")
+    for command in (simulate, run, validate):
+        command.add_argument("--max-memory", metavar="SIZE",
+                             help="refuse a run estimated to need more memory, e.g. 8GB "
+                                  "(default: PKPD_MAX_MEMORY, else half the machine's memory)")
     commands.add_parser("models", help="list the library models")
     return parser
 
@@ -184,13 +189,10 @@ def _summary_lines(result, scenario):
 
 
 def _validate(arguments):
-    from ._scenario import load_scenario
+    from ._scenario import check_resources, load_scenario
 
     scenario = load_scenario(arguments.scenario)
-    if scenario.trial is not None:
-        from ._trial import designs_of
-
-        designs_of(scenario)
+    check_resources(scenario)  # also checks the [trial] section
     print(f"{scenario.path.name}: valid ({scenario.model.name}, {len(scenario.arms)} arms, "
           f"{scenario.times.size} output times, n = {scenario.n})")
 
@@ -206,7 +208,8 @@ def _models(arguments):
 def main(argv=None):
     arguments = _build_parser().parse_args(argv)
     try:
-        {"simulate": _simulate, "models": _models, "run": _run, "validate": _validate}[arguments.command](arguments)
+        with limit_override(getattr(arguments, "max_memory", None)):
+            {"simulate": _simulate, "models": _models, "run": _run, "validate": _validate}[arguments.command](arguments)
     except PkpdError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

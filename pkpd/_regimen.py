@@ -9,6 +9,7 @@ speak in unit strings ("0.5 mg/kg", "2 h"); they convert to these numbers at
 their boundary.
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,6 +57,14 @@ class Dose:
     until: float | None = None
     per_weight: bool = False
     label: str = ""
+
+    def administrations(self):
+        """How many administrations :meth:`start_times` gives, computed without making them."""
+        if self.until is not None:
+            if not self.every:
+                raise PkpdError(f"dose {self.label or self.target}: 'until' needs 'every'")
+            return max(0, math.ceil((self.until - self.time) / self.every))
+        return self.count
 
     def start_times(self):
         if self.until is not None:

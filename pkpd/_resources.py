@@ -13,6 +13,7 @@ machine's physical memory (4 GiB where that cannot be read). Sizes are bytes
 or text such as ``"8GB"``, ``"512 MiB"``.
 """
 
+import contextlib
 import os
 import re
 
@@ -52,10 +53,31 @@ def parse_size(value, key="--max-memory"):
     return int(size)
 
 
+_override = None  # set by limit_override() for the duration of a command
+
+
+@contextlib.contextmanager
+def limit_override(max_memory):
+    """Within the block, `max_memory` (bytes or text; None = no change) is the default limit.
+
+    The command line's ``--max-memory`` sets it around a command, so every check made
+    during the command (scenario, arms, trial) uses the same limit.
+    """
+    global _override
+    previous = _override
+    _override = parse_size(max_memory) if max_memory is not None else previous
+    try:
+        yield
+    finally:
+        _override = previous
+
+
 def memory_limit(max_memory=None):
-    """The memory limit in bytes: the argument, else PKPD_MAX_MEMORY, else half the physical memory."""
+    """The memory limit in bytes: the argument, else --max-memory, else PKPD_MAX_MEMORY, else half the RAM."""
     if max_memory is not None:
         return parse_size(max_memory)
+    if _override is not None:
+        return _override
     if os.environ.get("PKPD_MAX_MEMORY"):
         return parse_size(os.environ["PKPD_MAX_MEMORY"], "PKPD_MAX_MEMORY")
     try:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ._errors import PkpdError
 from ._population import Population
+from ._scenario import check_resources
 from ._simulate import simulate
 
 PACKAGES = ["pkpd", "numpy", "scipy", "numba", "pandas", "matplotlib", "pint", "tqdm"]
@@ -186,10 +187,7 @@ def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=T
         raise PkpdError(f"{target}: output folder exists; choose another or pass --force to replace it")
     if target is not None and target.parent.exists() and not target.parent.is_dir():
         raise PkpdError(f"{target}: {target.parent} is not a folder")
-    if scenario.trial is not None:
-        from ._trial import designs_of
-
-        designs_of(scenario)  # a bad [trial] section fails before any simulation
+    check_resources(scenario)  # a bad [trial] section, or a run too large for memory, fails before any simulation
     started = time.perf_counter()
     population = make_population(scenario)
     results = simulate_arms(scenario, population, progress=progress, client=client)

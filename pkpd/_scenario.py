@@ -21,6 +21,7 @@ from ._errors import PkpdError, suggestion
 from ._model import check_allowed, library_models, load_model
 from ._random import MAX_SEED
 from ._regimen import Dose, Regimen
+from ._resources import check_memory
 from ._units import _per_mass, magnitude_in, parse_quantity
 
 TOP_KEYS = ["model", "seed", "description", "parameters", "population", "arms", "sweep", "outputs", "trial",
@@ -189,6 +190,52 @@ def _strip_key(message, key):
     prefix = f"`{key}` "
     message = message[len(prefix):] if message.startswith(prefix) else message
     return message.rstrip(".")
+
+
+def check_resources(scenario, max_memory=None):
+    """Refuse a scenario whose run would need more memory than the limit, before anything is allocated.
+
+    The estimate covers every arm's trajectories (all kept for the tables), the long
+    exposure table and, with a ``[trial]`` section, its replicate trials; ``pkpd
+    validate`` and ``pkpd run`` both call this.
+
+    Returns
+    -------
+    bytes : float
+    seconds : float
+        A rough engine time.
+    """
+    from ._simulate import estimate_memory
+
+    n, n_times = scenario.n, scenario.times.size
+    size = seconds = 0.0
+    most_doses = 0
+    for arm in scenario.arms:
+        doses = sum(dose.administrations() for dose in arm.regimen.doses)
+        most_doses = max(most_doses, doses)
+        arm_size, arm_seconds = estimate_memory(arm.model or scenario.model, n, n_times, doses)
+        size, seconds = size + arm_size, seconds + arm_seconds
+    size += 150.0 * len(scenario.arms) * n * len(scenario.variables) * (len(scenario.metrics) + 4)
+    what = (f"{scenario.path.name}: {n:,} subjects x {len(scenario.arms):,} arms x {n_times:,} output times"
+            f"{f' (+ up to {most_doses:.3g} doses)' if most_doses else ''}")
+    if scenario.trial is not None:
+        from ._trial import designs_of
+
+        largest = 0.0  # designs run one after another; each keeps only its power table
+        for design in designs_of(scenario):
+            patients = design.replicates * max(design.sample_sizes)
+            days = int(round(design.baseline / 24.0)) + design.n_periods * design.days_per_period
+            doses = sum(dose.administrations() for name in design.arms
+                        for arm in scenario.arms if arm.name == name for dose in arm.regimen.doses)
+            # one sequence's patients are simulated at a time; their daily scores are kept
+            per_sequence = -(-patients // len(design.sequences))
+            trial_size, trial_seconds = estimate_memory(scenario.model, per_sequence, days, doses)
+            largest = max(largest, trial_size + 24.0 * patients * days)
+            seconds += trial_seconds * len(design.sequences)
+        size += largest
+        what += f", trial {design.replicates:,} replicates x {max(design.sample_sizes):,} patients"
+    check_memory(size, what, max_memory, seconds)
+    return size, seconds
 
 
 def check_seed(seed, key):

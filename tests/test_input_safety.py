@@ -195,3 +195,47 @@ def test_sweep_of_a_million_arms_is_refused_before_making_them(tmp_path, capsys)
     text = text.replace('amount = ["0.5 mg/kg", "1 mg/kg"]', f"amount = [{values.replace(' h', ' mg')}]")
     err = _cli_error(capsys, ["validate", str(_scenario(tmp_path, text))])
     assert "s.toml: sweep: gives 1,000,000 arms (100 amount x 100 duration x 100 every); at most 10,000" in err
+
+
+@pytest.mark.parametrize("change, estimate", [
+    (("n = 5", "n = 1000000000"), "s.toml: 1,000,000,000 subjects x 1 arms x 3 output times"),
+    (('duration = "1 h" }', 'duration = "1 h", every = "1 h", count = 1000000000 }'), "(+ up to 1e+09 doses)"),
+    (('duration = "1 h" }', 'duration = "1 h", every = "1 s", until = "36500 d" }'), "(+ up to 3.15e+09 doses)"),
+])
+def test_validate_refuses_runs_too_large_for_memory(tmp_path, capsys, change, estimate):
+    path = _scenario(tmp_path, SCENARIO.replace(*change).replace("n = 5\n", "n = 100\n"))
+    err = _cli_error(capsys, ["validate", str(path)])
+    assert estimate in err and "TB of memory" in err and "--max-memory SIZE" in err
+
+
+def test_run_refuses_before_allocating_and_writes_nothing(tmp_path, capsys):
+    path = _scenario(tmp_path)
+    err = _cli_error(capsys, ["run", str(path), "--n", "1000000000", "-o", str(tmp_path / "out")])
+    assert "s.toml: 1,000,000,000 subjects x 1 arms" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
+def test_max_memory_option_sets_the_limit(tmp_path, capsys):
+    grid = SCENARIO.replace("n = 5", "n = 1000").replace('stop = "2 h", step = "1 h"', 'stop = "36500 d", step = "5 h"')
+    path = _scenario(tmp_path, grid)
+    err = _cli_error(capsys, ["validate", str(path), "--max-memory", "8GB"])
+    assert "1,000 subjects x 1 arms x 175,201 output times" in err and "above the limit of 8 GB" in err
+    assert main(["validate", str(path), "--max-memory", "1TB"]) == 0
+    assert "above the limit of 1 kB" in _cli_error(capsys, ["validate", str(_scenario(tmp_path, name="small.toml")),
+                                                          "--max-memory", "1kB"])
+    assert "--max-memory: must be a size" in _cli_error(capsys, ["validate", str(path), "--max-memory", "lots"])
+
+
+def test_environment_sets_the_limit(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PKPD_MAX_MEMORY", "1kB")
+    assert "above the limit of 1 kB" in _cli_error(capsys, ["validate", str(_scenario(tmp_path))])
+
+
+def test_simulate_refuses_a_huge_population_or_regimen_before_allocating():
+    times = np.arange(0.0, 24.0)
+    with pytest.raises(pkpd.PkpdError, match=r"^1000000000 subjects x 25 records .* TB of memory"):
+        pkpd.simulate("pk1cmt", [pkpd.Dose(100.0, "DEPOT")], 10 ** 9, times)
+    with pytest.raises(pkpd.PkpdError, match=r"1e\+09 doses\): would need about"):
+        pkpd.simulate("pk1cmt", [pkpd.Dose(100.0, "DEPOT", every=1.0, count=10 ** 9)], pkpd.Population(10, seed=1), times)
+    with pytest.raises(pkpd.PkpdError, match="above the limit of 1 kB"):
+        pkpd.simulate("pk1cmt", [pkpd.Dose(100.0, "DEPOT")], 10, times, max_memory="1kB")
