@@ -124,6 +124,8 @@ def _run(arguments):
     else:
         result = run_scenario(scenario, arguments.output, force=arguments.force, progress=not arguments.quiet,
                               figures=not arguments.no_figures)
+    for warning in result.manifest["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     if arguments.quiet:
         return
     info = result.manifest
@@ -133,6 +135,7 @@ def _run(arguments):
         if "parameters" in arm or arm["method"] != info["model"]["method"]:
             settings = ", ".join(f"{k} = {v:g}" for k, v in arm.get("parameters", {}).items())
             print(f"  arm {arm['name']!r}: {settings + ' ' if settings else ''}({arm['method']})")
+    print(_dose_lines(info))
     print(_summary_lines(result, scenario))
     files = ["manifest.json", "profiles.csv", "exposure.csv", "summary.csv"]
     if result.power is not None:
@@ -166,6 +169,14 @@ def _announce_compilation(models):
               file=sys.stderr)
 
 
+def _dose_lines(info):
+    """Each arm's doses as resolved: mg/kg and mg at the median weight (and rates)."""
+    from ._regimen import describe_resolved
+
+    return "\n".join(f"  {arm['name'][:40]:40s} {dose['resolved']['drug']}: {describe_resolved(dose['resolved'], dose['per_weight'])}"
+                     for arm in info["arms"] for dose in arm["doses"])
+
+
 def _summary_lines(result, scenario):
     """Median (90 % interval) of Cmax and AUC of the first output, per arm."""
     summary = result.summary
@@ -191,8 +202,13 @@ def _summary_lines(result, scenario):
 def _validate(arguments):
     from ._scenario import check_resources, load_scenario
 
+    from ._run import make_population
+    from ._scenario import resolved_doses
+
     scenario = load_scenario(arguments.scenario)
     check_resources(scenario)  # also checks the [trial] section
+    for warning in resolved_doses(scenario, make_population(scenario))[1]:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{scenario.path.name}: valid ({scenario.model.name}, {len(scenario.arms)} arms, "
           f"{scenario.times.size} output times, n = {scenario.n})")
 

@@ -20,7 +20,7 @@ import numpy as np
 from ._errors import PkpdError, suggestion
 from ._model import check_allowed, library_models, load_model
 from ._random import MAX_SEED
-from ._regimen import Dose, Regimen
+from ._regimen import Dose, Regimen, dose_warning, resolve_dose
 from ._resources import check_memory
 from ._units import _per_mass, magnitude_in, parse_quantity
 
@@ -236,6 +236,36 @@ def check_resources(scenario, max_memory=None):
         what += f", trial {design.replicates:,} replicates x {max(design.sample_sizes):,} patients"
     check_memory(size, what, max_memory, seconds)
     return size, seconds
+
+
+def resolved_doses(scenario, population):
+    """Each arm's doses as mg/kg and mg at the population's median weight, and range warnings.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    population : Population
+
+    Returns
+    -------
+    doses : dict of str to list of dict
+        Arm name -> one :func:`pkpd._regimen.resolve_dose` record per dose.
+    warnings : list of str
+        One line per dose far outside its drug's documented range (file, key path, value, range).
+    """
+    table = population.covariates
+    weight = float(np.median(table["WT"])) if "WT" in table.columns else None
+    doses, warnings = {}, []
+    for arm in scenario.arms:
+        model = arm.model or scenario.model
+        doses[arm.name] = []
+        for dose in arm.regimen.doses:
+            resolved = resolve_dose(model, dose, weight)
+            doses[arm.name].append(resolved)
+            warning = dose_warning(model, dose, resolved)
+            if warning and f"{scenario.path.name}: {warning}" not in warnings:
+                warnings.append(f"{scenario.path.name}: {warning}")
+    return doses, warnings
 
 
 def check_seed(seed, key):
@@ -527,7 +557,7 @@ def _dose(check, model, key, dose):
     if (count > 1 or until is not None) and every is None:
         check.fail(f"{key}.every", "is required when count > 1 or until is given")
     return Dose(amount=amount, target=compartment, time=start, duration=duration, rate=rate, every=every,
-                count=count, until=until, per_weight=bool(per_weight), label=key)
+                count=count, until=until, per_weight=bool(per_weight), label=key, drug=drug_name)
 
 
 def _amount(check, key, text, unit, drug, rate=False):

@@ -239,3 +239,59 @@ def test_simulate_refuses_a_huge_population_or_regimen_before_allocating():
         pkpd.simulate("pk1cmt", [pkpd.Dose(100.0, "DEPOT", every=1.0, count=10 ** 9)], pkpd.Population(10, seed=1), times)
     with pytest.raises(pkpd.PkpdError, match="above the limit of 1 kB"):
         pkpd.simulate("pk1cmt", [pkpd.Dose(100.0, "DEPOT")], 10, times, max_memory="1kB")
+
+
+# ---------------------------------------------------------------- resolved doses
+
+
+def test_mg_where_mg_per_kg_was_meant_warns_in_validate(tmp_path, capsys):
+    path = _scenario(tmp_path, SCENARIO.replace('amount = "0.5 mg/kg", duration = "1 h"', 'amount = "0.5 mg"'))
+    assert main(["validate", str(path)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: s.toml: arms[0].doses[0]: ketamine amount 0.5 mg (0.00")
+    assert "below the model's documented range 0.1 mg/kg to 1.2 mg/kg; did you mean 0.5 mg/kg?" in err[0]
+
+
+@pytest.mark.parametrize("dose, word", [('amount = "50 mg/kg"', "above"),
+                                        ('amount = "0.5 mg", duration = "2 h"', "below"),
+                                        ('rate = "0.2 mg/h", duration = "100 h"', "below")])
+def test_doses_far_outside_the_documented_range_warn(tmp_path, capsys, dose, word):
+    path = _scenario(tmp_path, SCENARIO.replace('amount = "0.5 mg/kg", duration = "1 h"', dose))
+    assert main(["validate", str(path)]) == 0
+    assert f"x {word} the model's documented range" in capsys.readouterr().err
+
+
+def test_library_scenarios_have_no_dose_warnings(capsys):
+    from conftest import ROOT
+
+    for path in sorted((ROOT / "scenarios").glob("*.toml")):
+        assert main(["validate", str(path)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_run_prints_and_records_resolved_doses(tmp_path, capsys):
+    text = SCENARIO.replace('amount = "0.5 mg/kg", duration = "1 h"', 'amount = "0.5 mg", duration = "2 h"')
+    path = _scenario(tmp_path, text)
+    assert main(["run", str(path), "-o", str(tmp_path / "out"), "--no-figures"]) == 0
+    output = capsys.readouterr()
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    resolved = manifest["arms"][0]["doses"][0]["resolved"]
+    weight = resolved["median_weight_kg"]
+    assert resolved["amount_at_median_weight"] == 0.5 and resolved["rate_at_median_weight"] == 0.25
+    assert resolved["amount_per_kg"] == pytest.approx(0.5 / weight)
+    assert resolved["rate_per_kg"] == pytest.approx(0.25 / weight)
+    line = f"ketamine: 0.5 mg = {0.5 / weight:.4g} mg/kg at the median weight {weight:.3g} kg; rate 0.25 mg/h"
+    assert line in output.out
+    assert manifest["warnings"] == [output.err.strip().splitlines()[0][len("warning: "):]]
+    assert "did you mean 0.5 mg/kg?" in manifest["warnings"][0]
+
+
+def test_dose_range_in_a_model_must_be_per_kg(tmp_path):
+    from conftest import ROOT
+
+    text = (ROOT / "models" / "pk1cmt.toml").read_text()
+    model = tmp_path / "m.toml"
+    model.write_text(text + '\n[drugs]\nd = { compartment = "CENT", dose_range = { amount = ["1 mg", "2 mg"], '
+                            'source = "x" } }\n')
+    with pytest.raises(pkpd.ModelError, match=r"m.toml: drugs.d.dose_range.amount: must be per kg"):
+        pkpd.load_model(model)
