@@ -34,6 +34,7 @@ from pathlib import Path
 from . import _signals
 from ._errors import PkpdError, SimulationError
 from ._output import check_output_file, reason, write_csv, write_file_atomically
+from ._resources import limit_override
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 3
@@ -72,6 +73,10 @@ def _build_parser():
     run.add_argument("--scheduler", help="run chunks on an existing dask cluster (tcp://HOST:PORT)")
     validate = commands.add_parser("validate", help="check a scenario file without running it")
     validate.add_argument("scenario")
+    for command in (simulate, run, validate):
+        command.add_argument("--max-memory", metavar="SIZE",
+                             help="refuse a run estimated to need more memory, e.g. 8GB "
+                                  "(default: PKPD_MAX_MEMORY, else half the machine's memory)")
     commands.add_parser("models", help="list the library models")
     return parser
 
@@ -87,11 +92,14 @@ def _read_csv(path):
     if not path.is_file():
         raise PkpdError(f"{path}: not a regular file (a pipe or a device); give a CSV file")
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        # header=None keeps a repeated column name (pandas would rename the second AMT to AMT.1)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, header=None)
     except OSError as error:
         raise PkpdError(f"{path}: cannot read ({reason(error)})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise PkpdError(f"{path}: not a readable CSV file ({str(error).splitlines()[0]})") from None
+    header = [str(name).strip() for name in table.iloc[0]]
+    return table.iloc[1:].reset_index(drop=True).set_axis(header, axis=1)
 
 
 def _simulate(arguments):
@@ -132,6 +140,8 @@ def _run(arguments):
         result = run_scenario(scenario, arguments.output, force=arguments.force, progress=not arguments.quiet,
                               figures=not arguments.no_figures)
     arguments.written = arguments.output
+    for warning in result.manifest["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     if arguments.quiet:
         return
     info = result.manifest
@@ -141,6 +151,7 @@ def _run(arguments):
         if "parameters" in arm or arm["method"] != info["model"]["method"]:
             settings = ", ".join(f"{k} = {v:g}" for k, v in arm.get("parameters", {}).items())
             print(f"  arm {arm['name']!r}: {settings + ' ' if settings else ''}({arm['method']})")
+    print(_dose_lines(info))
     print(_summary_lines(result, scenario))
     files = ["manifest.json", "profiles.csv", "exposure.csv", "summary.csv"]
     if result.power is not None:
@@ -174,6 +185,14 @@ def _announce_compilation(models):
               file=sys.stderr)
 
 
+def _dose_lines(info):
+    """Each arm's doses as resolved: mg/kg and mg at the median weight (and rates)."""
+    from ._regimen import describe_resolved
+
+    return "\n".join(f"  {arm['name'][:40]:40s} {dose['resolved']['drug']}: {describe_resolved(dose['resolved'], dose['per_weight'])}"
+                     for arm in info["arms"] for dose in arm["doses"])
+
+
 def _summary_lines(result, scenario):
     """Median (90 % interval) of Cmax and AUC of the first output, per arm."""
     summary = result.summary
@@ -197,13 +216,15 @@ def _summary_lines(result, scenario):
 
 
 def _validate(arguments):
-    from ._scenario import load_scenario
+    from ._scenario import check_resources, load_scenario
+
+    from ._run import make_population
+    from ._scenario import resolved_doses
 
     scenario = load_scenario(arguments.scenario)
-    if scenario.trial is not None:
-        from ._trial import designs_of
-
-        designs_of(scenario)
+    check_resources(scenario)  # also checks the [trial] section
+    for warning in resolved_doses(scenario, make_population(scenario))[1]:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{scenario.path.name}: valid ({scenario.model.name}, {len(scenario.arms)} arms, "
           f"{scenario.times.size} output times, n = {scenario.n})")
 
@@ -224,7 +245,8 @@ def main(argv=None):
     arguments = _build_parser().parse_args(argv)
     with _signals.handled():
         try:
-            COMMANDS[arguments.command](arguments)
+            with limit_override(getattr(arguments, "max_memory", None)):
+                COMMANDS[arguments.command](arguments)
             _signals.check()  # a signal whose exception a callback from C swallowed still counts
         except KeyboardInterrupt as interruption:
             return _interrupted(interruption, arguments)

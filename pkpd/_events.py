@@ -6,12 +6,14 @@ the boundary, expands ADDL into explicit dose records (vectorised, never in a
 kernel), and builds the matrix of per-record parameter and covariate values.
 """
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ._errors import DataError
+from ._resources import BYTES_PER_EXPANDED_RECORD, check_memory
 
 KIND_OBS, KIND_DOSE, KIND_RESET, KIND_RESET_DOSE = 0, 1, 3, 4
 _STANDARD = ["ID", "TIME", "EVID", "AMT", "CMT", "RATE", "II", "ADDL", "SS", "MDV"]
@@ -35,6 +37,7 @@ class EventStream:
     parent: np.ndarray
     inputs: np.ndarray         # (n_input_records, n_inputs) float64
     n_outputs: int             # number of output rows (input records)
+    evid: np.ndarray | None = None  # (n_input_records,) EVID of each input record as used
 
     @property
     def n_subjects(self):
@@ -53,30 +56,46 @@ def _where(source, row=None, column=None):
     return ", ".join(parts)
 
 
+def _blank(raw):
+    """Cells that count as empty: missing, '' or '.' (NONMEM's empty), as a boolean array."""
+    if raw.dtype.kind in "fiub":
+        return raw.isna().to_numpy()
+    text = raw.astype(str).str.strip()
+    return (raw.isna() | text.isin(["", ".", "nan", "NaN"])).to_numpy()
+
+
+def _cell(frame, column, index):
+    """A cell as the user wrote it, for messages: 'empty', or its text."""
+    raw = frame[column].iloc[index]
+    if _blank(frame[column].iloc[index:index + 1])[0]:
+        return "empty"
+    if isinstance(raw, str):
+        return raw.strip()
+    return f"{raw:g}" if isinstance(raw, numbers.Real) else repr(raw)
+
+
 def _numeric(frame, column, source, default):
     """A data column as float64; '.' and empty cells count as `default`, text is an error."""
     if column not in frame.columns:
         return np.full(len(frame), float(default))
     raw = frame[column]
+    blank = _blank(raw)
     if raw.dtype.kind in "fiub":
         values = raw.to_numpy(dtype=float).copy()
     else:
         text = raw.astype(str).str.strip()
-        blank = raw.isna() | text.isin(["", ".", "nan", "NaN"])
-        converted = pd.to_numeric(text.where(~blank, "0"), errors="coerce")
-        bad = converted.isna() & ~blank
+        converted = pd.to_numeric(text.where(~blank, "0"), errors="coerce").to_numpy(dtype=float)
+        bad = np.isnan(converted) & ~blank
         if bad.any():
-            index = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{_where(source, _row_label(index), column)}: must be a number; got {raw.iloc[index]!r}")
-        values = converted.to_numpy(dtype=float).copy()
-        values[blank.to_numpy()] = default
-    nan = np.isnan(values)
-    if nan.any():
-        values = values.copy()
-        values[nan] = default
-    if not np.all(np.isfinite(values)):
-        index = int(np.flatnonzero(~np.isfinite(values))[0])
-        raise DataError(f"{_where(source, _row_label(index), column)}: must be finite; got {values[index]!r}")
+            index = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{_where(source, _row_label(index), column)}: must be a number; "
+                            f"got {str(raw.iloc[index]).strip()!r}")
+        values = converted.copy()
+    values[blank] = default
+    if not np.all(np.isfinite(values[~blank])):
+        index = int(np.flatnonzero(~np.isfinite(values) & ~blank)[0])
+        raise DataError(f"{_where(source, _row_label(index), column)}: must be finite; "
+                        f"got {_cell(frame, column, index)}")
     return values
 
 
@@ -85,12 +104,48 @@ def _row_label(index):
     return index + 2
 
 
-def _fail_rows(mask, source, column, rule, values):
+def _fail_rows(mask, source, column, rule, values, frame):
+    """Fail at the first row of `mask`, showing the cell as written (or the default it took)."""
     index = int(np.flatnonzero(mask)[0])
-    raise DataError(f"{_where(source, _row_label(index), column)}: {rule}; got {values[index]:g}")
+    found = _cell(frame, column, index) if column in frame.columns else f"{values[index]:g} (the default)"
+    raise DataError(f"{_where(source, _row_label(index), column)}: {rule}; got {found}")
 
 
-def build_stream(model, data, source="data"):
+def standard_columns(data, source="data"):
+    """The data set's columns with NONMEM's standard names normalised, after checking the header.
+
+    Names are stripped of surrounding spaces and the standard columns (ID, TIME,
+    EVID, AMT, ...) are matched whatever their case. A header naming one column
+    twice, e.g. ``AMT`` and ``AMT``, ``ID`` and `` id``, or ``AMT`` and the
+    ``AMT.1`` that pandas makes of a second ``AMT``, is ambiguous and refused.
+
+    Returns
+    -------
+    list
+        The new name of each column, in order.
+    """
+    names = []
+    seen = {}
+    for position, column in enumerate(data.columns):
+        name = column.strip() if isinstance(column, str) else column
+        if isinstance(name, str) and name.upper() in _STANDARD:
+            name = name.upper()
+        if name in seen and name != "":
+            first = data.columns[seen[name]]
+            which = (f"column {name} appears twice" if first == column else
+                     f"columns {first!r} and {column!r} both name {name}")
+            raise DataError(f"{source}: {which} (columns {seen[name] + 1} and {position + 1}); keep one")
+        seen.setdefault(name, position)
+        names.append(name)
+    for position, name in enumerate(names):
+        base, dot, suffix = name.rpartition(".") if isinstance(name, str) else ("", "", "")
+        if dot and suffix.isdigit() and base.strip().upper() in _STANDARD and base.strip().upper() in seen:
+            raise DataError(f"{source}: column {name!r} looks like a second {base.strip().upper()} column "
+                            f"(pandas renames a repeated name so); keep one")
+    return names
+
+
+def build_stream(model, data, source="data", max_memory=None):
     """Check a NONMEM-style data set against a model and build the engine's records.
 
     Parameters
@@ -102,16 +157,20 @@ def build_stream(model, data, source="data"):
         parameter or covariate give its value on each record.
     source : str
         Name of the data set for error messages (e.g. the file name).
+    max_memory : int or str, optional
+        Memory the expanded records may take (bytes, or text such as "8GB");
+        default: ``PKPD_MAX_MEMORY`` or half the machine's memory. Checked
+        before ADDL is expanded.
 
     Returns
     -------
     EventStream
+        ``stream.evid`` holds each input record's EVID as used (inferred from
+        AMT where the column or the cell is empty, as NONMEM does).
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"{source}: expected a pandas DataFrame; got {type(data).__name__}")
-    frame = data.rename(columns={c: c.strip() for c in data.columns if isinstance(c, str)})
-    upper = {c: c.upper() for c in frame.columns if isinstance(c, str) and c.upper() in _STANDARD}
-    frame = frame.rename(columns=upper)
+    frame = data.set_axis(standard_columns(data, source), axis=1)
     for required in ("ID", "TIME"):
         if required not in frame.columns:
             raise DataError(f"{source}: column {required} is required (columns found: {', '.join(map(str, frame.columns))})")
@@ -121,7 +180,7 @@ def build_stream(model, data, source="data"):
     time = _numeric(frame, "TIME", source, np.nan)
     for name, values in (("ID", ids), ("TIME", time)):
         if np.isnan(values).any():
-            _fail_rows(np.isnan(values), source, name, "must not be empty", values)
+            _fail_rows(np.isnan(values), source, name, "must not be empty", values, frame)
     amt = _numeric(frame, "AMT", source, 0.0)
     default_evid = np.where(amt > 0, 1.0, 0.0)
     evid = _numeric(frame, "EVID", source, np.nan) if "EVID" in frame.columns else default_evid
@@ -148,10 +207,12 @@ def build_stream(model, data, source="data"):
          "a constant-infusion steady state (SS with II=0) needs RATE > 0", rate),
         ((rate < 0) & ~np.isin(rate, [-1, -2]), "RATE", "must be >= 0, -1 (modelled rate) or -2 (modelled duration)", rate),
         (cmt != np.round(cmt), "CMT", "must be an integer", cmt),
+        (cmt < 0, "CMT", "must not be negative (NONMEM's negative CMT turns a compartment off, "
+                         "which pkpd does not support)", cmt),
     ]
     for mask, column, rule, values in checks:
         if mask.any():
-            _fail_rows(mask, source, column, rule, values)
+            _fail_rows(mask, source, column, rule, values, frame)
 
     # subjects are runs of equal ID, as NONMEM reads them
     new_subject = np.empty(n, bool)
@@ -165,15 +226,15 @@ def build_stream(model, data, source="data"):
 
     # compartments: NONMEM numbers -> state index; CMT=0 on non-dose records means "default"
     state = np.full(n, -1, np.int64)
-    numbers = {model.numbers[name]: i for i, name in enumerate(model.compartments)}
-    dose_default = min(numbers)
+    by_number = {model.numbers[name]: i for i, name in enumerate(model.compartments)}
+    dose_default = min(by_number)
     for row in range(n):
         number = int(cmt[row])
         if number == 0 and is_dose[row]:
             number = dose_default
         if number == 0:
             continue
-        index = numbers.get(abs(number))
+        index = by_number.get(number)
         if index is None:
             raise DataError(f"{_where(source, _row_label(row), 'CMT')}: model {model.name!r} has no compartment "
                             f"{number} (compartments: {', '.join(f'{k}={v}' for k, v in model.numbers.items())})")
@@ -196,12 +257,22 @@ def build_stream(model, data, source="data"):
             if bad.size:
                 index = bad[0]
                 raise DataError(f"{_where(source, _row_label(index), name)}: must be one of "
-                                f"{', '.join(f'{v:g}' for v in allowed)} (a switch); got {inputs[index, column]:g}")
+                                f"{', '.join(f'{v:g}' for v in allowed)} (a switch); got {_cell(frame, name, index)}")
 
+    check_expanded_records(n, addl[is_dose], source, max_memory)
     kind = np.select([evid == 1, evid == 3, evid == 4], [KIND_DOSE, KIND_RESET, KIND_RESET_DOSE], KIND_OBS)
     subject_index = np.cumsum(new_subject) - 1
-    return _assemble(subject_index, ids[new_subject], time, kind, amt, state, rate, ii, ss, addl,
-                     inputs, is_dose)
+    stream = _assemble(subject_index, ids[new_subject], time, kind, amt, state, rate, ii, ss, addl,
+                       inputs, is_dose)
+    stream.evid = evid.astype(np.int64)
+    return stream
+
+
+def check_expanded_records(n_records, addl, source, max_memory=None):
+    """Refuse, before expanding anything, ADDL that would give more records than memory holds."""
+    total = n_records + float(np.sum(addl))
+    check_memory(total * BYTES_PER_EXPANDED_RECORD, f"{source}: ADDL expands {n_records} records to {total:.3g}",
+                 max_memory)
 
 
 def _assemble(subject_index, subject_ids, time, kind, amt, state, rate, ii, ss, addl, inputs, is_dose):

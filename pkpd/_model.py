@@ -452,7 +452,7 @@ def _build(path, source, data):
         if not isinstance(spec, dict) or "compartment" not in spec:
             _fail(path, f"{key}.compartment", "is required")
         _unknown(path, f"{key}.", spec.keys(), ["compartment", "unit", "molar_mass", "description", "source",
-                                                 "conversions", "routes"])
+                                                 "conversions", "routes", "dose_range"])
         _check_drug(path, key, spec, numbers)
         drugs[name] = dict(spec)
 
@@ -504,8 +504,33 @@ def _check_drug(path, key, spec, numbers):
     for target_unit, factor in spec.get("conversions", {}).items():
         unit(f"{key}.conversions.{target_unit} (its key)", target_unit)
         positive(f"{key}.conversions.{target_unit}", factor)
+    if "dose_range" in spec:
+        _check_dose_range(path, f"{key}.dose_range", spec["dose_range"])
     if spec.get("conversions") and "unit" not in spec:
         _fail(path, f"{key}.unit", "is required when conversions are given (the unit they convert from)")
+
+
+def _check_dose_range(path, key, spec):
+    """``dose_range = { amount = [low, high], rate = [low, high], source = "..." }``, per kg of body weight."""
+    from ._units import _per_mass, parse_quantity
+
+    if not isinstance(spec, dict):
+        _fail(path, key, f"must be a table of amount, rate and source; got {spec!r}")
+    _unknown(path, f"{key}.", spec.keys(), ["amount", "rate", "source"])
+    if not isinstance(spec.get("source"), str):
+        _fail(path, f"{key}.source", "is required (where the range comes from)")
+    for kind in ("amount", "rate"):
+        pair = spec.get(kind)
+        if pair is None:
+            continue
+        if not (isinstance(pair, list) and len(pair) == 2):
+            _fail(path, f"{key}.{kind}", f"must be [low, high] per kg, e.g. ['0.1 mg/kg', '1 mg/kg']; got {pair!r}")
+        try:
+            low, high = (parse_quantity(text, f"{key}.{kind}", positive=True) for text in pair)
+        except PkpdError as error:
+            _fail(path, f"{key}.{kind}", str(error).split("` ", 1)[-1].rstrip("."))
+        if not (_per_mass(low.units) and _per_mass(high.units)):
+            _fail(path, f"{key}.{kind}", f"must be per kg of body weight (e.g. 'mg/kg'); got {pair!r}")
 
 
 def _is_linear(trees, compartments):

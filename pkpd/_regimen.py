@@ -9,6 +9,7 @@ speak in unit strings ("0.5 mg/kg", "2 h"); they convert to these numbers at
 their boundary.
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,6 +57,15 @@ class Dose:
     until: float | None = None
     per_weight: bool = False
     label: str = ""
+    drug: str = ""      # the [drugs] entry a scenario named (for its documented dose range)
+
+    def administrations(self):
+        """How many administrations :meth:`start_times` gives, computed without making them."""
+        if self.until is not None:
+            if not self.every:
+                raise PkpdError(f"dose {self.label or self.target}: 'until' needs 'every'")
+            return max(0, math.ceil((self.until - self.time) / self.every))
+        return self.count
 
     def start_times(self):
         if self.until is not None:
@@ -141,3 +151,117 @@ def expand(model, regimen, weights):
     order = np.argsort(times, kind="stable")
     return (np.asarray(times)[order], np.asarray(cmts, np.int64)[order],
             np.column_stack(amounts)[:, order], np.column_stack(rates)[:, order])
+
+
+#: A dose more than this factor outside the model's documented range gets a warning.
+DOSE_RANGE_FACTOR = 10.0
+
+
+def resolve_dose(model, dose, median_weight):
+    """A dose as mg/kg and as mg at the population's median weight (rates per hour likewise).
+
+    Parameters
+    ----------
+    model : Model
+    dose : Dose
+    median_weight : float or None
+        Median body weight of the population (kg); None when it has no WT.
+
+    Returns
+    -------
+    dict
+        ``drug``, ``unit`` (the target compartment's amount unit, e.g. "mg" or "mmol"),
+        ``median_weight_kg``, ``amount_per_kg`` and ``amount_at_median_weight``
+        (per administration), ``rate_per_kg`` and ``rate_at_median_weight``
+        (per time unit; None for a bolus), ``administrations``. Values that need
+        a weight are None without one.
+    """
+    compartment = model.drugs[dose.target]["compartment"] if dose.target in model.drugs else dose.target
+    unit = model.compartment_units.get(compartment) or model.units.get("amount", "mg")
+    rate = dose.rate if dose.rate is not None else (
+        dose.amount / dose.duration if dose.amount is not None and dose.duration > 0 else None)
+    amount = dose.amount if dose.amount is not None else rate * dose.duration
+
+    def per_kg(value):
+        if value is None:
+            return None
+        if dose.per_weight:
+            return value
+        return value / median_weight if median_weight else None
+
+    def absolute(value):
+        if value is None:
+            return None
+        if not dose.per_weight:
+            return value
+        return value * median_weight if median_weight else None
+
+    return {"drug": dose.drug or dose.target, "unit": unit, "time_unit": model.units.get("time", "h"), "median_weight_kg": median_weight,
+            "amount_per_kg": per_kg(amount), "amount_at_median_weight": absolute(amount),
+            "rate_per_kg": per_kg(rate), "rate_at_median_weight": absolute(rate),
+            "administrations": dose.administrations()}
+
+
+def describe_resolved(resolved, per_weight):
+    """One compact line, the dose as given first.
+
+    '0.5 mg/kg = 34.8 mg at the median weight 69.5 kg; rate 0.25 mg/kg/h = 17.4 mg/h'.
+    """
+    unit, time_unit = resolved["unit"], resolved["time_unit"]
+    weight = resolved["median_weight_kg"]
+
+    def pair(per_kg, absolute, suffix=""):
+        parts = [f"{per_kg:.4g} {unit}/kg{suffix}" if per_kg is not None else None,
+                 f"{absolute:.4g} {unit}{suffix}" if absolute is not None else None]
+        return " = ".join(part for part in (parts if per_weight else parts[::-1]) if part)
+
+    text = pair(resolved["amount_per_kg"], resolved["amount_at_median_weight"])
+    if weight:
+        text += f" at the median weight {weight:.3g} kg"
+    if resolved["rate_per_kg"] is not None or resolved["rate_at_median_weight"] is not None:
+        text += f"; rate {pair(resolved['rate_per_kg'], resolved['rate_at_median_weight'], '/' + time_unit)}"
+    count = resolved["administrations"]
+    return text + (f"; {count:g} administrations" if count != 1 else "")
+
+
+def dose_warning(model, dose, resolved):
+    """A warning when a dose is more than DOSE_RANGE_FACTOR outside its drug's documented range, else None.
+
+    The range is the drug's ``dose_range`` in the model file (per kg). Boluses are
+    compared by amount; infusions by rate, and by amount only for being too small
+    (a long infusion legitimately gives a large total). Typically this catches
+    "0.5 mg" written where "0.5 mg/kg" was meant.
+    """
+    from ._units import magnitude_in
+
+    drug = model.drugs.get(dose.drug or dose.target, {})
+    documented = drug.get("dose_range")
+    if not documented:
+        return None
+    unit, time_unit = resolved["unit"], resolved["time_unit"]
+    infusion = resolved["rate_per_kg"] is not None
+    checks = [("amount", resolved["amount_per_kg"], f"{unit}/kg", not infusion)]
+    if infusion:
+        checks.append(("rate", resolved["rate_per_kg"], f"{unit}/kg/{time_unit}", True))
+    for kind, value, per_kg_unit, check_high in checks:
+        if value is None or kind not in documented:
+            continue
+        low, high = (magnitude_in(text, per_kg_unit, f"dose_range.{kind}", molar_mass=drug.get("molar_mass"))
+                     for text in documented[kind])
+        if value < low / DOSE_RANGE_FACTOR:
+            side = f"{low / value:.3g}x below"
+        elif check_high and value > high * DOSE_RANGE_FACTOR:
+            side = f"{value / high:.3g}x above"
+        else:
+            continue
+        hint = ""
+        if kind == "amount" and not dose.per_weight and low <= dose.amount <= high:
+            hint = f"; did you mean {dose.amount:g} {unit}/kg?"
+        given = f"{value:.3g} {per_kg_unit}"
+        if not dose.per_weight:
+            absolute = resolved[f"{kind}_at_median_weight"]
+            given = (f"{absolute:.3g} {unit}{'/' + time_unit if kind == 'rate' else ''} "
+                     f"({given} at the median weight {resolved['median_weight_kg']:.3g} kg)")
+        return (f"{dose.label or dose.target}: {dose.drug or dose.target} {kind} {given} is {side} the "
+                f"model's documented range {documented[kind][0]} to {documented[kind][1]}{hint}")
+    return None

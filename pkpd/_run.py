@@ -18,6 +18,7 @@ import pandas as pd
 
 from ._output import check_output_folder, write_csv, write_folder_atomically
 from ._population import Population
+from ._scenario import check_resources, resolved_doses
 from ._simulate import simulate
 
 PACKAGES = ["pkpd", "numpy", "scipy", "numba", "pandas", "matplotlib", "pint", "tqdm"]
@@ -134,6 +135,7 @@ def manifest(scenario, population, wall_time, results, extra=None):
     methods = {name: _method_text(result) for name, result in results.items()}
     parameters = {name: {"value": p.value, "unit": p.unit, "source": p.source, "reliability": p.reliability}
                   for name, p in model.parameters.items()}
+    doses, warnings = resolved_doses(scenario, population)
     return {
         "scenario": {"file": scenario.path.name, "sha256": scenario.hash, "description": scenario.description},
         "model": {"name": model.name, "file": model.path.name, "sha256": model.hash,
@@ -144,12 +146,14 @@ def manifest(scenario, population, wall_time, results, extra=None):
         "seed": scenario.seed,
         "n": int(population.subject_ids.size),
         "variability": scenario.variability,
-        "arms": [{"name": arm.name, "doses": [_dose_record(d) for d in arm.regimen.doses],
+        "arms": [{"name": arm.name, "doses": [_dose_record(d) | {"resolved": r}
+                                              for d, r in zip(arm.regimen.doses, doses[arm.name])],
                   **({"parameters": arm.parameters} if arm.model else {}),
                   "method": methods[arm.name]}
                  for arm in scenario.arms],
         "times": {"start": float(scenario.times[0]), "stop": float(scenario.times[-1]),
                   "count": int(scenario.times.size), "unit": model.units.get("time", "h")},
+        "warnings": warnings,
         "versions": versions(),
         "command": " ".join(["pkpd", *sys.argv[1:]]) if sys.argv and "pkpd" in sys.argv[0] else None,
         "wall_time_s": round(wall_time, 3),
@@ -181,10 +185,7 @@ def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=T
     """
     if outdir is not None:
         check_output_folder(outdir, force=force, inputs=_inputs(scenario))
-    if scenario.trial is not None:
-        from ._trial import designs_of
-
-        designs_of(scenario)  # a bad [trial] section fails before any simulation
+    check_resources(scenario)  # a bad [trial] section, or a run too large for memory, fails before any simulation
     started = time.perf_counter()
     population = make_population(scenario)
     results = simulate_arms(scenario, population, progress=progress, client=client)

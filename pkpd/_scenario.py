@@ -9,6 +9,8 @@ units here, at the boundary. Every error names the file, the key path
 import hashlib
 import itertools
 import math
+import re
+import string
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,9 @@ import numpy as np
 
 from ._errors import PkpdError, suggestion
 from ._model import check_allowed, library_models, load_model
-from ._regimen import Dose, Regimen
+from ._random import MAX_SEED
+from ._regimen import Dose, Regimen, dose_warning, resolve_dose
+from ._resources import check_memory
 from ._units import _per_mass, magnitude_in, parse_quantity
 
 TOP_KEYS = ["model", "seed", "description", "parameters", "population", "arms", "sweep", "outputs", "trial",
@@ -31,6 +35,10 @@ SWEEP_KEYS = ["drug", "amount", "duration", "rate", "every", "count", "until", "
               "parameters"]
 SOLVER_KEYS = ["method", "rtol", "atol"]
 METRICS = ["cmax", "tmax", "cmin", "auc", "cavg"]
+#: Arms one sweep may make: beyond, checking alone takes minutes and the run cannot fit.
+MAX_ARMS = 10_000
+#: Format specifications allowed in a sweep's name template: fill/align, sign, width, precision, type.
+_FORMAT_SPEC = re.compile(r"^(.?[<>^=])?[+\- ]?0?\d*,?(\.\d+)?[sdfFeEgG%]?$")
 
 
 class ScenarioError(PkpdError):
@@ -122,9 +130,7 @@ class Scenario:
                 raise ScenarioError(f"--n must be a positive integer; got {n!r}")
             self.n = n
         if seed is not None:
-            if not (isinstance(seed, int) and seed >= 0):
-                raise ScenarioError(f"--seed must be a non-negative integer; got {seed!r}")
-            self.seed = seed
+            self.seed = check_seed(seed, "--seed")
         return self
 
 
@@ -133,6 +139,7 @@ class _Checker:
 
     def __init__(self, path):
         self.path = Path(path)
+        self._parsed = {}  # (text, unit, ...) -> magnitude: a sweep repeats each value across many arms
 
     def fail(self, key, message):
         raise ScenarioError(f"{self.path.name}: {key}: {message}")
@@ -155,11 +162,17 @@ class _Checker:
             self.fail(key, _strip_key(str(error), key))
 
     def magnitude(self, key, text, unit, positive=True, molar_mass=None):
+        memo = ("magnitude", text, unit, positive, molar_mass) if isinstance(text, str) else None
+        if memo in self._parsed:
+            return self._parsed[memo]
         quantity = self.quantity(key, text, None, positive)
         try:
-            return magnitude_in(quantity, unit, key, molar_mass=molar_mass)
+            value = magnitude_in(quantity, unit, key, molar_mass=molar_mass)
         except PkpdError as error:
             self.fail(key, _strip_key(str(error), key))
+        if memo is not None:
+            self._parsed[memo] = value
+        return value
 
     def integer(self, key, value, minimum=0):
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -177,6 +190,102 @@ def _strip_key(message, key):
     prefix = f"`{key}` "
     message = message[len(prefix):] if message.startswith(prefix) else message
     return message.rstrip(".")
+
+
+def check_resources(scenario, max_memory=None):
+    """Refuse a scenario whose run would need more memory than the limit, before anything is allocated.
+
+    The estimate covers every arm's trajectories (all kept for the tables), the long
+    exposure table and, with a ``[trial]`` section, its replicate trials; ``pkpd
+    validate`` and ``pkpd run`` both call this.
+
+    Returns
+    -------
+    bytes : float
+    seconds : float
+        A rough engine time.
+    """
+    from ._simulate import estimate_memory
+
+    n, n_times = scenario.n, scenario.times.size
+    size = seconds = 0.0
+    most_doses = 0
+    for arm in scenario.arms:
+        doses = sum(dose.administrations() for dose in arm.regimen.doses)
+        most_doses = max(most_doses, doses)
+        arm_size, arm_seconds = estimate_memory(arm.model or scenario.model, n, n_times, doses)
+        size, seconds = size + arm_size, seconds + arm_seconds
+    size += 150.0 * len(scenario.arms) * n * len(scenario.variables) * (len(scenario.metrics) + 4)
+    what = (f"{scenario.path.name}: {n:,} subjects x {len(scenario.arms):,} arms x {n_times:,} output times"
+            f"{f' (+ up to {most_doses:.3g} doses)' if most_doses else ''}")
+    if scenario.trial is not None:
+        from ._trial import designs_of
+
+        largest = 0.0  # designs run one after another; each keeps only its power table
+        for design in designs_of(scenario):
+            patients = design.replicates * max(design.sample_sizes)
+            days = int(round(design.baseline / 24.0)) + design.n_periods * design.days_per_period
+            doses = sum(dose.administrations() for name in design.arms
+                        for arm in scenario.arms if arm.name == name for dose in arm.regimen.doses)
+            # one sequence's patients are simulated at a time; their daily scores are kept
+            per_sequence = -(-patients // len(design.sequences))
+            trial_size, trial_seconds = estimate_memory(scenario.model, per_sequence, days, doses)
+            largest = max(largest, trial_size + 24.0 * patients * days)
+            seconds += trial_seconds * len(design.sequences)
+        size += largest
+        what += f", trial {design.replicates:,} replicates x {max(design.sample_sizes):,} patients"
+    check_memory(size, what, max_memory, seconds)
+    return size, seconds
+
+
+def resolved_doses(scenario, population):
+    """Each arm's doses as mg/kg and mg at the population's median weight, and range warnings.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    population : Population
+
+    Returns
+    -------
+    doses : dict of str to list of dict
+        Arm name -> one :func:`pkpd._regimen.resolve_dose` record per dose.
+    warnings : list of str
+        One line per dose far outside its drug's documented range (file, key path, value, range).
+    """
+    table = population.covariates
+    weight = float(np.median(table["WT"])) if "WT" in table.columns else None
+    doses, warnings = {}, []
+    for arm in scenario.arms:
+        model = arm.model or scenario.model
+        doses[arm.name] = []
+        for dose in arm.regimen.doses:
+            resolved = resolve_dose(model, dose, weight)
+            doses[arm.name].append(resolved)
+            warning = dose_warning(model, dose, resolved)
+            if warning and f"{scenario.path.name}: {warning}" not in warnings:
+                warnings.append(f"{scenario.path.name}: {warning}")
+    return doses, warnings
+
+
+def check_seed(seed, key):
+    """The one seed rule of files, --seed and the random streams: an integer in [0, 2**64 - 1]."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ScenarioError(f"{key}: must be an integer in [0, 2**64 - 1]; got {seed!r}")
+    return seed
+
+
+def _read_text(path):
+    """A scenario file's text: UTF-8, a leading byte-order mark dropped (as Windows editors write one)."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ScenarioError(f"{path}: cannot read the scenario file ({error.strerror or error})") from None
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        raise ScenarioError(f"{path.name}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
+                            f"{error.start}); save the file as UTF-8") from None
 
 
 def load_scenario(path):
@@ -198,11 +307,13 @@ def load_scenario(path):
     path = Path(path)
     if not path.is_file():
         raise ScenarioError(f"{path}: scenario file not found")
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError(f"{path.name}: not valid TOML ({error})") from None
+    except RecursionError:
+        raise ScenarioError(f"{path.name}: not valid TOML (arrays or tables nested too deeply)") from None
     check = _Checker(path)
     check.keys("", raw, TOP_KEYS, required=["model", "outputs"])
 
@@ -218,7 +329,7 @@ def load_scenario(path):
 
     if "parameters" in raw:
         model = _with_parameters(check, model, "parameters", raw["parameters"])
-    seed = check.integer("seed", raw.get("seed", 0))
+    seed = check_seed(raw.get("seed", 0), f"{path.name}: seed")
     population = raw.get("population", {})
     check.keys("population", population, POPULATION_KEYS)
     n = check.integer("population.n", population.get("n", 100), minimum=1)
@@ -236,10 +347,11 @@ def load_scenario(path):
         arms += _sweep(check, model, raw["sweep"])
     if not arms:
         check.fail("arms", "at least one arm (or a sweep) is required")
-    names = [arm.name for arm in arms]
-    for index, name in enumerate(names):
-        if names.index(name) != index:
-            check.fail(f"arms[{index}].name", f"arm names must be unique; {name!r} is used twice")
+    seen = set()
+    for index, arm in enumerate(arms):
+        if arm.name in seen:
+            check.fail(f"arms[{index}].name", f"arm names must be unique; {arm.name!r} is used twice")
+        seen.add(arm.name)
 
     outputs = raw["outputs"]
     check.keys("outputs", outputs, OUTPUT_KEYS, required=["times"])
@@ -445,11 +557,18 @@ def _dose(check, model, key, dose):
     if (count > 1 or until is not None) and every is None:
         check.fail(f"{key}.every", "is required when count > 1 or until is given")
     return Dose(amount=amount, target=compartment, time=start, duration=duration, rate=rate, every=every,
-                count=count, until=until, per_weight=bool(per_weight), label=key)
+                count=count, until=until, per_weight=bool(per_weight), label=key, drug=drug_name)
 
 
 def _amount(check, key, text, unit, drug, rate=False):
     """Magnitude in `unit` (or `unit`/kg) and whether it is per body weight."""
+    memo = ("amount", text, unit, id(drug), rate) if isinstance(text, str) else None
+    if memo not in check._parsed:
+        check._parsed[memo] = _parse_amount(check, key, text, unit, drug, rate)
+    return check._parsed[memo]
+
+
+def _parse_amount(check, key, text, unit, drug, rate):
     quantity = check.quantity(key, text, None, positive=True)
     per_kg = _per_mass(quantity.units)
     target = f"{unit}/kg" if per_kg else unit
@@ -470,6 +589,29 @@ def _amount(check, key, text, unit, drug, rate=False):
     kind = "rate" if rate else "amount"
     check.fail(key, f"must be an {kind} in units compatible with {unit!r}"
                     f"{' (or per kg)' if not per_kg else ''}; got {text!r}")
+
+
+def _name_template(check, template, keys):
+    """A sweep's name template, checked: only ``{key}`` or ``{key:spec}`` of swept keys.
+
+    Attribute access and indexing (``{amount.__class__}``, ``{amount[0]}``), conversions
+    and nested fields are refused: a format string must not reach into Python objects.
+    """
+    template = check.string("sweep.name", template)
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError as error:
+        check.fail("sweep.name", f"is not a valid name template ({error}); got {template!r}")
+    for _, field_name, spec, conversion in fields:
+        if field_name is None:
+            continue
+        if field_name not in keys:
+            check.fail("sweep.name", f"{{{field_name}}} is not a swept key (use {{name}} of: "
+                                     f"{', '.join(keys)}; no attributes or indexing); got {template!r}")
+        if conversion is not None or not _FORMAT_SPEC.match(spec or ""):
+            check.fail("sweep.name", f"{{{field_name}}} may only carry a simple format such as "
+                                     f"{{{field_name}:g}} or {{{field_name}:.2f}}; got {template!r}")
+    return template
 
 
 def _sweep(check, model, sweep):
@@ -494,7 +636,12 @@ def _sweep(check, model, sweep):
     for k, values in lists.items():
         if not values:
             check.fail(f"sweep.{'parameters.' if k in parameters else ''}{k}", "must not be empty")
-    template = sweep.get("name", " ".join("{" + k + "}" for k in lists))
+    count = math.prod(len(values) for values in lists.values())
+    if count > MAX_ARMS:
+        sizes = " x ".join(f"{len(values)} {k}" for k, values in lists.items())
+        check.fail("sweep", f"gives {count:,} arms ({sizes}); at most {MAX_ARMS:,} arms in one scenario: "
+                            f"sweep fewer values, or split the sweep into several scenarios")
+    template = _name_template(check, sweep.get("name", " ".join("{" + k + "}" for k in lists)), list(lists))
     extra_doses = sweep.get("with", [])
     arms = []
     keys = list(lists)
@@ -503,9 +650,7 @@ def _sweep(check, model, sweep):
         label = ", ".join(f"{k}={v}" for k, v in chosen.items())
         try:
             name = template.format(**chosen)
-        except (KeyError, IndexError) as error:
-            check.fail("sweep.name", f"refers to {error} which is not a swept key")
-        except ValueError as error:
+        except (ValueError, TypeError) as error:
             check.fail("sweep.name", f"cannot format {template!r} with {label} ({error})")
         doses = []
         dose_keys = {k: v for k, v in chosen.items() if k not in parameters}

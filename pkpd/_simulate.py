@@ -19,6 +19,7 @@ from ._model import load_model
 from ._population import (Population, add_residual_error, apply_random_effects, sample_covariates, sample_iiv,
                           sample_iov)
 from ._regimen import Regimen, expand
+from ._resources import SECONDS_PER_SUBJECT_RECORD, check_memory
 
 DEFAULT_QUANTILES = (5, 25, 50, 75, 95)
 
@@ -145,6 +146,40 @@ def _chunk_stream(inputs, subject_ids, template, amounts, rates, n_times, occasi
     )
 
 
+def estimate_memory(model, n_subjects, n_times, n_doses, *, keep_trajectories=True):
+    """Bytes a simulation holds at its peak, from the sizes alone (nothing is allocated).
+
+    Parameters
+    ----------
+    model : Model
+    n_subjects, n_times, n_doses : int
+        Subjects, output times and dose administrations per subject.
+    keep_trajectories : bool
+        True for :func:`simulate` (outputs and amounts of every subject at every
+        time are kept), False for :func:`simulate_summary` (one chunk at a time).
+
+    Returns
+    -------
+    bytes : float
+    seconds : float
+        A rough engine time (about 1 us per subject and record on the exact path).
+    """
+    records = n_doses + n_times
+    columns = len(model.outputs) + len(model.compartments)
+    chunk = min(_chunk_size(n_subjects, records), n_subjects)
+    kept = n_subjects if keep_trajectories else chunk
+    trajectories = 8.0 * kept * n_times * columns
+    doses = 32.0 * n_subjects * n_doses           # amounts and rates, as lists and as stacked arrays
+    stream = 120.0 * chunk * records              # a chunk's event records (13 arrays) and temporaries
+    subjects = 32.0 * n_subjects * (len(model.inputs) + 8)
+    return trajectories + doses + stream + subjects, n_subjects * records * SECONDS_PER_SUBJECT_RECORD
+
+
+def _chunk_size(n_subjects, records):
+    """Subjects per engine call: event records (13 arrays of 8 bytes each) of about 40 MB at most."""
+    return int(max(64, min(n_subjects, 2_000, 4e7 // max(records * 13 * 8, 1))))
+
+
 def _check_times(times):
     times = np.asarray(times, dtype=np.float64)
     if times.ndim != 1 or times.size == 0:
@@ -158,7 +193,8 @@ def _check_times(times):
 
 
 def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, atol=1e-10,
-             variability=True, chunk_subjects=None, progress=None, max_steps=100_000, occasions=None):
+             variability=True, chunk_subjects=None, progress=None, max_steps=100_000, occasions=None,
+             max_memory=None):
     """Simulate a regimen in a virtual population.
 
     Parameters
@@ -187,6 +223,10 @@ def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, ato
         Start times of occasions (e.g. trial periods), increasing; each gets its own
         inter-occasion random effects from the model's ``[variability.iov]``. A record
         belongs to the last occasion starting at or before its time.
+    max_memory : int or str, optional
+        Memory limit (bytes or text such as "8GB"; default ``PKPD_MAX_MEMORY`` or half
+        the machine's memory): a simulation estimated to need more is refused before
+        anything is allocated.
 
     Returns
     -------
@@ -201,7 +241,8 @@ def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, ato
     (10, 25, 1)
     """
     run = _Run(model, regimen, population, times, method=method, rtol=rtol, atol=atol, variability=variability,
-               chunk_subjects=chunk_subjects, progress=progress, max_steps=max_steps, occasions=occasions)
+               chunk_subjects=chunk_subjects, progress=progress, max_steps=max_steps, occasions=occasions,
+               max_memory=max_memory)
     n, model = run.n, run.model
     values = np.empty((n, run.times.size, len(model.outputs)))
     states = np.empty((n, run.times.size, len(model.compartments)))
@@ -216,7 +257,7 @@ def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, ato
 def simulate_summary(model, regimen, population, times, *, outputs=None, quantiles=DEFAULT_QUANTILES,
                      relative_accuracy=0.005, interval=None, thresholds=None, windows=None, method="auto",
                      rtol=1e-8, atol=1e-10, variability=True, chunk_subjects=2_000, progress=None,
-                     max_steps=100_000):
+                     max_steps=100_000, max_memory=None):
     """Simulate a large population keeping only percentiles and exposure metrics.
 
     Subjects are simulated chunk by chunk; each chunk updates a mergeable quantile
@@ -232,7 +273,8 @@ def simulate_summary(model, regimen, population, times, *, outputs=None, quantil
         thresholds and windows); ``n``.
     """
     run = _Run(model, regimen, population, times, method=method, rtol=rtol, atol=atol, variability=variability,
-               chunk_subjects=chunk_subjects, progress=progress, max_steps=max_steps)
+               chunk_subjects=chunk_subjects, progress=progress, max_steps=max_steps, keep_trajectories=False,
+               max_memory=max_memory)
     model = run.model
     outputs = list(outputs or model.outputs)
     thresholds = thresholds or {}
@@ -272,14 +314,19 @@ class _Run:
     """A simulation prepared once and run chunk by chunk of subjects."""
 
     def __init__(self, model, regimen, population, times, *, method, rtol, atol, variability, chunk_subjects,
-                 progress, max_steps, occasions=None):
+                 progress, max_steps, occasions=None, keep_trajectories=True, max_memory=None):
         model = load_model(model)
         if not isinstance(regimen, Regimen):
             regimen = Regimen(list(regimen))
+        times = _check_times(times)
+        n = population if isinstance(population, int) else population.subject_ids.size
+        n_doses = sum(dose.administrations() for dose in regimen.doses)
+        size, seconds = estimate_memory(model, n, times.size, n_doses, keep_trajectories=keep_trajectories)
+        check_memory(size, f"{n} subjects x {times.size + n_doses:.3g} records "
+                           f"({times.size} output times, {n_doses:.3g} doses)", max_memory, seconds)
         if isinstance(population, int):
             population = Population(population, seed=0)
-        self.regimen, self.population = regimen, population
-        self.times = times = _check_times(times)
+        self.regimen, self.population, self.times = regimen, population, times
         inputs, self.etas = individual_inputs(model, population, variability=variability)
         self.inputs = inputs
         weights = inputs[:, model.inputs.index("WT")] if "WT" in model.inputs else (
@@ -308,9 +355,7 @@ class _Run:
         self.model = model
         self.options = dict(method=method, rtol=rtol, atol=atol, max_steps=max_steps)
         if chunk_subjects is None:
-            # event records (13 arrays of 8 bytes each) dominate a chunk's memory: about 1,000 subjects
-            records = self.template[0].size
-            chunk_subjects = int(max(64, min(n, 2_000, 4e7 // max(records * 13 * 8, 1))))
+            chunk_subjects = _chunk_size(n, self.template[0].size)
         self.chunk_subjects = chunk_subjects
         self.progress = progress
 

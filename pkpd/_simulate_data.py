@@ -3,12 +3,12 @@
 import pandas as pd
 
 from ._engine import raise_failures, resolve_method, run_stream
-from ._events import build_stream
+from ._events import build_stream, standard_columns
 from ._model import load_model
 
 
 def simulate_data(model, data, *, method="auto", rtol=1e-8, atol=1e-10, max_steps=100_000,
-                  source="data"):
+                  source="data", max_memory=None):
     """Simulate a NONMEM-style event table.
 
     Parameters
@@ -28,13 +28,19 @@ def simulate_data(model, data, *, method="auto", rtol=1e-8, atol=1e-10, max_step
         Integration tolerances (relative; absolute, in amount units).
     max_steps : int
         Steps allowed between two records before a subject fails.
+    source : str
+        Name of the data set in error messages (e.g. its file name).
+    max_memory : int or str, optional
+        Memory limit (bytes or text such as "8GB"; default ``PKPD_MAX_MEMORY``
+        or half the machine's memory): a data set whose ADDL would expand
+        beyond it is refused before anything is expanded.
 
     Returns
     -------
     pandas.DataFrame
-        One row per input record, in input order: ID, TIME, EVID, CMT, every
-        model output, every compartment amount. ``df.attrs["units"]`` maps
-        columns to units.
+        One row per input record, in input order: ID, TIME, EVID (as used:
+        inferred from AMT where not given), CMT, every model output, every
+        compartment amount. ``df.attrs["units"]`` maps columns to units.
 
     Examples
     --------
@@ -46,19 +52,16 @@ def simulate_data(model, data, *, method="auto", rtol=1e-8, atol=1e-10, max_step
     3.8963
     """
     model = load_model(model)
-    stream = build_stream(model, data, source=source)
+    stream = build_stream(model, data, source=source, max_memory=max_memory)
     if method == "auto" and stream.time.size:
         method = resolve_method(model, "auto", span=float(stream.time.max() - stream.time.min()))
     states, values, status = run_stream(model, stream, method=method, rtol=rtol, atol=atol,
                                         max_steps=max_steps)
     raise_failures(status, stream.subject_ids)
-    columns = {c: data[c].to_numpy() for c in data.columns if str(c).upper() in ("ID", "TIME", "EVID", "CMT")}
-    out = pd.DataFrame({str(k).upper(): v for k, v in columns.items()})
-    if "EVID" not in out:
-        out["EVID"] = (data["AMT"].to_numpy() > 0).astype(int) if "AMT" in data else 0
-    if "CMT" not in out:
-        out["CMT"] = 0
-    out = out[["ID", "TIME", "EVID", "CMT"]]
+    columns = dict(zip(standard_columns(data, source), data.columns))
+    out = pd.DataFrame({"ID": data[columns["ID"]].to_numpy(), "TIME": data[columns["TIME"]].to_numpy(),
+                        "EVID": stream.evid,
+                        "CMT": data[columns["CMT"]].to_numpy() if "CMT" in columns else 0})
     for index, name in enumerate(model.outputs):
         out[name] = values[:, index]
     for index, name in enumerate(model.compartments):
