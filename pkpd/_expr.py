@@ -205,10 +205,18 @@ class _ToNumba(ast.NodeTransformer):
 
 
 def to_source(node):
-    """Numba-compilable source for a checked expression (names prefixed with ``v_``)."""
+    """Numba-compilable source for a checked expression (names prefixed with ``v_``).
+
+    Raises ExpressionError when Python cannot compile it: a derivative of a long product
+    of amounts nests more parentheses than Python's parser takes (200)."""
     with deep_recursion():
         # re-parse first: derivative trees share sub-trees, which a transformer would rename twice
-        tree = _ToNumba().visit(ast.parse(ast.unparse(node), mode="eval").body)
+        try:
+            tree = ast.parse(ast.unparse(node), mode="eval").body
+        except (SyntaxError, RecursionError, MemoryError):
+            raise ExpressionError("is nested too deeply for Python to compile (more than 200 levels of "
+                                  "parentheses)") from None
+        tree = _ToNumba().visit(tree)
         return ast.unparse(ast.fix_missing_locations(tree))
 
 
