@@ -96,7 +96,8 @@ def parse(text, allowed_names):
         raise ExpressionError(f"must be an expression in a string or a number; got {text!r}")
     text = str(text)
     try:
-        tree = ast.parse(text.strip(), mode="eval")   # under the ordinary recursion limit: bounded C stack
+        with _recursion["lock"]:   # not while another thread lifts the limit: the C parser's depth stays bounded
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as error:
         raise ExpressionError(f"is not a valid expression ({error.msg}): {text!r}") from None
     except (RecursionError, MemoryError):
@@ -123,7 +124,7 @@ def _check(node, allowed, text):
         except OverflowError:
             value = math.inf
         if not math.isfinite(value):
-            shown = ast.unparse(node)
+            shown = ast.get_source_segment(text.strip(), node) or ast.unparse(node)
             shown = shown if len(shown) <= 24 else f"{shown[:12]}...({len(shown)} digits)"
             raise ExpressionError(f"the number {shown} is not a finite double (largest 1.8e308) in {text!r}")
         return
@@ -190,8 +191,10 @@ class _ToNumba(ast.NodeTransformer):
         return ast.copy_location(ast.Constant(value=float(node.value)), node)
 
     def visit_Call(self, node):
-        args = [self.visit(a) for a in node.args]
         name = node.func.id
+        if name in ("min", "max") and len(node.args) > 2:   # max(a, b, c) = max(max(a, b), c): two at a time
+            return self.visit_Call(_call(name, _call(name, *node.args[:-1]), node.args[-1]))
+        args = [self.visit(a) for a in node.args]   # (each node once: the transformer renames in place)
         if name == "if_else":
             return ast.IfExp(test=args[0], body=args[1], orelse=args[2])
         if name == "pow":
@@ -199,8 +202,6 @@ class _ToNumba(ast.NodeTransformer):
         if name in ("exp", "log", "sqrt"):
             func = ast.Attribute(value=ast.Name(id="math", ctx=ast.Load()), attr=name, ctx=ast.Load())
             return ast.Call(func=func, args=args, keywords=[])
-        if name in ("min", "max") and len(args) > 2:   # max(a, b, c) = max(max(a, b), c): two at a time
-            return _call(name, self.visit_Call(_call(name, *node.args[:-1])), args[-1])
         return ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=args, keywords=[])
 
 

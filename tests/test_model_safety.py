@@ -120,10 +120,12 @@ def test_max_of_three_arguments_is_differentiated_piecewise(tmp_path, monkeypatc
     assert not model.is_linear
     module = _fresh_module(model)   # the kernels' Python originals: nothing compiles
     e = np.array(model.input_defaults + [0.0] * (module.N_ENV - module.N_INPUTS))
-    for cent, slope in ((0.5, 0.0), (3.0, 1.0), (6.0, 2.0)):   # which argument is the largest
-        jacobian = np.zeros((2, 2))
+    for cent, largest, slope in ((0.5, 0.0, 0.0), (3.0, 2.0, 1.0), (6.0, 7.0, 2.0)):   # each argument in turn
+        dydt, jacobian = np.zeros(2), np.zeros((2, 2))
+        module.model_rhs.py_func(np.array([1.0, cent]), e, dydt)
         module.model_jacobian.py_func(np.array([1.0, cent]), e, jacobian)
-        assert jacobian[1, 1] == -1.0 / 20.0 * slope
+        assert dydt[1] == 1.0 - 1.0 / 20.0 * largest     # KA = 1 /h, DEPOT = 1 mg, CL = 1 L/h, V = 20 L
+        assert jacobian[1, 1] == -slope / 20.0
 
 
 def test_a_sum_of_600_terms_is_a_model(tmp_path, monkeypatch):
