@@ -21,6 +21,7 @@ MESSAGES = {
     8: "the bioavailability F is negative or not finite",
     9: "the lag time ALAG is negative or not finite",
     10: "the steady state is undefined (singular system: a compartment without elimination?)",
+    11: "the exact propagator is not finite (a parameter is zero or infinite, or a time is too large)",
 }
 
 

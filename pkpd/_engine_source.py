@@ -29,6 +29,7 @@ STATUS_BAD_MODELLED_DURATION = 7
 STATUS_BAD_BIOAVAILABILITY = 8
 STATUS_BAD_LAG = 9
 STATUS_SINGULAR = 10
+STATUS_PROPAGATOR_NOT_FINITE = 11
 
 KIND_OBS = 0
 KIND_DOSE = 1
@@ -406,6 +407,10 @@ def integrate(t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, strict,
     h = hstate[0]
     if h <= 0.0:
         h = initial_step(t0, t1, y, rate, e, rtol, atol, work)
+        if not (all_finite(work[W_K]) and math.isfinite(h)):   # derivatives at t0 not finite (e.g. V = 0)
+            return STATUS_NOT_FINITE, k
+        if h <= 0.0:   # the estimate underflowed (derivatives near overflow): the controller finds the step
+            h = 1e-6 * (t1 - t0)
     order = 5.0 if method == METHOD_RK45 else 4.0   # exponent 1/order: local error of the embedded pair
     t = t0
     steps = 0
@@ -538,13 +543,18 @@ def phi_gamma(a_mat, dt, mats, phi, gamma):
     blocks without allocating: with B = A dt / 2^s, M^k = [[B^k, dt/2^s B^(k-1)], [0, 0]],
     so with the approximant's odd part U = B O and even part V (polynomials in B^2),
     exp(M) ~ [[(V - U)^-1 (V + U), 2 dt/2^s (V - U)^-1 O], [0, I]], and a squaring
-    maps (Phi, Gamma) to (Phi Phi, Phi Gamma + Gamma)."""
+    maps (Phi, Gamma) to (Phi Phi, Phi Gamma + Gamma).
+
+    Returns False, leaving phi and gamma unspecified, when A dt or the result is not
+    finite (a zero or infinite parameter, or a step too long for double precision)."""
     norm = dt
     for j in range(N_STATES):
         total = 0.0
         for i in range(N_STATES):
             total += abs(a_mat[i, j])
         norm = max(norm, total * dt)
+    if not math.isfinite(norm):   # (a NaN that max() drops shows in the result, checked below)
+        return False
     degree = 4
     for d in range(4):
         if norm <= PADE_THETA[d]:
@@ -620,6 +630,11 @@ def phi_gamma(a_mat, dt, mats, phi, gamma):
         for i in range(N_STATES):
             for j in range(N_STATES):
                 phi[i, j] = tmp[i, j]
+    for i in range(N_STATES):
+        for j in range(N_STATES):
+            if not (math.isfinite(phi[i, j]) and math.isfinite(gamma[i, j])):
+                return False
+    return True
 
 
 @kernel
@@ -631,7 +646,7 @@ def invalidate_cache(hstate):
 @kernel
 def transition(e, dt, tolerance, hstate, mats, work):
     """Index into mats of (Phi, Gamma) for parameters e and step dt (within
-    tolerance), computed if not cached."""
+    tolerance), computed if not cached; -1 if they are not finite."""
     for slot in range(CACHE_SLOTS):
         base = HS_CACHE + slot * CACHE_WIDTH
         if hstate[base] != 1.0 or abs(hstate[base + 1] - dt) > tolerance:
@@ -652,7 +667,9 @@ def transition(e, dt, tolerance, hstate, mats, work):
         zero[i] = 0.0
     model_jacobian(zero, e, a_mat)
     index = MATS_CACHE + 2 * slot
-    phi_gamma(a_mat, dt, mats, mats[index], mats[index + 1])
+    hstate[base] = 0.0
+    if not phi_gamma(a_mat, dt, mats, mats[index], mats[index + 1]):
+        return -1
     hstate[base] = 1.0
     hstate[base + 1] = dt
     for c in range(N_ENV):
@@ -687,6 +704,8 @@ def exact_integrate(t0, t1, y, rate, e, work, mats, hstate, k, k_to, strict,
             tolerance = DT_ULPS * (abs(t) + abs(target))
             if abs(dt - last_dt) > tolerance:
                 index = transition(e, dt, tolerance, hstate, mats, work)
+                if index < 0:
+                    return STATUS_PROPAGATOR_NOT_FINITE, k
                 last_dt = dt
                 for i in range(N_STATES):
                     acc = 0.0

@@ -14,20 +14,62 @@ collide with Python's.  :func:`derivative` differentiates an expression
 symbolically; the engine uses it to decide whether a model's equations are
 linear in the compartment amounts (the exact fast path) and to build the
 Jacobian of stiff solvers.
+
+Trees are walked recursively (here, by :func:`ast.unparse` and by Python's
+compiler), so an expression may nest at most ``MAX_DEPTH`` levels (a sum of
+about that many terms); the walks run inside :func:`deep_recursion`, which
+lifts Python's recursion limit for the depth that allows.
 """
 
 import ast
+import contextlib
 import copy
+import math
+import sys
+import threading
 
 FUNCTIONS = {"exp": 1, "log": 1, "sqrt": 1, "pow": 2, "min": None, "max": None,
              "abs": 1, "if_else": 3}
 _BINARY = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
 _COMPARE = (ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
 PREFIX = "v_"
+MAX_DEPTH = 1000
+# Python frames per level of the deepest walk (ast.unparse of a derivative, which nests
+# up to about 3 levels per level of its expression), with a margin
+_FRAMES_PER_LEVEL = 16
+_recursion = {"lock": threading.RLock(), "entered": 0}
 
 
 class ExpressionError(ValueError):
     """An expression breaks a rule; ``str(error)`` says which, without location."""
+
+
+@contextlib.contextmanager
+def deep_recursion():
+    """Lift Python's recursion limit while expression trees up to MAX_DEPTH levels are
+    walked (restored on exit; nested and concurrent uses share one lift)."""
+    with _recursion["lock"]:
+        limit = sys.getrecursionlimit()
+        _recursion["entered"] += 1
+        if _recursion["entered"] == 1:
+            sys.setrecursionlimit(max(limit, 1000 + _FRAMES_PER_LEVEL * MAX_DEPTH))
+        try:
+            yield
+        finally:
+            _recursion["entered"] -= 1
+            if _recursion["entered"] == 0:
+                sys.setrecursionlimit(limit)
+
+
+def depth(node):
+    """Nesting depth of an expression tree (1 for a name or a number), without recursion."""
+    deepest = 0
+    pending = [(node, 1)]
+    while pending:
+        node, level = pending.pop()
+        deepest = max(deepest, level)
+        pending.extend((child, level + 1) for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr))
+    return deepest
 
 
 def parse(text, allowed_names):
@@ -54,10 +96,19 @@ def parse(text, allowed_names):
         raise ExpressionError(f"must be an expression in a string or a number; got {text!r}")
     text = str(text)
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with _recursion["lock"]:   # not while another thread lifts the limit: the C parser's depth stays bounded
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as error:
         raise ExpressionError(f"is not a valid expression ({error.msg}): {text!r}") from None
-    _check(tree.body, set(allowed_names), text)
+    except (RecursionError, MemoryError):
+        raise ExpressionError(f"is nested too deeply (the limit is {MAX_DEPTH} levels, "
+                              f"e.g. a sum of about {MAX_DEPTH} terms): {text[:60]!r}...") from None
+    levels = depth(tree.body)
+    if levels > MAX_DEPTH:
+        raise ExpressionError(f"is nested too deeply: {levels} levels (the limit is {MAX_DEPTH}, "
+                              f"e.g. a sum of about {MAX_DEPTH} terms): {text[:60]!r}...")
+    with deep_recursion():
+        _check(tree.body, set(allowed_names), text)
     return tree.body
 
 
@@ -68,6 +119,14 @@ def _check(node, allowed, text):
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             fail(f"the constant {node.value!r}")
+        try:
+            value = float(node.value)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            shown = ast.get_source_segment(text.strip(), node) or ast.unparse(node)
+            shown = shown if len(shown) <= 24 else f"{shown[:12]}...({len(shown)} digits)"
+            raise ExpressionError(f"the number {shown} is not a finite double (largest 1.8e308) in {text!r}")
         return
     if isinstance(node, ast.Name):
         if node.id not in allowed:
@@ -132,8 +191,10 @@ class _ToNumba(ast.NodeTransformer):
         return ast.copy_location(ast.Constant(value=float(node.value)), node)
 
     def visit_Call(self, node):
-        args = [self.visit(a) for a in node.args]
         name = node.func.id
+        if name in ("min", "max") and len(node.args) > 2:   # max(a, b, c) = max(max(a, b), c): two at a time
+            return self.visit_Call(_call(name, _call(name, *node.args[:-1]), node.args[-1]))
+        args = [self.visit(a) for a in node.args]   # (each node once: the transformer renames in place)
         if name == "if_else":
             return ast.IfExp(test=args[0], body=args[1], orelse=args[2])
         if name == "pow":
@@ -145,10 +206,19 @@ class _ToNumba(ast.NodeTransformer):
 
 
 def to_source(node):
-    """Numba-compilable source for a checked expression (names prefixed with ``v_``)."""
-    # re-parse first: derivative trees share sub-trees, which a transformer would rename twice
-    tree = _ToNumba().visit(ast.parse(ast.unparse(node), mode="eval").body)
-    return ast.unparse(ast.fix_missing_locations(tree))
+    """Numba-compilable source for a checked expression (names prefixed with ``v_``).
+
+    Raises ExpressionError when Python cannot compile it: a derivative of a long product
+    of amounts nests more parentheses than Python's parser takes (200)."""
+    with deep_recursion():
+        # re-parse first: derivative trees share sub-trees, which a transformer would rename twice
+        try:
+            tree = ast.parse(ast.unparse(node), mode="eval").body
+        except (SyntaxError, RecursionError, MemoryError):
+            raise ExpressionError("is nested too deeply for Python to compile (more than 200 levels of "
+                                  "parentheses)") from None
+        tree = _ToNumba().visit(tree)
+        return ast.unparse(ast.fix_missing_locations(tree))
 
 
 class _Substitute(ast.NodeTransformer):
@@ -190,9 +260,10 @@ class _Fold(ast.NodeTransformer):
 
 def substitute(node, values):
     """The expression with names replaced by constants and zero terms folded away."""
-    tree = ast.parse(ast.unparse(node), mode="eval").body
-    tree = _Substitute(values).visit(tree)
-    return ast.fix_missing_locations(_Fold().visit(tree))
+    with deep_recursion():
+        tree = ast.parse(ast.unparse(node), mode="eval").body
+        tree = _Substitute(values).visit(tree)
+        return ast.fix_missing_locations(_Fold().visit(tree))
 
 
 # --- symbolic differentiation -------------------------------------------------
@@ -264,10 +335,13 @@ def derivative(node, variable, known=None):
     known : dict of str to ast.expr, optional
         Derivatives of intermediate names (chain rule through derived variables).
     """
-    known = known or {}
+    with deep_recursion():
+        return _derivative(node, variable, known or {})
 
+
+def _derivative(node, variable, known):
     def d(n):
-        return derivative(n, variable, known)
+        return _derivative(n, variable, known)
 
     if isinstance(node, ast.Constant):
         return None
@@ -330,8 +404,8 @@ def derivative(node, variable, known=None):
             # piecewise: derivative of the argument that is selected
             if all(d(a) is None for a in args):
                 return None
-            if len(args) != 2:
-                raise NotDifferentiable(f"{name}() with more than 2 arguments")
+            if len(args) > 2:   # max(a, b, c) = max(max(a, b), c)
+                return d(_call(name, _call(name, *args[:-1]), args[-1]))
             a, b = args
             op = ast.LtE() if name == "min" else ast.GtE()
             test = ast.Compare(left=a, ops=[op], comparators=[b])

@@ -7,6 +7,12 @@ naming the file, the key and the problem. Compilation writes a Python module
 ``_engine_source.py``) to a cache folder under a name keyed by the SHA-256 of
 the model source, the engine source and the Numba version; Numba's on-disk
 cache beside that file means an unchanged model is compiled once, ever.
+
+Nothing a model file says reaches the generated source as text: names are
+checked identifiers (prefixed), numbers and expressions are re-printed from
+checked trees, and the model's name and file name appear only as ``repr()``
+in a comment. A cache entry that does not load (a truncated or garbled ``.py``,
+``.nbi`` or ``.nbc``) is reported once on stderr, removed and rebuilt.
 """
 
 import ast
@@ -14,7 +20,10 @@ import hashlib
 import importlib.util
 import math
 import os
+import pickle
+import re
 import sys
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +35,7 @@ from ._errors import ModelError, PkpdError, suggestion
 
 __all__ = ["Model", "load_model", "library_models", "model_directories"]
 
-CODEGEN_VERSION = "1"
+CODEGEN_VERSION = "2"   # 2: Numba cache files end in a checksum
 _SECTIONS = ["model", "compartments", "parameters", "covariates", "derived", "odes",
              "dosing", "outputs", "initial", "variability", "residual", "drugs"]
 _PARAMETER_KEYS = ["value", "unit", "description", "source", "reliability", "assumption", "allowed"]
@@ -35,6 +44,10 @@ _OUTPUT_KEYS = ["expr", "unit", "description", "source", "reliability", "assumpt
 _COMPARTMENT_KEYS = ["number", "description", "unit"]
 _DOSING_KEYS = {"F": "bioavailability", "ALAG": "lag time", "R": "modelled rate", "D": "modelled duration"}
 _RESERVED = {"ID", "TIME", "EVID", "AMT", "CMT", "RATE", "II", "ADDL", "SS", "MDV", "DV", "REC"}
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_. -]{0,63}")
+_MODULE_PREFIX_LENGTH = 32       # characters of the model name kept in its module's file name
+_CHECKSUM_TAG = b"pkpd-sha256:"  # ends every Numba cache file of a model: tag, then SHA-256 of what precedes
+_TRAILER_SIZE = len(_CHECKSUM_TAG) + 32
 
 
 def model_directories():
@@ -54,11 +67,28 @@ def library_models():
 
 
 def cache_directory():
-    """Where generated model code and Numba's cache live (``$PKPD_CACHE_DIR`` or ``~/.cache/pkpd``)."""
+    """Where generated model code and Numba's cache live (``$PKPD_CACHE_DIR`` or ``~/.cache/pkpd``).
+
+    Raises PkpdError when that path exists and is not a folder."""
     base = os.environ.get("PKPD_CACHE_DIR")
     if base:
-        return Path(base)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pkpd"
+        folder = Path(base)
+    else:
+        folder = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pkpd"
+    if folder.exists() and not folder.is_dir():
+        raise PkpdError(f"{_cache_label(folder)}: not a folder")
+    return folder
+
+
+def _cache_label(folder):
+    """How messages name the cache folder: by the variable that chose it, when one did."""
+    base = os.environ.get("PKPD_CACHE_DIR")
+    return f"PKPD_CACHE_DIR={_printable(base)}" if base else f"model cache folder {_printable(str(folder))}"
+
+
+def _printable(text):
+    """`text` as is when it prints on one line, else its repr (a file name may hold a newline)."""
+    return text if text.isprintable() else repr(text)
 
 
 @dataclass(frozen=True)
@@ -265,17 +295,17 @@ def load_model(name_or_path):
             extra = suggestion(text, known, "library models")
             raise ModelError(f"model {text!r}: no such library model or file{extra}")
     if not path.is_file():
-        raise ModelError(f"{path}: model file not found")
+        raise ModelError(f"{_printable(str(path))}: model file not found")
     source = path.read_text(encoding="utf-8")
     try:
         data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as error:
-        raise ModelError(f"{path}: not valid TOML ({error})") from None
+        raise ModelError(f"{_printable(str(path))}: not valid TOML ({error})") from None
     return _build(path, source, data)
 
 
 def _fail(path, key, message):
-    raise ModelError(f"{path.name}: {key}: {message}")
+    raise ModelError(f"{_printable(path.name)}: {key}: {message}")
 
 
 def _unknown(path, where, keys, allowed):
@@ -303,7 +333,8 @@ def _number(path, key, value):
 
 
 def _check_name(path, key, name):
-    if not name.isidentifier() or name.startswith("v_") or name in _expr.FUNCTIONS:
+    # ASCII only: Python folds other identifiers (NFKC), which would merge distinct names
+    if not (name.isascii() and name.isidentifier()) or name.startswith("v_") or name in _expr.FUNCTIONS:
         _fail(path, key, f"{name!r} is not a valid name (letters, digits, underscore; not a function name)")
     if name.upper() in _RESERVED:
         _fail(path, key, f"{name!r} is a reserved NONMEM data item")
@@ -315,6 +346,9 @@ def _build(path, source, data):
     if not isinstance(header, dict) or "name" not in header:
         _fail(path, "model.name", "is required")
     _unknown(path, "model.", header.keys(), ["name", "description", "units", "references"])
+    if not isinstance(header["name"], str) or not _MODEL_NAME.fullmatch(header["name"]):
+        _fail(path, "model.name", f"must be 1 to 64 letters, digits, spaces or _ . - (starting with a letter "
+                                  f"or digit); got {header['name']!r}")
 
     # compartments, in NONMEM number order
     raw_compartments = data.get("compartments")
@@ -438,7 +472,7 @@ def _build(path, source, data):
             try:
                 named = {n.id for n in ast.walk(ast.parse(str(spec["expr"]).strip(), mode="eval"))
                          if isinstance(n, ast.Name)}
-            except SyntaxError:
+            except (SyntaxError, RecursionError, MemoryError):
                 named = set()
             used_later = sorted(later & named)
             hint = f" (an output can use only the outputs declared above it: {', '.join(used_later)})" if used_later else ""
@@ -571,11 +605,20 @@ def _used(trees):
 
 
 def generate_source(model):
-    """The Python source of the model's compiled module (model functions + engine)."""
+    """The Python source of the model's compiled module (model functions + engine).
+
+    Raises ModelError naming the key when an expression (or its derivative) nests
+    deeper than Python can compile."""
     trees = model._trees
+
+    def code(key, tree=None, where=""):
+        try:
+            return _expr.to_source(trees[key] if tree is None else tree)
+        except _expr.ExpressionError as error:
+            _fail(model.path, key, f"{where}{error}")
     n_inputs = len(model.inputs)
     lines = [
-        f"# Generated by pkpd from model {model.name!r} ({model.path.name}); do not edit.",
+        f"# Generated by pkpd from model {model.name!r} (file {model.path.name!r}); do not edit.",
         f"# model sha256 {model.hash}",
         "import math",
         "import numpy as np",
@@ -600,7 +643,7 @@ def generate_source(model):
     derived_trees = [trees[f"derived.{n}"] for n in model.derived]
     lines += _unpack(model, "e", _used(derived_trees))
     for offset, name in enumerate(model.derived):
-        lines.append(f"    {_expr.PREFIX}{name} = {_expr.to_source(trees[f'derived.{name}'])}")
+        lines.append(f"    {_expr.PREFIX}{name} = {code(f'derived.{name}')}")
         lines.append(f"    e[{n_inputs + offset}] = {_expr.PREFIX}{name}")
     lines += ["    return", "", ""]
 
@@ -609,7 +652,7 @@ def generate_source(model):
     lines += ["@kernel", "def model_rhs(y, e, dydt):"]
     lines += _unpack(model, "e", used) + _unpack(model, "y", used, env=False)
     for index, name in enumerate(model.compartments):
-        lines.append(f"    dydt[{index}] = {_expr.to_source(trees[f'odes.{name}'])}")
+        lines.append(f"    dydt[{index}] = {code(f'odes.{name}')}")
     lines += ["", ""]
 
     jacobian = {}
@@ -620,7 +663,9 @@ def generate_source(model):
     lines += ["@kernel", "def model_jacobian(y, e, jac):"]
     lines += _unpack(model, "e", used) + _unpack(model, "y", used, env=False)
     for (i, j), entry in jacobian.items():
-        lines.append(f"    jac[{i}, {j}] = {_expr.to_source(entry) if entry is not None else '0.0'}")
+        where = f"its derivative by {model.compartments[j]} "
+        value = code(f"odes.{model.compartments[i]}", entry, where) if entry is not None else "0.0"
+        lines.append(f"    jac[{i}, {j}] = {value}")
     lines += ["", ""]
 
     output_trees = [trees[f"outputs.{n}.expr"] for n in model.outputs]
@@ -628,7 +673,7 @@ def generate_source(model):
     lines += ["@kernel", "def model_outputs(y, e, out):"]
     lines += _unpack(model, "e", used) + _unpack(model, "y", used, env=False)
     for index, name in enumerate(model.outputs):  # in file order: later outputs may use earlier ones
-        lines.append(f"    {_expr.PREFIX}{name} = {_expr.to_source(trees[f'outputs.{name}.expr'])}")
+        lines.append(f"    {_expr.PREFIX}{name} = {code(f'outputs.{name}.expr')}")
         lines.append(f"    out[{index}] = {_expr.PREFIX}{name}")
     lines += ["    return", "", ""]
 
@@ -639,28 +684,32 @@ def generate_source(model):
     for name, spec in model.dosing.items():
         lines.append(f"    if cmt == {model.compartments.index(name)}:")
         for key in spec:
-            lines.append(f"        mods[{slot[key]}] = {_expr.to_source(trees[f'dosing.{name}.{key}'])}")
+            lines.append(f"        mods[{slot[key]}] = {code(f'dosing.{name}.{key}')}")
     lines += ["    return", "", ""]
 
     initial_trees = [trees[f"initial.{n}"] for n in model.initial]
     lines += ["@kernel", "def model_initial(e, y):"]
     lines += _unpack(model, "e", _used(initial_trees))
     for index, name in enumerate(model.compartments):
-        value = _expr.to_source(trees[f"initial.{name}"]) if name in model.initial else "0.0"
+        value = code(f"initial.{name}") if name in model.initial else "0.0"
         lines.append(f"    y[{index}] = {value}")
     lines += ["", ""]
 
     engine = (Path(__file__).parent / "_engine_source.py").read_text(encoding="utf-8")
     source = "\n".join(lines) + "\n" + engine
-    ast.parse(source)  # generated code must always be valid Python
+    with _expr.deep_recursion():
+        ast.parse(source)  # generated code must always be valid Python
     return source
 
 
 def _generated_location(model):
-    """(source, module name, file) of the model's generated module."""
+    """(source, module name, file) of the model's generated module.
+
+    The module name is the start of the model's name (ASCII letters and digits) and a
+    hash: bounded in length, a valid identifier, whatever the model is called."""
     source = generate_source(model)
     key = hashlib.sha256((source + numba.__version__ + CODEGEN_VERSION).encode()).hexdigest()[:20]
-    safe = "".join(c if c.isalnum() else "_" for c in model.name)
+    safe = "".join(c if c.isascii() and c.isalnum() else "_" for c in model.name[:_MODULE_PREFIX_LENGTH])
     module_name = f"pkpd_model_{safe}_{key}"
     return source, module_name, cache_directory() / f"{module_name}.py"
 
@@ -672,17 +721,121 @@ def is_compiled(model):
 
 
 def _import_generated(model):
+    """The model's compiled module: its source written to the cache (checked against the
+    expected text), executed from that text, and its kernels' cache loads guarded."""
     source, module_name, file = _generated_location(model)
-    folder = file.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    if not file.exists() or file.read_text(encoding="utf-8") != source:
-        temporary = file.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(source, encoding="utf-8")
-        os.replace(temporary, file)
     if module_name in sys.modules:
         return sys.modules[module_name]
+    _write_source(model, source, module_name, file)
     spec = importlib.util.spec_from_file_location(module_name, file)
     module = importlib.util.module_from_spec(spec)
+    with _expr.deep_recursion():
+        # compiled from the checked text, not the file: no bytecode cache (.pyc) to go stale or corrupt
+        code = compile(source, str(file), "exec")
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        exec(code, module.__dict__)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    _guard_cache_loads(module, model.name, module_name)
     return module
+
+
+def _write_source(model, source, module_name, file):
+    """Write the generated source unless the file already holds exactly it (through a
+    temporary file and a rename, so a concurrent reader never sees half a file). A file
+    of that name with other content is a corrupt entry: reported, removed, rebuilt."""
+    folder = file.parent
+    expected = source.encode("utf-8")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            existing = file.read_bytes()
+        except FileNotFoundError:
+            existing = None
+        if existing == expected:
+            return
+        if existing is not None:
+            _report_corrupt(model.name)
+            _remove_compiled(folder / "__pycache__", module_name)
+        handle, temporary = tempfile.mkstemp(prefix=f".{module_name}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(expected)
+            os.replace(temporary, file)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+    except OSError as error:
+        raise PkpdError(f"{_cache_label(folder)}: cannot write the compiled model there "
+                        f"({error.strerror or error}); set PKPD_CACHE_DIR to a writable folder") from None
+
+
+def _report_corrupt(name):
+    print(f"pkpd: cache entry for model {name} was corrupt; rebuilding", file=sys.stderr)
+
+
+def _remove_compiled(folder, module_name):
+    """Delete Numba's cache files (index, data, temporaries) of one generated module."""
+    for path in folder.glob(f"{module_name}.*"):   # module names are [A-Za-z0-9_]: no glob characters
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _guard_cache_loads(module, model_name, module_name):
+    """Make every kernel of `module` treat a cache entry that fails to load as a miss:
+    report it once, delete the module's cache files and compile afresh (Numba then saves
+    new ones). Numba's index and data files are pickles; each gets a SHA-256 trailer
+    here, so that bytes garbled inside the machine code are caught too, not run."""
+    reported = []
+
+    def rebuild(cache):
+        if not reported:
+            _report_corrupt(model_name)
+            reported.append(True)
+        _remove_compiled(Path(cache.cache_path), module_name)
+
+    for value in vars(module).values():
+        if isinstance(value, numba.core.dispatcher.Dispatcher) and hasattr(value._cache, "_cache_file"):
+            _guard_cache(value._cache, rebuild)
+
+
+def _guard_cache(cache, rebuild):
+    """Install the checksum and the load guard on one kernel's Numba cache."""
+    files = cache._cache_file
+    dump, load = files._dump, cache.load_overload
+
+    def dump_with_checksum(obj):
+        payload = dump(obj)
+        return payload + _CHECKSUM_TAG + hashlib.sha256(payload).digest()
+
+    def checked(data, path):
+        payload, trailer = data[:-_TRAILER_SIZE], data[-_TRAILER_SIZE:]
+        if trailer != _CHECKSUM_TAG + hashlib.sha256(payload).digest():
+            raise ValueError(f"{path}: checksum mismatch")
+        return payload
+
+    def load_data(name):
+        path = files._data_path(name)
+        with open(path, "rb") as stream:
+            return pickle.loads(checked(stream.read(), path))
+
+    def load_overload(signature, target_context):
+        try:
+            try:
+                with open(files._index_path, "rb") as stream:
+                    pickle.load(stream)                          # Numba's version tag
+                    checked(stream.read(), files._index_path)
+            except FileNotFoundError:
+                pass
+            return load(signature, target_context)
+        except Exception:
+            rebuild(cache)
+            return None
+
+    files._dump = dump_with_checksum
+    files._load_data = load_data
+    cache.load_overload = load_overload
