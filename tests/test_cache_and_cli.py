@@ -3,13 +3,17 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import pkpd
 from conftest import ROOT
+from pkpd import _model
 from pkpd._cli import main
+from pkpd._model import _generated_location, is_compiled
 
 EXAMPLE = ROOT / "scenarios" / "data" / "example_pk1cmt.csv"
 
@@ -24,22 +28,65 @@ print(json.dumps({"hits": sum(stats.cache_hits.values()), "misses": sum(stats.ca
 """
 
 
+def cache_files(model):
+    """{name: (size, mtime)} of the model's generated module and Numba's cache files for it."""
+    _, module_name, file = _generated_location(model)
+    files = [file, *(file.parent / "__pycache__").glob(f"{module_name}.*")]
+    return {f.name: (f.stat().st_size, f.stat().st_mtime_ns) for f in files}
+
+
+@pytest.mark.models("pk1cmt")
 def test_second_process_loads_the_model_without_compiling(tmp_path):
     # make sure this process has compiled (or loaded) pk1cmt, then ask a fresh process
     pkpd.simulate_data("pk1cmt", pd.read_csv(EXAMPLE))
+    model = pkpd.load_model("pk1cmt")
+    assert is_compiled(model)
+    before = cache_files(model)
     run = subprocess.run([sys.executable, "-c", PROBE, str(EXAMPLE)], capture_output=True, text=True, check=True)
     stats = json.loads(run.stdout.strip().splitlines()[-1])
     assert stats == {"hits": 1, "misses": 0}
+    assert cache_files(model) == before  # nothing rewritten or added
 
 
-def test_changed_model_source_gets_its_own_cache_entry(tmp_path):
+def module_name(model):
+    return _generated_location(model)[1]
+
+
+def test_cache_key_changes_with_what_changes_the_machine_code(tmp_path, monkeypatch):
+    # The compiled module is keyed by the model's text, the engine's source, Numba's version and
+    # the code generator's version; a copy of the file elsewhere, a reload or other parameter
+    # values (they reach the engine as data) reuse the compiled module.
     text = (ROOT / "models" / "pk1cmt.toml").read_text()
-    changed = tmp_path / "pk1cmt_changed.toml"
-    changed.write_text(text.replace('name = "pk1cmt"', 'name = "pk1cmt_changed"'))
-    a, b = pkpd.load_model("pk1cmt"), pkpd.load_model(changed)
-    assert a.hash != b.hash
+    model = pkpd.load_model("pk1cmt")
+    key = module_name(model)
+    (tmp_path / "pk1cmt.toml").write_text(text)
+    assert module_name(pkpd.load_model(tmp_path / "pk1cmt.toml")) == key
+    assert module_name(pkpd.load_model("pk1cmt")) == key
+    assert module_name(model.with_parameters({"CL": 3.0})) == key
+
+    changed = tmp_path / "changed" / "pk1cmt.toml"
+    changed.parent.mkdir()
+    changed.write_text(text.replace('"KA*DEPOT - CL/V*CENT"', '"KA*DEPOT - 1.5*CL/V*CENT"'))
+    other = pkpd.load_model(changed)
+    assert module_name(other) != key and not is_compiled(other)
+
+    keys = {key}
+    monkeypatch.setattr(_model.numba, "__version__", "0.0.0")
+    keys.add(module_name(model))
+    monkeypatch.undo()
+    monkeypatch.setattr(_model, "CODEGEN_VERSION", _model.CODEGEN_VERSION + "-next")
+    keys.add(module_name(model))
+    monkeypatch.undo()
+    read_text = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *args, **kwargs: read_text(self, *args, **kwargs) + (
+        "\n# a changed engine\n" if self.name == "_engine_source.py" else ""))
+    keys.add(module_name(model))
+    monkeypatch.undo()
+    assert len(keys) == 4
+    assert module_name(model) == key
 
 
+@pytest.mark.models("pk1cmt")
 def test_simulate_command_writes_one_row_per_record(tmp_path, capsys):
     out = tmp_path / "out.csv"
     assert main(["simulate", "pk1cmt", str(EXAMPLE), "-o", str(out)]) == 0
