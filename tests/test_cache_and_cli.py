@@ -1,6 +1,7 @@
 """Compilation happens once per model source; the command line writes what the contract says."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,10 @@ import pytest
 
 import pkpd
 from conftest import ROOT
-from pkpd import _model
+from pkpd import _model, _warm
 from pkpd._cli import main
 from pkpd._model import _generated_location, is_compiled
+from pkpd._warm import warm
 
 EXAMPLE = ROOT / "scenarios" / "data" / "example_pk1cmt.csv"
 
@@ -106,3 +108,41 @@ def test_models_command_lists_library(capsys):
     listed = capsys.readouterr().out
     for name in ("pk1cmt", "pk2cmt", "pk3cmt"):
         assert name in listed
+
+
+@pytest.mark.parametrize("arguments", [["--collect-only", "tests/test_reference.py"],
+                                       ["tests/test_trial.py", "-k", "williams_design"]],
+                         ids=["collect_only", "selected_test_without_models"])
+def test_pytest_compiles_no_model_the_selected_tests_do_not_run(arguments, tmp_path):
+    # models are warmed after selection, only when tests run, only those the selected tests declare
+    cache = tmp_path / "cache"
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *arguments], cwd=ROOT,
+                         env={**os.environ, "PKPD_CACHE_DIR": str(cache)}, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert not cache.exists() or not any(cache.rglob("*"))
+
+
+def test_warm_reports_each_failing_worker_with_its_output(tmp_path):
+    missing = tmp_path / "missing.toml"
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[model]\nname = "broken"\n[compartments]\nCENT = { number = 1 }\n[odes]\nCENT = "-K*CENT"\n')
+    failures = warm([str(missing), str(broken)], jobs=2)
+    assert sorted(f.models for f in failures) == sorted([(str(missing),), (str(broken),)])
+    for failure in failures:
+        assert failure.returncode == 1
+        assert Path(failure.models[0]).name in failure.output and "Traceback" in failure.output
+    assert "odes.CENT: unknown name 'K'" in next(f.output for f in failures if f.models == (str(broken),))
+
+
+def test_warm_worker_compiles_the_other_models_after_a_failure(monkeypatch, capsys):
+    compiled = []
+
+    def compile_model(model):
+        if model == "broken":
+            raise pkpd.ModelError("broken.toml: odes.CENT: unknown name 'K'")
+        compiled.append(model)
+
+    monkeypatch.setattr(_warm, "compile_model", compile_model)
+    assert _warm.main(["--jobs", "1", "broken", "pk1cmt", "pk2cmt"]) == 1
+    assert compiled == ["pk1cmt", "pk2cmt"]
+    assert "broken: could not be compiled" in capsys.readouterr().err
