@@ -14,6 +14,12 @@ from pathlib import Path
 
 import pytest
 
+# One BLAS thread, set before numpy is first imported (a value the user set wins): the reference
+# solutions call small-matrix BLAS and LAPACK (scipy.linalg.expm, solve_ivp) thousands of times, and
+# OpenBLAS's threads make each call many times slower when the other core is busy (the 24 steady-state
+# tests of test_reference.py took 34 s with OpenBLAS's default threads, 6 s with one, on 2 busy cores).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parent.parent
 TEST_MODELS = Path(__file__).resolve().parent / "models"
 CONFORMANCE = Path(__file__).resolve().parent / "data" / "nonmem"
