@@ -31,7 +31,7 @@ design = "crossover"
 period = "35 d"
 baseline = "14 d"
 n = [20]
-replicates = 4000
+replicates = 20
 dropout = 0.1
 endpoint = { type = "auc", output = "PAIN", days = [1, 35] }
 alpha = 0.05
@@ -49,6 +49,15 @@ def test_williams_design_is_balanced_for_carry_over():
                 pairs[a, b] += 1
         off = pairs[~np.eye(count, dtype=bool)]
         assert np.all(off == off[0])
+
+
+# (design, arms, sequences, patients): AB/BA, a 3-arm Williams design (6 sequences), parallel arms
+NULL_DESIGNS = {
+    "crossover_2x2": ("crossover", 2, [[0, 1], [1, 0]], 20),
+    "williams_3_arms": ("crossover", 3, williams_sequences(3), 18),
+    "parallel_3_arms": ("parallel", 3, [[0], [1], [2]], 30),
+}
+NULL_REPLICATES = 20_000
 
 
 def null_design(kind, arms, sequences, n):
@@ -79,15 +88,6 @@ def null_endpoints(design, n, seed):
     return values, np.arange(n) % len(design.sequences), stay
 
 
-# (design, arms, sequences, patients): AB/BA, a 3-arm Williams design (6 sequences), parallel arms
-NULL_DESIGNS = {
-    "crossover_2x2": ("crossover", 2, [[0, 1], [1, 0]], 20),
-    "williams_3_arms": ("crossover", 3, williams_sequences(3), 18),
-    "parallel_3_arms": ("parallel", 3, [[0], [1], [2]], 30),
-}
-NULL_REPLICATES = 20_000
-
-
 @pytest.mark.parametrize("case", list(NULL_DESIGNS))
 def test_rejection_rate_under_the_null_equals_alpha(case):
     # Under H0 with normal errors the t test of the fixed-effects OLS is exact, also with dropout
@@ -112,7 +112,7 @@ def test_small_crossover_trial_runs_end_to_end(tmp_path):
     # the whole path (virtual patients through the PK/PD model, periods, dropout, analysis) on a few
     # replicates; the analysis' validity is tested above on synthetic endpoints
     path = tmp_path / "null.toml"
-    path.write_text(NULL.replace("replicates = 4000", "replicates = 20"))
+    path.write_text(NULL)
     table = trial(load_scenario(path))
     assert len(table) == 1 and table.iloc[0]["replicates"] == 20
     assert table.iloc[0]["comparison"] == "saline B vs saline A"
@@ -236,7 +236,7 @@ def test_inter_occasion_variability_has_the_declared_variance():
 @pytest.mark.models("ketamine_mg_pain")
 def test_parallel_trial_runs_end_to_end(tmp_path):
     path = tmp_path / "parallel.toml"
-    text = NULL.replace('design = "crossover"', 'design = "parallel"').replace("replicates = 4000", "replicates = 50")
+    text = NULL.replace('design = "crossover"', 'design = "parallel"').replace("replicates = 20", "replicates = 50")
     text = text.replace('name = "saline B"\ndoses = []', 'name = "ketamine 2 mg/kg"\ndoses = [{ drug = "ketamine", amount = "2 mg/kg", duration = "2 h" }]')
     path.write_text(text)
     scenario = load_scenario(path)
