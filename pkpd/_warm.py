@@ -3,13 +3,35 @@
 ``python -m pkpd._warm [--jobs N] MODEL...`` compiles each model (and, when it has
 one, its linear specialisation) into the on-disk cache, spreading the models over
 N processes. A model already in the cache costs about a second. The test suite
-calls this at the start of a session, so that on a fresh machine the ~30 s
-compilations of its models run on every core instead of one after another.
+calls this before its tests run, for the models the selected tests declare, so
+that on a fresh machine the ~15 s compilations run on every core instead of one
+after another.
+
+Warming is only an optimisation: a model left uncompiled is compiled on first
+use. A failure is therefore reported, not raised: each worker compiles all of its
+models, writes the traceback of any that fail to its output and exits with 1;
+``warm`` returns those workers' exit codes and output, and the command prints
+them and exits with 1.
 """
 
 import argparse
 import subprocess
 import sys
+import tempfile
+import traceback
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WarmFailure:
+    """A warm-up process that did not succeed: its models, exit code and output (stdout and stderr)."""
+    models: tuple
+    returncode: int
+    output: str
+
+    def __str__(self):
+        return (f"warming {', '.join(self.models)} failed (exit code {self.returncode}):\n"
+                + (self.output.rstrip() or "(no output)"))
 
 
 def compile_model(name_or_path):
@@ -32,21 +54,61 @@ def compile_model(name_or_path):
 
 
 def needs_compiling(name_or_path):
+    """Whether the model or its linear specialisation is missing from the cache (True if it cannot be loaded:
+    the worker then reports why)."""
     from ._model import is_compiled, load_model
     from ._simulate import _linear_specialisation
 
-    model = load_model(name_or_path)
-    return not (is_compiled(model) and is_compiled(_linear_specialisation(model)))
+    try:
+        model = load_model(name_or_path)
+        return not (is_compiled(model) and is_compiled(_linear_specialisation(model)))
+    except Exception:  # whatever it is, the worker meets it again and reports it with its traceback
+        return True
 
 
 def warm(models, jobs=2):
-    """Compile those of `models` not yet cached, in `jobs` parallel processes; returns the exit codes."""
-    models = [m for m in models if needs_compiling(m)]
-    groups = [models[i::jobs] for i in range(jobs)]
-    processes = [subprocess.Popen([sys.executable, "-m", "pkpd._warm", "--jobs", "1", *group],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for group in groups if group]
-    return [process.wait() for process in processes]
+    """Compile those of `models` not yet cached, in `jobs` parallel processes.
+
+    Parameters
+    ----------
+    models : list of str
+        Library model names or model file paths.
+    jobs : int
+        Number of processes.
+
+    Returns
+    -------
+    list of WarmFailure
+        One per process that exited with a non-zero code (empty when all succeeded).
+    """
+    models = [str(m) for m in models if needs_compiling(m)]
+    groups = [tuple(models[i::jobs]) for i in range(jobs) if models[i::jobs]]
+    running = []
+    for group in groups:
+        log = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+        process = subprocess.Popen([sys.executable, "-m", "pkpd._warm", "--jobs", "1", *group],
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        running.append((group, process, log))
+    failures = []
+    for group, process, log in running:
+        with log:
+            code = process.wait()
+            if code != 0:
+                log.seek(0)
+                failures.append(WarmFailure(group, code, log.read()))
+    return failures
+
+
+def compile_each(models):
+    """Compile `models` one after another in this process; report each failure on stderr. Returns the exit code."""
+    code = 0
+    for model in models:
+        try:
+            compile_model(model)
+        except Exception:  # reported with its traceback; the other models still compile
+            print(f"{model}: could not be compiled:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+            code = 1
+    return code
 
 
 def main(argv=None):
@@ -54,11 +116,12 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("models", nargs="+")
     arguments = parser.parse_args(argv)
-    if arguments.jobs > 1:
-        return max(warm(arguments.models, arguments.jobs))
-    for model in arguments.models:
-        compile_model(model)
-    return 0
+    if arguments.jobs <= 1:
+        return compile_each(arguments.models)
+    failures = warm(arguments.models, arguments.jobs)
+    for failure in failures:
+        print(failure, file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

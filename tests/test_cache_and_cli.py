@@ -1,15 +1,21 @@
 """Compilation happens once per model source; the command line writes what the contract says."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import pkpd
 from conftest import ROOT
+from pkpd import _model, _warm
 from pkpd._cli import main
+from pkpd._model import _generated_location, is_compiled
+from pkpd._warm import warm
 
 EXAMPLE = ROOT / "scenarios" / "data" / "example_pk1cmt.csv"
 
@@ -24,22 +30,65 @@ print(json.dumps({"hits": sum(stats.cache_hits.values()), "misses": sum(stats.ca
 """
 
 
+def cache_files(model):
+    """{name: (size, mtime)} of the model's generated module and Numba's cache files for it."""
+    _, module_name, file = _generated_location(model)
+    files = [file, *(file.parent / "__pycache__").glob(f"{module_name}.*")]
+    return {f.name: (f.stat().st_size, f.stat().st_mtime_ns) for f in files}
+
+
+@pytest.mark.models("pk1cmt")
 def test_second_process_loads_the_model_without_compiling(tmp_path):
     # make sure this process has compiled (or loaded) pk1cmt, then ask a fresh process
     pkpd.simulate_data("pk1cmt", pd.read_csv(EXAMPLE))
+    model = pkpd.load_model("pk1cmt")
+    assert is_compiled(model)
+    before = cache_files(model)
     run = subprocess.run([sys.executable, "-c", PROBE, str(EXAMPLE)], capture_output=True, text=True, check=True)
     stats = json.loads(run.stdout.strip().splitlines()[-1])
     assert stats == {"hits": 1, "misses": 0}
+    assert cache_files(model) == before  # nothing rewritten or added
 
 
-def test_changed_model_source_gets_its_own_cache_entry(tmp_path):
+def module_name(model):
+    return _generated_location(model)[1]
+
+
+def test_cache_key_changes_with_what_changes_the_machine_code(tmp_path, monkeypatch):
+    # The compiled module is keyed by the model's text, the engine's source, Numba's version and
+    # the code generator's version; a copy of the file elsewhere, a reload or other parameter
+    # values (they reach the engine as data) reuse the compiled module.
     text = (ROOT / "models" / "pk1cmt.toml").read_text()
-    changed = tmp_path / "pk1cmt_changed.toml"
-    changed.write_text(text.replace('name = "pk1cmt"', 'name = "pk1cmt_changed"'))
-    a, b = pkpd.load_model("pk1cmt"), pkpd.load_model(changed)
-    assert a.hash != b.hash
+    model = pkpd.load_model("pk1cmt")
+    key = module_name(model)
+    (tmp_path / "pk1cmt.toml").write_text(text)
+    assert module_name(pkpd.load_model(tmp_path / "pk1cmt.toml")) == key
+    assert module_name(pkpd.load_model("pk1cmt")) == key
+    assert module_name(model.with_parameters({"CL": 3.0})) == key
+
+    changed = tmp_path / "changed" / "pk1cmt.toml"
+    changed.parent.mkdir()
+    changed.write_text(text.replace('"KA*DEPOT - CL/V*CENT"', '"KA*DEPOT - 1.5*CL/V*CENT"'))
+    other = pkpd.load_model(changed)
+    assert module_name(other) != key and not is_compiled(other)
+
+    keys = {key}
+    monkeypatch.setattr(_model.numba, "__version__", "0.0.0")
+    keys.add(module_name(model))
+    monkeypatch.undo()
+    monkeypatch.setattr(_model, "CODEGEN_VERSION", _model.CODEGEN_VERSION + "-next")
+    keys.add(module_name(model))
+    monkeypatch.undo()
+    read_text = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *args, **kwargs: read_text(self, *args, **kwargs) + (
+        "\n# a changed engine\n" if self.name == "_engine_source.py" else ""))
+    keys.add(module_name(model))
+    monkeypatch.undo()
+    assert len(keys) == 4
+    assert module_name(model) == key
 
 
+@pytest.mark.models("pk1cmt")
 def test_simulate_command_writes_one_row_per_record(tmp_path, capsys):
     out = tmp_path / "out.csv"
     assert main(["simulate", "pk1cmt", str(EXAMPLE), "-o", str(out)]) == 0
@@ -59,3 +108,41 @@ def test_models_command_lists_library(capsys):
     listed = capsys.readouterr().out
     for name in ("pk1cmt", "pk2cmt", "pk3cmt"):
         assert name in listed
+
+
+@pytest.mark.parametrize("arguments", [["--collect-only", "tests/test_reference.py"],
+                                       ["tests/test_trial.py", "-k", "williams_design"]],
+                         ids=["collect_only", "selected_test_without_models"])
+def test_pytest_compiles_no_model_the_selected_tests_do_not_run(arguments, tmp_path):
+    # models are warmed after selection, only when tests run, only those the selected tests declare
+    cache = tmp_path / "cache"
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *arguments], cwd=ROOT,
+                         env={**os.environ, "PKPD_CACHE_DIR": str(cache)}, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert not cache.exists() or not any(cache.rglob("*"))
+
+
+def test_warm_reports_each_failing_worker_with_its_output(tmp_path):
+    missing = tmp_path / "missing.toml"
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[model]\nname = "broken"\n[compartments]\nCENT = { number = 1 }\n[odes]\nCENT = "-K*CENT"\n')
+    failures = warm([str(missing), str(broken)], jobs=2)
+    assert sorted(f.models for f in failures) == sorted([(str(missing),), (str(broken),)])
+    for failure in failures:
+        assert failure.returncode == 1
+        assert Path(failure.models[0]).name in failure.output and "Traceback" in failure.output
+    assert "odes.CENT: unknown name 'K'" in next(f.output for f in failures if f.models == (str(broken),))
+
+
+def test_warm_worker_compiles_the_other_models_after_a_failure(monkeypatch, capsys):
+    compiled = []
+
+    def compile_model(model):
+        if model == "broken":
+            raise pkpd.ModelError("broken.toml: odes.CENT: unknown name 'K'")
+        compiled.append(model)
+
+    monkeypatch.setattr(_warm, "compile_model", compile_model)
+    assert _warm.main(["--jobs", "1", "broken", "pk1cmt", "pk2cmt"]) == 1
+    assert compiled == ["pk1cmt", "pk2cmt"]
+    assert "broken: could not be compiled" in capsys.readouterr().err

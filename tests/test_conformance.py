@@ -1,7 +1,7 @@
 """NONMEM conformance: the 29 dosing scenarios and the time-varying covariate case.
 
 The reference values are NONMEM 7.5's own simulated answers (mrgsolve/nmtests,
-see ../shared/conformance/README.md). Each record must equal NONMEM after
+kept in tests/data/nonmem with their license; see README.md and PROVENANCE.md there). Each record must equal NONMEM after
 rounding to 5 significant digits (±1 in the last digit), zeros exactly. Every
 scenario runs through each integration method: the exact matrix exponential,
 the adaptive Dormand-Prince 5(4) and the Rosenbrock 4(3) (RODAS4).
@@ -15,6 +15,8 @@ import pkpd
 from conftest import TEST_MODELS
 
 METHODS = ["exact", "rk45", "rosenbrock"]
+NMTESTS = TEST_MODELS / "nmtests.toml"
+uses_nmtests = pytest.mark.models(NMTESTS)
 
 # scenario ID -> test name: what the scenario pins down
 SCENARIOS = {
@@ -66,7 +68,7 @@ def matches_nonmem(simulated, reference):
 
 @pytest.fixture(scope="module")
 def model():
-    return pkpd.load_model(TEST_MODELS / "nmtests.toml")
+    return pkpd.load_model(NMTESTS)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +90,7 @@ def test_every_scenario_is_named(dosing):
     assert sorted(data["ID"].unique()) == sorted(SCENARIOS)
 
 
+@uses_nmtests
 @pytest.mark.parametrize("scenario", list(SCENARIOS), ids=[f"{i:02d}_{name}" for i, name in SCENARIOS.items()])
 def test_nonmem_dosing(scenario, dosing, dosing_result):
     data, reference = dosing
@@ -103,6 +106,7 @@ def test_nonmem_dosing(scenario, dosing, dosing_result):
                     + "; ".join(f"t={t:g}: {s:.6g} vs {e:.5g}" for t, s, e in zip(times, simulated[bad], expected[bad])))
 
 
+@uses_nmtests
 def test_output_rows_follow_input_order(dosing, dosing_result):
     data, _ = dosing
     _, result = dosing_result
@@ -111,6 +115,7 @@ def test_output_rows_follow_input_order(dosing, dosing_result):
     np.testing.assert_array_equal(result["TIME"].to_numpy(), data["TIME"].to_numpy())
 
 
+@uses_nmtests
 @pytest.mark.parametrize("method", METHODS)
 def test_nonmem_time_varying_covariate_next_record_rule(method, model, conformance_dir):
     data = pd.read_csv(conformance_dir / "timevarying_2001_input.csv")

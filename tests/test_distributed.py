@@ -15,6 +15,8 @@ distributed = pytest.importorskip("distributed")
 
 from pkpd import _distributed  # noqa: E402
 
+pytestmark = pytest.mark.models(TEST_MODELS / "pk1cmt_iiv.toml", "ketamine_mg_pain")
+
 MODEL = TEST_MODELS / "pk1cmt_iiv.toml"
 TIMES = np.arange(0.0, 48.5, 0.5)
 REGIMEN = pkpd.Regimen([pkpd.Dose(1.0, "CENT", duration=2.0, per_weight=True),

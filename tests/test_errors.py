@@ -4,15 +4,17 @@ Through Python (DataError / ModelError, both ValueError) and through the
 command line (exit code 2, one line on stderr, no traceback).
 """
 
+import ast
 import subprocess
 import sys
-import textwrap
 
 import pandas as pd
 import pytest
 
 import pkpd
 from pkpd._cli import main
+
+pytestmark = pytest.mark.models("pk1cmt")
 
 GOOD = pd.DataFrame({"ID": [1, 1, 1], "TIME": [0.0, 1.0, 2.0], "EVID": [1, 0, 0], "AMT": [100.0, 0, 0],
                      "CMT": [1, 2, 2], "RATE": [0.0, 0, 0], "II": [0.0, 0, 0], "SS": [0, 0, 0]})
@@ -137,20 +139,59 @@ def test_a_failing_subject_is_named(tmp_path):
         pkpd.simulate_data("pk1cmt", data)
 
 
-def test_model_file_can_not_run_python_even_when_compiled(tmp_path):
-    # the expression never reaches Python's eval: generated source holds only whitelisted operations
-    path = tmp_path / "ok.toml"
-    path.write_text(MODEL_HEADER + textwrap.dedent('''
-        [odes]
-        CENT = "-CL/V*CENT if CENT > 0 else 0"
-        [outputs]
-        CP = { expr = "max(CENT/V, 0)", unit = "mg/L" }
-    '''))
-    model = pkpd.load_model(path)
+# Expressions that would run code or reach objects if a model file were ever evaluated as Python
+HOSTILE_EXPRESSIONS = {
+    "import_call": "__import__('pathlib').Path('pwned').touch()",
+    "eval_call": "eval('1')",
+    "builtins_name": "__builtins__",
+    "dunder_attribute_chain": "().__class__.__bases__[0].__subclasses__()",
+    "attribute_of_a_parameter": "CL.__class__",
+    "lambda": "(lambda: CL)()",
+    "list_comprehension": "[CL for _ in (1,)][0]",
+    "generator_argument": "max(CL for _ in (1,))",
+    "subscript": "CL[0]",
+    "assignment_expression": "(CL := 0)",
+    "f_string": "f'{CL}'",
+    "keyword_argument": "max(CL, V, key=abs)",
+    "call_of_a_call": "exp(1)(2)",
+    "starred_argument": "max(*CL)",
+}
+# every place of a model file that holds an expression ({} is the expression, as a TOML literal string)
+EXPRESSION_PLACES = {
+    "derived.K": "[derived]\nK = '''{}'''\n[odes]\nCENT = \"-CL/V*CENT\"\n",
+    "odes.CENT": "[odes]\nCENT = '''{}'''\n",
+    "dosing.CENT.F": "[odes]\nCENT = \"-CL/V*CENT\"\n[dosing]\nCENT = {{ F = '''{}''' }}\n",
+    "initial.CENT": "[odes]\nCENT = \"-CL/V*CENT\"\n[initial]\nCENT = '''{}'''\n",
+    "outputs.CP.expr": "[odes]\nCENT = \"-CL/V*CENT\"\n[outputs]\nCP = {{ expr = '''{}''', unit = \"mg/L\" }}\n",
+}
+
+
+@pytest.mark.parametrize("place", list(EXPRESSION_PLACES))
+@pytest.mark.parametrize("case", list(HOSTILE_EXPRESSIONS))
+def test_model_file_expression_can_not_run_code(case, place, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "hostile.toml"
+    path.write_text(MODEL_HEADER + EXPRESSION_PLACES[place].format(HOSTILE_EXPRESSIONS[case]))
+    with pytest.raises(pkpd.ModelError) as error:
+        pkpd.load_model(path)
+    assert str(error.value).startswith(f"hostile.toml: {place}: ")
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_model_file_text_fields_can_not_change_the_generated_code(tmp_path):
+    # descriptions, units and sources that close a string or a comment and add statements reach the
+    # generated module, if at all, as inert text: its syntax tree is that of the same model without them
     from pkpd._model import generate_source
 
-    source = generate_source(model)
-    assert "import os" not in source and "eval(" not in source
+    template = MODEL_HEADER.replace('"clearance"', "TEXT").replace('source = "test" }', "source = TEXT }", 1) + (
+        '[odes]\nCENT = "-CL/V*CENT"\n[outputs]\nCP = { expr = "CENT/V", unit = "mg/L", description = TEXT }\n')
+    hostile = '"x\\n\\"\\"\\"\\nimport os\\nos.system(\\"touch pwned\\")\\n#\'\'\'"'
+    (tmp_path / "plain.toml").write_text(template.replace("TEXT", '"plain"'))
+    (tmp_path / "hostile.toml").write_text(template.replace("TEXT", hostile))
+    plain, changed = pkpd.load_model(tmp_path / "plain.toml"), pkpd.load_model(tmp_path / "hostile.toml")
+    assert "import os" in changed.parameters["CL"].description
+    assert ast.dump(ast.parse(generate_source(changed))) == ast.dump(ast.parse(generate_source(plain)))
 
 
 DRUG_ERRORS = {

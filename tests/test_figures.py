@@ -24,6 +24,8 @@ from pkpd import _figures as figures  # noqa: E402
 from pkpd._run import run_scenario  # noqa: E402
 from pkpd._scenario import Arm, load_scenario  # noqa: E402
 
+pytestmark = pytest.mark.models("ketamine_mg_pain")
+
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 PICKERING_ARMS = ["saline", "ketamine 0.5 mg/kg over 2 h", "ketamine 0.5 mg/kg + MgSO4 3 g"]
 

@@ -36,6 +36,9 @@ from pkpd._units import (
     convert,
 )
 
+pytestmark = pytest.mark.models("ketamine_kamp2020", "esketamine_otto2021", "magnesium_du2019",
+                                "magnesium_salinger2013", "magnesium_lu2002", "ketamine_mg_pain")
+
 MODELS = Path(__file__).resolve().parent.parent / "models"
 DRUG_MODELS = ["ketamine_kamp2020", "esketamine_otto2021", "magnesium_du2019",
                "magnesium_salinger2013", "magnesium_lu2002", "ketamine_mg_pain"]

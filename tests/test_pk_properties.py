@@ -7,6 +7,8 @@ import pytest
 import pkpd
 from conftest import TEST_MODELS
 
+pytestmark = pytest.mark.models("pk1cmt", "pk2cmt", "pk3cmt", TEST_MODELS / "parent_metabolite.toml")
+
 METHODS = ["exact", "rk45"]
 TOL = dict(rtol=1e-10, atol=1e-12)
 

@@ -9,6 +9,9 @@ import pkpd
 from conftest import TEST_MODELS
 from pkpd._simulate import individual_inputs
 
+pytestmark = pytest.mark.models("ketamine_mg_pain", TEST_MODELS / "pk1cmt_iiv.toml", TEST_MODELS / "mm1cmt.toml",
+                                TEST_MODELS / "stiff.toml")
+
 MODEL = TEST_MODELS / "pk1cmt_iiv.toml"
 TIMES = np.arange(0.0, 48.5, 0.5)
 REGIMEN = [pkpd.Dose(1.0, "CENT", duration=2.0, per_weight=True),

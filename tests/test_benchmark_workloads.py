@@ -1,0 +1,45 @@
+"""The benchmark workloads compute what they time, and the guard reads its floors right.
+
+No timing here: the performance guard is ``python -m benchmarks --quick``, which
+times W1 and W2 against an in-process solve_ivp loop and checks the ratios
+against ``benchmarks/floors.toml``. These tests check, on a few subjects, the
+functional half of that guard: the linear workloads take the exact path and
+match scipy.linalg.expm within the floors' accuracy bound, the RK45 path and the
+solve_ivp baseline (the denominator of every ratio) agree with expm too, and a
+ratio below its floor or an error above its ceiling is reported as a failure.
+"""
+
+import tomllib
+
+import pytest
+
+from benchmarks import workloads as wl
+from benchmarks.runner import FLOORS, check_floors, outputs_of
+
+pytestmark = pytest.mark.models(wl.W1_MODEL)
+
+
+@pytest.mark.parametrize("workload", [wl.W1, wl.W2], ids=lambda w: w.name)
+def test_linear_workload_takes_the_exact_path_and_matches_expm(workload):
+    subjects = wl.population(3)
+    weights = wl.weights_of(subjects)
+    auto = wl.simulate(workload, subjects, "auto")
+    assert auto.method == "exact"
+    reference = wl.w1_reference(workload, auto, weights, 3)
+    ceiling = tomllib.loads(FLOORS.read_text())["accuracy"]["exact_max_relative_difference"]
+    assert wl.relative_difference(outputs_of(auto, workload.outputs), reference) <= ceiling
+    # at rtol = atol = 1e-8 the RK45 path and the solve_ivp baseline are within 1e-4 of expm
+    # (relative to 1e-3 of each subject's peak; measured 8e-6 and 4e-6)
+    rk45 = wl.simulate(workload, subjects, "rk45")
+    assert wl.relative_difference(outputs_of(rk45, workload.outputs), reference, peak_fraction=1e-3) < 1e-4
+    baseline = wl.w1_baseline(workload, auto, weights, 1, **wl.TOLERANCES)
+    assert wl.relative_difference(baseline, reference[:1], peak_fraction=1e-3) < 1e-4
+
+
+def test_floors_flag_a_slow_path_and_an_inaccurate_one():
+    floors = {"W1": {"exact": 150, "rk45_engine": 50}, "accuracy": {"exact_max_relative_difference": 1e-9}}
+    result = {"workload": "W1", "ratio_to_solve_ivp": {"exact": 149.0, "rk45 engine": 51.0},
+              "max_relative_difference_from_expm": {"exact": 2e-9}}
+    rows = {label: ok for label, _, _, ok, _ in check_floors([result], floors)}
+    assert rows == {"W1 exact ratio to solve_ivp": False, "W1 rk45 engine ratio to solve_ivp": True,
+                    "W1 exact max relative difference from expm": False}
