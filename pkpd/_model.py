@@ -305,7 +305,8 @@ def load_model(name_or_path):
 
 
 def _fail(path, key, message):
-    raise ModelError(f"{_printable(path.name)}: {key}: {message}")
+    text = f"{_printable(path.name)}: {_printable(key)}: {message}"
+    raise ModelError(text if "\n" not in text and "\r" not in text else text.encode("unicode_escape").decode("ascii"))
 
 
 def _unknown(path, where, keys, allowed):

@@ -302,3 +302,13 @@ def test_corrupt_cache_entry_is_reported_once_and_rebuilt(compiled_cache, tmp_pa
     assert capfd.readouterr().err == ""
     assert sum(module.model_derive.stats.cache_hits.values()) == 1
     assert sum(module.model_derive.stats.cache_misses.values()) == 0
+
+
+def test_parameter_name_with_a_newline_gives_a_one_line_error(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text('[model]\nname = "m"\n[compartments]\nC = { number = 1 }\n'
+                    '[parameters]\n"K\\nimport os" = { value = 1, unit = "1/h", description = "d", source = "s" }\n'
+                    '[odes]\nC = "-C"\n', encoding="utf-8")
+    with pytest.raises(pkpd.ModelError) as error:
+        pkpd.load_model(path)
+    assert "\n" not in str(error.value) and "parameters." in str(error.value)
