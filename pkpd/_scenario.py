@@ -472,6 +472,9 @@ def _level(check, key, text, unit, model):
 def _arm(check, model, key, arm):
     check.keys(key, arm, ARM_KEYS, required=["name"])
     name = check.string(f"{key}.name", arm["name"])
+    if not name.strip() or not name.isprintable():
+        check.fail(f"{key}.name", f"must be printable text on one line (no tabs, line breaks or control "
+                                  f"characters); got {name!r}")
     doses = arm.get("doses", [])
     if not isinstance(doses, list):
         check.fail(f"{key}.doses", f"must be a list of dose tables; got {doses!r}")
@@ -598,6 +601,9 @@ def _name_template(check, template, keys):
     and nested fields are refused: a format string must not reach into Python objects.
     """
     template = check.string("sweep.name", template)
+    if not template.isprintable():
+        check.fail("sweep.name", f"must be printable text on one line (no tabs, line breaks or control "
+                                 f"characters); got {template!r}")
     try:
         fields = list(string.Formatter().parse(template))
     except ValueError as error:

@@ -295,3 +295,15 @@ def test_dose_range_in_a_model_must_be_per_kg(tmp_path):
                             'source = "x" } }\n')
     with pytest.raises(pkpd.ModelError, match=r"m.toml: drugs.d.dose_range.amount: must be per kg"):
         pkpd.load_model(model)
+
+
+@pytest.mark.parametrize("name", ["a\\rb", "a\\nb", "a\\tb", "   "])
+def test_arm_names_must_be_printable_on_one_line(tmp_path, capsys, name):
+    # a bare carriage return is not quoted by pandas' CSV writer: it would split a table row
+    path = _scenario(tmp_path, SCENARIO.replace('name = "a"', f'name = "{name}"'))
+    assert "s.toml: arms[0].name: must be printable text on one line" in _cli_error(capsys, ["validate", str(path)])
+
+
+def test_sweep_name_must_be_printable_on_one_line(tmp_path, capsys):
+    path = _scenario(tmp_path, SWEEP.replace("NAME", "{amount}\\r{duration}"))
+    assert "s.toml: sweep.name: must be printable text on one line" in _cli_error(capsys, ["validate", str(path)])
