@@ -121,11 +121,12 @@ def _simulate(arguments):
 
 
 def _run(arguments):
-    from ._run import run_scenario
+    from ._run import check_run, run_scenario
     from ._scenario import load_scenario
 
     scenario = load_scenario(arguments.scenario).with_overrides(n=arguments.n, seed=arguments.seed,
                                                                 parameters=_parameter_settings(arguments.set))
+    check_run(scenario, arguments.output, force=arguments.force)  # before any compilation
     if not arguments.quiet:
         _announce_compilation([scenario.model] + [arm.model for arm in scenario.arms if arm.model is not None])
     if arguments.workers is not None or arguments.scheduler:

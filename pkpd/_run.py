@@ -176,6 +176,14 @@ def _dose_record(dose):
             "until": dose.until}
 
 
+def check_run(scenario, outdir=None, *, force=False):
+    """Everything a run checks before it simulates: the output folder (`outdir`, replaced only
+    with `force`), the [trial] section and the memory the run needs. Raises PkpdError."""
+    if outdir is not None:
+        check_output_folder(outdir, force=force, inputs=_inputs(scenario))
+    check_resources(scenario)
+
+
 def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=True, client=None):
     """Run a scenario; write its outputs to `outdir` if given.
 
@@ -183,9 +191,7 @@ def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=T
     -------
     RunResult
     """
-    if outdir is not None:
-        check_output_folder(outdir, force=force, inputs=_inputs(scenario))
-    check_resources(scenario)  # a bad [trial] section, or a run too large for memory, fails before any simulation
+    check_run(scenario, outdir, force=force)
     started = time.perf_counter()
     population = make_population(scenario)
     results = simulate_arms(scenario, population, progress=progress, client=client)
