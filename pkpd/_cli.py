@@ -190,7 +190,7 @@ def _dose_lines(info):
     """Each arm's doses as resolved: mg/kg and mg at the median weight (and rates)."""
     from ._regimen import describe_resolved
 
-    return "\n".join(f"  {arm['name'][:40]:40s} {dose['resolved']['drug']}: {describe_resolved(dose['resolved'], dose['per_weight'])}"
+    return "\n".join(f"  {arm['name'][:40]:40s} {dose['resolved']['drug']} {describe_resolved(dose['resolved'], dose['per_weight'])}"
                      for arm in info["arms"] for dose in arm["doses"])
 
 

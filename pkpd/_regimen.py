@@ -58,6 +58,7 @@ class Dose:
     per_weight: bool = False
     label: str = ""
     drug: str = ""      # the [drugs] entry a scenario named (for its documented dose range)
+    written: str = ""   # the dose as the scenario wrote it, e.g. "3 g MgSO4·7H2O over 30 min" (for messages)
 
     def administrations(self):
         """How many administrations :meth:`start_times` gives, computed without making them."""
@@ -199,7 +200,7 @@ def resolve_dose(model, dose, median_weight):
     return {"drug": dose.drug or dose.target, "unit": unit, "time_unit": model.units.get("time", "h"), "median_weight_kg": median_weight,
             "amount_per_kg": per_kg(amount), "amount_at_median_weight": absolute(amount),
             "rate_per_kg": per_kg(rate), "rate_at_median_weight": absolute(rate),
-            "administrations": dose.administrations()}
+            "administrations": dose.administrations(), "written": dose.written}
 
 
 def describe_resolved(resolved, per_weight):
@@ -221,7 +222,8 @@ def describe_resolved(resolved, per_weight):
     if resolved["rate_per_kg"] is not None or resolved["rate_at_median_weight"] is not None:
         text += f"; rate {pair(resolved['rate_per_kg'], resolved['rate_at_median_weight'], '/' + time_unit)}"
     count = resolved["administrations"]
-    return text + (f"; {count:g} administrations" if count != 1 else "")
+    text += f"; {count:g} administrations" if count != 1 else ""
+    return f"{resolved['written']} -> {text}" if resolved.get("written") else text
 
 
 def dose_warning(model, dose, resolved):

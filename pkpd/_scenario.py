@@ -560,7 +560,18 @@ def _dose(check, model, key, dose):
     if (count > 1 or until is not None) and every is None:
         check.fail(f"{key}.every", "is required when count > 1 or until is given")
     return Dose(amount=amount, target=compartment, time=start, duration=duration, rate=rate, every=every,
-                count=count, until=until, per_weight=bool(per_weight), label=key, drug=drug_name)
+                count=count, until=until, per_weight=bool(per_weight), label=key, drug=drug_name,
+                written=_written(dose))
+
+
+def _written(dose):
+    """'3 g MgSO4·7H2O over 30 min', '0.2 mg/kg/h for 100 h': a dose as the file gives it."""
+    parts = [str(dose["amount"])] if "amount" in dose else []
+    if "rate" in dose:
+        parts.append(f"at {dose['rate']}")
+    if "duration" in dose:
+        parts.append(f"{'for' if 'rate' in dose else 'over'} {dose['duration']}")
+    return " ".join(parts)
 
 
 def _amount(check, key, text, unit, drug, rate=False):

@@ -280,7 +280,8 @@ def test_run_prints_and_records_resolved_doses(tmp_path, capsys):
     assert resolved["amount_at_median_weight"] == 0.5 and resolved["rate_at_median_weight"] == 0.25
     assert resolved["amount_per_kg"] == pytest.approx(0.5 / weight)
     assert resolved["rate_per_kg"] == pytest.approx(0.25 / weight)
-    line = f"ketamine: 0.5 mg = {0.5 / weight:.4g} mg/kg at the median weight {weight:.3g} kg; rate 0.25 mg/h"
+    assert resolved["written"] == "0.5 mg over 2 h"
+    line = f"ketamine 0.5 mg over 2 h -> 0.5 mg = {0.5 / weight:.4g} mg/kg at the median weight {weight:.3g} kg; rate 0.25 mg/h"
     assert line in output.out
     assert manifest["warnings"] == [output.err.strip().splitlines()[0][len("warning: "):]]
     assert "did you mean 0.5 mg/kg?" in manifest["warnings"][0]
