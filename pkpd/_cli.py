@@ -195,19 +195,24 @@ def _dose_lines(info):
 
 
 def _summary_lines(result, scenario):
-    """Median (90 % interval) of Cmax and AUC of the first output, per arm."""
+    """Median (90 % interval) of Cmax and AUC of the first three outputs, each named by its label, per
+    arm; the expected rate of every adverse event the scenario reports (outputs of that role)."""
     summary = result.summary
+    outputs = scenario.model.outputs
     lines = []
     for output in scenario.variables[:3]:
+        lines.append(f"  {output}: {outputs[output].label}")
         for metric in ("cmax", "auc"):
             rows = summary[(summary["output"] == output) & (summary["metric"] == metric)]
             for _, row in rows.iterrows():
                 lines.append(f"  {row['arm'][:40]:40s} {output:12s} {metric:5s} median {row['median']:.4g} "
                              f"({row['p5']:.4g}-{row['p95']:.4g}) {row['unit']}")
-    if "P_PSYCHO" in scenario.variables:
-        rows = summary[(summary["output"] == "P_PSYCHO") & (summary["metric"] == "cmax")]
+    for output in scenario.variables:
+        if outputs[output].role != "adverse_event_probability":
+            continue
+        rows = summary[(summary["output"] == output) & (summary["metric"] == "cmax")]
         for _, row in rows.iterrows():
-            lines.append(f"  {row['arm'][:40]:40s} psychotomimetic adverse events: expected rate "
+            lines.append(f"  {row['arm'][:40]:40s} {outputs[output].event} ({output}): expected rate "
                          f"{100 * row['mean']:.1f} % (mean over subjects of each one's peak probability)")
     if result.power is not None:
         for _, row in result.power.iterrows():

@@ -18,8 +18,11 @@ function                              figure
 ====================================  ===========================================================
 
 :func:`figure_set` yields ``(stem, figure, caption)`` for every figure that applies to a run
-(effect figures only when the model has PAIN / P_PSYCHO, heat maps only with a ``[sweep]``, the
-power curve only when ``run.power`` is set) and :func:`write_figures` saves them.
+(the pain figure only when the model has an output of role ``pain_score``, an adverse-event figure
+for each output of role ``adverse_event_probability``, heat maps only with a ``[sweep]``, the power
+curve only when ``run.power`` is set) and :func:`write_figures` saves them. Figures choose outputs by
+the role the model file declares, never by name, and name them on their axes by their label (for a
+concentration its analyte and matrix: "Ketamine, racemic, arterial plasma (ng/mL)").
 
 Colours are the Okabe-Ito palette (safe for colour blindness) and every arm also
 has its own line style and marker, so figures survive greyscale printing. Text
@@ -58,8 +61,6 @@ COLUMN_WIDTH_IN = 3.5
 PAGE_WIDTH_IN = 7.0
 MAX_ARMS_ONE_PANEL = 6          # above this, time courses are drawn as one panel per arm
 SMALL_N = 50                    # exposure box plots show every subject up to this n
-PAIN_OUTPUT = "PAIN"
-ADVERSE_EVENT_OUTPUT = "P_PSYCHO"
 SWEPT_KEYS = ("amount", "duration", "rate", "every", "count", "until", "start")
 SWEEP_AXIS_PRIORITY = ("amount", "rate", "duration", "every", "count", "until", "start")
 SWEEP_KEY_LABELS = {"amount": "Dose", "duration": "Infusion duration", "rate": "Infusion rate",
@@ -205,17 +206,37 @@ def _unit(scenario, output):
 
 
 def _is_concentration(scenario, output):
-    return "/" in _unit(scenario, output)
+    return scenario.model.outputs[output].role == "concentration"
 
 
-def adverse_event_incidence(run, output=ADVERSE_EVENT_OUTPUT):
+def outputs_with_role(model, role):
+    """Names of the model's outputs of `role` (``models/README.md``, "Outputs"), in file order."""
+    return [name for name, output in model.outputs.items() if output.role == role]
+
+
+def _first_with_role(model, role):
+    names = outputs_with_role(model, role)
+    if not names:
+        raise PkpdError(f"model {model.name!r} has no output of role {role}")
+    return names[0]
+
+
+def adverse_event_incidence(run, output=None):
     """Expected incidence by arm, %: the mean over subjects of each subject's maximum probability.
+
+    Parameters
+    ----------
+    run : RunResult
+    output : str, optional
+        An output of role ``adverse_event_probability``; by default the model's first.
 
     Returns
     -------
     pandas.DataFrame
         Index arm; columns ``incidence`` (%), ``low`` and ``high`` (normal 95 % interval of the mean, %).
     """
+    if output is None:
+        output = _first_with_role(next(iter(run.results.values())).model, "adverse_event_probability")
     rows = {}
     for arm, result in run.results.items():
         peak = result.output(output).max(axis=1)
@@ -422,16 +443,11 @@ def concentration_figure(run, scenario, output, log=False, *, focus=True, ylabel
         for ax in shown:
             ax.set_yscale("log", nonpositive="clip")
             ax.set_ylim(floor, top * 2)
-    ylabel = ylabel or f"{_output_label(scenario, output)} ({'fraction' if unit == '1' else unit})"
+    ylabel = ylabel or scenario.model.outputs[output].label
     _label_panels(axes, panels, xlabel, ylabel, arms)
     _arm_legend(fig, axes, panels, arms)
     fig.pkpd_focus = (float(times[0]), end, float(times[-1]), 3e-4 if log else 0.01) if end is not None else None
     return fig
-
-
-def _output_label(scenario, output):
-    """Axis wording for an output: "Ketamine" for KETAMINE; names with digits or underscores as written."""
-    return output.capitalize() if output.isalpha() and output.isupper() else output
 
 
 def _draw_levels(ax, scenario, output, unit, labels=True):
@@ -775,7 +791,7 @@ def exposure_figure(run, scenario, output, metrics=("cmax", "auc")):
         if metric == "auc" and scenario.interval is not None:
             a, b = scenario.interval
             name = f"AUC {_format_time(a)}-{_format_time(b)}"
-        ax.set_xlabel(f"{_output_label(scenario, output)} {name} ({_pretty_unit(unit)})")
+        ax.set_xlabel(f"{scenario.model.outputs[output].title}: {name} ({_pretty_unit(unit)})")
         ax.set_xlim(left=min(0, ax.get_xlim()[0]))
     return fig
 
@@ -816,7 +832,7 @@ def attainment_figure(run, scenario, output, level):
     ylabel = f"Subjects {_level_text(level, unit)} (%)"
     _label_panels(axes, panels, xlabel, ylabel, arms)
     if panels == "single":
-        axes[0].set_title(_output_label(scenario, output), fontsize=7)
+        axes[0].set_title(scenario.model.outputs[output].title, fontsize=7)
     _arm_legend(fig, axes, panels, arms)
     fig.pkpd_focus = (float(times[0]), end, float(times[-1]), 0.01) if end is not None else None
     return fig
@@ -827,16 +843,22 @@ def attainment_figure(run, scenario, output, level):
 # ---------------------------------------------------------------------------
 
 
-def pain_figure(run, scenario, output=PAIN_OUTPUT):
+def pain_figure(run, scenario, output=None):
     """Daily pain (NRS 0-10) over time, one panel per arm: median and bands over subjects, whole
     follow-up (the bands of different arms overlap too much to share one axes); the median of the
     placebo arm (the first arm without doses), if any, is repeated in the other panels.
+
+    Parameters
+    ----------
+    output : str, optional
+        An output of role ``pain_score``; by default the model's first.
 
     Returns
     -------
     matplotlib.figure.Figure
         As :func:`concentration_figure`.
     """
+    output = output or _first_with_role(scenario.model, "pain_score")
     unit = _unit(scenario, output)
     placebo = next((arm.name for arm in scenario.arms if not arm.regimen.doses and arm.name in run.results), None)
     return concentration_figure(run, scenario, output, focus=False, ylabel=f"Daily pain ({unit})",
@@ -846,15 +868,21 @@ def pain_figure(run, scenario, output=PAIN_OUTPUT):
 
 
 @_styled
-def adverse_event_figure(run, scenario, output=ADVERSE_EVENT_OUTPUT):
+def adverse_event_figure(run, scenario, output=None):
     """Expected incidence of the adverse event by arm (%): the mean over subjects of each subject's
     maximum probability over time, with a 95 % interval of the mean.
+
+    Parameters
+    ----------
+    output : str, optional
+        An output of role ``adverse_event_probability``; by default the model's first.
 
     Returns
     -------
     matplotlib.figure.Figure
         Bars (``Rectangle``) labelled ``_incidence|ARM``, width = incidence in %.
     """
+    output = output or _first_with_role(scenario.model, "adverse_event_probability")
     table = adverse_event_incidence(run, output)
     arms = list(run.results)
     fig = _new_figure(COLUMN_WIDTH_IN, 0.8 + 0.22 * len(arms))
@@ -872,8 +900,8 @@ def adverse_event_figure(run, scenario, output=ADVERSE_EVENT_OUTPUT):
         ax.text(table.loc[arm, "high"] + 0.02 * top, positions[index], f"{value:.1f} %", va="center", fontsize=6)
     ax.set_yticks(positions, arms)
     ax.set_xlim(0, top * 1.25)
-    description = "Psychotomimetic adverse events" if output == ADVERSE_EVENT_OUTPUT else output
-    ax.set_xlabel(f"{description}\n(expected % of subjects)")
+    event = scenario.model.outputs[output].event
+    ax.set_xlabel(f"{event[:1].upper()}{event[1:]}\n(expected % of subjects)")
     return fig
 
 
@@ -898,7 +926,7 @@ def sweep_values(run, scenario, output, metric):
     values = dict(zip(rows["arm"], rows["median"].astype(float)))
     unit = _pretty_unit(rows["unit"].iloc[0])
     concentration_unit = _unit(scenario, output)
-    name = _output_label(scenario, output)
+    name = scenario.model.outputs[output].title
     if metric.startswith("time_within_"):
         low, high = metric[len("time_within_"):].split("_")
         label = f"Median time with {name} within {low}-{high} {concentration_unit} ({unit})"
@@ -977,7 +1005,7 @@ def sweep_figure(run, scenario, output, metric):
 
 def _sweep_metrics(run, scenario):
     """(output, metric) pairs drawn as sweep heat maps: time within each window, AUC of the first
-    concentration output, and adverse-event incidence when the model has it."""
+    concentration output, and the incidence of each adverse event the model has."""
     chosen = []
     summary = run.summary
     for output in scenario.variables:
@@ -989,8 +1017,7 @@ def _sweep_metrics(run, scenario):
                   and ((summary["output"] == o) & (summary["metric"] == "auc")).any()), None)
     if first is not None:
         chosen.append((first, "auc"))
-    if ADVERSE_EVENT_OUTPUT in scenario.model.outputs:
-        chosen.append((ADVERSE_EVENT_OUTPUT, "incidence"))
+    chosen += [(output, "incidence") for output in outputs_with_role(scenario.model, "adverse_event_probability")]
     return chosen
 
 
@@ -1080,12 +1107,13 @@ def figure_set(run, scenario):
     yield "regimen", fig, (f"Dosing regimen of each arm: infusion bars (length = duration) and bolus ticks, "
                            f"labelled with drug, dose and duration as written in the scenario.{note} {base}.")
 
-    drawn_as_effect = {PAIN_OUTPUT} if PAIN_OUTPUT in model.outputs else set()
+    pain = outputs_with_role(model, "pain_score")[:1]   # the daily-pain figure shows the first pain score
     bands = _band_text(scenario.quantiles)
     for output in scenario.variables:
-        if output in drawn_as_effect:
+        if output in pain:
             continue
         unit = _unit(scenario, output)
+        label = model.outputs[output].label
         levels = []
         for low, high in scenario.windows.get(output, ()):
             levels.append(f"shaded: window {low:g}-{high:g} {unit}")
@@ -1097,7 +1125,7 @@ def figure_set(run, scenario):
                 continue
             fig = concentration_figure(run, scenario, output, log=log)
             stem = f"{output.lower()}_{'log' if log else 'linear'}"
-            yield stem, fig, (f"{output} ({unit}) over time by arm: {bands}{level_text}"
+            yield stem, fig, (f"{output}, {label}, over time by arm: {bands}{level_text}"
                               f"{', log scale' if log else ''}.{_focus_text(fig)}{panels} {base}.")
 
     for output in scenario.variables:
@@ -1113,7 +1141,8 @@ def figure_set(run, scenario):
         interval = (f" over {_format_time(scenario.interval[0])}-{_format_time(scenario.interval[1])}"
                     if scenario.interval else " over the simulated period")
         yield f"exposure_{output.lower()}", fig, (
-            f"{output} exposure by arm: {' and '.join(METRIC_LABELS[m] for m in metrics)}{interval}. Boxes: "
+            f"{output} ({model.outputs[output].title}) exposure by arm: "
+            f"{' and '.join(METRIC_LABELS[m] for m in metrics)}{interval}. Boxes: "
             f"quartiles and median; whiskers: 5th-95th percentiles over subjects.{points} {base}.")
 
     for output in scenario.variables:
@@ -1121,21 +1150,22 @@ def figure_set(run, scenario):
             fig = attainment_figure(run, scenario, output, level)
             text = _level_text(level, _unit(scenario, output))
             yield f"attainment_{output.lower()}_{_level_stem(level)}", fig, (
-                f"Target attainment: percentage of subjects with {output} {text} at each output time, by arm."
+                f"Target attainment: percentage of subjects with {output} ({model.outputs[output].title}) {text} "
+                f"at each output time, by arm."
                 f"{_focus_text(fig)}{panels} {base}.")
 
-    if PAIN_OUTPUT in model.outputs:
-        fig = pain_figure(run, scenario)
+    for output in pain:
+        fig = pain_figure(run, scenario, output)
         placebo = next((arm.name for arm in scenario.arms if not arm.regimen.doses), None)
         reference = f" Dashed grey: median of {placebo}, for comparison." if placebo else ""
-        yield "pain", fig, (f"Daily pain ({_unit(scenario, PAIN_OUTPUT)}) over time, one panel per arm: {bands}."
-                            f"{reference} {base}.")
-    if ADVERSE_EVENT_OUTPUT in model.outputs:
-        fig = adverse_event_figure(run, scenario)
-        yield "adverse_events", fig, (
-            "Psychotomimetic adverse events by arm: expected incidence, the mean over subjects of each subject's "
-            f"maximum probability ({ADVERSE_EVENT_OUTPUT}) over the output times, with a normal 95 % interval of "
-            f"the mean. {base}.")
+        yield "pain", fig, (f"Daily pain ({output}, {_unit(scenario, output)}) over time, one panel per arm: "
+                            f"{bands}.{reference} {base}.")
+    for number, output in enumerate(outputs_with_role(model, "adverse_event_probability")):
+        fig = adverse_event_figure(run, scenario, output)
+        event = model.outputs[output].event
+        yield "adverse_events" + (f"_{output.lower()}" if number else ""), fig, (
+            f"{event[:1].upper()}{event[1:]} by arm: expected incidence, the mean over subjects of each subject's "
+            f"maximum probability ({output}) over the output times, with a normal 95 % interval of the mean. {base}.")
 
     layout = sweep_layout(scenario)
     if layout is not None and layout.axes()[0] is not None:

@@ -40,7 +40,22 @@ _SECTIONS = ["model", "compartments", "parameters", "covariates", "derived", "od
              "dosing", "outputs", "initial", "variability", "residual", "drugs"]
 _PARAMETER_KEYS = ["value", "unit", "description", "source", "reliability", "assumption", "allowed"]
 _COVARIATE_KEYS = ["value", "unit", "description", "source", "reliability", "assumption", "distribution"]
-_OUTPUT_KEYS = ["expr", "unit", "description", "source", "reliability", "assumption"]
+_OUTPUT_KEYS = ["expr", "unit", "role", "analyte", "matrix", "event", "description", "source", "reliability",
+                "assumption"]
+# What an output is (models/README.md, "Outputs"): tables, console lines and figures choose by role, never by name.
+OUTPUT_ROLES = {
+    "concentration": "a concentration of one analyte in one matrix (requires analyte and matrix)",
+    "amount": "an amount of drug (in a compartment, excreted, ...)",
+    "effect": "a drug effect (fraction of the maximal effect, a fall in blood pressure, ...)",
+    "adverse_event_probability": "the probability of an adverse event at this time (requires event); "
+                                 "a subject's incidence is its maximum over time",
+    "pain_score": "a pain score (e.g. NRS 0-10)",
+    "other": "anything else: indicators, ratios, individual parameters",
+}
+# Where a concentration is measured (or, for an effect site, where it is modelled to act).
+MATRICES = ("arterial plasma", "venous plasma", "plasma", "arterial blood", "venous blood", "blood", "serum",
+            "CSF", "effect site")
+_ROLE_KEYS = {"analyte": "concentration", "matrix": "concentration", "event": "adverse_event_probability"}
 _COMPARTMENT_KEYS = ["number", "description", "unit"]
 _DOSING_KEYS = {"F": "bioavailability", "ALAG": "lag time", "R": "modelled rate", "D": "modelled duration"}
 _RESERVED = {"ID", "TIME", "EVID", "AMT", "CMT", "RATE", "II", "ADDL", "SS", "MDV", "DV", "REC"}
@@ -105,10 +120,47 @@ class Parameter:
 
 @dataclass(frozen=True)
 class Output:
+    """A model output: its expression, unit and what it is (``role``; for a concentration the
+    ``analyte`` and ``matrix``, for an adverse-event probability the ``event``)."""
     name: str
     expression: str
     unit: str
     description: str
+    role: str = "other"
+    analyte: str = ""
+    matrix: str = ""
+    event: str = ""
+
+    @property
+    def label(self):
+        """How tables, console lines and figure axes name the output, with its unit.
+
+        Examples
+        --------
+        >>> import pkpd
+        >>> pkpd.load_model("ketamine_kamp2020").outputs["KETAMINE"].label
+        'Ketamine, racemic, arterial plasma (ng/mL)'
+        """
+        unit = self.unit
+        if unit == "1":  # dimensionless: an effect is a fraction of its maximum; a probability or flag says so itself
+            unit = "fraction" if self.role == "effect" else ""
+        return f"{self.title} ({unit})" if unit else self.title
+
+    @property
+    def title(self):
+        """:attr:`label` without the unit: "Ketamine, racemic, arterial plasma"; an output that is
+        not a concentration or an adverse event by its name ("Pain" for PAIN, names with digits
+        or underscores as written)."""
+        if self.role == "concentration":
+            return f"{_capitalised(self.analyte)}, {self.matrix}"
+        if self.role == "adverse_event_probability":
+            return f"Probability of {self.event}"
+        return self.name.capitalize() if self.name.isalpha() and self.name.isupper() else self.name
+
+
+def _capitalised(text):
+    """`text` with its first letter upper case and the rest as written ("S-ketamine", "ketamine, racemic")."""
+    return text[:1].upper() + text[1:]
 
 
 @dataclass
@@ -479,7 +531,8 @@ def _build(path, source, data):
             hint = f" (an output can use only the outputs declared above it: {', '.join(used_later)})" if used_later else ""
             _fail(path, f"{key}.expr", f"{error}{hint}")
         trees[f"{key}.expr"] = tree
-        outputs[name] = Output(name, str(spec["expr"]), str(spec.get("unit", "")), str(spec.get("description", "")))
+        outputs[name] = Output(name, str(spec["expr"]), str(spec.get("unit", "")), str(spec.get("description", "")),
+                               **_output_role(path, key, spec))
 
     drugs = {}
     for name, spec in data.get("drugs", {}).items():
@@ -502,6 +555,33 @@ def _build(path, source, data):
                                      if "unit" in spec},
                   is_linear=is_linear, _trees=trees)
     return model
+
+
+def _output_role(path, key, spec):
+    """The checked ``role`` of an output and the keys that go with it (analyte and matrix of a
+    concentration, event of an adverse-event probability), as keyword arguments of Output."""
+    role = spec.get("role")
+    if role is None:
+        _fail(path, f"{key}.role", f"is required (one of {', '.join(OUTPUT_ROLES)})")
+    if role not in OUTPUT_ROLES:
+        extra = suggestion(str(role), list(OUTPUT_ROLES)) if isinstance(role, str) else ""
+        _fail(path, f"{key}.role", f"must be one of {', '.join(OUTPUT_ROLES)}; got {role!r}{extra}")
+    found = {"role": role}
+    for item, owner in _ROLE_KEYS.items():
+        if role != owner:
+            if item in spec:
+                _fail(path, f"{key}.{item}", f"only an output of role {owner} has {item} (this one's role is {role})")
+            continue
+        if item not in spec:
+            _fail(path, f"{key}.{item}", f"is required for an output of role {owner}")
+        value = spec[item]
+        if not (isinstance(value, str) and value.strip() and value.isprintable() and len(value) <= 64):
+            _fail(path, f"{key}.{item}", f"must be text on one line (1 to 64 characters); got {value!r}")
+        if item == "matrix" and value not in MATRICES:
+            extra = suggestion(value, MATRICES)
+            _fail(path, f"{key}.matrix", f"must be one of {', '.join(MATRICES)}; got {value!r}{extra}")
+        found[item] = value
+    return found
 
 
 def _check_drug(path, key, spec, numbers):

@@ -70,6 +70,7 @@ def simulate_arms(scenario, population, progress=True, client=None):
 
 
 def profiles_table(scenario, results):
+    """Long format: arm, output, unit, TIME, one column per percentile, then role, analyte, matrix."""
     frames = []
     for arm, result in results.items():
         table = result.percentiles(scenario.quantiles, outputs=scenario.variables)
@@ -78,7 +79,7 @@ def profiles_table(scenario, results):
         frames.append(table)
     out = pd.concat(frames, ignore_index=True)
     out = out.rename(columns={"TIME": f"TIME ({scenario.model.units.get('time', 'h')})"})
-    return out
+    return _with_roles(out, scenario.model)
 
 
 def exposure_table(scenario, results):
@@ -100,7 +101,8 @@ def exposure_table(scenario, results):
 
 
 def summary_table(scenario, exposure, results):
-    """Per arm, output and metric: median and 90 % interval over subjects; fractions reaching levels."""
+    """Per arm, output and metric: median and 90 % interval over subjects; fractions reaching levels;
+    then the output's role, analyte and matrix."""
     grouped = exposure.groupby(["arm", "output", "metric"], sort=False)
     summary = grouped["value"].agg(median="median", p5=lambda v: np.percentile(v, 5),
                                    p95=lambda v: np.percentile(v, 95), mean="mean", n="size").reset_index()
@@ -127,7 +129,15 @@ def summary_table(scenario, exposure, results):
                                  n=values.shape[0], unit="1", level=f"{high:g} {unit}"))
     if rows:
         summary = pd.concat([summary, pd.DataFrame(rows)], ignore_index=True)
-    return summary
+    return _with_roles(summary, scenario.model)
+
+
+def _with_roles(table, model):
+    """`table` with the columns role, analyte and matrix of each row's output appended (analyte
+    and matrix empty for an output that is not a concentration)."""
+    outputs = table["output"].map(model.outputs)
+    return table.assign(role=outputs.map(lambda o: o.role), analyte=outputs.map(lambda o: o.analyte),
+                        matrix=outputs.map(lambda o: o.matrix))
 
 
 def manifest(scenario, population, wall_time, results, extra=None):

@@ -167,7 +167,11 @@ def parse_trial(scenario):
     kind = endpoint.get("type", "auc")
     if kind not in ENDPOINTS:
         _fail(scenario, "endpoint.type", f"must be one of {', '.join(ENDPOINTS)}; got {kind!r}")
-    output = endpoint.get("output", "PAIN")
+    pain_scores = [name for name, spec in scenario.model.outputs.items() if spec.role == "pain_score"]
+    if "output" not in endpoint and not pain_scores:
+        _fail(scenario, "endpoint.output", f"is required: model {scenario.model.name!r} has no output of role "
+                                           f"pain_score (the default)")
+    output = endpoint.get("output", pain_scores[0] if pain_scores else None)
     if output not in scenario.model.outputs:
         _fail(scenario, "endpoint.output", f"model {scenario.model.name!r} has no output {output!r}")
     days_per_period = int(round(period / 24.0))

@@ -185,7 +185,8 @@ def test_model_file_text_fields_can_not_change_the_generated_code(tmp_path):
     from pkpd._model import generate_source
 
     template = MODEL_HEADER.replace('"clearance"', "TEXT").replace('source = "test" }', "source = TEXT }", 1) + (
-        '[odes]\nCENT = "-CL/V*CENT"\n[outputs]\nCP = { expr = "CENT/V", unit = "mg/L", description = TEXT }\n')
+        '[odes]\nCENT = "-CL/V*CENT"\n[outputs]\n'
+        'CP = { expr = "CENT/V", unit = "mg/L", description = TEXT, role = "other" }\n')
     hostile = '"x\\n\\"\\"\\"\\nimport os\\nos.system(\\"touch pwned\\")\\n#\'\'\'"'
     (tmp_path / "plain.toml").write_text(template.replace("TEXT", '"plain"'))
     (tmp_path / "hostile.toml").write_text(template.replace("TEXT", hostile))

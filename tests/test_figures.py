@@ -134,7 +134,7 @@ def test_concentration_bands_equal_profiles_csv(pickering, log):
     fig = drawn(figures.concentration_figure(run, scenario, "KETAMINE", log=log))
     (ax,) = fig.axes
     assert legend_texts(fig) == PICKERING_ARMS
-    assert ax.get_ylabel() == "Ketamine (ng/mL)"
+    assert ax.get_ylabel() == "Ketamine, racemic, arterial plasma (ng/mL)"
     assert ax.get_yscale() == ("log" if log else "linear")
     factor = time_factor(ax)
     band50, band90 = labelled(ax, "_band50"), labelled(ax, "_band90")
@@ -236,7 +236,8 @@ def test_regimen_labels_without_file_text_use_model_units(pickering):
 def test_exposure_boxes_match_the_exposure_table(pickering):
     scenario, run, _ = pickering
     fig = drawn(figures.exposure_figure(run, scenario, "KETAMINE"))
-    assert [ax.get_xlabel() for ax in fig.axes] == ["Ketamine Cmax (ng/mL)", "Ketamine AUC (ng/mL·h)"]
+    assert [ax.get_xlabel() for ax in fig.axes] == ["Ketamine, racemic, arterial plasma: Cmax (ng/mL)",
+                                                "Ketamine, racemic, arterial plasma: AUC (ng/mL·h)"]
     for ax, metric in zip(fig.axes, ["cmax", "auc"]):
         assert labels_top_down(ax) == PICKERING_ARMS
         medians, points = labelled(ax, "_median", "lines"), labelled(ax, "_points", "lines")
@@ -308,7 +309,8 @@ def test_effect_figures_only_when_the_model_has_the_outputs(pickering):
     scenario, run, _ = pickering
     stripped = copy.copy(scenario)
     stripped.model = copy.copy(scenario.model)
-    stripped.model.outputs = {k: v for k, v in scenario.model.outputs.items() if k not in ("PAIN", "P_PSYCHO")}
+    stripped.model.outputs = {k: v for k, v in scenario.model.outputs.items()
+                              if v.role not in ("pain_score", "adverse_event_probability")}
     stripped.variables = ["KETAMINE"]
     stems = []
     for stem, fig, _ in figures.figure_set(run, stripped):
