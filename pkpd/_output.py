@@ -40,16 +40,12 @@ from pathlib import Path
 import pandas as pd
 
 from . import _signals
-from ._errors import PkpdError
+from ._errors import OutputError
 
 MANIFEST = "manifest.json"
 MARKER = "pkpd_output"          # manifest key that marks a folder pkpd wrote
 FILES = "output_files"          # manifest key listing every other file of that folder
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-class OutputError(PkpdError):
-    """An output cannot be written where asked, or the disk refused it."""
 
 
 # ---------------------------------------------------------------------------

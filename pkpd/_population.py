@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from pkpd._errors import PkpdError
+from pkpd._errors import PkpdError, PopulationError
 from pkpd._random import RandomStreamError, _check_seed, subject_normals, subject_uniforms
 
 MALE = 0
@@ -46,14 +46,6 @@ _MINIMUM_TRUNCATED_MASS = 1e-9
 _EIGENVALUE_TOLERANCE = 1e-10
 _SCR_UMOL_SUSPICION_MG_DL = 20.0
 _DERIVED_INPUTS = {"CRCL": {"AGE", "WT", "SCR", "SEX"}, "BMI": {"WT", "HT"}}
-
-
-class PopulationError(PkpdError):
-    """A bad population input: covariate spec, OMEGA, patient table, argument.
-
-    A :class:`ValueError`; the message is one line naming the key, the rule
-    and the value.
-    """
 
 
 # --------------------------------------------------------------------------

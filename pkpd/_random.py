@@ -56,7 +56,7 @@ import numbers
 import numpy as np
 from scipy import special
 
-from pkpd._errors import PkpdError
+from pkpd._errors import PkpdError, RandomStreamError
 from pkpd._jit import jit
 
 _MULTIPLIER_0 = np.uint64(0xD2511F53)
@@ -71,10 +71,6 @@ _TWO_TO_MINUS_52 = 2.0 ** -52
 _ROUNDS = 10
 MAX_COLUMNS = 2 ** 33
 MAX_SEED = 2 ** 64 - 1
-
-
-class RandomStreamError(PkpdError):
-    """A bad argument to a random-stream function."""
 
 
 @jit

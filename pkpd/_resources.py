@@ -17,7 +17,7 @@ import contextlib
 import os
 import re
 
-from ._errors import PkpdError
+from ._errors import PkpdError, ResourceError
 
 #: Bytes per engine record while a data set's ADDL is expanded and sorted
 #: (about 15 temporary int64/float64 arrays in ``_events._assemble`` and the
@@ -30,10 +30,6 @@ FALLBACK_LIMIT = 4 * 2 ** 30
 _UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9, "T": 1e12, "TB": 1e12,
           "KIB": 2 ** 10, "MIB": 2 ** 20, "GIB": 2 ** 30, "TIB": 2 ** 40}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)(?:[eE]([+-]?\d+))?\s*([A-Za-z]*)\s*$")
-
-
-class ResourceError(PkpdError):
-    """A run would need more memory than the limit allows."""
 
 
 def parse_size(value, key="--max-memory"):
