@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from pkpd._errors import PkpdError, PopulationError
+from pkpd._errors import PopulationError
 from pkpd._random import RandomStreamError, _check_seed, subject_normals, subject_uniforms
 
 MALE = 0

@@ -56,7 +56,7 @@ import numbers
 import numpy as np
 from scipy import special
 
-from pkpd._errors import PkpdError, RandomStreamError
+from pkpd._errors import RandomStreamError
 from pkpd._jit import jit
 
 _MULTIPLIER_0 = np.uint64(0xD2511F53)

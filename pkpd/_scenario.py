@@ -464,7 +464,7 @@ def _arm(check, model, key, arm):
     check.keys(key, arm, ARM_KEYS, required=["name"])
     name = check.string(f"{key}.name", arm["name"])
     if not name.strip() or not name.isprintable():
-        check.fail(f"{key}.name", f"must be printable text on one line (no tabs, line breaks or control "
+        check.fail(f"{key}.name", "must be printable text on one line (no tabs, line breaks or control "
                                   "characters)", value=name)
     doses = arm.get("doses", [])
     if not isinstance(doses, list):
@@ -593,7 +593,7 @@ def _name_template(check, template, keys):
     """
     template = check.string("sweep.name", template)
     if not template.isprintable():
-        check.fail("sweep.name", f"must be printable text on one line (no tabs, line breaks or control "
+        check.fail("sweep.name", "must be printable text on one line (no tabs, line breaks or control "
                                  "characters)", value=template)
     try:
         fields = list(string.Formatter().parse(template))

@@ -184,12 +184,13 @@ def _chunk_size(n_subjects, records):
 def _check_times(times):
     times = np.asarray(times, dtype=np.float64)
     if times.ndim != 1 or times.size == 0:
-        raise PkpdError(f"times: must be a non-empty 1-D array; got shape {times.shape}")
+        raise PkpdError("must be a non-empty 1-D array", key="times", got=f"shape {times.shape}")
     if not np.all(np.isfinite(times)):
-        raise PkpdError("times: must be finite")
+        raise PkpdError("must be finite", key="times")
     if np.any(np.diff(times) <= 0):
         index = int(np.flatnonzero(np.diff(times) <= 0)[0]) + 1
-        raise PkpdError(f"times: must be increasing; got {times[index]:g} after {times[index - 1]:g} at index {index}")
+        raise PkpdError("must be increasing", key="times",
+                        got=f"{times[index]:g} after {times[index - 1]:g} at index {index}")
     return times
 
 
@@ -344,7 +345,7 @@ class _Run:
         if occasions is not None:
             occasions = np.asarray(occasions, dtype=np.float64)
             if occasions.ndim != 1 or occasions.size == 0 or np.any(np.diff(occasions) <= 0):
-                raise PkpdError(f"occasions: must be increasing start times; got {occasions!r}")
+                raise PkpdError("must be increasing start times", key="occasions", value=occasions, got=repr(occasions))
             self.n_occasions = occasions.size
             self.occasion_of_record = np.clip(np.searchsorted(occasions, self.template[0], side="right") - 1, 0,
                                               None)
