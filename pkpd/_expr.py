@@ -97,14 +97,15 @@ def parse(text, allowed_names):
         with _recursion["lock"]:   # not while another thread lifts the limit: the C parser's depth stays bounded
             tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as error:
-        raise ExpressionError(f"is not a valid expression ({error.msg}): {text!r}", value=text) from None
+        raise ExpressionError(f"is not a valid expression ({error.msg}): {text!r}", value=text, got=None) from None
     except (RecursionError, MemoryError):
         raise ExpressionError(f"is nested too deeply (the limit is {MAX_DEPTH} levels, "
-                              f"e.g. a sum of about {MAX_DEPTH} terms): {text[:60]!r}...", value=text) from None
+                              f"e.g. a sum of about {MAX_DEPTH} terms): {text[:60]!r}...", value=text,
+                              got=None) from None
     levels = depth(tree.body)
     if levels > MAX_DEPTH:
         raise ExpressionError(f"is nested too deeply: {levels} levels (the limit is {MAX_DEPTH}, "
-                              f"e.g. a sum of about {MAX_DEPTH} terms): {text[:60]!r}...", value=text)
+                              f"e.g. a sum of about {MAX_DEPTH} terms): {text[:60]!r}...", value=text, got=None)
     with deep_recursion():
         _check(tree.body, set(allowed_names), text)
     return tree.body
@@ -112,7 +113,7 @@ def parse(text, allowed_names):
 
 def _check(node, allowed, text):
     def fail(what):
-        raise ExpressionError(f"{what} is not allowed in {text!r}", value=text)
+        raise ExpressionError(f"{what} is not allowed in {text!r}", value=text, got=None)
 
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
@@ -125,11 +126,11 @@ def _check(node, allowed, text):
             shown = ast.get_source_segment(text.strip(), node) or ast.unparse(node)
             shown = shown if len(shown) <= 24 else f"{shown[:12]}...({len(shown)} digits)"
             raise ExpressionError(f"the number {shown} is not a finite double (largest 1.8e308) in {text!r}",
-                                  value=text)
+                                  value=text, got=None)
         return
     if isinstance(node, ast.Name):
         if node.id not in allowed:
-            raise ExpressionError(f"unknown name {node.id!r} in {text!r}", value=text)
+            raise ExpressionError(f"unknown name {node.id!r} in {text!r}", value=text, got=None)
         return
     if isinstance(node, ast.BinOp):
         if isinstance(node.op, ast.BitXor):
@@ -167,9 +168,9 @@ def _check(node, allowed, text):
         arity = FUNCTIONS[node.func.id]
         if arity is not None and len(node.args) != arity:
             raise ExpressionError(f"{node.func.id}() takes {arity} argument(s); got {len(node.args)} in {text!r}",
-                                  value=text)
+                                  value=text, got=None)
         if arity is None and len(node.args) < 2:
-            raise ExpressionError(f"{node.func.id}() needs at least 2 arguments in {text!r}", value=text)
+            raise ExpressionError(f"{node.func.id}() needs at least 2 arguments in {text!r}", value=text, got=None)
         for child in node.args:
             _check(child, allowed, text)
         return

@@ -276,12 +276,12 @@ def _read_text(path):
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise ScenarioError(f"{path}: cannot read the scenario file ({error.strerror or error})") from None
+        raise ScenarioError(f"cannot read the scenario file ({error.strerror or error})", file=str(path)) from None
     try:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
-        raise ScenarioError(f"{path.name}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
-                            f"{error.start}); save the file as UTF-8") from None
+        raise ScenarioError(f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); save the "
+                            f"file as UTF-8", file=path.name) from None
 
 
 def load_scenario(path):
@@ -302,14 +302,14 @@ def load_scenario(path):
     """
     path = Path(path)
     if not path.is_file():
-        raise ScenarioError(f"{path}: scenario file not found")
+        raise ScenarioError("scenario file not found", file=str(path))
     text = _read_text(path)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ScenarioError(f"{path.name}: not valid TOML ({error})") from None
+        raise ScenarioError(f"not valid TOML ({error})", file=path.name) from None
     except RecursionError:
-        raise ScenarioError(f"{path.name}: not valid TOML (arrays or tables nested too deeply)") from None
+        raise ScenarioError("not valid TOML (arrays or tables nested too deeply)", file=path.name) from None
     check = _Checker(path)
     check.keys("", raw, TOP_KEYS, required=["model", "outputs"])
 
