@@ -230,7 +230,7 @@ def build_stream(model, data, source="data", max_memory=None):
         if index is None:
             raise DataError(f"model {model.name!r} has no compartment {number} "
                             f"(compartments: {', '.join(f'{k}={v}' for k, v in model.numbers.items())})",
-                            file=source, row=_row_label(row), column="CMT", value=number)
+                            file=source, row=_row_label(row), column="CMT", value=number, got=None)
         state[row] = index
     for code, key, word in ((-1, "R", "rate"), (-2, "D", "duration")):
         rows = np.flatnonzero(is_dose & (rate == code))
@@ -239,7 +239,7 @@ def build_stream(model, data, source="data", max_memory=None):
             if key not in model.dosing.get(name, {}):
                 raise DataError(f"RATE={code} asks for a modelled {word}, but model {model.name!r} defines no {key} "
                                 f"for compartment {name}", file=source, row=_row_label(row), column="RATE",
-                                value=code)
+                                value=code, got=None)
 
     # per-record parameter and covariate values
     inputs = np.empty((n, len(model.inputs)))

@@ -294,7 +294,7 @@ def load_model(name_or_path):
         else:
             known = library_models()
             extra = suggestion(text, known, "library models")
-            raise ModelError(f"model {text!r}: no such library model or file{extra}", value=text)
+            raise ModelError(f"model {text!r}: no such library model or file{extra}", value=text, got=None)
     if not path.is_file():
         raise ModelError("model file not found", file=str(path))
     source = path.read_text(encoding="utf-8")
