@@ -12,10 +12,14 @@ load_scenario, run_scenario  scenario files (``scenarios/*.toml``) and what ``pk
 trial                      crossover / parallel trial replicates -> power table
 figure_set, write_figures  the protocol figures of a run (matplotlib Figures; PNG + SVG files)
 library_models             names of the shipped models
-PkpdError, ModelError, DataError, SimulationError
+PkpdError                  every error for bad input (a ValueError), with the fields file, key, row,
+                           column, rule and value; its kinds: ModelError, ExpressionError, DataError,
+                           ScenarioError, PopulationError, RandomStreamError, ResourceError, OutputError
+SimulationError            subjects the engine could not integrate (a RuntimeError)
 """
 
-from ._errors import DataError, ModelError, PkpdError, SimulationError
+from ._errors import (DataError, ExpressionError, ModelError, OutputError, PkpdError, PopulationError,
+                      RandomStreamError, ResourceError, ScenarioError, SimulationError)
 from ._model import Model, library_models, load_model
 from ._population import Population
 from ._regimen import Dose, Regimen
@@ -27,7 +31,9 @@ from ._simulate_data import simulate_data
 __version__ = "0.1.0"
 
 __all__ = ["load_model", "Model", "library_models", "simulate_data", "simulate", "simulate_summary", "SimulationResult",
-           "Dose", "Regimen", "Population", "load_scenario", "run_scenario", "trial", "figure_set", "write_figures", "PkpdError", "ModelError", "DataError", "SimulationError",
+           "Dose", "Regimen", "Population", "load_scenario", "run_scenario", "trial", "figure_set", "write_figures",
+           "PkpdError", "ModelError", "ExpressionError", "DataError", "ScenarioError", "PopulationError",
+           "RandomStreamError", "ResourceError", "OutputError", "SimulationError",
            "__version__"]
 
 

@@ -86,18 +86,18 @@ def _read_csv(path):
 
     path = Path(path)
     if path.is_dir():
-        raise PkpdError(f"{path}: is a folder, not a data file")
+        raise PkpdError("is a folder, not a data file", file=path)
     if not path.exists():
-        raise PkpdError(f"{path}: data file not found")
+        raise PkpdError("data file not found", file=path)
     if not path.is_file():
-        raise PkpdError(f"{path}: not a regular file (a pipe or a device); give a CSV file")
+        raise PkpdError("not a regular file (a pipe or a device); give a CSV file", file=path)
     try:
         # header=None keeps a repeated column name (pandas would rename the second AMT to AMT.1)
         table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, header=None)
     except OSError as error:
-        raise PkpdError(f"{path}: cannot read ({reason(error)})") from None
+        raise PkpdError(f"cannot read ({reason(error)})", file=path) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise PkpdError(f"{path}: not a readable CSV file ({str(error).splitlines()[0]})") from None
+        raise PkpdError(f"not a readable CSV file ({str(error).splitlines()[0]})", file=path) from None
     header = [str(name).strip() for name in table.iloc[0]]
     return table.iloc[1:].reset_index(drop=True).set_axis(header, axis=1)
 

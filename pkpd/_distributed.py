@@ -75,7 +75,7 @@ def _model(key):
         if base is None:
             base = load_model(path)
             if base.hash != source_hash:
-                raise PkpdError(f"{path}: the model file on the worker differs from the client's (hash mismatch)")
+                raise PkpdError("the model file on the worker differs from the client's (hash mismatch)", file=path)
             _MODELS[(path, source_hash)] = base
         changed = {name: value for name, value in values if base.parameters[name].value != value}
         _MODELS[key] = base.with_parameters(changed, origin="client") if changed else base

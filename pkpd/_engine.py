@@ -131,8 +131,8 @@ def _output_array(array, shape, name):
     if array is None:
         return np.empty(shape)
     if array.shape != shape or array.dtype != np.float64 or not array.flags.c_contiguous:
-        raise PkpdError(f"{name}: must be a C-contiguous float64 array of shape {shape}; "
-                        f"got {array.dtype} {array.shape}")
+        raise PkpdError(f"must be a C-contiguous float64 array of shape {shape}", key=name,
+                        got=f"{array.dtype} {array.shape}")
     return array
 
 

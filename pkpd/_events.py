@@ -47,15 +47,6 @@ class EventStream:
         return int(np.max(np.diff(self.subject_start))) if self.n_subjects else 0
 
 
-def _where(source, row=None, column=None):
-    parts = [source]
-    if row is not None:
-        parts.append(f"row {row}")
-    if column is not None:
-        parts.append(f"column {column}")
-    return ", ".join(parts)
-
-
 def _blank(raw):
     """Cells that count as empty: missing, '' or '.' (NONMEM's empty), as a boolean array."""
     if raw.dtype.kind in "fiub":
@@ -88,14 +79,14 @@ def _numeric(frame, column, source, default):
         bad = np.isnan(converted) & ~blank
         if bad.any():
             index = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{_where(source, _row_label(index), column)}: must be a number; "
-                            f"got {str(raw.iloc[index]).strip()!r}")
+            raise DataError("must be a number", file=source, row=_row_label(index), column=column,
+                            value=str(raw.iloc[index]).strip())
         values = converted.copy()
     values[blank] = default
     if not np.all(np.isfinite(values[~blank])):
         index = int(np.flatnonzero(~np.isfinite(values) & ~blank)[0])
-        raise DataError(f"{_where(source, _row_label(index), column)}: must be finite; "
-                        f"got {_cell(frame, column, index)}")
+        raise DataError("must be finite", file=source, row=_row_label(index), column=column,
+                        value=values[index], got=_cell(frame, column, index))
     return values
 
 
@@ -108,7 +99,7 @@ def _fail_rows(mask, source, column, rule, values, frame):
     """Fail at the first row of `mask`, showing the cell as written (or the default it took)."""
     index = int(np.flatnonzero(mask)[0])
     found = _cell(frame, column, index) if column in frame.columns else f"{values[index]:g} (the default)"
-    raise DataError(f"{_where(source, _row_label(index), column)}: {rule}; got {found}")
+    raise DataError(rule, file=source, row=_row_label(index), column=column, value=values[index], got=found)
 
 
 def standard_columns(data, source="data"):
@@ -134,14 +125,14 @@ def standard_columns(data, source="data"):
             first = data.columns[seen[name]]
             which = (f"column {name} appears twice" if first == column else
                      f"columns {first!r} and {column!r} both name {name}")
-            raise DataError(f"{source}: {which} (columns {seen[name] + 1} and {position + 1}); keep one")
+            raise DataError(f"{which} (columns {seen[name] + 1} and {position + 1}); keep one", file=source)
         seen.setdefault(name, position)
         names.append(name)
     for position, name in enumerate(names):
         base, dot, suffix = name.rpartition(".") if isinstance(name, str) else ("", "", "")
         if dot and suffix.isdigit() and base.strip().upper() in _STANDARD and base.strip().upper() in seen:
-            raise DataError(f"{source}: column {name!r} looks like a second {base.strip().upper()} column "
-                            f"(pandas renames a repeated name so); keep one")
+            raise DataError(f"column {name!r} looks like a second {base.strip().upper()} column "
+                            f"(pandas renames a repeated name so); keep one", file=source)
     return names
 
 
@@ -169,13 +160,14 @@ def build_stream(model, data, source="data", max_memory=None):
         AMT where the column or the cell is empty, as NONMEM does).
     """
     if not isinstance(data, pd.DataFrame):
-        raise DataError(f"{source}: expected a pandas DataFrame; got {type(data).__name__}")
+        raise DataError("expected a pandas DataFrame", file=source, value=data, got=type(data).__name__)
     frame = data.set_axis(standard_columns(data, source), axis=1)
     for required in ("ID", "TIME"):
         if required not in frame.columns:
-            raise DataError(f"{source}: column {required} is required (columns found: {', '.join(map(str, frame.columns))})")
+            raise DataError(f"column {required} is required (columns found: {', '.join(map(str, frame.columns))})",
+                            file=source)
     if len(frame) == 0:
-        raise DataError(f"{source}: has no records")
+        raise DataError("has no records", file=source)
     ids = _numeric(frame, "ID", source, np.nan)
     time = _numeric(frame, "TIME", source, np.nan)
     for name, values in (("ID", ids), ("TIME", time)):
@@ -221,8 +213,8 @@ def build_stream(model, data, source="data", max_memory=None):
     decreasing = ~new_subject[1:] & (time[1:] < time[:-1])
     if decreasing.any():
         index = int(np.flatnonzero(decreasing)[0]) + 1
-        raise DataError(f"{_where(source, _row_label(index), 'TIME')}: must not decrease within ID {ids[index]:g}; "
-                        f"got {time[index]:g} after {time[index - 1]:g}")
+        raise DataError(f"must not decrease within ID {ids[index]:g}", file=source, row=_row_label(index),
+                        column="TIME", value=time[index], got=f"{time[index]:g} after {time[index - 1]:g}")
 
     # compartments: NONMEM numbers -> state index; CMT=0 on non-dose records means "default"
     state = np.full(n, -1, np.int64)
@@ -236,16 +228,18 @@ def build_stream(model, data, source="data", max_memory=None):
             continue
         index = by_number.get(number)
         if index is None:
-            raise DataError(f"{_where(source, _row_label(row), 'CMT')}: model {model.name!r} has no compartment "
-                            f"{number} (compartments: {', '.join(f'{k}={v}' for k, v in model.numbers.items())})")
+            raise DataError(f"model {model.name!r} has no compartment {number} "
+                            f"(compartments: {', '.join(f'{k}={v}' for k, v in model.numbers.items())})",
+                            file=source, row=_row_label(row), column="CMT", value=number, got=None)
         state[row] = index
     for code, key, word in ((-1, "R", "rate"), (-2, "D", "duration")):
         rows = np.flatnonzero(is_dose & (rate == code))
         for row in rows:
             name = model.compartments[state[row]]
             if key not in model.dosing.get(name, {}):
-                raise DataError(f"{_where(source, _row_label(row), 'RATE')}: RATE={code} asks for a modelled {word}, "
-                                f"but model {model.name!r} defines no {key} for compartment {name}")
+                raise DataError(f"RATE={code} asks for a modelled {word}, but model {model.name!r} defines no {key} "
+                                f"for compartment {name}", file=source, row=_row_label(row), column="RATE",
+                                value=code, got=None)
 
     # per-record parameter and covariate values
     inputs = np.empty((n, len(model.inputs)))
@@ -256,8 +250,9 @@ def build_stream(model, data, source="data", max_memory=None):
             bad = np.flatnonzero(~np.isin(inputs[:, column], allowed))
             if bad.size:
                 index = bad[0]
-                raise DataError(f"{_where(source, _row_label(index), name)}: must be one of "
-                                f"{', '.join(f'{v:g}' for v in allowed)} (a switch); got {_cell(frame, name, index)}")
+                raise DataError(f"must be one of {', '.join(f'{v:g}' for v in allowed)} (a switch)", file=source,
+                                row=_row_label(index), column=name, value=inputs[index, column],
+                                got=_cell(frame, name, index))
 
     check_expanded_records(n, addl[is_dose], source, max_memory)
     kind = np.select([evid == 1, evid == 3, evid == 4], [KIND_DOSE, KIND_RESET, KIND_RESET_DOSE], KIND_OBS)

@@ -28,6 +28,8 @@ import math
 import sys
 import threading
 
+from ._errors import ExpressionError
+
 FUNCTIONS = {"exp": 1, "log": 1, "sqrt": 1, "pow": 2, "min": None, "max": None,
              "abs": 1, "if_else": 3}
 _BINARY = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
@@ -38,10 +40,6 @@ MAX_DEPTH = 1000
 # up to about 3 levels per level of its expression), with a margin
 _FRAMES_PER_LEVEL = 16
 _recursion = {"lock": threading.RLock(), "entered": 0}
-
-
-class ExpressionError(ValueError):
-    """An expression breaks a rule; ``str(error)`` says which, without location."""
 
 
 @contextlib.contextmanager
@@ -93,20 +91,21 @@ def parse(text, allowed_names):
         With a message naming the offending construct or name.
     """
     if isinstance(text, bool) or not isinstance(text, (str, int, float)):
-        raise ExpressionError(f"must be an expression in a string or a number; got {text!r}")
+        raise ExpressionError("must be an expression in a string or a number", value=text, got=repr(text))
     text = str(text)
     try:
         with _recursion["lock"]:   # not while another thread lifts the limit: the C parser's depth stays bounded
             tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as error:
-        raise ExpressionError(f"is not a valid expression ({error.msg}): {text!r}") from None
+        raise ExpressionError(f"is not a valid expression ({error.msg}): {text!r}", value=text, got=None) from None
     except (RecursionError, MemoryError):
         raise ExpressionError(f"is nested too deeply (the limit is {MAX_DEPTH} levels, "
-                              f"e.g. a sum of about {MAX_DEPTH} terms): {text[:60]!r}...") from None
+                              f"e.g. a sum of about {MAX_DEPTH} terms): {text[:60]!r}...", value=text,
+                              got=None) from None
     levels = depth(tree.body)
     if levels > MAX_DEPTH:
         raise ExpressionError(f"is nested too deeply: {levels} levels (the limit is {MAX_DEPTH}, "
-                              f"e.g. a sum of about {MAX_DEPTH} terms): {text[:60]!r}...")
+                              f"e.g. a sum of about {MAX_DEPTH} terms): {text[:60]!r}...", value=text, got=None)
     with deep_recursion():
         _check(tree.body, set(allowed_names), text)
     return tree.body
@@ -114,7 +113,7 @@ def parse(text, allowed_names):
 
 def _check(node, allowed, text):
     def fail(what):
-        raise ExpressionError(f"{what} is not allowed in {text!r}")
+        raise ExpressionError(f"{what} is not allowed in {text!r}", value=text, got=None)
 
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
@@ -126,11 +125,12 @@ def _check(node, allowed, text):
         if not math.isfinite(value):
             shown = ast.get_source_segment(text.strip(), node) or ast.unparse(node)
             shown = shown if len(shown) <= 24 else f"{shown[:12]}...({len(shown)} digits)"
-            raise ExpressionError(f"the number {shown} is not a finite double (largest 1.8e308) in {text!r}")
+            raise ExpressionError(f"the number {shown} is not a finite double (largest 1.8e308) in {text!r}",
+                                  value=text, got=None)
         return
     if isinstance(node, ast.Name):
         if node.id not in allowed:
-            raise ExpressionError(f"unknown name {node.id!r} in {text!r}")
+            raise ExpressionError(f"unknown name {node.id!r} in {text!r}", value=text, got=None)
         return
     if isinstance(node, ast.BinOp):
         if isinstance(node.op, ast.BitXor):
@@ -167,9 +167,10 @@ def _check(node, allowed, text):
             fail("a keyword argument")
         arity = FUNCTIONS[node.func.id]
         if arity is not None and len(node.args) != arity:
-            raise ExpressionError(f"{node.func.id}() takes {arity} argument(s); got {len(node.args)} in {text!r}")
+            raise ExpressionError(f"{node.func.id}() takes {arity} argument(s); got {len(node.args)} in {text!r}",
+                                  value=text, got=None)
         if arity is None and len(node.args) < 2:
-            raise ExpressionError(f"{node.func.id}() needs at least 2 arguments in {text!r}")
+            raise ExpressionError(f"{node.func.id}() needs at least 2 arguments in {text!r}", value=text, got=None)
         for child in node.args:
             _check(child, allowed, text)
         return

@@ -953,10 +953,10 @@ def sweep_figure(run, scenario, output, metric):
     """
     layout = sweep_layout(scenario)
     if layout is None:
-        raise PkpdError(f"{scenario.path.name}: sweep figure needs a [sweep] section")
+        raise PkpdError("sweep figure needs a [sweep] section", file=scenario.path.name)
     row_key, col_key, facet_keys = layout.axes()
     if row_key is None:
-        raise PkpdError(f"{scenario.path.name}: sweep figure needs at least one swept key with two values")
+        raise PkpdError("sweep figure needs at least one swept key with two values", file=scenario.path.name)
     values, label = sweep_values(run, scenario, output, metric)
     rows = layout.values[row_key]
     cols = layout.values[col_key] if col_key else [None]

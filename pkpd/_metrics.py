@@ -130,7 +130,7 @@ def _validate_interval(interval, times: np.ndarray) -> tuple[float, float]:
     if not (math.isfinite(start) and math.isfinite(stop)):
         raise PkpdError(f"interval must be finite; got ({_number(start)}, {_number(stop)})")
     if not start < stop:
-        raise PkpdError(f"interval: start ({_number(start)}) must be below stop ({_number(stop)})")
+        raise PkpdError(f"start ({_number(start)}) must be below stop ({_number(stop)})", key="interval")
     if start < times[0]:
         raise PkpdError(
             f"interval: start ({_number(start)}) must not precede times[0] ({_number(times[0])})"
@@ -864,7 +864,7 @@ class PercentileAccumulator:
             ``numpy.percentile(all_values, quantiles, axis=0, method="linear")``.
         """
         if self.n_subjects == 0:
-            raise PkpdError("PercentileAccumulator.result: no subjects have been added")
+            raise PkpdError("no subjects have been added", key="PercentileAccumulator.result")
         negative = self._negative if self._negative is not None else _LogStore(self.n_times, 1)
         out = np.empty((self.quantiles.size, self.n_times), dtype=np.float64)
         _sketch_quantiles(

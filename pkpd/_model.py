@@ -288,13 +288,14 @@ class Model:
         for name, value in values.items():
             if name not in parameters:
                 extra = suggestion(str(name), list(parameters), "the model's parameters")
-                raise ModelError(f"{self.path.name}: parameters: no parameter {name!r}{extra}")
+                raise ModelError(f"no parameter {name!r}{extra}", file=self.path.name, key="parameters")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ModelError(f"{self.path.name}: parameters.{name}: must be a finite number; got {value!r}")
+                raise ModelError("must be a finite number", file=self.path.name, key=f"parameters.{name}", value=value,
+                                 got=repr(value))
             old = self.parameters[name]
             rule = check_allowed(old, float(value))
             if rule:
-                raise ModelError(f"{self.path.name}: parameters.{name}: {rule}")
+                raise ModelError(rule, file=self.path.name, key=f"parameters.{name}")
             unit = "" if old.unit in ("", "1") else f" {old.unit}"
             parameters[name] = dataclasses.replace(
                 old, value=float(value), reliability="override",
@@ -345,20 +346,22 @@ def load_model(name_or_path):
         else:
             known = library_models()
             extra = suggestion(text, known, "library models")
-            raise ModelError(f"model {text!r}: no such library model or file{extra}")
+            raise ModelError(f"model {text!r}: no such library model or file{extra}", value=text, got=None)
     if not path.is_file():
-        raise ModelError(f"{_printable(str(path))}: model file not found")
+        raise ModelError("model file not found", file=str(path))
     source = path.read_text(encoding="utf-8")
     try:
         data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as error:
-        raise ModelError(f"{_printable(str(path))}: not valid TOML ({error})") from None
+        raise ModelError(f"not valid TOML ({error})", file=str(path)) from None
     return _build(path, source, data)
 
 
-def _fail(path, key, message):
-    text = f"{_printable(path.name)}: {_printable(key)}: {message}"
-    raise ModelError(text if "\n" not in text and "\r" not in text else text.encode("unicode_escape").decode("ascii"))
+def _fail(path, key, rule, **found):
+    """Raise ModelError at `key` of the model file; ``value=`` is written as its repr, unless ``got=`` says how."""
+    if "value" in found:
+        found.setdefault("got", repr(found["value"]))
+    raise ModelError(rule, file=path.name, key=key, **found)
 
 
 def _unknown(path, where, keys, allowed):
@@ -381,7 +384,7 @@ def check_allowed(parameter, value):
 
 def _number(path, key, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        _fail(path, key, f"must be a finite number; got {value!r}")
+        _fail(path, key, "must be a finite number", value=value)
     return float(value)
 
 
@@ -415,7 +418,7 @@ def _build(path, source, data):
         _unknown(path, f"compartments.{name}.", spec.keys(), _COMPARTMENT_KEYS)
         number = spec["number"]
         if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-            _fail(path, f"compartments.{name}.number", f"must be a positive integer; got {number!r}")
+            _fail(path, f"compartments.{name}.number", "must be a positive integer", value=number)
         if number in numbers.values():
             _fail(path, f"compartments.{name}.number", f"{number} is used twice")
         numbers[name] = number
@@ -441,10 +444,10 @@ def _build(path, source, data):
             allowed = ()
             if "allowed" in spec:
                 if not isinstance(spec["allowed"], list) or not spec["allowed"]:
-                    _fail(path, f"{key}.allowed", f"must be a non-empty list of numbers; got {spec['allowed']!r}")
+                    _fail(path, f"{key}.allowed", "must be a non-empty list of numbers", value=spec['allowed'])
                 allowed = tuple(_number(path, f"{key}.allowed", v) for v in spec["allowed"])
                 if value not in allowed:
-                    _fail(path, f"{key}.value", f"must be one of {_show_allowed(allowed)}; got {value:g}")
+                    _fail(path, f"{key}.value", f"must be one of {_show_allowed(allowed)}", value=value, got=f"{value:g}")
             out[name] = Parameter(name, value, str(spec.get("unit", "")), str(spec.get("description", "")),
                                   str(spec.get("source", spec.get("assumption", ""))),
                                   str(spec.get("reliability", "")), allowed)
@@ -465,7 +468,7 @@ def _build(path, source, data):
         try:
             tree = _expr.parse(text, allowed)
         except _expr.ExpressionError as error:
-            _fail(path, key, str(error))
+            _fail(path, key, error.rule, **error.fields())
         trees[key] = tree
         return str(text)
 
@@ -529,7 +532,7 @@ def _build(path, source, data):
                 named = set()
             used_later = sorted(later & named)
             hint = f" (an output can use only the outputs declared above it: {', '.join(used_later)})" if used_later else ""
-            _fail(path, f"{key}.expr", f"{error}{hint}")
+            _fail(path, f"{key}.expr", f"{error.rule}{hint}", **error.fields())
         trees[f"{key}.expr"] = tree
         outputs[name] = Output(name, str(spec["expr"]), str(spec.get("unit", "")), str(spec.get("description", "")),
                                **_output_role(path, key, spec))
@@ -596,15 +599,15 @@ def _check_drug(path, key, spec, numbers):
 
     def positive(where, value):
         if _number(path, where, value) <= 0:
-            _fail(path, where, f"must be > 0; got {value!r}")
+            _fail(path, where, "must be > 0", value=value)
 
     def unit(where, value):
         if not isinstance(value, str):
-            _fail(path, where, f"must be a unit text such as 'mg'; got {value!r}")
+            _fail(path, where, "must be a unit text such as 'mg'", value=value)
         try:
             _parse_unit(value, where)
         except PkpdError:
-            _fail(path, where, f"must be a unit such as 'mg' or 'mmol'; got {value!r}")
+            _fail(path, where, "must be a unit such as 'mg' or 'mmol'", value=value)
 
     compartment(f"{key}.compartment", spec["compartment"])
     if "unit" in spec:
@@ -613,7 +616,7 @@ def _check_drug(path, key, spec, numbers):
         positive(f"{key}.molar_mass", spec["molar_mass"])
     for table in ("routes", "conversions"):
         if table in spec and not isinstance(spec[table], dict):
-            _fail(path, f"{key}.{table}", f"must be a table; got {spec[table]!r}")
+            _fail(path, f"{key}.{table}", "must be a table", value=spec[table])
     for route, target in spec.get("routes", {}).items():
         compartment(f"{key}.routes.{route}", target)
     for target_unit, factor in spec.get("conversions", {}).items():
@@ -630,7 +633,7 @@ def _check_dose_range(path, key, spec):
     from ._units import _per_mass, parse_quantity
 
     if not isinstance(spec, dict):
-        _fail(path, key, f"must be a table of amount, rate and source; got {spec!r}")
+        _fail(path, key, "must be a table of amount, rate and source", value=spec)
     _unknown(path, f"{key}.", spec.keys(), ["amount", "rate", "source"])
     if not isinstance(spec.get("source"), str):
         _fail(path, f"{key}.source", "is required (where the range comes from)")
@@ -639,13 +642,13 @@ def _check_dose_range(path, key, spec):
         if pair is None:
             continue
         if not (isinstance(pair, list) and len(pair) == 2):
-            _fail(path, f"{key}.{kind}", f"must be [low, high] per kg, e.g. ['0.1 mg/kg', '1 mg/kg']; got {pair!r}")
+            _fail(path, f"{key}.{kind}", "must be [low, high] per kg, e.g. ['0.1 mg/kg', '1 mg/kg']", value=pair)
         try:
             low, high = (parse_quantity(text, f"{key}.{kind}", positive=True) for text in pair)
         except PkpdError as error:
-            _fail(path, f"{key}.{kind}", str(error).split("` ", 1)[-1].rstrip("."))
+            _fail(path, f"{key}.{kind}", error.rule, **error.fields())
         if not (_per_mass(low.units) and _per_mass(high.units)):
-            _fail(path, f"{key}.{kind}", f"must be per kg of body weight (e.g. 'mg/kg'); got {pair!r}")
+            _fail(path, f"{key}.{kind}", "must be per kg of body weight (e.g. 'mg/kg')", value=pair)
 
 
 def _is_linear(trees, compartments):
@@ -696,7 +699,7 @@ def generate_source(model):
         try:
             return _expr.to_source(trees[key] if tree is None else tree)
         except _expr.ExpressionError as error:
-            _fail(model.path, key, f"{where}{error}")
+            _fail(model.path, key, f"{where}{error.rule}", **error.fields())
     n_inputs = len(model.inputs)
     lines = [
         f"# Generated by pkpd from model {model.name!r} (file {model.path.name!r}); do not edit.",

@@ -40,16 +40,12 @@ from pathlib import Path
 import pandas as pd
 
 from . import _signals
-from ._errors import PkpdError
+from ._errors import OutputError
 
 MANIFEST = "manifest.json"
 MARKER = "pkpd_output"          # manifest key that marks a folder pkpd wrote
 FILES = "output_files"          # manifest key listing every other file of that folder
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-class OutputError(PkpdError):
-    """An output cannot be written where asked, or the disk refused it."""
 
 
 # ---------------------------------------------------------------------------
@@ -121,19 +117,19 @@ def check_output_file(path, *, force=False, inputs=()):
         The command's input files; the output may never be one of them.
     """
     if str(path) == "":
-        raise OutputError("-o: the output file name is empty")
+        raise OutputError("the output file name is empty", key="-o")
     path = Path(path)
     if path.is_dir():
-        raise OutputError(f"{path}: is a folder; -o needs a file name")
+        raise OutputError("is a folder; -o needs a file name", file=path)
     for source in inputs:
         if _same_file(path, source):
             same = "" if Path(source) == path else f" (the same file as {source})"
-            raise OutputError(f"{path}: is an input of this command{same}; choose another output name")
+            raise OutputError(f"is an input of this command{same}; choose another output name", file=path)
     if os.path.lexists(path) and not force:
-        raise OutputError(f"{path}: output file exists; choose another or pass --force to replace it")
+        raise OutputError("output file exists; choose another or pass --force to replace it", file=path)
     folder = path.parent
     if not folder.is_dir():
-        raise OutputError(f"{path}: output folder {folder} does not exist")
+        raise OutputError(f"output folder {folder} does not exist", file=path)
 
 
 def _same_file(a, b):
@@ -168,7 +164,7 @@ def write_file_atomically(path, write, *, force=False, inputs=()):
             check_output_file(path, force=force, inputs=inputs)
             os.replace(temporary, path)
     except OSError as error:
-        raise OutputError(f"{path}: {reason(error)}") from None
+        raise OutputError(reason(error), file=path) from None
     finally:
         with _signals.held():
             _remove(temporary)
@@ -185,17 +181,17 @@ def check_output_folder(target, *, force=False, inputs=()):
     their parents.
     """
     if str(target) == "":
-        raise OutputError("-o: the output folder name is empty")
+        raise OutputError("the output folder name is empty", key="-o")
     target = Path(target)
     if os.path.lexists(target) or target.is_dir():
         if not force:
-            raise OutputError(f"{target}: output folder exists; choose another or pass --force to replace it")
+            raise OutputError("output folder exists; choose another or pass --force to replace it", file=target)
         why = _unreplaceable(target, inputs)
         if why:
-            raise OutputError(f"{target}: {why}; --force replaces only a folder that pkpd wrote, so it is "
-                              "left as it is")
+            raise OutputError(f"{why}; --force replaces only a folder that pkpd wrote, so it is left as it is",
+                              file=target)
     if target.parent.exists() and not target.parent.is_dir():
-        raise OutputError(f"{target}: {target.parent} is not a folder")
+        raise OutputError(f"{target.parent} is not a folder", file=target)
 
 
 def _unreplaceable(target, inputs):
@@ -279,7 +275,7 @@ def write_folder_atomically(target, fill, manifest, *, force=False, inputs=(), j
             check_output_folder(target, force=force, inputs=inputs)
             _replace_folder(temporary, target)
     except OSError as error:
-        raise OutputError(f"{target}: {reason(error)}") from None
+        raise OutputError(reason(error), file=target) from None
     finally:
         with _signals.held():
             _remove(temporary)

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from pkpd._errors import PkpdError
+from pkpd._errors import PopulationError
 from pkpd._random import RandomStreamError, _check_seed, subject_normals, subject_uniforms
 
 MALE = 0
@@ -46,14 +46,6 @@ _MINIMUM_TRUNCATED_MASS = 1e-9
 _EIGENVALUE_TOLERANCE = 1e-10
 _SCR_UMOL_SUSPICION_MG_DL = 20.0
 _DERIVED_INPUTS = {"CRCL": {"AGE", "WT", "SCR", "SEX"}, "BMI": {"WT", "HT"}}
-
-
-class PopulationError(PkpdError):
-    """A bad population input: covariate spec, OMEGA, patient table, argument.
-
-    A :class:`ValueError`; the message is one line naming the key, the rule
-    and the value.
-    """
 
 
 # --------------------------------------------------------------------------
@@ -69,21 +61,21 @@ def _format(value):
 
 def _finite_number(key, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise PopulationError(f"{key}: must be a finite number; got {_format(value)}")
+        raise PopulationError("must be a finite number", key=key, value=value, got=_format(value))
     return float(value)
 
 
 def _positive_number(key, value):
     value = _finite_number(key, value)
     if value <= 0:
-        raise PopulationError(f"{key}: must be > 0; got {_format(value)}")
+        raise PopulationError("must be > 0", key=key, value=value, got=_format(value))
     return value
 
 
 def _non_negative_number(key, value):
     value = _finite_number(key, value)
     if value < 0:
-        raise PopulationError(f"{key}: must be >= 0; got {_format(value)}")
+        raise PopulationError("must be >= 0", key=key, value=value, got=_format(value))
     return value
 
 
@@ -91,29 +83,28 @@ def _seed(seed, key):
     try:
         return _check_seed(seed)
     except RandomStreamError as error:
-        raise PopulationError(f"{key}{str(error)[len('seed'):]}") from None
+        raise PopulationError(error.rule, key=key, **error.fields()) from None
 
 
 def _subject_ids(n, subject_ids, key):
     """Validated subject ids, shape (n,), int64: ``subject_ids`` or 0..n-1."""
     if subject_ids is None:
         if n is None:
-            raise PopulationError(f"{key}: give n or subject_ids")
+            raise PopulationError("give n or subject_ids", key=key)
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise PopulationError(f"{key}: must be a positive integer; got {_format(n)}")
+            raise PopulationError("must be a positive integer", key=key, value=n, got=_format(n))
         return np.arange(int(n), dtype=np.int64)
     ids = np.asarray(subject_ids)
     if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer):
-        raise PopulationError(
-            f"subject_ids: must be a non-empty 1-D integer array; got shape {ids.shape}, "
-            f"dtype {ids.dtype}")
+        raise PopulationError("must be a non-empty 1-D integer array", key="subject_ids",
+                              got=f"shape {ids.shape}, dtype {ids.dtype}")
     if ids.min() < 0 or ids.max() > np.iinfo(np.int64).max:
-        raise PopulationError(f"subject_ids: must be in [0, 2**63 - 1]; got {ids.min()}")
+        raise PopulationError("must be in [0, 2**63 - 1]", key="subject_ids", value=ids.min(), got=str(ids.min()))
     increasing = bool(np.all(ids[1:] > ids[:-1]))
     if not increasing and np.unique(ids).size != ids.size:
-        raise PopulationError("subject_ids: must be distinct")
+        raise PopulationError("must be distinct", key="subject_ids")
     if n is not None and n != ids.size:
-        raise PopulationError(f"{key}: {_format(n)} does not match len(subject_ids) = {ids.size}")
+        raise PopulationError(f"{_format(n)} does not match len(subject_ids) = {ids.size}", key=key)
     return ids.astype(np.int64, copy=False)
 
 
@@ -147,7 +138,7 @@ def _float_array(key, value):
     try:
         return np.array(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise PopulationError(f"{key}: must be a matrix of numbers") from None
+        raise PopulationError("must be a matrix of numbers", key=key) from None
 
 
 def _first_position(mask):
@@ -160,26 +151,25 @@ def _square_symmetric(key, matrix):
     """Validated float64 copy of a square, finite, symmetric matrix."""
     values = _float_array(key, matrix)
     if values.ndim != 2 or values.shape[0] != values.shape[1] or values.shape[0] == 0:
-        raise PopulationError(f"{key}: must be a square matrix; got shape {values.shape}")
+        raise PopulationError("must be a square matrix", key=key, got=f"shape {values.shape}")
     position = _first_position(~np.isfinite(values))
     if position:
         row, column = position
-        raise PopulationError(f"{key}[{row}][{column}]: must be finite; got {values[position]}")
+        raise PopulationError("must be finite", key=f"{key}[{row}][{column}]", value=values[position],
+                              got=str(values[position]))
     scale = max(1.0, float(np.abs(values).max()))
     position = _first_position(np.abs(values - values.T) > 1e-12 * scale)
     if position:
         row, column = position
-        raise PopulationError(
-            f"{key}[{row}][{column}]: must equal {key}[{column}][{row}] (symmetric); "
-            f"got {_format(values[row, column])} and {_format(values[column, row])}")
+        raise PopulationError(f"must equal {key}[{column}][{row}] (symmetric)", key=f"{key}[{row}][{column}]",
+                              got=f"{_format(values[row, column])} and {_format(values[column, row])}")
     return 0.5 * (values + values.T)
 
 
 def _check_positive_definite(key, matrix):
     eigenvalues = np.linalg.eigvalsh(matrix)
     if eigenvalues[0] <= _EIGENVALUE_TOLERANCE * abs(eigenvalues[-1]):
-        raise PopulationError(
-            f"{key}: not positive definite (eigenvalue {eigenvalues[0]:.3g})")
+        raise PopulationError(f"not positive definite (eigenvalue {eigenvalues[0]:.3g})", key=key)
 
 
 def omega_cholesky(omega, key="omega"):
@@ -217,15 +207,14 @@ def omega_cholesky(omega, key="omega"):
     negative = np.flatnonzero(variances < 0)
     if negative.size:
         index = negative[0]
-        raise PopulationError(
-            f"{key}[{index}][{index}]: variance must be >= 0; got {_format(variances[index])}")
+        raise PopulationError("variance must be >= 0", key=f"{key}[{index}][{index}]", value=variances[index],
+                              got=_format(variances[index]))
     active = variances > 0
     position = _first_position(~active[:, None] & (matrix != 0))
     if position:
         row, column = position
-        raise PopulationError(
-            f"{key}[{row}][{column}]: covariance must be 0 when variance {key}[{row}][{row}] "
-            f"is 0; got {_format(matrix[position])}")
+        raise PopulationError(f"covariance must be 0 when variance {key}[{row}][{row}] is 0",
+                              key=f"{key}[{row}][{column}]", value=matrix[position], got=_format(matrix[position]))
     factor = np.zeros_like(matrix)
     if active.any():
         block = matrix[np.ix_(active, active)]
@@ -238,7 +227,7 @@ def omega_cholesky(omega, key="omega"):
 # random effects
 # --------------------------------------------------------------------------
 
-def sample_iiv(omega, n=None, *, seed, subject_ids=None, stream="iiv", variability=True):
+def sample_iiv(omega, n=None, *, seed, subject_ids=None, stream="iiv", variability=True, key="omega"):
     """Inter-individual random effects (etas) from a full OMEGA block.
 
     ``eta_i = L z_i`` with L the Cholesky factor of OMEGA and ``z_i`` the
@@ -258,6 +247,8 @@ def sample_iiv(omega, n=None, *, seed, subject_ids=None, stream="iiv", variabili
         Stream name.
     variability : bool, optional
         False gives zeros (typical subjects) after validating ``omega``.
+    key : str, optional
+        Name of ``omega`` in error messages (a model file's key path).
 
     Returns
     -------
@@ -269,7 +260,7 @@ def sample_iiv(omega, n=None, *, seed, subject_ids=None, stream="iiv", variabili
     >>> etas.shape
     (1000, 2)
     """
-    factor = omega_cholesky(omega)
+    factor = omega_cholesky(omega, key)
     ids = _subject_ids(n, subject_ids, "n")
     seed = _seed(seed, "seed")
     if not variability:
@@ -279,7 +270,7 @@ def sample_iiv(omega, n=None, *, seed, subject_ids=None, stream="iiv", variabili
 
 
 def sample_iov(omega_iov, n=None, n_occasions=1, *, seed, subject_ids=None, stream="iov",
-               variability=True):
+               variability=True, key="omega_iov"):
     """Inter-occasion random effects (kappas), independent between occasions.
 
     Occasion o of subject i uses columns ``o*k .. o*k + k - 1`` of the
@@ -299,6 +290,8 @@ def sample_iov(omega_iov, n=None, n_occasions=1, *, seed, subject_ids=None, stre
     stream : str, optional
     variability : bool, optional
         False gives zeros.
+    key : str, optional
+        Name of ``omega_iov`` in error messages (a model file's key path).
 
     Returns
     -------
@@ -309,12 +302,12 @@ def sample_iov(omega_iov, n=None, n_occasions=1, *, seed, subject_ids=None, stre
     >>> sample_iov([0.056], 10, 3, seed=1).shape
     (10, 3, 1)
     """
-    factor = omega_cholesky(omega_iov, key="omega_iov")
+    factor = omega_cholesky(omega_iov, key)
     ids = _subject_ids(n, subject_ids, "n")
     if isinstance(n_occasions, bool) or not isinstance(n_occasions, numbers.Integral) \
             or n_occasions < 1:
-        raise PopulationError(
-            f"n_occasions: must be a positive integer; got {_format(n_occasions)}")
+        raise PopulationError("must be a positive integer", key="n_occasions", value=n_occasions,
+                              got=_format(n_occasions))
     seed = _seed(seed, "seed")
     size = factor.shape[0]
     if not variability:
@@ -329,11 +322,11 @@ def _effect_forms(forms, size):
         forms = [forms] * size
     forms = list(forms)
     if len(forms) != size:
-        raise PopulationError(f"forms: need one per parameter ({size}); got {len(forms)}")
+        raise PopulationError(f"need one per parameter ({size})", key="forms", value=len(forms), got=str(len(forms)))
     for index, form in enumerate(forms):
         if form not in EFFECT_FORMS:
             allowed = ", ".join(repr(name) for name in EFFECT_FORMS)
-            raise PopulationError(f"forms[{index}]: must be one of {allowed}; got {form!r}")
+            raise PopulationError(f"must be one of {allowed}", key=f"forms[{index}]", value=form, got=repr(form))
     return forms
 
 
@@ -366,10 +359,9 @@ def apply_random_effects(typical, etas, forms="exp"):
     etas = np.asarray(etas, dtype=np.float64)
     typical = np.asarray(typical, dtype=np.float64)
     if etas.ndim != 2:
-        raise PopulationError(f"etas: must have shape (n, p); got {etas.shape}")
+        raise PopulationError("must have shape (n, p)", key="etas", value=etas.shape, got=str(etas.shape))
     if typical.shape not in ((etas.shape[1],), etas.shape):
-        raise PopulationError(
-            f"typical: shape {typical.shape} does not match etas {etas.shape}")
+        raise PopulationError(f"shape {typical.shape} does not match etas {etas.shape}", key="typical")
     forms = _effect_forms(forms, etas.shape[1])
     typical = np.broadcast_to(typical, etas.shape)
     out = np.empty(etas.shape)
@@ -385,9 +377,8 @@ def _apply_one_form(typical, eta, form, index):
         return typical + eta
     outside = (typical <= 0) | (typical >= 1)
     if outside.any():
-        raise PopulationError(
-            f"typical[{index}]: logit form needs 0 < value < 1; "
-            f"got {_format(typical[np.argmax(outside)])}")
+        raise PopulationError("logit form needs 0 < value < 1", key=f"typical[{index}]",
+                              value=typical[np.argmax(outside)], got=_format(typical[np.argmax(outside)]))
     return special.expit(special.logit(typical) + eta)
 
 
@@ -432,14 +423,15 @@ def add_residual_error(ipred, additive_sd=0.0, proportional_sd=0.0, *, seed, sub
     """
     predictions = np.asarray(ipred, dtype=np.float64)
     if predictions.ndim not in (1, 2):
-        raise PopulationError(f"ipred: must have shape (n, t) or (n,); got {predictions.shape}")
+        raise PopulationError("must have shape (n, t) or (n,)", key="ipred", value=predictions.shape,
+                              got=str(predictions.shape))
     additive_sd = _non_negative_number("additive_sd", additive_sd)
     proportional_sd = _non_negative_number("proportional_sd", proportional_sd)
     ids = _subject_ids(predictions.shape[0], subject_ids, "ipred.shape[0]")
     if isinstance(first_time_index, bool) or not isinstance(first_time_index, numbers.Integral) \
             or first_time_index < 0:
-        raise PopulationError(
-            f"first_time_index: must be an integer >= 0; got {_format(first_time_index)}")
+        raise PopulationError("must be an integer >= 0", key="first_time_index", value=first_time_index,
+                              got=_format(first_time_index))
     seed = _seed(seed, "seed")
     if not variability:
         return predictions.copy()
@@ -562,26 +554,24 @@ def _check_keys(key, spec, required, optional):
     allowed = {"distribution", *required, *optional, *DOCUMENTATION_KEYS}
     for name in spec:
         if name not in allowed:
-            raise PopulationError(
-                f"{key}: unknown key {name!r} (allowed: {', '.join(sorted(allowed))})")
+            raise PopulationError(f"unknown key {name!r} (allowed: {', '.join(sorted(allowed))})", key=key)
     for name in required:
         if name not in spec:
-            raise PopulationError(f"{key}: missing key {name!r}")
+            raise PopulationError(f"missing key {name!r}", key=key)
 
 
 def _bounds(key, spec, default_lower):
     lower = _finite_number(f"{key}.min", spec["min"]) if "min" in spec else default_lower
     upper = _finite_number(f"{key}.max", spec["max"]) if "max" in spec else math.inf
     if lower >= upper:
-        raise PopulationError(f"{key}: min ({_format(lower)}) must be below max ({_format(upper)})")
+        raise PopulationError(f"min ({_format(lower)}) must be below max ({_format(upper)})", key=key)
     return lower, upper
 
 
 def _check_truncated_mass(key, lower, upper, name):
     if _standard_normal_mass(lower, upper) < _MINIMUM_TRUNCATED_MASS:
-        raise PopulationError(
-            f"{key}: [min, max] holds almost no probability of the {name} distribution "
-            f"(< {_MINIMUM_TRUNCATED_MASS:g}); move the bounds or the mean")
+        raise PopulationError(f"[min, max] holds almost no probability of the {name} distribution "
+                              f"(< {_MINIMUM_TRUNCATED_MASS:g}); move the bounds or the mean", key=key)
 
 
 def _parse_normal(key, spec):
@@ -604,11 +594,10 @@ def _parse_lognormal(key, spec):
         meanlog = _finite_number(f"{key}.meanlog", spec["meanlog"])
         sdlog = _positive_number(f"{key}.sdlog", spec["sdlog"])
     else:
-        raise PopulationError(
-            f"{key}: lognormal needs either mean and sd (natural scale) or meanlog and sdlog")
+        raise PopulationError("lognormal needs either mean and sd (natural scale) or meanlog and sdlog", key=key)
     lower, upper = _bounds(key, spec, 0.0)
     if lower < 0:
-        raise PopulationError(f"{key}.min: must be >= 0 for a lognormal; got {_format(lower)}")
+        raise PopulationError("must be >= 0 for a lognormal", key=f"{key}.min", value=lower, got=_format(lower))
     log_lower = -math.inf if lower == 0 else (math.log(lower) - meanlog) / sdlog
     _check_truncated_mass(key, log_lower, (math.log(upper) - meanlog) / sdlog, "lognormal")
     return LogNormal(meanlog, sdlog, lower, upper)
@@ -626,14 +615,13 @@ def _parse_categorical(key, spec):
     probabilities = [_non_negative_number(f"{key}.probabilities[{index}]", value)
                      for index, value in enumerate(spec["probabilities"])]
     if not values or len(values) != len(probabilities):
-        raise PopulationError(
-            f"{key}: values ({len(values)}) and probabilities ({len(probabilities)}) "
-            f"must be non-empty and of equal length")
+        raise PopulationError(f"values ({len(values)}) and probabilities ({len(probabilities)}) "
+                              "must be non-empty and of equal length", key=key)
     if len(set(values)) != len(values):
-        raise PopulationError(f"{key}.values: must be distinct; got {spec['values']}")
+        raise PopulationError("must be distinct", key=f"{key}.values", value=spec['values'], got=str(spec['values']))
     total = sum(probabilities)
     if abs(total - 1.0) > 1e-6:
-        raise PopulationError(f"{key}.probabilities: must sum to 1; got {_format(total)}")
+        raise PopulationError("must sum to 1", key=f"{key}.probabilities", value=total, got=_format(total))
     values = tuple(int(value) if value.is_integer() else value for value in values)
     return Categorical(values, tuple(probability / total for probability in probabilities))
 
@@ -680,13 +668,13 @@ def parse_covariate(name, spec, key="population.covariates"):
     """
     key = f"{key}.{name}"
     if not isinstance(name, str) or not name.isidentifier():
-        raise PopulationError(f"{key}: covariate name must be an identifier")
+        raise PopulationError("covariate name must be an identifier", key=key)
     if not isinstance(spec, Mapping):
-        raise PopulationError(f"{key}: must be a table of distribution settings; got {spec!r}")
+        raise PopulationError("must be a table of distribution settings", key=key, value=spec, got=repr(spec))
     kind = spec.get("distribution")
     if kind not in _PARSERS:
         allowed = ", ".join(repr(name) for name in _PARSERS)
-        raise PopulationError(f"{key}.distribution: must be one of {allowed}; got {kind!r}")
+        raise PopulationError(f"must be one of {allowed}", key=f"{key}.distribution", value=kind, got=repr(kind))
     return _PARSERS[kind](key, spec)
 
 
@@ -711,30 +699,28 @@ def parse_correlations(spec, distributions, key="population.correlations"):
         Lower Cholesky factor of the correlation matrix.
     """
     if not isinstance(spec, Mapping) or set(spec) != {"names", "matrix"}:
-        raise PopulationError(f"{key}: must be a table with exactly the keys 'names' and 'matrix'")
+        raise PopulationError("must be a table with exactly the keys 'names' and 'matrix'", key=key)
     names = tuple(spec["names"])
     for index, name in enumerate(names):
         if name not in distributions:
-            raise PopulationError(f"{key}.names[{index}]: no covariate named {name!r}")
+            raise PopulationError(f"no covariate named {name!r}", key=f"{key}.names[{index}]")
         if not distributions[name].continuous:
-            raise PopulationError(
-                f"{key}.names[{index}]: {name!r} is not continuous; only normal, lognormal "
-                f"and uniform covariates can be correlated")
+            raise PopulationError(f"{name!r} is not continuous; only normal, lognormal "
+                                  "and uniform covariates can be correlated", key=f"{key}.names[{index}]")
     if len(set(names)) != len(names):
-        raise PopulationError(f"{key}.names: must be distinct; got {list(names)}")
+        raise PopulationError("must be distinct", key=f"{key}.names", value=list(names), got=str(list(names)))
     matrix = _square_symmetric(f"{key}.matrix", spec["matrix"])
     if matrix.shape[0] != len(names):
-        raise PopulationError(
-            f"{key}.matrix: shape {matrix.shape} does not match {len(names)} names")
+        raise PopulationError(f"shape {matrix.shape} does not match {len(names)} names", key=f"{key}.matrix")
     for index in range(len(names)):
         if matrix[index, index] != 1.0:
-            raise PopulationError(
-                f"{key}.matrix[{index}][{index}]: must be 1; got {_format(matrix[index, index])}")
+            raise PopulationError("must be 1", key=f"{key}.matrix[{index}][{index}]", value=matrix[index, index],
+                                  got=_format(matrix[index, index]))
     position = _first_position(np.abs(matrix) > 1)
     if position:
         row, column = position
-        raise PopulationError(
-            f"{key}.matrix[{row}][{column}]: must be in [-1, 1]; got {_format(matrix[position])}")
+        raise PopulationError("must be in [-1, 1]", key=f"{key}.matrix[{row}][{column}]", value=matrix[position],
+                              got=_format(matrix[position]))
     _check_positive_definite(f"{key}.matrix", matrix)
     return names, np.linalg.cholesky(matrix)
 
@@ -782,7 +768,7 @@ def sample_covariates(covariates, correlations=None, n=None, *, seed, subject_id
     ids = _subject_ids(n, subject_ids, f"{key}.n")
     seed = _seed(seed, f"{key}.seed")
     if not isinstance(covariates, Mapping) or not covariates:
-        raise PopulationError(f"{key}.covariates: must be a non-empty table of covariates")
+        raise PopulationError("must be a non-empty table of covariates", key=f"{key}.covariates")
     distributions = {name: parse_covariate(name, spec, f"{key}.covariates")
                      for name, spec in covariates.items()}
     parsed_correlations = None if correlations is None else parse_correlations(
@@ -857,9 +843,8 @@ def body_mass_index(weight, height):
 def _first_violation(frame, column, bad, rule, source):
     if bad.any():
         position = int(np.argmax(bad))
-        raise PopulationError(
-            f"{source}: column {column!r} {rule}; got {_format(frame[column].iloc[position])} "
-            f"(subject {frame.index[position]})")
+        raise PopulationError(f"column {column!r} {rule}", file=source,
+                              got=f"{_format(frame[column].iloc[position])} (subject {frame.index[position]})")
 
 
 def add_derived_covariates(frame, source="population"):
@@ -929,18 +914,17 @@ def read_patients(csv, required=()):
     source = "csv" if isinstance(csv, pd.DataFrame) else os.fspath(csv)
     table = csv.copy() if isinstance(csv, pd.DataFrame) else _read_csv(source)
     if table.empty:
-        raise PopulationError(f"{source}: no patient rows")
+        raise PopulationError("no patient rows", file=source)
     for column in required:
         derivable = column in _DERIVED_INPUTS and _DERIVED_INPUTS[column] <= set(table.columns)
         if column not in table and not derivable:
-            raise PopulationError(f"{source}: missing required covariate column {column!r}")
+            raise PopulationError(f"missing required covariate column {column!r}", file=source)
     for column in [name for name in required if name in table]:
         _check_numeric_column(table, column, source)
     if "SCR" in table and pd.api.types.is_numeric_dtype(table["SCR"]) \
             and table["SCR"].median() > _SCR_UMOL_SUSPICION_MG_DL:
-        raise PopulationError(
-            f"{source}: column 'SCR' must be in mg/dL; median {_format(table['SCR'].median())} "
-            f"looks like µmol/L (divide by 88.42)")
+        raise PopulationError(f"column 'SCR' must be in mg/dL; median {_format(table['SCR'].median())} "
+                              "looks like µmol/L (divide by 88.42)", file=source)
     return table
 
 
@@ -949,18 +933,18 @@ def _read_csv(path):
         return pd.read_csv(path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise PopulationError(f"{path}: cannot read patient table ({reason})") from None
+        raise PopulationError(f"cannot read patient table ({reason})", file=path) from None
 
 
 def _check_numeric_column(table, column, source):
     values = table[column]
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        raise PopulationError(f"{source}: column {column!r} must be numeric; got {values.dtype}")
+        raise PopulationError(f"column {column!r} must be numeric", file=source, value=values.dtype,
+                              got=str(values.dtype))
     missing = values.isna().to_numpy()
     if missing.any():
-        raise PopulationError(
-            f"{source}: column {column!r} has {int(missing.sum())} missing values "
-            f"(first at data row {int(np.argmax(missing)) + 1})")
+        raise PopulationError(f"column {column!r} has {int(missing.sum())} missing values "
+                              f"(first at data row {int(np.argmax(missing)) + 1})", file=source)
 
 
 def resample_patients(table, n=None, *, seed, subject_ids=None, stream="resample"):
@@ -1143,7 +1127,7 @@ class Population:
 
     def _from_patients(self, csv, covariates, correlations, required):
         if covariates is not None or correlations is not None:
-            raise PopulationError("population: give covariates or csv, not both")
+            raise PopulationError("give covariates or csv, not both", key="population")
         table = read_patients(csv, required)
         frame = resample_patients(table, seed=self.seed, subject_ids=self.subject_ids)
         source = "csv" if isinstance(csv, pd.DataFrame) else os.fspath(csv)
@@ -1161,7 +1145,7 @@ class Population:
     def _check_required(self, required):
         for name in required:
             if name not in self.covariates:
-                raise PopulationError(f"population: missing required covariate {name!r}")
+                raise PopulationError(f"missing required covariate {name!r}", key="population")
 
     @classmethod
     def _from_parts(cls, seed, subject_ids, covariates):

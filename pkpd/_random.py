@@ -56,7 +56,7 @@ import numbers
 import numpy as np
 from scipy import special
 
-from pkpd._errors import PkpdError
+from pkpd._errors import RandomStreamError
 from pkpd._jit import jit
 
 _MULTIPLIER_0 = np.uint64(0xD2511F53)
@@ -71,10 +71,6 @@ _TWO_TO_MINUS_52 = 2.0 ** -52
 _ROUNDS = 10
 MAX_COLUMNS = 2 ** 33
 MAX_SEED = 2 ** 64 - 1
-
-
-class RandomStreamError(PkpdError):
-    """A bad argument to a random-stream function."""
 
 
 @jit
@@ -159,37 +155,34 @@ def stream_tag(stream):
 
 def _check_seed(seed):
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise RandomStreamError(f"seed: must be an integer; got {seed!r}")
+        raise RandomStreamError("must be an integer", key="seed", value=seed, got=repr(seed))
     seed = int(seed)
     if not 0 <= seed <= MAX_SEED:
-        raise RandomStreamError(f"seed: must be in [0, 2**64 - 1]; got {seed}")
+        raise RandomStreamError("must be in [0, 2**64 - 1]", key="seed", value=seed, got=str(seed))
     return seed
 
 
 def _check_subject_ids(subject_ids):
     ids = np.asarray(subject_ids)
     if ids.ndim != 1:
-        raise RandomStreamError(
-            f"subject_ids: must be one-dimensional; got shape {ids.shape}")
+        raise RandomStreamError("must be one-dimensional", key="subject_ids", got=f"shape {ids.shape}")
     if ids.size and not np.issubdtype(ids.dtype, np.integer):
-        raise RandomStreamError(
-            f"subject_ids: must be integers; got dtype {ids.dtype}")
+        raise RandomStreamError("must be integers", key="subject_ids", got=f"dtype {ids.dtype}")
     if ids.size and np.issubdtype(ids.dtype, np.signedinteger) and ids.min() < 0:
-        raise RandomStreamError(
-            f"subject_ids: must be >= 0; got {ids.min()}")
+        raise RandomStreamError("must be >= 0", key="subject_ids", value=ids.min(), got=str(ids.min()))
     return np.ascontiguousarray(ids, dtype=np.uint64)
 
 
 def _check_stream(stream):
     if not isinstance(stream, str) or not stream:
-        raise RandomStreamError(f"stream: must be a non-empty string; got {stream!r}")
+        raise RandomStreamError("must be a non-empty string", key="stream", value=stream, got=repr(stream))
     return stream
 
 
 def _check_columns(k, first_column):
     for name, value in (("k", k), ("first_column", first_column)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-            raise RandomStreamError(f"{name}: must be an integer >= 0; got {value!r}")
+            raise RandomStreamError("must be an integer >= 0", key=name, value=value, got=repr(value))
     if first_column + k > MAX_COLUMNS:
         raise RandomStreamError(
             f"first_column + k: must be <= 2**33; got {first_column + k}")

@@ -95,8 +95,8 @@ def resolve_target(model, target, key="dose"):
     if target in model.compartments:
         return model.compartments.index(target)
     known = list(model.drugs) + model.compartments
-    raise PkpdError(f"{key}: model {model.name!r} has no drug or compartment {target!r} "
-                    f"(known: {', '.join(known)})")
+    raise PkpdError(f"model {model.name!r} has no drug or compartment {target!r} (known: {', '.join(known)})",
+                    key=key)
 
 
 def expand(model, regimen, weights):
@@ -127,19 +127,19 @@ def expand(model, regimen, weights):
         duration = float(dose.duration or 0.0)
         if dose.rate is not None:
             if not dose.rate > 0:
-                raise PkpdError(f"{key}.rate: must be positive; got {dose.rate}")
+                raise PkpdError("must be positive", key=f"{key}.rate", value=dose.rate, got=str(dose.rate))
             rate = dose.rate * scale
             if dose.amount is None:
                 if not duration > 0:
-                    raise PkpdError(f"{key}: an infusion by rate needs an amount or a duration")
+                    raise PkpdError("an infusion by rate needs an amount or a duration", key=key)
                 amount = rate * duration
             else:
                 amount = dose.amount * scale
         else:
             if dose.amount is None or not dose.amount > 0:
-                raise PkpdError(f"{key}.amount: must be positive; got {dose.amount}")
+                raise PkpdError("must be positive", key=f"{key}.amount", value=dose.amount, got=str(dose.amount))
             if duration < 0:
-                raise PkpdError(f"{key}.duration: must not be negative; got {duration}")
+                raise PkpdError("must not be negative", key=f"{key}.duration", value=duration, got=str(duration))
             amount = dose.amount * scale
             rate = amount / duration if duration > 0 else np.zeros(n)
         for start in dose.start_times():

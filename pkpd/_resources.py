@@ -17,7 +17,7 @@ import contextlib
 import os
 import re
 
-from ._errors import PkpdError
+from ._errors import PkpdError, ResourceError
 
 #: Bytes per engine record while a data set's ADDL is expanded and sorted
 #: (about 15 temporary int64/float64 arrays in ``_events._assemble`` and the
@@ -32,24 +32,20 @@ _UNITS = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)(?:[eE]([+-]?\d+))?\s*([A-Za-z]*)\s*$")
 
 
-class ResourceError(PkpdError):
-    """A run would need more memory than the limit allows."""
-
-
 def parse_size(value, key="--max-memory"):
     """Bytes from an int, a float or text such as "8GB", "512 MiB" or "2e9"."""
     if isinstance(value, bool):
-        raise PkpdError(f"{key}: must be a size such as 8GB or 512MiB; got {value!r}")
+        raise PkpdError("must be a size such as 8GB or 512MiB", key=key, value=value, got=repr(value))
     if isinstance(value, (int, float)):
         size = float(value)
     else:
         match = _SIZE.match(str(value))
         unit = match.group(3).upper() if match else None
         if match is None or unit not in _UNITS:
-            raise PkpdError(f"{key}: must be a size such as 8GB or 512MiB; got {value!r}")
+            raise PkpdError("must be a size such as 8GB or 512MiB", key=key, value=value, got=repr(value))
         size = float(match.group(1)) * 10.0 ** int(match.group(2) or 0) * _UNITS[unit]
     if not size > 0 or size == float("inf"):
-        raise PkpdError(f"{key}: must be a positive size; got {value!r}")
+        raise PkpdError("must be a positive size", key=key, value=value, got=repr(value))
     return int(size)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import PkpdError, suggestion
+from ._errors import PkpdError, ScenarioError, suggestion
 from ._model import check_allowed, library_models, load_model
 from ._random import MAX_SEED
 from ._regimen import Dose, Regimen, dose_warning, resolve_dose
@@ -39,10 +39,6 @@ METRICS = ["cmax", "tmax", "cmin", "auc", "cavg"]
 MAX_ARMS = 10_000
 #: Format specifications allowed in a sweep's name template: fill/align, sign, width, precision, type.
 _FORMAT_SPEC = re.compile(r"^(.?[<>^=])?[+\- ]?0?\d*,?(\.\d+)?[sdfFeEgG%]?$")
-
-
-class ScenarioError(PkpdError):
-    """A scenario file breaks a rule; the message names file, key path, rule and value."""
 
 
 @dataclass
@@ -127,7 +123,7 @@ class Scenario:
                     arm.model = self.model.with_parameters(arm.parameters, origin=f"{self.path.name}: arm {arm.name!r}")
         if n is not None:
             if not (isinstance(n, int) and n > 0):
-                raise ScenarioError(f"--n must be a positive integer; got {n!r}")
+                raise ScenarioError("--n must be a positive integer", value=n, got=repr(n))
             self.n = n
         if seed is not None:
             self.seed = check_seed(seed, "--seed")
@@ -141,12 +137,19 @@ class _Checker:
         self.path = Path(path)
         self._parsed = {}  # (text, unit, ...) -> magnitude: a sweep repeats each value across many arms
 
-    def fail(self, key, message):
-        raise ScenarioError(f"{self.path.name}: {key}: {message}")
+    def fail(self, key, rule, **found):
+        """Raise ScenarioError at `key`; ``value=`` is written as its repr, unless ``got=`` says how."""
+        if "value" in found:
+            found.setdefault("got", repr(found["value"]))
+        raise ScenarioError(rule, file=self.path.name, key=key, **found)
+
+    def refuse(self, key, error):
+        """Fail at `key` with the rule and value of `error`, a PkpdError of a check that knew no file."""
+        self.fail(key, error.rule, **error.fields())
 
     def keys(self, key, table, allowed, required=()):
         if not isinstance(table, dict):
-            self.fail(key, f"must be a table; got {type(table).__name__} {table!r}")
+            self.fail(key, "must be a table", value=table, got=f"{type(table).__name__} {table!r}")
         for name in table:
             if name not in allowed:
                 extra = suggestion(name, allowed, "allowed")
@@ -159,7 +162,7 @@ class _Checker:
         try:
             return parse_quantity(text, key, expected=expected, positive=positive)
         except PkpdError as error:
-            self.fail(key, _strip_key(str(error), key))
+            self.refuse(key, error)
 
     def magnitude(self, key, text, unit, positive=True, molar_mass=None):
         memo = ("magnitude", text, unit, positive, molar_mass) if isinstance(text, str) else None
@@ -169,27 +172,20 @@ class _Checker:
         try:
             value = magnitude_in(quantity, unit, key, molar_mass=molar_mass)
         except PkpdError as error:
-            self.fail(key, _strip_key(str(error), key))
+            self.refuse(key, error)
         if memo is not None:
             self._parsed[memo] = value
         return value
 
     def integer(self, key, value, minimum=0):
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.fail(key, f"must be an integer >= {minimum}; got {value!r}")
+            self.fail(key, f"must be an integer >= {minimum}", value=value)
         return value
 
     def string(self, key, value):
         if not isinstance(value, str):
-            self.fail(key, f"must be a string; got {value!r}")
+            self.fail(key, "must be a string", value=value)
         return value
-
-
-def _strip_key(message, key):
-    """pkpd._units messages start with `key`; keep the rule only."""
-    prefix = f"`{key}` "
-    message = message[len(prefix):] if message.startswith(prefix) else message
-    return message.rstrip(".")
 
 
 def check_resources(scenario, max_memory=None):
@@ -268,10 +264,10 @@ def resolved_doses(scenario, population):
     return doses, warnings
 
 
-def check_seed(seed, key):
+def check_seed(seed, key, file=None):
     """The one seed rule of files, --seed and the random streams: an integer in [0, 2**64 - 1]."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ScenarioError(f"{key}: must be an integer in [0, 2**64 - 1]; got {seed!r}")
+        raise ScenarioError("must be an integer in [0, 2**64 - 1]", file=file, key=key, value=seed, got=repr(seed))
     return seed
 
 
@@ -280,12 +276,12 @@ def _read_text(path):
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise ScenarioError(f"{path}: cannot read the scenario file ({error.strerror or error})") from None
+        raise ScenarioError(f"cannot read the scenario file ({error.strerror or error})", file=str(path)) from None
     try:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
-        raise ScenarioError(f"{path.name}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
-                            f"{error.start}); save the file as UTF-8") from None
+        raise ScenarioError(f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); save the "
+                            f"file as UTF-8", file=path.name) from None
 
 
 def load_scenario(path):
@@ -306,14 +302,14 @@ def load_scenario(path):
     """
     path = Path(path)
     if not path.is_file():
-        raise ScenarioError(f"{path}: scenario file not found")
+        raise ScenarioError("scenario file not found", file=str(path))
     text = _read_text(path)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ScenarioError(f"{path.name}: not valid TOML ({error})") from None
+        raise ScenarioError(f"not valid TOML ({error})", file=path.name) from None
     except RecursionError:
-        raise ScenarioError(f"{path.name}: not valid TOML (arrays or tables nested too deeply)") from None
+        raise ScenarioError("not valid TOML (arrays or tables nested too deeply)", file=path.name) from None
     check = _Checker(path)
     check.keys("", raw, TOP_KEYS, required=["model", "outputs"])
 
@@ -329,13 +325,13 @@ def load_scenario(path):
 
     if "parameters" in raw:
         model = _with_parameters(check, model, "parameters", raw["parameters"])
-    seed = check_seed(raw.get("seed", 0), f"{path.name}: seed")
+    seed = check_seed(raw.get("seed", 0), "seed", file=path.name)
     population = raw.get("population", {})
     check.keys("population", population, POPULATION_KEYS)
     n = check.integer("population.n", population.get("n", 100), minimum=1)
     variability = population.get("variability", True)
     if not isinstance(variability, bool):
-        check.fail("population.variability", f"must be true or false; got {variability!r}")
+        check.fail("population.variability", "must be true or false", value=variability)
     population_spec = {k: population[k] for k in ("covariates", "correlations", "csv") if k in population}
     if population_spec.get("covariates") in ("neuropathic_pain", "default"):
         population_spec.pop("covariates")
@@ -359,7 +355,7 @@ def load_scenario(path):
     times = _times(check, outputs["times"], time_unit)
     variables = outputs.get("variables", list(model.outputs))
     if not isinstance(variables, list) or not variables:
-        check.fail("outputs.variables", f"must be a non-empty list of model outputs; got {variables!r}")
+        check.fail("outputs.variables", "must be a non-empty list of model outputs", value=variables)
     for index, name in enumerate(variables):
         if name not in model.outputs:
             extra = suggestion(str(name), list(model.outputs), "outputs")
@@ -374,31 +370,31 @@ def load_scenario(path):
     if "interval" in outputs:
         pair = outputs["interval"]
         if not (isinstance(pair, list) and len(pair) == 2):
-            check.fail("outputs.interval", f"must be [start, stop]; got {pair!r}")
+            check.fail("outputs.interval", "must be [start, stop]", value=pair)
         interval = (check.magnitude("outputs.interval[0]", pair[0], time_unit, positive=False),
                     check.magnitude("outputs.interval[1]", pair[1], time_unit))
         if not interval[0] < interval[1]:
-            check.fail("outputs.interval", f"start must be before stop; got {pair!r}")
+            check.fail("outputs.interval", "start must be before stop", value=pair)
     quantiles = outputs.get("quantiles", [5, 25, 50, 75, 95])
     if (not isinstance(quantiles, list) or not quantiles
             or any(isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 100 for q in quantiles)
             or sorted(quantiles) != quantiles):
-        check.fail("outputs.quantiles", f"must be an increasing list of numbers in [0, 100]; got {quantiles!r}")
+        check.fail("outputs.quantiles", "must be an increasing list of numbers in [0, 100]", value=quantiles)
 
     solver = raw.get("solver", {})
     check.keys("solver", solver, SOLVER_KEYS)
     method = solver.get("method", "auto")
     if method not in ("auto", "exact", "rk45", "rosenbrock"):
-        check.fail("solver.method", f"must be auto, exact, rk45 or rosenbrock; got {method!r}")
+        check.fail("solver.method", "must be auto, exact, rk45 or rosenbrock", value=method)
     for key in ("rtol", "atol"):
         value = solver.get(key, 1e-8 if key == "rtol" else 1e-10)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            check.fail(f"solver.{key}", f"must be a positive number; got {value!r}")
+            check.fail(f"solver.{key}", "must be a positive number", value=value)
     solver = {"method": method, "rtol": float(solver.get("rtol", 1e-8)), "atol": float(solver.get("atol", 1e-10))}
 
     trial = raw.get("trial")
     if trial is not None and not isinstance(trial, dict):
-        check.fail("trial", f"must be a table; got {trial!r}")
+        check.fail("trial", "must be a table", value=trial)
     return Scenario(path=path, text=text, model=model, seed=seed, n=n, population_spec=population_spec,
                     variability=variability, arms=arms, times=times, variables=list(variables),
                     thresholds=thresholds, windows=windows, interval=interval, quantiles=tuple(quantiles),
@@ -418,10 +414,10 @@ def _times(check, spec, time_unit):
         stop = check.magnitude("outputs.times.stop", spec["stop"], time_unit)
         step = check.magnitude("outputs.times.step", spec["step"], time_unit)
         if not stop > start:
-            check.fail("outputs.times.stop", f"must be after start; got {spec['stop']!r}")
+            check.fail("outputs.times.stop", "must be after start", value=spec['stop'])
         count = int(math.floor((stop - start) / step + 1e-9)) + 1
         if count > 200_000:
-            check.fail("outputs.times.step", f"gives {count} output times (at most 200000); got {spec['step']!r}")
+            check.fail("outputs.times.step", f"gives {count} output times (at most 200000)", value=spec['step'])
         values = start + step * np.arange(count)
     if np.any(np.diff(values) <= 0):
         check.fail("outputs.times", "must be increasing")
@@ -448,7 +444,7 @@ def _levels(check, model, outputs):
         windows[name] = []
         for i, pair in enumerate(pairs):
             if not (isinstance(pair, list) and len(pair) == 2):
-                check.fail(f"{key}[{i}]", f"must be [low, high]; got {pair!r}")
+                check.fail(f"{key}[{i}]", "must be [low, high]", value=pair)
             low = _level(check, f"{key}[{i}][0]", pair[0], unit, model)
             high = _level(check, f"{key}[{i}][1]", pair[1], unit, model)
             if not low < high:
@@ -459,25 +455,20 @@ def _levels(check, model, outputs):
 
 def _level(check, key, text, unit, model):
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        check.fail(key, f"must carry a unit, e.g. '10 {unit}'; got {text!r}")
+        check.fail(key, f"must carry a unit, e.g. '10 {unit}'", value=text)
     molar_mass = next((d.get("molar_mass") for d in model.drugs.values() if d.get("molar_mass")), None)
-    try:
-        return check.magnitude(key, text, unit, positive=False, molar_mass=molar_mass)
-    except ScenarioError:
-        raise
-    except PkpdError as error:
-        check.fail(key, str(error))
+    return check.magnitude(key, text, unit, positive=False, molar_mass=molar_mass)
 
 
 def _arm(check, model, key, arm):
     check.keys(key, arm, ARM_KEYS, required=["name"])
     name = check.string(f"{key}.name", arm["name"])
     if not name.strip() or not name.isprintable():
-        check.fail(f"{key}.name", f"must be printable text on one line (no tabs, line breaks or control "
-                                  f"characters); got {name!r}")
+        check.fail(f"{key}.name", "must be printable text on one line (no tabs, line breaks or control "
+                                  "characters)", value=name)
     doses = arm.get("doses", [])
     if not isinstance(doses, list):
-        check.fail(f"{key}.doses", f"must be a list of dose tables; got {doses!r}")
+        check.fail(f"{key}.doses", "must be a list of dose tables", value=doses)
     regimen = Regimen([_dose(check, model, f"{key}.doses[{i}]", dose) for i, dose in enumerate(doses)], name=name)
     arm_model, parameters = None, {}
     if "parameters" in arm:
@@ -494,7 +485,7 @@ def _with_parameters(check, model, key, table):
     ("2 mmol/L", "30 min"), converted to it.
     """
     if not isinstance(table, dict):
-        check.fail(key, f"must be a table of parameter = value; got {table!r}")
+        check.fail(key, "must be a table of parameter = value", value=table)
     values = {}
     for name, value in table.items():
         if name not in model.parameters:
@@ -502,11 +493,11 @@ def _with_parameters(check, model, key, table):
             check.fail(f"{key}.{name}", f"model {model.name!r} has no parameter {name!r}{extra}")
         unit = model.parameters[name].unit
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            check.fail(f"{key}.{name}", f"must be a number (in {unit!r}) or a quantity with a unit; got {value!r}")
+            check.fail(f"{key}.{name}", f"must be a number (in {unit!r}) or a quantity with a unit", value=value)
         if isinstance(value, str):
             values[name] = check.magnitude(f"{key}.{name}", value, unit, positive=False)
         elif not math.isfinite(value):
-            check.fail(f"{key}.{name}", f"must be a finite number; got {value!r}")
+            check.fail(f"{key}.{name}", "must be a finite number", value=value)
         else:
             values[name] = float(value)
         rule = check_allowed(model.parameters[name], values[name])
@@ -531,7 +522,7 @@ def _dose(check, model, key, dose):
         routes = drug.get("routes", {})
         route = check.string(f"{key}.route", dose["route"])
         if route not in routes:
-            check.fail(f"{key}.route", f"drug {drug_name!r} has routes {', '.join(routes) or 'none'}; got {route!r}")
+            check.fail(f"{key}.route", f"drug {drug_name!r} has routes {', '.join(routes) or 'none'}", value=route)
         compartment = routes[route]
     unit = _compartment_unit(model, compartment)
     time_unit = model.units.get("time", "h")
@@ -602,7 +593,7 @@ def _parse_amount(check, key, text, unit, drug, rate):
             pass
     kind = "rate" if rate else "amount"
     check.fail(key, f"must be an {kind} in units compatible with {unit!r}"
-                    f"{' (or per kg)' if not per_kg else ''}; got {text!r}")
+                    f"{' (or per kg)' if not per_kg else ''}", value=text)
 
 
 def _name_template(check, template, keys):
@@ -613,21 +604,21 @@ def _name_template(check, template, keys):
     """
     template = check.string("sweep.name", template)
     if not template.isprintable():
-        check.fail("sweep.name", f"must be printable text on one line (no tabs, line breaks or control "
-                                 f"characters); got {template!r}")
+        check.fail("sweep.name", "must be printable text on one line (no tabs, line breaks or control "
+                                 "characters)", value=template)
     try:
         fields = list(string.Formatter().parse(template))
     except ValueError as error:
-        check.fail("sweep.name", f"is not a valid name template ({error}); got {template!r}")
+        check.fail("sweep.name", f"is not a valid name template ({error})", value=template)
     for _, field_name, spec, conversion in fields:
         if field_name is None:
             continue
         if field_name not in keys:
             check.fail("sweep.name", f"{{{field_name}}} is not a swept key (use {{name}} of: "
-                                     f"{', '.join(keys)}; no attributes or indexing); got {template!r}")
+                                     f"{', '.join(keys)}; no attributes or indexing)", value=template)
         if conversion is not None or not _FORMAT_SPEC.match(spec or ""):
             check.fail("sweep.name", f"{{{field_name}}} may only carry a simple format such as "
-                                     f"{{{field_name}:g}} or {{{field_name}:.2f}}; got {template!r}")
+                                     f"{{{field_name}:g}} or {{{field_name}:.2f}}", value=template)
     return template
 
 
@@ -640,7 +631,7 @@ def _sweep(check, model, sweep):
         check.fail("sweep.drug", "is required when dose keys are swept")
     parameters = sweep.get("parameters", {})
     if not isinstance(parameters, dict):
-        check.fail("sweep.parameters", f"must be a table of parameter = [values]; got {parameters!r}")
+        check.fail("sweep.parameters", "must be a table of parameter = [values]", value=parameters)
     for name, values in parameters.items():
         if name not in model.parameters:
             extra = suggestion(str(name), list(model.parameters), "the model's parameters")

@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import _metrics
 from ._engine import raise_failures, resolve_method, run_stream
-from ._errors import PkpdError
+from ._errors import ModelError, PkpdError
 from ._events import KIND_DOSE, KIND_OBS, EventStream
 from ._model import load_model
 from ._population import (Population, add_residual_error, apply_random_effects, sample_covariates, sample_iiv,
@@ -48,8 +48,11 @@ def individual_inputs(model, population, *, variability=True):
         if name in table.columns:
             inputs[:, columns[name]] = table[name].to_numpy(dtype=np.float64)
         elif name in model.covariate_distributions:
-            drawn = sample_covariates({name: model.covariate_distributions[name]}, seed=population.seed,
-                                      subject_ids=population.subject_ids, key=f"{model.path.name}: covariates")
+            try:
+                drawn = sample_covariates({name: model.covariate_distributions[name]}, seed=population.seed,
+                                          subject_ids=population.subject_ids, key="covariates")
+            except PkpdError as error:
+                raise ModelError(error.rule, file=model.path.name, key=error.key, **error.fields()) from None
             inputs[:, columns[name]] = drawn[name].to_numpy(dtype=np.float64)
     iiv = model.variability.get("iiv")
     if not iiv:
@@ -57,17 +60,15 @@ def individual_inputs(model, population, *, variability=True):
     names = list(iiv.get("parameters", []))
     for name in names:
         if name not in model.parameters:
-            raise PkpdError(f"{model.path.name}: variability.iiv.parameters: {name!r} is not a parameter")
+            raise ModelError(f"{name!r} is not a parameter", file=model.path.name, key="variability.iiv.parameters")
     try:
         etas = sample_iiv(iiv["omega"], seed=population.seed, subject_ids=population.subject_ids,
-                          variability=variability)
+                          variability=variability, key="variability.iiv.omega")
     except PkpdError as error:
-        message = str(error)
-        message = message[len("omega"):] if message.startswith("omega") else f": {message}"
-        raise PkpdError(f"{model.path.name}: variability.iiv.omega{message}") from None
+        raise ModelError(error.rule, file=model.path.name, key=error.key, **error.fields()) from None
     if etas.shape[1] != len(names):
-        raise PkpdError(f"{model.path.name}: variability.iiv.omega: is {etas.shape[1]}x{etas.shape[1]} "
-                        f"but {len(names)} parameters are named")
+        raise ModelError(f"is {etas.shape[1]}x{etas.shape[1]} but {len(names)} parameters are named",
+                         file=model.path.name, key="variability.iiv.omega")
     forms = iiv.get("forms", "exp")
     index = [columns[name] for name in names]
     inputs[:, index] = apply_random_effects(inputs[:, index], etas, forms)
@@ -89,9 +90,9 @@ def occasion_inputs(model, population, inputs, occasions, *, variability=True):
     columns = [model.inputs.index(name) for name in names]
     try:
         kappas = sample_iov(iov["omega"], n_occasions=n_occasions, seed=population.seed,
-                            subject_ids=population.subject_ids, variability=variability)
+                            subject_ids=population.subject_ids, variability=variability, key="variability.iov.omega")
     except PkpdError as error:
-        raise PkpdError(f"{model.path.name}: variability.iov.omega: {error}") from None
+        raise ModelError(error.rule, file=model.path.name, key=error.key, **error.fields()) from None
     kappas = kappas.reshape(-1, len(names))
     repeated[:, columns] = apply_random_effects(repeated[:, columns], kappas, iov.get("forms", "exp"))
     return repeated
@@ -183,12 +184,13 @@ def _chunk_size(n_subjects, records):
 def _check_times(times):
     times = np.asarray(times, dtype=np.float64)
     if times.ndim != 1 or times.size == 0:
-        raise PkpdError(f"times: must be a non-empty 1-D array; got shape {times.shape}")
+        raise PkpdError("must be a non-empty 1-D array", key="times", got=f"shape {times.shape}")
     if not np.all(np.isfinite(times)):
-        raise PkpdError("times: must be finite")
+        raise PkpdError("must be finite", key="times")
     if np.any(np.diff(times) <= 0):
         index = int(np.flatnonzero(np.diff(times) <= 0)[0]) + 1
-        raise PkpdError(f"times: must be increasing; got {times[index]:g} after {times[index - 1]:g} at index {index}")
+        raise PkpdError("must be increasing", key="times",
+                        got=f"{times[index]:g} after {times[index - 1]:g} at index {index}")
     return times
 
 
@@ -343,7 +345,7 @@ class _Run:
         if occasions is not None:
             occasions = np.asarray(occasions, dtype=np.float64)
             if occasions.ndim != 1 or occasions.size == 0 or np.any(np.diff(occasions) <= 0):
-                raise PkpdError(f"occasions: must be increasing start times; got {occasions!r}")
+                raise PkpdError("must be increasing start times", key="occasions", value=occasions, got=repr(occasions))
             self.n_occasions = occasions.size
             self.occasion_of_record = np.clip(np.searchsorted(occasions, self.template[0], side="right") - 1, 0,
                                               None)

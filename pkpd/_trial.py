@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._errors import PkpdError, suggestion
+from ._errors import PkpdError, ScenarioError, suggestion
 from ._population import Population, add_residual_error, subject_uniforms
 from ._regimen import Dose, Regimen
 from ._simulate import simulate
@@ -80,8 +80,11 @@ def williams_sequences(count):
     return square
 
 
-def _fail(scenario, key, message):
-    raise PkpdError(f"{scenario.path.name}: trial.{key}: {message}")
+def _fail(scenario, key, rule, **found):
+    """Raise ScenarioError at ``trial.key``; ``value=`` is written as its repr, unless ``got=`` says how."""
+    if "value" in found:
+        found.setdefault("got", repr(found["value"]))
+    raise ScenarioError(rule, file=scenario.path.name, key=f"trial.{key}", **found)
 
 
 def _time(scenario, key, text):
@@ -89,7 +92,7 @@ def _time(scenario, key, text):
         return magnitude_in(parse_quantity(text, f"trial.{key}", positive=False), scenario.model.units.get("time", "h"),
                             f"trial.{key}")
     except PkpdError as error:
-        _fail(scenario, key, str(error).split("` ", 1)[-1].rstrip("."))
+        _fail(scenario, key, error.rule, **error.fields())
 
 
 def parse_trial(scenario):
@@ -98,10 +101,10 @@ def parse_trial(scenario):
     for key in raw:
         if key not in TRIAL_KEYS:
             extra = suggestion(key, TRIAL_KEYS, "allowed")
-            raise PkpdError(f"{scenario.path.name}: trial.{key}: unknown key{extra}")
+            _fail(scenario, key, f"unknown key{extra}")
     design = raw.get("design", "crossover")
     if design not in ("crossover", "parallel"):
-        _fail(scenario, "design", f"must be 'crossover' or 'parallel'; got {design!r}")
+        _fail(scenario, "design", "must be 'crossover' or 'parallel'", value=design)
     names = [arm.name for arm in scenario.arms]
     arms = raw.get("arms", names)
     for index, name in enumerate(arms):
@@ -111,9 +114,9 @@ def parse_trial(scenario):
         _fail(scenario, "arms", "a trial needs at least 2 arms")
     for arm in scenario.arms:
         if arm.name in arms and arm.model is not None:
-            raise PkpdError(f"{scenario.path.name}: arm {arm.name!r}: a trial arm cannot set model parameters of "
-                            f"its own (a patient keeps one model across periods); set them for the whole "
-                            f"scenario in [parameters] instead")
+            raise ScenarioError(f"arm {arm.name!r}: a trial arm cannot set model parameters of its own (a patient "
+                                f"keeps one model across periods); set them for the whole scenario in [parameters] "
+                                f"instead", file=scenario.path.name)
     count = len(arms)
     sequences = raw.get("sequences", "williams")
     if design == "parallel":
@@ -135,12 +138,12 @@ def parse_trial(scenario):
             _fail(scenario, "sequences", "every sequence must have the same number of periods")
         sequences = converted
     else:
-        _fail(scenario, "sequences", f"must be 'williams', 'all' or a list of lists of arm names; got {sequences!r}")
+        _fail(scenario, "sequences", "must be 'williams', 'all' or a list of lists of arm names", value=sequences)
     period = _time(scenario, "period", raw.get("period", "35 d"))
     washout = _time(scenario, "washout", raw.get("washout", "0 d"))
     baseline = _time(scenario, "baseline", raw.get("baseline", "14 d"))
     if not period > 0:
-        _fail(scenario, "period", f"must be positive; got {raw.get('period')!r}")
+        _fail(scenario, "period", "must be positive", value=raw.get('period'))
     for key, value in (("period", period + washout), ("baseline", baseline)):
         if abs(value / 24.0 - round(value / 24.0)) > 1e-9:
             _fail(scenario, key, "must be a whole number of days (daily pain scores)")
@@ -148,25 +151,25 @@ def parse_trial(scenario):
     sizes = sizes if isinstance(sizes, list) else [sizes]
     for i, n in enumerate(sizes):
         if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-            _fail(scenario, f"n[{i}]", f"must be an integer >= 2; got {n!r}")
+            _fail(scenario, f"n[{i}]", "must be an integer >= 2", value=n)
     replicates = raw.get("replicates", 200)
     if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1:
-        _fail(scenario, "replicates", f"must be a positive integer; got {replicates!r}")
+        _fail(scenario, "replicates", "must be a positive integer", value=replicates)
     dropout = raw.get("dropout", 0.0)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        _fail(scenario, "dropout", f"must be a probability in [0, 1); got {dropout!r}")
+        _fail(scenario, "dropout", "must be a probability in [0, 1)", value=dropout)
     alpha = raw.get("alpha", 0.05)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
-        _fail(scenario, "alpha", f"must be in (0, 1); got {alpha!r}")
+        _fail(scenario, "alpha", "must be in (0, 1)", value=alpha)
     endpoint = raw.get("endpoint", {"type": "auc"})
     if not isinstance(endpoint, dict):
-        _fail(scenario, "endpoint", f"must be a table; got {endpoint!r}")
+        _fail(scenario, "endpoint", "must be a table", value=endpoint)
     for key in endpoint:
         if key not in ENDPOINT_KEYS:
             _fail(scenario, f"endpoint.{key}", f"unknown key; allowed: {', '.join(ENDPOINT_KEYS)}")
     kind = endpoint.get("type", "auc")
     if kind not in ENDPOINTS:
-        _fail(scenario, "endpoint.type", f"must be one of {', '.join(ENDPOINTS)}; got {kind!r}")
+        _fail(scenario, "endpoint.type", f"must be one of {', '.join(ENDPOINTS)}", value=kind)
     pain_scores = [name for name, spec in scenario.model.outputs.items() if spec.role == "pain_score"]
     if "output" not in endpoint and not pain_scores:
         _fail(scenario, "endpoint.output", f"is required: model {scenario.model.name!r} has no output of role "
@@ -178,8 +181,8 @@ def parse_trial(scenario):
     days = endpoint.get("days", [1, days_per_period])
     if not (isinstance(days, list) and len(days) == 2 and all(isinstance(d, int) for d in days)
             and 1 <= days[0] <= days[1] <= days_per_period):
-        _fail(scenario, "endpoint.days", f"must be [first, last] days within the period (1..{days_per_period}); "
-                                         f"got {days!r}")
+        _fail(scenario, "endpoint.days", f"must be [first, last] days within the period (1..{days_per_period})",
+              value=days)
     threshold = None
     if kind == "responder":
         text = str(endpoint.get("threshold", "30 %")).strip()
@@ -188,20 +191,20 @@ def parse_trial(scenario):
         elif text.endswith("points") or text.endswith("point"):
             threshold = ("points", float(text.split()[0]))
         else:
-            _fail(scenario, "endpoint.threshold", f"must be like '30 %' or '2 points'; got {text!r}")
+            _fail(scenario, "endpoint.threshold", "must be like '30 %' or '2 points'", value=text)
     comparisons = raw.get("comparisons", [[arms[i], arms[0]] for i in range(1, count)])
     pairs = []
     for i, pair in enumerate(comparisons):
         if not (isinstance(pair, list) and len(pair) == 2 and all(p in arms for p in pair) and pair[0] != pair[1]):
-            _fail(scenario, f"comparisons[{i}]", f"must be [arm, other arm] among the trial arms; got {pair!r}")
+            _fail(scenario, f"comparisons[{i}]", "must be [arm, other arm] among the trial arms", value=pair)
         pairs.append((arms.index(pair[0]), arms.index(pair[1])))
     scale = raw.get("scale", [0, 10])
     if scale is not False and not (isinstance(scale, list) and len(scale) == 2 and scale[0] < scale[1]):
-        _fail(scenario, "scale", f"must be [low, high] of the integer score scale, or false; got {scale!r}")
+        _fail(scenario, "scale", "must be [low, high] of the integer score scale, or false", value=scale)
     analysis = raw.get("analysis", "fixed")
     if analysis != "fixed":
-        _fail(scenario, "analysis", f"only 'fixed' (subject, period and treatment fixed effects) is available; "
-                                    f"got {analysis!r}")
+        _fail(scenario, "analysis", "only 'fixed' (subject, period and treatment fixed effects) is available",
+              value=analysis)
     return TrialDesign(design=design, arms=list(arms), sequences=sequences, period=period, washout=washout,
                        baseline=baseline, sample_sizes=sorted(sizes), replicates=replicates, dropout=float(dropout),
                        endpoint=kind, output=output, days=tuple(days), threshold=threshold, alpha=float(alpha),
@@ -467,7 +470,7 @@ def trial(scenario, *, replicates=None, progress=False):
     if not hasattr(scenario, "trial"):
         scenario = load_scenario(scenario)
     if scenario.trial is None:
-        raise PkpdError(f"{scenario.path.name}: has no [trial] section")
+        raise ScenarioError("has no [trial] section", file=scenario.path.name)
     tables = []
     for design in designs_of(scenario):
         if replicates is not None:

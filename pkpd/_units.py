@@ -32,7 +32,7 @@ import re
 import numpy as np
 import pint
 
-from ._errors import PkpdError
+from ._errors import PkpdError, shown
 
 __all__ = ["parse_quantity", "convert", "magnitude_in", "registry", "KETAMINE_MOLAR_MASS",
            "NORKETAMINE_MOLAR_MASS", "KETAMINE_HYDROCHLORIDE_MOLAR_MASS", "MAGNESIUM_MOLAR_MASS",
@@ -73,10 +73,6 @@ def _normalise(text):
     return _SALT_SPELLING.sub(_SALT_UNIT, str(text).strip())
 
 
-def _show(value):
-    return repr(value) if isinstance(value, str) else str(value)
-
-
 def _per_mass(units):
     """True when a unit has a mass in its denominator (mg/kg, mg/kg/h, mmol/kg)."""
     ureg = registry()
@@ -92,8 +88,8 @@ def _parse_unit(unit, key="unit"):
     try:
         return ureg.parse_units(text)
     except Exception as error:  # pint's parser raises many types for malformed text
-        raise PkpdError(f"`{key}` must be a unit such as 'mg', 'h' or 'ng/mL'; got {_show(unit)} "
-                        f"({error})") from None
+        raise PkpdError("must be a unit such as 'mg', 'h' or 'ng/mL'", key=key, value=unit,
+                        got=f"{shown(unit)} ({error})", sentence=True) from None
 
 
 def _describe(units):
@@ -148,23 +144,23 @@ def parse_quantity(text, key, *, expected=None, positive=False):
     ureg = registry()
     rule = "must be a number followed by a unit, such as '2 h', '0.5 mg/kg' or '10 ng/mL'"
     if not isinstance(text, str):
-        raise PkpdError(f"`{key}` {rule}; got {_show(text)}.")
+        raise PkpdError(rule, key=key, value=text, sentence=True)
     normalised = _normalise(text)
     if not _STARTS_WITH_NUMBER.match(normalised):
-        raise PkpdError(f"`{key}` {rule}; got {_show(text)}.")
+        raise PkpdError(rule, key=key, value=text, sentence=True)
     try:
         quantity = ureg.Quantity(normalised)
     except Exception as error:  # pint's parser raises many types (tokenize errors too)
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise PkpdError(f"`{key}` {rule}; got {_show(text)} ({reason}).") from None
+        raise PkpdError(rule, key=key, value=text, got=f"{shown(text)} ({reason})", sentence=True) from None
     if not isinstance(quantity, ureg.Quantity):  # a bare number
         quantity = ureg.Quantity(quantity, ureg.dimensionless)
     magnitude = quantity.magnitude
     if not isinstance(magnitude, (int, float)) or not math.isfinite(magnitude):
-        raise PkpdError(f"`{key}` must be a finite number with a unit; got {_show(text)}.")
+        raise PkpdError("must be a finite number with a unit", key=key, value=text, sentence=True)
     quantity = ureg.Quantity(float(magnitude), quantity.units)
     if positive and not magnitude > 0:
-        raise PkpdError(f"`{key}` must be positive; got {_show(text)}.")
+        raise PkpdError("must be positive", key=key, value=text, sentence=True)
     if expected is not None:
         choices = [expected] if isinstance(expected, str) else list(expected)
         targets = [_parse_unit(unit, f"{key} (expected unit)") for unit in choices]
@@ -177,8 +173,8 @@ def parse_quantity(text, key, *, expected=None, positive=False):
                 found = f"{quantity.units}, {dimension}"
             else:
                 found = "no unit"
-            raise PkpdError(f"`{key}` must be in units compatible with {wanted}; "
-                            f"got {_show(text)} ({found}).")
+            raise PkpdError(f"must be in units compatible with {wanted}", key=key, value=text,
+                            got=f"{shown(text)} ({found})", sentence=True)
     return quantity
 
 
@@ -191,12 +187,13 @@ def _molar_mass(molar_mass, key="molar_mass"):
     elif isinstance(molar_mass, (int, float)) and not isinstance(molar_mass, bool):
         quantity = ureg.Quantity(float(molar_mass), "g/mol")
     else:
-        raise PkpdError(f"`{key}` must be a number in g/mol or a quantity such as '237.73 g/mol'; "
-                        f"got {_show(molar_mass)}.")
+        raise PkpdError("must be a number in g/mol or a quantity such as '237.73 g/mol'", key=key,
+                        value=molar_mass, sentence=True)
     if ureg.get_dimensionality(quantity.units) != ureg.get_dimensionality("g/mol"):
-        raise PkpdError(f"`{key}` must be a mass per amount of substance (g/mol); got {quantity}.")
+        raise PkpdError("must be a mass per amount of substance (g/mol)", key=key, value=molar_mass,
+                        got=str(quantity), sentence=True)
     if not (math.isfinite(quantity.magnitude) and quantity.magnitude > 0):
-        raise PkpdError(f"`{key}` must be positive; got {quantity}.")
+        raise PkpdError("must be positive", key=key, value=molar_mass, got=str(quantity), sentence=True)
     return quantity
 
 
@@ -268,9 +265,10 @@ def magnitude_in(quantity, unit, key, *, molar_mass=None):
     if isinstance(quantity, str):
         quantity = parse_quantity(quantity, key)
     if not isinstance(quantity, ureg.Quantity):
-        raise PkpdError(f"`{key}` must be a quantity with a unit; got {_show(quantity)}.")
+        raise PkpdError("must be a quantity with a unit", key=key, value=quantity, sentence=True)
     try:
         return convert(quantity.magnitude, str(quantity.units), unit, molar_mass=molar_mass)
     except PkpdError:
-        raise PkpdError(f"`{key}` must be in units compatible with {unit!r}; got {quantity:~P} "
-                        f"({ureg.get_dimensionality(quantity.units) or 'dimensionless'}).") from None
+        raise PkpdError(f"must be in units compatible with {unit!r}", key=key, value=quantity,
+                        got=f"{quantity:~P} ({ureg.get_dimensionality(quantity.units) or 'dimensionless'})",
+                        sentence=True) from None
