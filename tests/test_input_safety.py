@@ -15,6 +15,8 @@ import pytest
 import pkpd
 from pkpd._cli import main
 
+pytestmark = pytest.mark.models("ketamine_kamp2020", "pk1cmt")
+
 DATA = "ID,TIME,EVID,AMT,CMT\n1,0,1,100,1\n1,1,0,0,2\n1,2,0,0,2\n"
 
 

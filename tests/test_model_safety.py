@@ -17,6 +17,8 @@ from pkpd._cli import main
 from pkpd._engine import MESSAGES
 from pkpd._model import _generated_location, generate_source
 
+pytestmark = pytest.mark.models("pk1cmt", TEST_MODELS / "pk1cmt_iiv.toml")
+
 PK1CMT = (ROOT / "models" / "pk1cmt.toml").read_text()
 # one subject: 100 mg into the depot, observed at 1 h and 2 h
 DATA = pd.DataFrame({"ID": [1, 1, 1], "TIME": [0.0, 1.0, 2.0], "EVID": [1, 0, 0],
