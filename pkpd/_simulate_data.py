@@ -198,9 +198,9 @@ def _plan(model, columns, *, source, replicates, seed, variability, return_etas,
         raise PkpdError(f"variability: must be one of {', '.join(VARIABILITY)}; got {variability!r}")
     outputs = list(model.outputs)
     if dv is None:
-        dv = next((name for name in outputs if name in model.residual), outputs[0])
+        dv = next((name for name in outputs if name in model.residual), outputs[0] if outputs else None)
     elif dv not in outputs:
-        raise PkpdError(f"dv: model {model.name!r} has no output {dv!r} (outputs: {', '.join(outputs)})")
+        raise PkpdError(f"dv: model {model.name!r} has no output {dv!r} (outputs: {', '.join(outputs) or 'none'})")
     resolve_method(model, "auto" if method == "auto" else method)  # checks the name
     plan = _Plan(model=model, source=source, dv=dv, variability=variability, seed=int(seed),
                  replicates=int(replicates), amounts=bool(amounts), return_etas=bool(return_etas),
@@ -235,7 +235,7 @@ def _random_effects(model, kind):
 
 
 def _added_columns(plan):
-    names = ["REP", "IPRED", "PRED", "DV"] + list(plan.model.outputs)
+    names = ["REP"] + (["IPRED", "PRED", "DV"] if plan.dv is not None else []) + list(plan.model.outputs)
     if plan.amounts:
         names += list(plan.model.compartments)
     if plan.return_etas:
@@ -547,15 +547,16 @@ def _table(plan, frame, replicate, individual, typical, observation, subject, po
     """The output rows of one replicate: input columns, then the added ones."""
     model = plan.model
     states, values = individual
-    column = list(model.outputs).index(plan.dv)
-    ipred = values[:, column]
-    dv = ipred.copy()
-    if plan.variability == "all" and any(plan.residual):
-        dv = _residual(plan, ipred, subject, position, random_ids)
-    dv[~observation] = np.nan
-    out = frame.rename(columns={c: "DV_IN" for c in frame.columns if str(c).strip().upper() == "DV"})
-    added = {"REP": np.full(len(frame), replicate, np.int64), "IPRED": ipred, "PRED": typical[1][:, column],
-             "DV": dv}
+    out = frame.set_axis(_output_names(frame.columns), axis=1)
+    added = {"REP": np.full(len(frame), replicate, np.int64)}
+    if plan.dv is not None:
+        column = list(model.outputs).index(plan.dv)
+        ipred = values[:, column]
+        dv = ipred.copy()
+        if plan.variability == "all" and any(plan.residual):
+            dv = _residual(plan, ipred, subject, position, random_ids)
+        dv[~observation] = np.nan
+        added.update(IPRED=ipred, PRED=typical[1][:, column], DV=dv)
     added.update({name: values[:, k] for k, name in enumerate(model.outputs)})
     if plan.amounts:
         added.update({name: states[:, k] for k, name in enumerate(model.compartments)})
@@ -566,6 +567,12 @@ def _table(plan, frame, replicate, individual, typical, observation, subject, po
             else:
                 added[name] = effects.get(name, np.zeros(len(frame)))
     return pd.concat([out.reset_index(drop=True), pd.DataFrame(added)], axis=1)
+
+
+def _output_names(columns):
+    """Input column names as written in the output: stripped of surrounding spaces, DV as DV_IN."""
+    names = [str(column).strip() if isinstance(column, str) else column for column in columns]
+    return ["DV_IN" if isinstance(name, str) and name.upper() == "DV" else name for name in names]
 
 
 def _residual(plan, ipred, subject, position, random_ids):
@@ -583,19 +590,19 @@ def _units(plan, columns):
     """Units of the input and added columns that have one."""
     model = plan.model
     time, amount = _time_unit(model), model.units.get("amount", "")
-    dv_unit = model.outputs[plan.dv].unit
+    dv_unit = model.outputs[plan.dv].unit if plan.dv is not None else ""
     by_name = {"TIME": time, "AMT": amount, "RATE": f"{amount}/{time}", "II": time, "DV": dv_unit}
     units = {}
-    for column in columns:
+    for column, name in zip(columns, _output_names(columns)):
         key = str(column).strip()
-        name = "DV_IN" if key.upper() == "DV" else column
-        if key.upper() in by_name:
+        if key.upper() in by_name and (key.upper() != "DV" or plan.dv is not None):
             units[name] = by_name[key.upper()]
         elif key in model.parameters:
             units[name] = model.parameters[key].unit
         elif key in model.covariates:
             units[name] = model.covariates[key].unit
-    units.update({"IPRED": dv_unit, "PRED": dv_unit, "DV": dv_unit})
+    if plan.dv is not None:
+        units.update({"IPRED": dv_unit, "PRED": dv_unit, "DV": dv_unit})
     units.update({name: output.unit for name, output in model.outputs.items()})
     if plan.amounts:
         units.update({name: model.compartment_units.get(name, amount) for name in model.compartments})
