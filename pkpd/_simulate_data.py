@@ -662,8 +662,9 @@ def simulate_data_file(model, data_path, output_path, *, force=False, inputs=(),
     if in_memory:
         frame = first[0][0]
         plan.options["method"] = _resolve_method(plan, frame)
-        cached = list(whole_subject_chunks(iter(first), plan))
-        records = sum(len(f) for f, _ in cached)
+        parts = list(whole_subject_chunks(iter(first), plan))  # one chunk read: all of it at once
+        cached = [(pd.concat([f for f, _ in parts], ignore_index=True), np.concatenate([r for _, r in parts]))]
+        records = len(cached[0][0])
         batch = max(1, min(plan.replicates, MAX_ROWS_PER_BATCH // max(records, 1)))
         per_row = BYTES_PER_OUTPUT_CELL * len(plan.added) + BYTES_PER_TEXT_CELL * len(columns)
         check_memory(3 * per_row * records * batch, f"{source}: {records} records x {batch} replicates at a time",

@@ -106,7 +106,7 @@ def test_replicates_are_numbered_different_and_reproducible():
 
 
 def test_results_do_not_depend_on_threads_or_chunks():
-    data = trial(40)
+    data = trial(20)
     numba.set_num_threads(1)
     try:
         one = pkpd.simulate_data(IIV_MODEL, data, replicates=2, seed=9, chunk_records=len(data))
@@ -116,7 +116,7 @@ def test_results_do_not_depend_on_threads_or_chunks():
         numba.set_num_threads(2)
     two = pkpd.simulate_data(IIV_MODEL, data, replicates=2, seed=9, chunk_records=len(data))
     pd.testing.assert_frame_equal(one, two)
-    for chunk in (1, 3, 17):
+    for chunk in (1, 9):
         pd.testing.assert_frame_equal(one, pkpd.simulate_data(IIV_MODEL, data, replicates=2, seed=9,
                                                               chunk_records=chunk))
 
@@ -203,7 +203,7 @@ def test_input_columns_are_carried_through_as_written(tmp_path, capsys):
 
 def test_comment_rows_inside_a_subject_change_nothing():
     lines = TEMPLATE.splitlines()
-    clean = "\n".join(line for line in lines if line and line[0] not in "C#@") + "\n"
+    clean = "\n".join([lines[0]] + [line for line in lines[1:] if line and line[0] not in "C#@"]) + "\n"
     with_comments = pd.read_csv(__import__("io").StringIO(TEMPLATE), dtype=str, keep_default_na=False,
                                 skip_blank_lines=False)
     without = pd.read_csv(__import__("io").StringIO(clean), dtype=str, keep_default_na=False)
