@@ -176,9 +176,9 @@ def simulate_data(model, data, *, replicates=1, seed=0, variability="all", retur
     chunks = list(whole_subject_chunks(_frame_chunks(data, chunk_records), plan))
     if not chunks:
         raise DataError(f"{source}: has no records")
-    parts = []
-    for replicate in range(1, plan.replicates + 1):
-        parts.extend(_simulate_chunk(plan, frame, rows, [replicate], max_memory) for frame, rows in chunks)
+    replicates = list(range(1, plan.replicates + 1))
+    by_chunk = [_simulate_chunk(plan, frame, rows, replicates, max_memory) for frame, rows in chunks]
+    parts = [tables[index] for index in range(plan.replicates) for tables in by_chunk]  # replicate after replicate
     out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     out.attrs.update(units=_units(plan, data.columns), dv=plan.dv)
     return out
@@ -418,7 +418,7 @@ def _resolve_method(plan, data):
 
 
 def _simulate_chunk(plan, frame, rows, replicates, max_memory=None):
-    """The output rows of `frame` (whole subjects) for each replicate in `replicates`, replicate after replicate."""
+    """The output tables of `frame` (whole subjects), one per replicate in `replicates`."""
     model, source = plan.model, plan.source
     names = standard_columns(frame, source)
     engine_frame = frame.set_axis(names, axis=1)
@@ -447,7 +447,7 @@ def _simulate_chunk(plan, frame, rows, replicates, max_memory=None):
         individual = typical if inputs is stream.inputs else _run(plan, stream, inputs)
         parts.append(_table(plan, frame, replicate, individual, typical, observation, subject, position,
                             random_ids, inputs, effects))
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return parts
 
 
 def _stripped(values):
@@ -679,7 +679,7 @@ def simulate_data_file(model, data_path, output_path, *, force=False, inputs=(),
             replicates = list(range(start, min(start + batch, plan.replicates + 1)))
             chunks = cached if in_memory else whole_subject_chunks(read_csv_chunks(data_path, chunk_records), plan)
             for frame, rows in chunks:
-                out = _simulate_chunk(plan, frame, rows, replicates, max_memory)
+                out = pd.concat(_simulate_chunk(plan, frame, rows, replicates, max_memory), ignore_index=True)
                 summary["records"] += len(out)
                 if start == 1:
                     summary["subjects"] += int(np.count_nonzero(np.diff(_ids(frame)) != 0)) + 1
