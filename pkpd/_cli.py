@@ -1,6 +1,6 @@
 """The ``pkpd`` command line.
 
-    pkpd simulate MODEL DATA.csv -o OUT.csv
+    pkpd simulate MODEL DATA.csv -o OUT.csv [--replicates N --seed S --variability all|iiv|none]
     pkpd run SCENARIO.toml -o OUTDIR
     pkpd validate SCENARIO.toml
     pkpd models
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from . import _signals
 from ._errors import PkpdError, SimulationError
-from ._output import check_output_file, reason, write_csv, write_file_atomically
+from ._output import check_output_file, reason
 from ._resources import limit_override
 
 EXIT_USAGE = 2
@@ -52,8 +52,22 @@ def _build_parser():
     simulate = commands.add_parser("simulate", help="simulate a NONMEM-style event table")
     simulate.add_argument("model", help="library model name (see `pkpd models`) or model file path")
     simulate.add_argument("data", help="NONMEM-style CSV: ID, TIME, EVID, AMT, CMT, RATE, II, ADDL, SS, ...")
-    simulate.add_argument("-o", "--output", required=True, help="output CSV (one row per input record)")
+    simulate.add_argument("-o", "--output", required=True,
+                          help="output table, .csv or .parquet (one row per record and replicate; units in "
+                               "OUT.units.json beside it)")
     simulate.add_argument("--force", action="store_true", help="replace an existing output file (never an input)")
+    simulate.add_argument("--replicates", type=int, default=1, metavar="N",
+                          help="simulate the data set N times with new random effects (column REP)")
+    simulate.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    simulate.add_argument("--variability", default="all", choices=["all", "iiv", "none"],
+                          help="all: random effects and residual error as the model defines them (default); "
+                               "iiv: random effects only; none: typical values")
+    simulate.add_argument("--dv", metavar="OUTPUT",
+                          help="model output of IPRED/PRED/DV (default: the first with a [residual] entry, "
+                               "else the first output)")
+    simulate.add_argument("--etas", action="store_true",
+                          help="add the random effects (ETA_P, KAPPA_P) and individual parameters (IND_P)")
+    simulate.add_argument("--amounts", action="store_true", help="add the compartment amounts")
     simulate.add_argument("--method", default="auto", choices=["auto", "exact", "rk45", "rosenbrock"])
     simulate.add_argument("--rtol", type=float, default=1e-8)
     simulate.add_argument("--atol", type=float, default=1e-10)
@@ -81,9 +95,27 @@ def _build_parser():
     return parser
 
 
-def _read_csv(path):
-    import pandas as pd
+def _simulate(arguments):
+    from ._model import load_model
+    from ._simulate_data import simulate_data_file
 
+    inputs = [arguments.data] + ([arguments.model] if Path(arguments.model).is_file() else [])
+    check_output_file(arguments.output, force=arguments.force, inputs=inputs)
+    _check_data_file(arguments.data)
+    model = load_model(arguments.model)
+    summary = simulate_data_file(model, arguments.data, arguments.output, force=arguments.force, inputs=inputs,
+                                 replicates=arguments.replicates, seed=arguments.seed,
+                                 variability=arguments.variability, return_etas=arguments.etas, dv=arguments.dv,
+                                 amounts=arguments.amounts, method=arguments.method, rtol=arguments.rtol,
+                                 atol=arguments.atol)
+    arguments.written = arguments.output
+    replicates = f" x {arguments.replicates} replicates" if arguments.replicates > 1 else ""
+    print(f"wrote {arguments.output}: {summary['records']} records, {summary['subjects']} subjects{replicates}, "
+          f"DV = {summary['dv']} ({model.outputs[summary['dv']].unit}), outputs {', '.join(model.outputs)}, "
+          f"seed {arguments.seed}, variability {arguments.variability}; units in {summary['units']}")
+
+
+def _check_data_file(path):
     path = Path(path)
     if path.is_dir():
         raise PkpdError("is a folder, not a data file", file=path)
@@ -91,33 +123,6 @@ def _read_csv(path):
         raise PkpdError("data file not found", file=path)
     if not path.is_file():
         raise PkpdError("not a regular file (a pipe or a device); give a CSV file", file=path)
-    try:
-        # header=None keeps a repeated column name (pandas would rename the second AMT to AMT.1)
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, header=None)
-    except OSError as error:
-        raise PkpdError(f"cannot read ({reason(error)})", file=path) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise PkpdError(f"not a readable CSV file ({str(error).splitlines()[0]})", file=path) from None
-    header = [str(name).strip() for name in table.iloc[0]]
-    return table.iloc[1:].reset_index(drop=True).set_axis(header, axis=1)
-
-
-def _simulate(arguments):
-    from ._model import load_model
-    from ._simulate_data import simulate_data
-
-    inputs = [arguments.data] + ([arguments.model] if Path(arguments.model).is_file() else [])
-    check_output_file(arguments.output, force=arguments.force, inputs=inputs)
-    model = load_model(arguments.model)
-    data = _read_csv(arguments.data)
-    out = simulate_data(model, data, method=arguments.method, rtol=arguments.rtol, atol=arguments.atol,
-                        source=Path(arguments.data).name)
-    out["ID"] = data["ID"].to_numpy() if "ID" in data else out["ID"]
-    write_file_atomically(arguments.output, lambda stream: write_csv(out, stream, float_format="%.10g"),
-                          force=arguments.force, inputs=inputs)
-    arguments.written = arguments.output
-    print(f"wrote {arguments.output}: {len(out)} records, {out['ID'].nunique()} subjects, "
-          f"outputs {', '.join(model.outputs)} ({', '.join(o.unit for o in model.outputs.values())})")
 
 
 def _run(arguments):

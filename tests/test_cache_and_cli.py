@@ -94,7 +94,7 @@ def test_simulate_command_writes_one_row_per_record(tmp_path, capsys):
     assert main(["simulate", "pk1cmt", str(EXAMPLE), "-o", str(out)]) == 0
     data = pd.read_csv(EXAMPLE)
     result = pd.read_csv(out)
-    assert list(result.columns) == ["ID", "TIME", "EVID", "CMT", "CP", "DEPOT", "CENT"]
+    assert list(result.columns) == list(data.columns) + ["REP", "IPRED", "PRED", "DV", "CP"]
     assert len(result) == len(data)
     np.testing.assert_array_equal(result["TIME"], data["TIME"])
     # subject 2 is reset at 48 h and put at oral steady state: CP is positive just after

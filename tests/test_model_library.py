@@ -77,7 +77,7 @@ def events(doses=(), times=(), **columns):
 
 
 def observed(model, frame, **options):
-    out = pkpd.simulate_data(model, frame, **options)
+    out = pkpd.simulate_data(model, frame, **options, amounts=True, variability="none")
     return out[out["EVID"] == 0].reset_index(drop=True)
 
 

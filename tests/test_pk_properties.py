@@ -74,7 +74,7 @@ def test_mass_balance_parent_to_metabolite(method):
     model = pkpd.load_model(TEST_MODELS / "parent_metabolite.toml")
     data = frame([dict(TIME=0.0, AMT=35.0, CMT=2, RATE=17.5), dict(TIME=24.0, AMT=50.0, CMT=1, II=24.0, ADDL=2)],
                  TIMES)
-    result = observed(pkpd.simulate_data(model, data, method=method, **TOL), data)
+    result = observed(pkpd.simulate_data(model, data, method=method, **TOL, amounts=True), data)
     total = result[model.compartments].sum(axis=1).to_numpy()
     times = result["TIME"].to_numpy()
     given = np.minimum(times, 2.0) * 17.5 + 50.0 * np.searchsorted([24.0, 48.0, 72.0], times, side="right")
@@ -94,7 +94,7 @@ def test_mass_balance_parent_to_metabolite(method):
 @pytest.mark.parametrize("method", METHODS)
 def test_bolus_record_reports_post_dose_state(method):
     data = frame([dict(TIME=5.0, AMT=100.0, CMT=2)], [0.0, 5.0])
-    result = pkpd.simulate_data("pk1cmt", data, method=method)
+    result = pkpd.simulate_data("pk1cmt", data, method=method, amounts=True)
     dose_row = result[data["EVID"].to_numpy() == 1]
     assert float(dose_row["CENT"].iloc[0]) == 100.0
 
@@ -103,7 +103,7 @@ def test_bolus_record_reports_post_dose_state(method):
 def test_reset_cancels_running_infusion_and_pending_addl(method):
     data = frame([dict(TIME=0.0, AMT=100.0, CMT=2, RATE=10.0, II=24.0, ADDL=3),
                   dict(TIME=5.0, EVID=3, AMT=0.0, CMT=2)], np.arange(0.0, 100.0, 1.0))
-    result = observed(pkpd.simulate_data("pk1cmt", data, method=method), data)
+    result = observed(pkpd.simulate_data("pk1cmt", data, method=method, amounts=True), data)
     after = result[result["TIME"] >= 5.0]
     assert (after["CENT"] == 0).all() and (after["DEPOT"] == 0).all()
 
@@ -112,9 +112,9 @@ def test_reset_cancels_running_infusion_and_pending_addl(method):
 def test_parameter_columns_override_per_record(method):
     times = np.arange(0.0, 48.0, 1.0)
     data = frame([dict(TIME=0.0, AMT=100.0, CMT=2)], times)
-    base = observed(pkpd.simulate_data("pk1cmt", data, method=method), data)
+    base = observed(pkpd.simulate_data("pk1cmt", data, method=method, amounts=True), data)
     data2 = data.assign(CL=2.0)
-    doubled = observed(pkpd.simulate_data("pk1cmt", data2, method=method), data2)
+    doubled = observed(pkpd.simulate_data("pk1cmt", data2, method=method, amounts=True), data2)
     np.testing.assert_allclose(doubled["CENT"], 100.0 * np.exp(-2.0 / 20.0 * times), rtol=1e-7)
     assert not np.allclose(base["CENT"], doubled["CENT"])
 

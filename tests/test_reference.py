@@ -57,7 +57,7 @@ def test_linear_models_match_matrix_exponential(name, regimen, method):
     doses = REGIMENS[regimen]
     model = pkpd.load_model(name)
     data = records(doses, TIMES, {i: i + 1 for i in range(matrix.shape[0])})
-    result = pkpd.simulate_data(model, data, method=method, **TOLERANCES)
+    result = pkpd.simulate_data(model, data, method=method, **TOLERANCES, amounts=True, variability="none")
     observed = result[data["EVID"].to_numpy() == 0]
     expected = linear_solution(matrix, doses, TIMES)
     close(observed[model.compartments].to_numpy(), expected)
@@ -72,7 +72,7 @@ def test_one_compartment_closed_form_bateman():
     k = p["CL"] / p["V"]
     times = np.linspace(0, 48, 97)
     data = records([(0.0, 0, 100.0, 0.0)], times, {0: 1, 1: 2})
-    result = pkpd.simulate_data(model, data)
+    result = pkpd.simulate_data(model, data, amounts=True, variability="none")
     observed = result[data["EVID"].to_numpy() == 0]
     expected = 100.0 * p["KA"] / (p["KA"] - k) * (np.exp(-k * times) - np.exp(-p["KA"] * times))
     close(observed["CENT"].to_numpy(), expected)
@@ -101,7 +101,7 @@ def test_steady_state_matches_long_dose_train(name, dose, method):
                  II=interval, SS=1, ADDL=0)]
     rows += [dict(ID=1, TIME=t, EVID=0, AMT=0, CMT=2, RATE=0, II=0, SS=0, ADDL=0) for t in phase]
     data = pd.DataFrame(rows)
-    result = pkpd.simulate_data(name, data, method=method, **TOLERANCES)
+    result = pkpd.simulate_data(name, data, method=method, **TOLERANCES, amounts=True, variability="none")
     # the brute-force train includes the dose at `last`; the SS record's own dose plays that role
     close(result[model_states(name)].to_numpy()[1:], expected, relative=1e-6, absolute=1e-7)
 
@@ -123,7 +123,7 @@ def test_nonlinear_michaelis_menten_matches_solve_ivp(method):
     doses = [(0.0, 0, 200.0, 0.0), (12.0, 1, 100.0, 2.0), (24.0, 0, 200.0, 0.0)]
     times = np.linspace(0, 60, 121)
     data = records(doses, times, {0: 1, 1: 2})
-    result = pkpd.simulate_data(model, data, method=method, rtol=1e-10, atol=1e-12)
+    result = pkpd.simulate_data(model, data, method=method, rtol=1e-10, atol=1e-12, amounts=True, variability="none")
     observed = result[data["EVID"].to_numpy() == 0]
     expected = ode_solution(rhs, 2, doses, times, rtol=1e-12, atol=1e-14, method="DOP853")
     close(observed[["DEPOT", "CENT"]].to_numpy(), expected)
@@ -150,7 +150,7 @@ def test_stiff_model_with_rosenbrock_matches_radau():
     doses = [(0.0, 0, 50.0, 0.0), (10.0, 0, 50.0, 4.0)]
     times = np.linspace(0, 40, 81)
     data = records(doses, times, {0: 1, 1: 2}, obs_cmt=1)
-    result = pkpd.simulate_data(model, data, method="rosenbrock", rtol=1e-8, atol=1e-10)
+    result = pkpd.simulate_data(model, data, method="rosenbrock", rtol=1e-8, atol=1e-10, amounts=True, variability="none")
     observed = result[data["EVID"].to_numpy() == 0]
     expected = ode_solution(rhs, 2, doses, times, rtol=1e-11, atol=1e-13, method="Radau")
     close(observed[["CENT", "TISSUE"]].to_numpy(), expected, relative=1e-5, absolute=1e-8)
@@ -215,11 +215,11 @@ def test_ode_error_is_proportional_to_the_tolerance(method):
     doses = [(0.0, 0, 100.0, 0.0), (24.0, 1, 100.0, 2.0)]
     times = np.linspace(0, 72, 145)
     data = records(doses, times, {0: 1, 1: 2, 2: 3})
-    exact = pkpd.simulate_data(model, data, method="exact")["CENT"].to_numpy()
+    exact = pkpd.simulate_data(model, data, method="exact", amounts=True, variability="none")["CENT"].to_numpy()
     tolerances = 10.0 ** -np.arange(4, 8)
     errors = []
     for rtol in tolerances:
-        approx = pkpd.simulate_data(model, data, method=method, rtol=rtol, atol=rtol * 1e-2)["CENT"].to_numpy()
+        approx = pkpd.simulate_data(model, data, method=method, rtol=rtol, atol=rtol * 1e-2, amounts=True, variability="none")["CENT"].to_numpy()
         errors.append(np.max(np.abs(approx - exact) / (np.abs(exact) + 1e-6)))
     slope = np.polyfit(np.log(tolerances), np.log(errors), 1)[0]
     assert abs(slope - 1.0) <= 0.2, f"error ~ rtol**{slope:.2f}, errors {errors}"

@@ -53,7 +53,7 @@ def test_typical_values_equal_the_event_table_path(population):
     rows += [dict(ID=1, TIME=12.0 * k, EVID=1, AMT=100.0, CMT=1, RATE=0.0, WT=weight) for k in (1, 2, 3)]
     rows += [dict(ID=1, TIME=t, EVID=0, AMT=0.0, CMT=2, RATE=0.0, WT=weight) for t in TIMES]
     data = pd.DataFrame(rows).sort_values("TIME", kind="stable").reset_index(drop=True)
-    out = pkpd.simulate_data(MODEL, data)
+    out = pkpd.simulate_data(MODEL, data, variability="none")
     cp = out.loc[data["EVID"].to_numpy() == 0, "CP"].to_numpy()
     np.testing.assert_allclose(typical.output("CP")[subject], cp, rtol=1e-12)
 
