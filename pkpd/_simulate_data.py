@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from ._engine import raise_failures, resolve_method, run_stream
-from ._errors import DataError, PkpdError
+from ._errors import DataError, ModelError, PkpdError
 from ._events import build_stream, standard_columns
 from ._model import load_model
 from ._population import add_residual_error, apply_random_effects, sample_iiv, sample_iov
@@ -222,14 +222,14 @@ def _random_effects(model, kind):
     names = list(spec.get("parameters", []))
     for name in names:
         if name not in model.inputs:
-            raise PkpdError(f"{model.path.name}: variability.{kind}.parameters: {name!r} is not a parameter")
+            raise ModelError(f"{name!r} is not a parameter", file=model.path.name, key=f"variability.{kind}.parameters")
     try:
-        size = sample_iiv(spec["omega"], 1, seed=0, variability=False).shape[1]
+        size = sample_iiv(spec["omega"], 1, seed=0, variability=False, key=f"variability.{kind}.omega").shape[1]
     except PkpdError as error:
-        raise PkpdError(f"{model.path.name}: variability.{kind}.omega: {error}") from None
+        raise ModelError(error.rule, file=model.path.name, key=error.key, **error.fields()) from None
     if size != len(names):
-        raise PkpdError(f"{model.path.name}: variability.{kind}.omega: is {size}x{size} but {len(names)} "
-                        f"parameters are named")
+        raise ModelError(f"is {size}x{size} but {len(names)} parameters are named", file=model.path.name,
+                         key=f"variability.{kind}.omega")
     return names, [model.inputs.index(name) for name in names], spec["omega"], spec.get("forms", "exp")
 
 
