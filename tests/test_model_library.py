@@ -434,7 +434,7 @@ def fuchs_buder_prediction(model, name, minutes=5.0):
     # as measured.
     dose = 0.060 * 70.0 * MMOL_MG_PER_G_MGSO4_7H2O  # 17.05 mmol
     end = minutes / 60.0
-    frame = events([(0, MG_CENTRAL[name], dose, end)], [end + t for t in FUCHS_BUDER], WT=70.0, BASE_MG=0.74)
+    frame = events([(0, MG_CENTRAL[name], dose, end)], [end + t for t in FUCHS_BUDER], WT=70.0, MG0=0.74)
     return observed(model, frame)
 
 
@@ -522,7 +522,7 @@ def test_intramuscular_bioavailability(models, name):
 def test_no_magnesium_dose_gives_exactly_the_baseline(models, name):
     model = models[name]
     out = observed(model, events([], np.arange(0.0, 841.0, 24.0)))
-    baseline = raw(name)["parameters"]["BASE_MG"]["value"]
+    baseline = raw(name)["covariates"]["MG0"]["value"]
     assert (out["MAGNESIUM"] == baseline).all()
 
 

@@ -66,7 +66,7 @@ def test_shipped_scenario_runs_and_its_outputs_make_sense(name, tmp_path):
                 if output in scenario.variables:
                     assert (rows.loc[rows["output"] == output, "P95"] == 0).all()
             if "MAGNESIUM" in scenario.variables:
-                baseline = scenario.model.parameters["BASE_MG"].value
+                baseline = scenario.model.covariates["MG0"].value
                 np.testing.assert_allclose(rows.loc[rows["output"] == "MAGNESIUM", "P50"], baseline, rtol=1e-12)
 
 
