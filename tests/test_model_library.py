@@ -36,11 +36,11 @@ from pkpd._units import (
     convert,
 )
 
-pytestmark = pytest.mark.models("ketamine_kamp2020", "esketamine_otto2021", "magnesium_du2019",
+pytestmark = pytest.mark.models("ketamine_kamp2020", "esketamine_otto2021", "esketamine_simons2022", "magnesium_du2019",
                                 "magnesium_salinger2013", "magnesium_lu2002", "ketamine_mg_pain")
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
-DRUG_MODELS = ["ketamine_kamp2020", "esketamine_otto2021", "magnesium_du2019",
+DRUG_MODELS = ["ketamine_kamp2020", "esketamine_otto2021", "esketamine_simons2022", "magnesium_du2019",
                "magnesium_salinger2013", "magnesium_lu2002", "ketamine_mg_pain"]
 MAGNESIUM_MODELS = ["magnesium_du2019", "magnesium_salinger2013", "magnesium_lu2002", "ketamine_mg_pain"]
 MAGNESIUM_PK_MODELS = ["magnesium_du2019", "magnesium_salinger2013", "magnesium_lu2002"]
