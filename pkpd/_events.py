@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import DataError
+from ._jit import jit
 from ._resources import BYTES_PER_EXPANDED_RECORD, check_memory
 
 KIND_OBS, KIND_DOSE, KIND_RESET, KIND_RESET_DOSE = 0, 1, 3, 4
@@ -47,6 +48,75 @@ class EventStream:
         return int(np.max(np.diff(self.subject_start))) if self.n_subjects else 0
 
 
+def shared_parameter_rows(prow, inputs):
+    """`prow` with each record pointing at the first of its run of records with the same inputs.
+
+    The engine takes a change of parameter row as a change of parameters: it
+    ends its block of observations there, derives the parameters again and
+    looks up new transition matrices. A data set gives every record its own row
+    of parameter and covariate values, though most rows repeat the one before;
+    pointing a repeated row at the first of its run lets the engine integrate
+    through (the values are the same bits, so nothing else changes).
+
+    Parameters
+    ----------
+    prow : ndarray of int64, shape (n_records,)
+        Row of `inputs` that governs the interval ending at each record.
+    inputs : ndarray of float64, shape (n_rows, n_inputs)
+
+    Returns
+    -------
+    ndarray of int64, shape (n_records,)
+        `prow` itself when no record repeats the previous record's values
+        under another row (one pass, nothing allocated), else a new array.
+    """
+    prow = np.ascontiguousarray(prow, np.int64)
+    bits = np.ascontiguousarray(inputs, np.float64).view(np.uint64)
+    first = _first_repeated_row(prow, bits)
+    if first < 0:
+        return prow
+    shared = prow.copy()
+    _share_repeated_rows(shared, bits, first)
+    return shared
+
+
+@jit
+def _same_row(bits, row, other):
+    for column in range(bits.shape[1]):
+        if bits[row, column] != bits[other, column]:
+            return False
+    return True
+
+
+@jit
+def _first_repeated_row(prow, bits):
+    """The first record whose row differs from the previous record's but holds the same values; -1 if none."""
+    for record in range(1, prow.size):
+        if prow[record] != prow[record - 1] and _same_row(bits, prow[record], prow[record - 1]):
+            return record
+    return -1
+
+
+@jit
+def _share_repeated_rows(prow, bits, first):
+    """From record `first` on, point each record repeating its predecessor's values at the same row (in place)."""
+    current = prow[first - 1]
+    for record in range(first, prow.size):
+        row = prow[record]
+        if row != current and not _same_row(bits, row, current):
+            current = row
+        prow[record] = current
+
+
+def _where(source, row=None, column=None):
+    parts = [source]
+    if row is not None:
+        parts.append(f"row {row}")
+    if column is not None:
+        parts.append(f"column {column}")
+    return ", ".join(parts)
+
+
 def _blank(raw):
     """Cells that count as empty: missing, '' or '.' (NONMEM's empty), as a boolean array."""
     if raw.dtype.kind in "fiub":
@@ -65,29 +135,41 @@ def _cell(frame, column, index):
     return f"{raw:g}" if isinstance(raw, numbers.Real) else repr(raw)
 
 
-def _numeric(frame, column, source, default):
-    """A data column as float64; '.' and empty cells count as `default`, text is an error."""
+def _numeric(frame, column, source, default, copy=True):
+    """A data column as float64; '.' and empty cells count as `default`, text is an error.
+
+    With ``copy=False`` the result may be a read-only view of the frame's own
+    column (a NumPy float64 column without empty cells).
+    """
     if column not in frame.columns:
         return np.full(len(frame), float(default))
     raw = frame[column]
-    blank = _blank(raw)
-    if raw.dtype.kind in "fiub":
-        values = raw.to_numpy(dtype=float).copy()
+    if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "fiub":
+        # a NumPy numeric column: empty cells are NaN, and no cell needs a look as text
+        values = raw.to_numpy(dtype=float, copy=copy)
+        finite = np.isfinite(values)
+        if finite.all():
+            return values
+        blank = np.isnan(values)
+    elif raw.dtype.kind in "fiub":
+        blank = _blank(raw)
+        values = raw.to_numpy(dtype=float)
+        finite = np.isfinite(values)
     else:
+        blank = _blank(raw)
         text = raw.astype(str).str.strip()
-        converted = pd.to_numeric(text.where(~blank, "0"), errors="coerce").to_numpy(dtype=float)
-        bad = np.isnan(converted) & ~blank
+        values = pd.to_numeric(text.where(~blank, "0"), errors="coerce").to_numpy(dtype=float)
+        bad = np.isnan(values) & ~blank
         if bad.any():
             index = int(np.flatnonzero(bad)[0])
-            raise DataError("must be a number", file=source, row=_row_label(index), column=column,
-                            value=str(raw.iloc[index]).strip())
-        values = converted.copy()
-    values[blank] = default
-    if not np.all(np.isfinite(values[~blank])):
-        index = int(np.flatnonzero(~np.isfinite(values) & ~blank)[0])
-        raise DataError("must be finite", file=source, row=_row_label(index), column=column,
-                        value=values[index], got=_cell(frame, column, index))
-    return values
+            raise DataError(f"{_where(source, _row_label(index), column)}: must be a number; "
+                            f"got {str(raw.iloc[index]).strip()!r}")
+        finite = np.isfinite(values)
+    if not np.all(finite | blank):
+        index = int(np.flatnonzero(~finite & ~blank)[0])
+        raise DataError(f"{_where(source, _row_label(index), column)}: must be finite; "
+                        f"got {_cell(frame, column, index)}")
+    return np.where(blank, float(default), values)
 
 
 def _row_label(index):
@@ -216,35 +298,13 @@ def build_stream(model, data, source="data", max_memory=None):
         raise DataError(f"must not decrease within ID {ids[index]:g}", file=source, row=_row_label(index),
                         column="TIME", value=time[index], got=f"{time[index]:g} after {time[index - 1]:g}")
 
-    # compartments: NONMEM numbers -> state index; CMT=0 on non-dose records means "default"
-    state = np.full(n, -1, np.int64)
-    by_number = {model.numbers[name]: i for i, name in enumerate(model.compartments)}
-    dose_default = min(by_number)
-    for row in range(n):
-        number = int(cmt[row])
-        if number == 0 and is_dose[row]:
-            number = dose_default
-        if number == 0:
-            continue
-        index = by_number.get(number)
-        if index is None:
-            raise DataError(f"model {model.name!r} has no compartment {number} "
-                            f"(compartments: {', '.join(f'{k}={v}' for k, v in model.numbers.items())})",
-                            file=source, row=_row_label(row), column="CMT", value=number, got=None)
-        state[row] = index
-    for code, key, word in ((-1, "R", "rate"), (-2, "D", "duration")):
-        rows = np.flatnonzero(is_dose & (rate == code))
-        for row in rows:
-            name = model.compartments[state[row]]
-            if key not in model.dosing.get(name, {}):
-                raise DataError(f"RATE={code} asks for a modelled {word}, but model {model.name!r} defines no {key} "
-                                f"for compartment {name}", file=source, row=_row_label(row), column="RATE",
-                                value=code, got=None)
+    state = _state_index(model, cmt, is_dose, source)
+    _check_modelled_rates(model, state, rate, is_dose, source)
 
     # per-record parameter and covariate values
     inputs = np.empty((n, len(model.inputs)))
     for column, (name, default) in enumerate(zip(model.inputs, model.input_defaults)):
-        inputs[:, column] = _numeric(frame, name, source, default) if name in frame.columns else default
+        inputs[:, column] = _numeric(frame, name, source, default, copy=False) if name in frame.columns else default
         allowed = model.parameters[name].allowed if name in model.parameters else ()
         if allowed and name in frame.columns:
             bad = np.flatnonzero(~np.isin(inputs[:, column], allowed))
@@ -255,12 +315,44 @@ def build_stream(model, data, source="data", max_memory=None):
                                 got=_cell(frame, name, index))
 
     check_expanded_records(n, addl[is_dose], source, max_memory)
-    kind = np.select([evid == 1, evid == 3, evid == 4], [KIND_DOSE, KIND_RESET, KIND_RESET_DOSE], KIND_OBS)
+    kind = np.select([evid == 1, evid == 3, evid == 4], [KIND_DOSE, KIND_RESET, KIND_RESET_DOSE],
+                     KIND_OBS).astype(np.int64, copy=False)
     subject_index = np.cumsum(new_subject) - 1
     stream = _assemble(subject_index, ids[new_subject], time, kind, amt, state, rate, ii, ss, addl,
                        inputs, is_dose)
     stream.evid = evid.astype(np.int64)
     return stream
+
+
+def _state_index(model, cmt, is_dose, source):
+    """The 0-based state index of each record's compartment (-1: none), looked up by number.
+
+    CMT holds NONMEM's compartment numbers (checked to be non-negative integers);
+    CMT=0 on a dose record means the model's first compartment, on any other
+    record "no compartment". The model's states are in compartment-number order.
+    """
+    numbers = np.array([model.numbers[name] for name in model.compartments], np.float64)
+    number = np.where((cmt == 0) & is_dose, numbers[0], cmt)
+    state = np.minimum(np.searchsorted(numbers, number), numbers.size - 1)
+    unknown = (numbers[state] != number) & (number != 0)
+    if unknown.any():
+        row = int(np.flatnonzero(unknown)[0])
+        raise DataError(f"{_where(source, _row_label(row), 'CMT')}: model {model.name!r} has no compartment "
+                        f"{int(number[row])} (compartments: {', '.join(f'{k}={v}' for k, v in model.numbers.items())})")
+    return np.where(number == 0, -1, state).astype(np.int64)
+
+
+def _check_modelled_rates(model, state, rate, is_dose, source):
+    """RATE=-1 (-2) dose records need the model's rate R (duration D) for their compartment."""
+    for code, key, word in ((-1, "R", "rate"), (-2, "D", "duration")):
+        defined = np.array([key in model.dosing.get(name, {}) for name in model.compartments])
+        missing = is_dose & (rate == code)
+        missing[missing] = ~defined[state[missing]]
+        if missing.any():
+            row = int(np.flatnonzero(missing)[0])
+            name = model.compartments[state[row]]
+            raise DataError(f"{_where(source, _row_label(row), 'RATE')}: RATE={code} asks for a modelled {word}, "
+                            f"but model {model.name!r} defines no {key} for compartment {name}")
 
 
 def check_expanded_records(n_records, addl, source, max_memory=None):
@@ -271,59 +363,72 @@ def check_expanded_records(n_records, addl, source, max_memory=None):
 
 
 def _assemble(subject_index, subject_ids, time, kind, amt, state, rate, ii, ss, addl, inputs, is_dose):
-    """Expand ADDL and merge generated doses into the sorted stream (vectorised)."""
+    """Expand ADDL and merge the generated doses into the sorted stream (vectorised).
+
+    The input records stay in their order (they are sorted by subject, then
+    time); each generated dose goes before the first input record of its
+    subject at or after its time (at equal times ADDL doses come first, NONMEM
+    practice), generated doses at one time in the order of their parent records.
+    A generated dose takes the parameters of that next input record, and one
+    after its subject's last input record is dropped (no output follows it).
+    """
     n = time.size
-    rows = np.arange(n)
     parents = np.flatnonzero(is_dose & (addl > 0))
     counts = addl[parents].astype(np.int64)
     gen_parent = np.repeat(parents, counts)
     gen_k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + 1
     gen_time = time[gen_parent] + gen_k * ii[gen_parent]
+    gen_subject = subject_index[gen_parent]
+    order = np.lexsort((gen_k, gen_parent, gen_time, gen_subject))
+    gen_parent, gen_time, gen_subject = gen_parent[order], gen_time[order], gen_subject[order]
 
-    all_subject = np.concatenate([subject_index, subject_index[gen_parent]])
-    all_time = np.concatenate([time, gen_time])
-    generated = np.concatenate([np.zeros(n, bool), np.ones(gen_parent.size, bool)])
-    all_parent = np.concatenate([rows, gen_parent])
-    all_k = np.concatenate([np.zeros(n, np.int64), gen_k])
-    # at equal times, ADDL doses come before the input records (NONMEM practice)
-    order = np.lexsort((all_k, all_parent, ~generated, all_time, all_subject))
-    all_subject = all_subject[order]
-    all_time = all_time[order]
-    generated = generated[order]
-    all_parent = all_parent[order]
+    # the next input record of each generated dose: the first one not before it in (subject, time)
+    next_input = (np.searchsorted(_subject_time(subject_index, time), _subject_time(gen_subject, gen_time))
+                  if gen_parent.size else gen_parent)
+    keep = next_input < n
+    keep[keep] = subject_index[next_input[keep]] == gen_subject[keep]
+    gen_parent, gen_time, gen_subject, next_input = (gen_parent[keep], gen_time[keep], gen_subject[keep],
+                                                     next_input[keep])
 
-    # a generated record's interval parameters are those of the next input record;
-    # generated records after a subject's last input record are dropped (no output follows)
-    position = np.arange(order.size)
-    next_input = np.where(~generated, position, order.size)
-    next_input = np.minimum.accumulate(next_input[::-1])[::-1]
-    valid = next_input < order.size
-    next_safe = np.minimum(next_input, order.size - 1)
-    valid &= all_subject[next_safe] == all_subject
-    keep = ~generated | valid
-    prow = np.where(generated, all_parent[next_safe], all_parent)
+    m = gen_parent.size
+    if m:
+        gen_position = next_input + np.arange(m)
+        input_position = np.arange(n) + np.searchsorted(next_input, np.arange(n), side="right")
 
-    sel = keep
-    parent = all_parent[sel]
-    gen = generated[sel]
-    subj = all_subject[sel]
-    stream_kind = np.where(gen, KIND_DOSE, kind[parent])
-    n_subjects = subject_ids.size
-    subject_start = np.searchsorted(subj, np.arange(n_subjects + 1)).astype(np.int64)
+    def merged(values, generated):
+        """Input records' `values` (an array of this function's own) and the generated doses'
+        (their parents' values, or `generated`)."""
+        if not m:
+            return values
+        out = np.empty(n + m, values.dtype)
+        out[input_position] = values
+        out[gen_position] = values[gen_parent] if generated is None else generated
+        return out
+
+    subject_start = np.searchsorted(subject_index, np.arange(subject_ids.size + 1))
+    subject_start += np.searchsorted(gen_subject, np.arange(subject_ids.size + 1))
     return EventStream(
-        subject_start=subject_start,
+        subject_start=subject_start.astype(np.int64),
         subject_ids=subject_ids,
-        time=np.ascontiguousarray(all_time[sel]),
-        kind=stream_kind.astype(np.int64),
-        amt=amt[parent].copy(),
-        cmt=np.maximum(state[parent], 0).astype(np.int64),
-        rate=rate[parent].copy(),
-        ii=ii[parent].copy(),
-        ss=np.where(gen, 0, ss[parent]).astype(np.int64),
-        prow=prow[sel].astype(np.int64),
-        drow=parent.astype(np.int64),
-        out=np.where(gen, -1, parent).astype(np.int64),
-        parent=parent.astype(np.int64),
+        time=merged(time, gen_time),
+        kind=merged(kind, KIND_DOSE),
+        amt=merged(amt, None),
+        cmt=merged(np.maximum(state, 0), None),
+        rate=merged(rate, None),
+        ii=merged(ii, None),
+        ss=merged(ss.astype(np.int64), 0),
+        prow=merged(np.arange(n), next_input),
+        drow=merged(np.arange(n), None),
+        out=merged(np.arange(n), -1),
+        parent=merged(np.arange(n), None),
         inputs=np.ascontiguousarray(inputs, dtype=np.float64),
         n_outputs=n,
     )
+
+
+def _subject_time(subject, time):
+    """(subject, time) pairs as one structured array, which NumPy compares and searches in that order."""
+    pairs = np.empty(subject.size, [("subject", np.int64), ("time", np.float64)])
+    pairs["subject"] = subject
+    pairs["time"] = time
+    return pairs
