@@ -147,8 +147,10 @@ def _numeric(frame, column, source, default, copy=True):
     if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "fiub":
         # a NumPy numeric column: empty cells are NaN, and no cell needs a look as text
         values = raw.to_numpy(dtype=float, copy=copy)
+        if np.isfinite(np.add.reduce(values)):   # no NaN and no inf (one pass, no temporary)
+            return values
         finite = np.isfinite(values)
-        if finite.all():
+        if finite.all():                         # finite values whose sum overflows
             return values
         blank = np.isnan(values)
     elif raw.dtype.kind in "fiub":
@@ -256,9 +258,7 @@ def build_stream(model, data, source="data", max_memory=None):
         if np.isnan(values).any():
             _fail_rows(np.isnan(values), source, name, "must not be empty", values, frame)
     amt = _numeric(frame, "AMT", source, 0.0)
-    default_evid = np.where(amt > 0, 1.0, 0.0)
-    evid = _numeric(frame, "EVID", source, np.nan) if "EVID" in frame.columns else default_evid
-    evid = np.where(np.isnan(evid), default_evid, evid)
+    evid = _numeric(frame, "EVID", source, np.nan)   # empty (or no column): inferred from AMT
     cmt = _numeric(frame, "CMT", source, 0.0)
     rate = _numeric(frame, "RATE", source, 0.0)
     ii = _numeric(frame, "II", source, 0.0)
@@ -266,40 +266,18 @@ def build_stream(model, data, source="data", max_memory=None):
     ss = _numeric(frame, "SS", source, 0.0)
 
     n = len(frame)
-    is_dose = (evid == 1) | (evid == 4)
-    checks = [
-        (~np.isin(evid, [0, 1, 2, 3, 4]), "EVID", "must be 0, 1, 2, 3 or 4", evid),
-        (amt < 0, "AMT", "must not be negative", amt),
-        (is_dose & (amt == 0) & ~((ss > 0) & (rate > 0) & (ii == 0)), "AMT",
-         "a dose record (EVID 1 or 4) needs AMT > 0", amt),
-        (~np.isin(ss, [0, 1, 2]), "SS", "must be 0, 1 or 2", ss),
-        (ii < 0, "II", "must not be negative", ii),
-        ((addl < 0) | (addl != np.round(addl)), "ADDL", "must be a non-negative integer", addl),
-        (is_dose & (addl > 0) & (ii <= 0), "II", "ADDL > 0 needs II > 0", ii),
-        (is_dose & (ss > 0) & (ii == 0) & (amt > 0), "II", "SS with AMT > 0 needs II > 0", ii),
-        (is_dose & (ss > 0) & (ii == 0) & (rate <= 0), "RATE",
-         "a constant-infusion steady state (SS with II=0) needs RATE > 0", rate),
-        ((rate < 0) & ~np.isin(rate, [-1, -2]), "RATE", "must be >= 0, -1 (modelled rate) or -2 (modelled duration)", rate),
-        (cmt != np.round(cmt), "CMT", "must be an integer", cmt),
-        (cmt < 0, "CMT", "must not be negative (NONMEM's negative CMT turns a compartment off, "
-                         "which pkpd does not support)", cmt),
-    ]
-    for mask, column, rule, values in checks:
-        if mask.any():
-            _fail_rows(mask, source, column, rule, values, frame)
-
-    # subjects are runs of equal ID, as NONMEM reads them
-    new_subject = np.empty(n, bool)
-    new_subject[0] = True
-    new_subject[1:] = ids[1:] != ids[:-1]
-    decreasing = ~new_subject[1:] & (time[1:] < time[:-1])
-    if decreasing.any():
-        index = int(np.flatnonzero(decreasing)[0]) + 1
-        raise DataError(f"must not decrease within ID {ids[index]:g}", file=source, row=_row_label(index),
-                        column="TIME", value=time[index], got=f"{time[index]:g} after {time[index - 1]:g}")
-
-    state = _state_index(model, cmt, is_dose, source)
-    _check_modelled_rates(model, state, rate, is_dose, source)
+    numbers = np.array([model.numbers[name] for name in model.compartments], np.float64)
+    modelled = np.array([[key in model.dosing.get(name, {}) for key in ("R", "D")] for name in model.compartments])
+    records = {name: np.empty(n, np.int64) for name in ("evid", "kind", "state", "subject", "ss")}
+    first_failure = np.full(len(_RULES), -1, np.int64)
+    addl_total = _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, modelled,
+                                records["evid"], records["kind"], records["state"], records["subject"],
+                                records["ss"], first_failure)
+    failed = np.flatnonzero(first_failure >= 0)
+    if failed.size:
+        _fail_rule(int(failed[0]), int(first_failure[failed[0]]), model, source, frame,
+                   dict(ids=ids, time=time, evid=evid, amt=amt, cmt=cmt, rate=rate, ii=ii, addl=addl, ss=ss),
+                   records["state"])
 
     # per-record parameter and covariate values
     inputs = np.empty((n, len(model.inputs)))
@@ -314,45 +292,125 @@ def build_stream(model, data, source="data", max_memory=None):
                                 row=_row_label(index), column=name, value=inputs[index, column],
                                 got=_cell(frame, name, index))
 
-    check_expanded_records(n, addl[is_dose], source, max_memory)
-    kind = np.select([evid == 1, evid == 3, evid == 4], [KIND_DOSE, KIND_RESET, KIND_RESET_DOSE],
-                     KIND_OBS).astype(np.int64, copy=False)
-    subject_index = np.cumsum(new_subject) - 1
-    stream = _assemble(subject_index, ids[new_subject], time, kind, amt, state, rate, ii, ss, addl,
-                       inputs, is_dose)
-    stream.evid = evid.astype(np.int64)
+    check_expanded_records(n, np.array([addl_total]), source, max_memory)
+    kind = records["kind"]
+    parents = (np.flatnonzero(((kind == KIND_DOSE) | (kind == KIND_RESET_DOSE)) & (addl > 0)) if addl_total > 0
+               else np.zeros(0, np.int64))
+    subject_index = records["subject"]
+    subject_rows = np.searchsorted(subject_index, np.arange(subject_index[-1] + 1))
+    stream = _assemble(subject_index, ids[subject_rows], time, kind, amt, np.maximum(records["state"], 0), rate, ii,
+                       records["ss"], addl, inputs, parents)
+    stream.evid = records["evid"]
     return stream
 
 
-def _state_index(model, cmt, is_dose, source):
-    """The 0-based state index of each record's compartment (-1: none), looked up by number.
+# The checks of a data set's records, in the order they are made: (column, rule); the
+# first rule a record breaks is reported, at the first record that breaks it
+_RULES = [
+    ("EVID", "must be 0, 1, 2, 3 or 4"),
+    ("AMT", "must not be negative"),
+    ("AMT", "a dose record (EVID 1 or 4) needs AMT > 0"),
+    ("SS", "must be 0, 1 or 2"),
+    ("II", "must not be negative"),
+    ("ADDL", "must be a non-negative integer"),
+    ("II", "ADDL > 0 needs II > 0"),
+    ("II", "SS with AMT > 0 needs II > 0"),
+    ("RATE", "a constant-infusion steady state (SS with II=0) needs RATE > 0"),
+    ("RATE", "must be >= 0, -1 (modelled rate) or -2 (modelled duration)"),
+    ("CMT", "must be an integer"),
+    ("CMT", "must not be negative (NONMEM's negative CMT turns a compartment off, which pkpd does not support)"),
+    ("TIME", "must not decrease within an ID"),
+    ("CMT", "the model has no such compartment"),
+    ("RATE", "RATE=-1 needs the model's rate R for the compartment"),
+    ("RATE", "RATE=-2 needs the model's duration D for the compartment"),
+]
+_FIRST_MODEL_RULE = 12   # the rules from here on have messages of their own
 
-    CMT holds NONMEM's compartment numbers (checked to be non-negative integers);
-    CMT=0 on a dose record means the model's first compartment, on any other
-    record "no compartment". The model's states are in compartment-number order.
+
+def _fail_rule(rule, index, model, source, frame, values, state):
+    """Raise the one-line error of _RULES[rule], broken first at record `index`."""
+    column, text = _RULES[rule]
+    if rule < _FIRST_MODEL_RULE:
+        value = values[column.lower()][index]
+        found = _cell(frame, column, index) if column in frame.columns else f"{value:g} (the default)"
+        raise DataError(f"{_where(source, _row_label(index), column)}: {text}; got {found}")
+    where = _where(source, _row_label(index), column)
+    if column == "TIME":
+        ids, time = values["ids"], values["time"]
+        raise DataError(f"{where}: must not decrease within ID {ids[index]:g}; "
+                        f"got {time[index]:g} after {time[index - 1]:g}")
+    if column == "CMT":   # CMT 0 (the first compartment on a dose record) is always known
+        raise DataError(f"{where}: model {model.name!r} has no compartment {int(values['cmt'][index])} "
+                        f"(compartments: {', '.join(f'{k}={v}' for k, v in model.numbers.items())})")
+    code, key, word = (-1, "R", "rate") if rule == _FIRST_MODEL_RULE + 2 else (-2, "D", "duration")
+    name = model.compartments[state[index]]
+    raise DataError(f"{where}: RATE={code} asks for a modelled {word}, "
+                    f"but model {model.name!r} defines no {key} for compartment {name}")
+
+
+@jit
+def _any_true(flags):
+    for flag in flags:
+        if flag:
+            return True
+    return False
+
+
+@jit
+def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, modelled,
+                   evid_out, kind, state, subject, ss_out, first_failure):
+    """Check every record against _RULES and derive its EVID, kind, state and subject, in one pass.
+
+    evid : NaN where the data set leaves it empty (then 1 if AMT > 0, else 0, as NONMEM does).
+    numbers : the model's compartment numbers, in state order (increasing).
+    modelled : (n_states, 2) bool, whether the model defines the rate R, the duration D.
+    Writes first_failure[rule] = the first record breaking each rule (-1: none) and returns
+    the number of ADDL doses the dose records ask for.
     """
-    numbers = np.array([model.numbers[name] for name in model.compartments], np.float64)
-    number = np.where((cmt == 0) & is_dose, numbers[0], cmt)
-    state = np.minimum(np.searchsorted(numbers, number), numbers.size - 1)
-    unknown = (numbers[state] != number) & (number != 0)
-    if unknown.any():
-        row = int(np.flatnonzero(unknown)[0])
-        raise DataError(f"{_where(source, _row_label(row), 'CMT')}: model {model.name!r} has no compartment "
-                        f"{int(number[row])} (compartments: {', '.join(f'{k}={v}' for k, v in model.numbers.items())})")
-    return np.where(number == 0, -1, state).astype(np.int64)
-
-
-def _check_modelled_rates(model, state, rate, is_dose, source):
-    """RATE=-1 (-2) dose records need the model's rate R (duration D) for their compartment."""
-    for code, key, word in ((-1, "R", "rate"), (-2, "D", "duration")):
-        defined = np.array([key in model.dosing.get(name, {}) for name in model.compartments])
-        missing = is_dose & (rate == code)
-        missing[missing] = ~defined[state[missing]]
-        if missing.any():
-            row = int(np.flatnonzero(missing)[0])
-            name = model.compartments[state[row]]
-            raise DataError(f"{_where(source, _row_label(row), 'RATE')}: RATE={code} asks for a modelled {word}, "
-                            f"but model {model.name!r} defines no {key} for compartment {name}")
+    addl_total = 0.0
+    current_subject = 0
+    for i in range(ids.size):
+        e = evid[i]
+        if np.isnan(e):
+            e = 1.0 if amt[i] > 0 else 0.0
+        dose = e == 1.0 or e == 4.0
+        infusion_to_steady_state = ss[i] > 0 and ii[i] == 0
+        if i > 0 and ids[i] != ids[i - 1]:
+            current_subject += 1
+        # NONMEM's compartment number -> state index; CMT=0: the first compartment for a dose, else none
+        number = numbers[0] if cmt[i] == 0 and dose else cmt[i]
+        index = -1
+        for k in range(numbers.size):
+            if numbers[k] == number:
+                index = k
+        broken = (not (e == 0.0 or e == 1.0 or e == 2.0 or e == 3.0 or e == 4.0),
+                  amt[i] < 0,
+                  dose and amt[i] == 0 and not (infusion_to_steady_state and rate[i] > 0),
+                  not (ss[i] == 0 or ss[i] == 1 or ss[i] == 2),
+                  ii[i] < 0,
+                  addl[i] < 0 or addl[i] != np.floor(addl[i]),
+                  dose and addl[i] > 0 and ii[i] <= 0,
+                  dose and infusion_to_steady_state and amt[i] > 0,
+                  dose and infusion_to_steady_state and rate[i] <= 0,
+                  rate[i] < 0 and rate[i] != -1 and rate[i] != -2,
+                  cmt[i] != np.floor(cmt[i]),
+                  cmt[i] < 0,
+                  i > 0 and ids[i] == ids[i - 1] and time[i] < time[i - 1],
+                  index < 0 and number != 0,
+                  dose and index >= 0 and rate[i] == -1 and not modelled[max(index, 0), 0],
+                  dose and index >= 0 and rate[i] == -2 and not modelled[max(index, 0), 1])
+        if _any_true(broken):   # rare: which rules, and is this their first record?
+            for rule in range(len(broken)):
+                if broken[rule] and first_failure[rule] < 0:
+                    first_failure[rule] = i
+        if dose:
+            addl_total += addl[i]
+        evid_out[i] = np.int64(e)
+        kind[i] = KIND_DOSE if e == 1.0 else KIND_RESET if e == 3.0 else KIND_RESET_DOSE if e == 4.0 else KIND_OBS
+        state[i] = index
+        subject[i] = current_subject
+        ss_out[i] = np.int64(ss[i])
+    return addl_total
 
 
 def check_expanded_records(n_records, addl, source, max_memory=None):
@@ -362,7 +420,7 @@ def check_expanded_records(n_records, addl, source, max_memory=None):
                  max_memory)
 
 
-def _assemble(subject_index, subject_ids, time, kind, amt, state, rate, ii, ss, addl, inputs, is_dose):
+def _assemble(subject_index, subject_ids, time, kind, amt, cmt, rate, ii, ss, addl, inputs, parents):
     """Expand ADDL and merge the generated doses into the sorted stream (vectorised).
 
     The input records stay in their order (they are sorted by subject, then
@@ -371,9 +429,12 @@ def _assemble(subject_index, subject_ids, time, kind, amt, state, rate, ii, ss, 
     practice), generated doses at one time in the order of their parent records.
     A generated dose takes the parameters of that next input record, and one
     after its subject's last input record is dropped (no output follows it).
+
+    `cmt` is each input record's 0-based state index, `ss` its SS as int64 and
+    `parents` the dose records with ADDL > 0; the per-record arrays (each of this
+    module's own making) become the stream's when no dose is generated.
     """
     n = time.size
-    parents = np.flatnonzero(is_dose & (addl > 0))
     counts = addl[parents].astype(np.int64)
     gen_parent = np.repeat(parents, counts)
     gen_k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + 1
@@ -413,10 +474,10 @@ def _assemble(subject_index, subject_ids, time, kind, amt, state, rate, ii, ss, 
         time=merged(time, gen_time),
         kind=merged(kind, KIND_DOSE),
         amt=merged(amt, None),
-        cmt=merged(np.maximum(state, 0), None),
+        cmt=merged(cmt, None),
         rate=merged(rate, None),
         ii=merged(ii, None),
-        ss=merged(ss.astype(np.int64), 0),
+        ss=merged(ss, 0),
         prow=merged(np.arange(n), next_input),
         drow=merged(np.arange(n), None),
         out=merged(np.arange(n), -1),
