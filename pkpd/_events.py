@@ -4,6 +4,11 @@ The engine integrates between sorted records. This module turns a data set
 (one row per NONMEM record) into those records: it checks the data once, at
 the boundary, expands ADDL into explicit dose records (vectorised, never in a
 kernel), and builds the matrix of per-record parameter and covariate values.
+
+No Python runs per record: the columns are converted whole, one compiled pass
+(``_check_records``) checks every record and maps EVID, CMT and ID to kinds,
+state indices and subjects, and the ADDL doses are merged into the input
+records by binary search (``benchmarks`` D1 times it against ``simulate``).
 """
 
 import numbers
@@ -268,16 +273,15 @@ def build_stream(model, data, source="data", max_memory=None):
     n = len(frame)
     numbers = np.array([model.numbers[name] for name in model.compartments], np.float64)
     modelled = np.array([[key in model.dosing.get(name, {}) for key in ("R", "D")] for name in model.compartments])
-    records = {name: np.empty(n, np.int64) for name in ("evid", "kind", "state", "subject", "ss")}
+    records = {name: np.empty(n, np.int64) for name in ("evid", "kind", "cmt", "subject", "ss")}
     first_failure = np.full(len(_RULES), -1, np.int64)
     addl_total = _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, modelled,
-                                records["evid"], records["kind"], records["state"], records["subject"],
+                                records["evid"], records["kind"], records["cmt"], records["subject"],
                                 records["ss"], first_failure)
     failed = np.flatnonzero(first_failure >= 0)
     if failed.size:
         _fail_rule(int(failed[0]), int(first_failure[failed[0]]), model, source, frame,
-                   dict(ids=ids, time=time, evid=evid, amt=amt, cmt=cmt, rate=rate, ii=ii, addl=addl, ss=ss),
-                   records["state"])
+                   dict(ids=ids, time=time, evid=evid, amt=amt, cmt=cmt, rate=rate, ii=ii, addl=addl, ss=ss))
 
     # per-record parameter and covariate values
     inputs = np.empty((n, len(model.inputs)))
@@ -298,8 +302,8 @@ def build_stream(model, data, source="data", max_memory=None):
                else np.zeros(0, np.int64))
     subject_index = records["subject"]
     subject_rows = np.searchsorted(subject_index, np.arange(subject_index[-1] + 1))
-    stream = _assemble(subject_index, ids[subject_rows], time, kind, amt, np.maximum(records["state"], 0), rate, ii,
-                       records["ss"], addl, inputs, parents)
+    stream = _assemble(subject_index, ids[subject_rows], time, kind, amt, records["cmt"], rate, ii, records["ss"],
+                       addl, inputs, parents)
     stream.evid = records["evid"]
     return stream
 
@@ -327,7 +331,7 @@ _RULES = [
 _FIRST_MODEL_RULE = 12   # the rules from here on have messages of their own
 
 
-def _fail_rule(rule, index, model, source, frame, values, state):
+def _fail_rule(rule, index, model, source, frame, values):
     """Raise the one-line error of _RULES[rule], broken first at record `index`."""
     column, text = _RULES[rule]
     if rule < _FIRST_MODEL_RULE:
@@ -343,7 +347,8 @@ def _fail_rule(rule, index, model, source, frame, values, state):
         raise DataError(f"{where}: model {model.name!r} has no compartment {int(values['cmt'][index])} "
                         f"(compartments: {', '.join(f'{k}={v}' for k, v in model.numbers.items())})")
     code, key, word = (-1, "R", "rate") if rule == _FIRST_MODEL_RULE + 2 else (-2, "D", "duration")
-    name = model.compartments[state[index]]
+    number = int(values["cmt"][index]) or model.numbers[model.compartments[0]]   # a dose record: CMT 0 is the first
+    name = model.compartments[model.compartment_index(number)]
     raise DataError(f"{where}: RATE={code} asks for a modelled {word}, "
                     f"but model {model.name!r} defines no {key} for compartment {name}")
 
@@ -359,11 +364,12 @@ def _any_true(flags):
 @jit
 def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, modelled,
                    evid_out, kind, state, subject, ss_out, first_failure):
-    """Check every record against _RULES and derive its EVID, kind, state and subject, in one pass.
+    """Check every record against _RULES and derive its EVID, kind, state index and subject, in one pass.
 
     evid : NaN where the data set leaves it empty (then 1 if AMT > 0, else 0, as NONMEM does).
     numbers : the model's compartment numbers, in state order (increasing).
     modelled : (n_states, 2) bool, whether the model defines the rate R, the duration D.
+    state : the 0-based state index of the record's compartment (0 on a record without one).
     Writes first_failure[rule] = the first record breaking each rule (-1: none) and returns
     the number of ADDL doses the dose records ask for.
     """
@@ -375,7 +381,8 @@ def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, model
             e = 1.0 if amt[i] > 0 else 0.0
         dose = e == 1.0 or e == 4.0
         infusion_to_steady_state = ss[i] > 0 and ii[i] == 0
-        if i > 0 and ids[i] != ids[i - 1]:
+        same_subject = i > 0 and ids[i] == ids[i - 1]
+        if i > 0 and not same_subject:
             current_subject += 1
         # NONMEM's compartment number -> state index; CMT=0: the first compartment for a dose, else none
         number = numbers[0] if cmt[i] == 0 and dose else cmt[i]
@@ -395,7 +402,7 @@ def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, model
                   rate[i] < 0 and rate[i] != -1 and rate[i] != -2,
                   cmt[i] != np.floor(cmt[i]),
                   cmt[i] < 0,
-                  i > 0 and ids[i] == ids[i - 1] and time[i] < time[i - 1],
+                  same_subject and time[i] < time[i - 1],
                   index < 0 and number != 0,
                   dose and index >= 0 and rate[i] == -1 and not modelled[max(index, 0), 0],
                   dose and index >= 0 and rate[i] == -2 and not modelled[max(index, 0), 1])
@@ -407,7 +414,7 @@ def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, model
             addl_total += addl[i]
         evid_out[i] = np.int64(e)
         kind[i] = KIND_DOSE if e == 1.0 else KIND_RESET if e == 3.0 else KIND_RESET_DOSE if e == 4.0 else KIND_OBS
-        state[i] = index
+        state[i] = max(index, 0)
         subject[i] = current_subject
         ss_out[i] = np.int64(ss[i])
     return addl_total
