@@ -113,15 +113,6 @@ def _share_repeated_rows(prow, bits, first):
         prow[record] = current
 
 
-def _where(source, row=None, column=None):
-    parts = [source]
-    if row is not None:
-        parts.append(f"row {row}")
-    if column is not None:
-        parts.append(f"column {column}")
-    return ", ".join(parts)
-
-
 def _blank(raw):
     """Cells that count as empty: missing, '' or '.' (NONMEM's empty), as a boolean array."""
     if raw.dtype.kind in "fiub":
@@ -169,13 +160,13 @@ def _numeric(frame, column, source, default, copy=True):
         bad = np.isnan(values) & ~blank
         if bad.any():
             index = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{_where(source, _row_label(index), column)}: must be a number; "
-                            f"got {str(raw.iloc[index]).strip()!r}")
+            raise DataError("must be a number", file=source, row=_row_label(index), column=column,
+                            value=str(raw.iloc[index]).strip())
         finite = np.isfinite(values)
     if not np.all(finite | blank):
         index = int(np.flatnonzero(~finite & ~blank)[0])
-        raise DataError(f"{_where(source, _row_label(index), column)}: must be finite; "
-                        f"got {_cell(frame, column, index)}")
+        raise DataError("must be finite", file=source, row=_row_label(index), column=column,
+                        value=values[index], got=_cell(frame, column, index))
     return np.where(blank, float(default), values)
 
 
@@ -334,23 +325,24 @@ _FIRST_MODEL_RULE = 12   # the rules from here on have messages of their own
 def _fail_rule(rule, index, model, source, frame, values):
     """Raise the one-line error of _RULES[rule], broken first at record `index`."""
     column, text = _RULES[rule]
+    where = dict(file=source, row=_row_label(index), column=column)
     if rule < _FIRST_MODEL_RULE:
         value = values[column.lower()][index]
         found = _cell(frame, column, index) if column in frame.columns else f"{value:g} (the default)"
-        raise DataError(f"{_where(source, _row_label(index), column)}: {text}; got {found}")
-    where = _where(source, _row_label(index), column)
+        raise DataError(text, **where, value=value, got=found)
     if column == "TIME":
         ids, time = values["ids"], values["time"]
-        raise DataError(f"{where}: must not decrease within ID {ids[index]:g}; "
-                        f"got {time[index]:g} after {time[index - 1]:g}")
+        raise DataError(f"must not decrease within ID {ids[index]:g}", **where, value=time[index],
+                        got=f"{time[index]:g} after {time[index - 1]:g}")
+    number = int(values["cmt"][index])
     if column == "CMT":   # CMT 0 (the first compartment on a dose record) is always known
-        raise DataError(f"{where}: model {model.name!r} has no compartment {int(values['cmt'][index])} "
-                        f"(compartments: {', '.join(f'{k}={v}' for k, v in model.numbers.items())})")
+        raise DataError(f"model {model.name!r} has no compartment {number} "
+                        f"(compartments: {', '.join(f'{k}={v}' for k, v in model.numbers.items())})",
+                        **where, value=number, got=None)
     code, key, word = (-1, "R", "rate") if rule == _FIRST_MODEL_RULE + 2 else (-2, "D", "duration")
-    number = int(values["cmt"][index]) or model.numbers[model.compartments[0]]   # a dose record: CMT 0 is the first
-    name = model.compartments[model.compartment_index(number)]
-    raise DataError(f"{where}: RATE={code} asks for a modelled {word}, "
-                    f"but model {model.name!r} defines no {key} for compartment {name}")
+    name = model.compartments[model.compartment_index(number or model.numbers[model.compartments[0]])]
+    raise DataError(f"RATE={code} asks for a modelled {word}, but model {model.name!r} defines no {key} "
+                    f"for compartment {name}", **where, value=code, got=None)
 
 
 @jit

@@ -23,7 +23,7 @@ from conftest import TEST_MODELS
 from pkpd._engine import run_stream
 from pkpd._errors import DataError
 from pkpd._events import (KIND_DOSE, KIND_OBS, KIND_RESET, KIND_RESET_DOSE, EventStream, _blank, _cell, _row_label,
-                          _where, build_stream, check_expanded_records, shared_parameter_rows, standard_columns)
+                          build_stream, check_expanded_records, shared_parameter_rows, standard_columns)
 from pkpd._model import load_model
 
 NMTESTS = TEST_MODELS / "nmtests.toml"   # GUT = 1 (no modelled rate), CENT = 2 (R and D defined)
@@ -45,21 +45,21 @@ def reference_numeric(frame, column, source, default):
         bad = np.isnan(converted) & ~blank
         if bad.any():
             index = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{_where(source, _row_label(index), column)}: must be a number; "
-                            f"got {str(raw.iloc[index]).strip()!r}")
+            raise DataError("must be a number", file=source, row=_row_label(index), column=column,
+                            value=str(raw.iloc[index]).strip())
         values = converted.copy()
     values[blank] = default
     if not np.all(np.isfinite(values[~blank])):
         index = int(np.flatnonzero(~np.isfinite(values) & ~blank)[0])
-        raise DataError(f"{_where(source, _row_label(index), column)}: must be finite; "
-                        f"got {_cell(frame, column, index)}")
+        raise DataError("must be finite", file=source, row=_row_label(index), column=column,
+                        value=values[index], got=_cell(frame, column, index))
     return values
 
 
 def reference_fail(mask, source, column, rule, values, frame):
     index = int(np.flatnonzero(mask)[0])
     found = _cell(frame, column, index) if column in frame.columns else f"{values[index]:g} (the default)"
-    raise DataError(f"{_where(source, _row_label(index), column)}: {rule}; got {found}")
+    raise DataError(rule, file=source, row=_row_label(index), column=column, value=values[index], got=found)
 
 
 def reference_build_stream(model, data, source="data", max_memory=None):
@@ -105,8 +105,8 @@ def reference_build_stream(model, data, source="data", max_memory=None):
     for row in range(1, n):
         subject_index[row] = subject_index[row - 1] + (ids[row] != ids[row - 1])
         if ids[row] == ids[row - 1] and time[row] < time[row - 1]:
-            raise DataError(f"{_where(source, _row_label(row), 'TIME')}: must not decrease within ID {ids[row]:g}; "
-                            f"got {time[row]:g} after {time[row - 1]:g}")
+            raise DataError(f"must not decrease within ID {ids[row]:g}", file=source, row=_row_label(row),
+                            column="TIME", value=time[row], got=f"{time[row]:g} after {time[row - 1]:g}")
     # record by record: NONMEM compartment number -> state index; CMT=0 on a non-dose record: none
     state = np.full(n, -1, np.int64)
     by_number = {model.numbers[name]: i for i, name in enumerate(model.compartments)}
@@ -117,16 +117,18 @@ def reference_build_stream(model, data, source="data", max_memory=None):
         if number == 0:
             continue
         if number not in by_number:
-            raise DataError(f"{_where(source, _row_label(row), 'CMT')}: model {model.name!r} has no compartment "
-                            f"{number} (compartments: {', '.join(f'{k}={v}' for k, v in model.numbers.items())})")
+            raise DataError(f"model {model.name!r} has no compartment {number} "
+                            f"(compartments: {', '.join(f'{k}={v}' for k, v in model.numbers.items())})",
+                            file=source, row=_row_label(row), column="CMT", value=number, got=None)
         state[row] = by_number[number]
     for code, key, word in ((-1, "R", "rate"), (-2, "D", "duration")):
         for row in range(n):
             if is_dose[row] and rate[row] == code:
                 name = model.compartments[state[row]]
                 if key not in model.dosing.get(name, {}):
-                    raise DataError(f"{_where(source, _row_label(row), 'RATE')}: RATE={code} asks for a modelled "
-                                    f"{word}, but model {model.name!r} defines no {key} for compartment {name}")
+                    raise DataError(f"RATE={code} asks for a modelled {word}, but model {model.name!r} defines no "
+                                    f"{key} for compartment {name}", file=source, row=_row_label(row), column="RATE",
+                                    value=code, got=None)
     inputs = np.empty((n, len(model.inputs)))
     for column, (name, default) in enumerate(zip(model.inputs, model.input_defaults)):
         inputs[:, column] = reference_numeric(frame, name, source, default) if name in frame.columns else default
@@ -134,8 +136,9 @@ def reference_build_stream(model, data, source="data", max_memory=None):
         if allowed and name in frame.columns:
             bad = np.flatnonzero(~np.isin(inputs[:, column], allowed))
             if bad.size:
-                raise DataError(f"{_where(source, _row_label(bad[0]), name)}: must be one of "
-                                f"{', '.join(f'{v:g}' for v in allowed)} (a switch); got {_cell(frame, name, bad[0])}")
+                raise DataError(f"must be one of {', '.join(f'{v:g}' for v in allowed)} (a switch)", file=source,
+                                row=_row_label(bad[0]), column=name, value=inputs[bad[0], column],
+                                got=_cell(frame, name, bad[0]))
     check_expanded_records(n, addl[is_dose], source, max_memory)
     kind = {1: KIND_DOSE, 3: KIND_RESET, 4: KIND_RESET_DOSE}
     return reference_assemble(subject_index, ids, time, [kind.get(int(e), KIND_OBS) for e in evid], amt, state, rate,
@@ -237,10 +240,11 @@ def assert_same_stream(new, reference):
 
 
 def outcome(function, model, data):
+    """(stream, None), or (None, the error's message and fields)."""
     try:
         return function(model, data), None
     except DataError as error:
-        return None, str(error)
+        return None, (str(error), error.rule, error.file, error.row, error.column, error.got, repr(error.value))
 
 
 def test_build_stream_equals_the_per_record_reference_on_random_data_sets():
@@ -298,12 +302,10 @@ def test_compartment_and_modelled_rate_errors_name_the_same_row_and_column(rows,
     model = load_model(NMTESTS)
     data = pd.DataFrame({"ID": [1, 1, 1, 1], "TIME": [0.0, 1.0, 2.0, 3.0], "EVID": [1, 0, 1, 0],
                          "AMT": [10.0, 0.0, 10.0, 0.0], **rows})
-    with pytest.raises(DataError) as new:
-        build_stream(model, data, source="data")
-    with pytest.raises(DataError) as reference:
-        reference_build_stream(model, data, source="data")
-    assert str(new.value) == str(reference.value)
-    assert str(new.value).startswith(message), str(new.value)
+    new, new_error = outcome(build_stream, model, data)
+    reference, reference_error = outcome(reference_build_stream, model, data)
+    assert new is None and new_error == reference_error
+    assert new_error[0].startswith(message), new_error[0]
 
 
 def test_switch_parameters_are_checked_on_every_record():
