@@ -137,8 +137,8 @@ def _numeric(frame, column, source, default, copy=True):
     With ``copy=False`` the result may be a read-only view of the frame's own
     column (a NumPy float64 column without empty cells).
     """
-    if column not in frame.columns:
-        return np.full(len(frame), float(default))
+    if column not in frame.columns:   # zeros from calloc: pages the kernel only reads are never written
+        return np.zeros(len(frame)) if default == 0 else np.full(len(frame), float(default))
     raw = frame[column]
     if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "fiub":
         # a NumPy numeric column: empty cells are NaN, and no cell needs a look as text
