@@ -419,12 +419,13 @@ def format_report(results, machine):
                                                                      f"{diff:.2e}" if ratio else ""))
         elif name == "D1":
             us = r["microseconds_per_subject"]
-            lines.append(f"D1 W1 as a data set: {r['subjects']} subjects, {r['records']} records, threads={r['threads']} "
-                         f"(median of {r['repeats']})")
+            lines.append(f"D1 W1 as a data set: {r['subjects']} subjects, {r['records']} records, "
+                         f"threads={r['threads']} (median of {r['repeats']})")
             lines.append(f"  simulate      {us['simulate']:10.2f} us/subject")
-            lines.append(f"  simulate_data {us['simulate_data']:10.2f} us/subject  ratio {r['ratio_to_simulate']:.2f}x  "
-                         f"(build_stream {us['simulate_data build_stream']:.2f}, engine "
-                         f"{us['simulate_data engine']:.2f})  max rel diff {r['max_relative_difference_from_simulate']:.1e}")
+            lines.append(f"  simulate_data {us['simulate_data']:10.2f} us/subject  "
+                         f"ratio {r['ratio_to_simulate']:.2f}x  (build_stream {us['simulate_data build_stream']:.2f}, "
+                         f"engine {us['simulate_data engine']:.2f})  "
+                         f"max rel diff {r['max_relative_difference_from_simulate']:.1e}")
         elif name == "W4":
             lines.append(f"W4 {r['subjects']} subjects in chunks of {r['chunk']}: {r['seconds']:.1f} s, "
                          f"{r['microseconds_per_subject']['pkpd exact + reduction']:.2f} us/subject, ratio "
