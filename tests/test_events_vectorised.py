@@ -220,9 +220,10 @@ def random_data(seed):
     for column in ("EVID", "CMT", "RATE", "II", "ADDL", "SS", "WT", "CL"):
         if rng.random() < 0.1:
             data = data.drop(columns=column)
-    if rng.random() < 0.05:   # a bad cell somewhere
-        column = str(rng.choice(["CMT", "RATE", "EVID", "SS", "AMT"]))
+    if rng.random() < 0.1:   # a bad cell somewhere (TIME: one that goes back)
+        column = str(rng.choice(["CMT", "RATE", "EVID", "SS", "AMT", "TIME", "II", "ADDL"]))
         if column in data.columns:
+            data[column] = data[column].astype(float)
             data.loc[int(rng.integers(len(data))), column] = float(rng.choice([9.0, -3.0, 0.5, 7.0]))
     return data
 
