@@ -28,13 +28,14 @@ import numba
 import numpy as np
 
 import pkpd
-from pkpd import _simulate
+from pkpd import _simulate, _simulate_data
 
 from . import workloads as wl
 
 HERE = Path(__file__).resolve().parent
 FLOORS = HERE / "floors.toml"
-QUICK = {"W1": dict(n=1000, baseline=20, reference=10), "W2": dict(n=200, baseline=10, reference=10)}
+QUICK = {"W1": dict(n=1000, baseline=20, reference=10), "W2": dict(n=200, baseline=10, reference=10),
+         "D1": dict(n=1000)}
 FULL = {"W1": dict(sizes=(1000, 10_000), baseline=30, reference=30),
         "W2": dict(sizes=(1000, 10_000), baseline=20, reference=20)}
 METHODS = ("exact", "rk45")
@@ -59,14 +60,17 @@ def threads(count):
 
 
 class EngineClock:
-    """Seconds spent in the engine (``run_stream``) during ``pkpd.simulate`` calls."""
+    """Seconds spent in the engine (``run_stream``) during ``pkpd.simulate`` calls (or in another
+    function of another module: ``EngineClock(_simulate_data, "build_stream")``)."""
 
-    def __init__(self):
+    def __init__(self, module=_simulate, name="run_stream"):
         self.seconds = 0.0
+        self.module = module
+        self.name = name
 
     @contextlib.contextmanager
     def installed(self):
-        original = getattr(_simulate, "run_stream", None)
+        original = getattr(self.module, self.name, None)
         if original is None:
             yield self
             return
@@ -78,11 +82,11 @@ class EngineClock:
             finally:
                 self.seconds += time.perf_counter() - start
 
-        _simulate.run_stream = timed
+        setattr(self.module, self.name, timed)
         try:
             yield self
         finally:
-            _simulate.run_stream = original
+            setattr(self.module, self.name, original)
 
 
 def clock(function, *args, **kwargs):
@@ -172,6 +176,46 @@ def thread_scaling(workload, n, repeats):
         out["speedup_2_threads"] = {f"{m} {part}": median(times[m, 1, part]) / median(times[m, 2, part])
                                     for m in METHODS for part in ("total", "engine")}
     return out
+
+
+# --- D1: the data path ---------------------------------------------------------------
+
+def data_path_workload(n, repeats, thread_count):
+    """``simulate_data`` of W1 written as a NONMEM data set against ``simulate`` of W1, per subject.
+
+    The data set carries each subject's individual parameters on every record, so
+    ``simulate_data(..., variability="none")`` must give ``simulate``'s numbers to the
+    last bit. Both take the exact path with W1's tolerances; each round runs
+    ``simulate`` (the population drawn beforehand) and then ``simulate_data`` (the
+    data set built beforehand) back to back, and the ratio is the median over rounds
+    of their per-subject times, so a busy machine moves both sides together.
+    """
+    workload = wl.W1
+    model = wl.load(workload.model)
+    subjects = wl.population(n)
+    with threads(thread_count):
+        regimen = wl.simulate(workload, subjects, "exact")
+        data = wl.w1_data_set(regimen, wl.weights_of(subjects))
+        rounds = []
+        for _ in range(WARM_UP_ROUNDS + repeats):
+            seconds, regimen = clock(wl.simulate, workload, subjects, "exact")
+            row = {"simulate": seconds / n}
+            stream = EngineClock(_simulate_data, "build_stream")
+            engine = EngineClock(_simulate_data, "run_stream")
+            with stream.installed(), engine.installed():
+                seconds, table = clock(pkpd.simulate_data, model, data, variability="none", method="exact",
+                                       **wl.TOLERANCES)
+            row.update({"simulate_data": seconds / n, "simulate_data build_stream": stream.seconds / n,
+                        "simulate_data engine": engine.seconds / n})
+            rounds.append(row)
+        del rounds[:WARM_UP_ROUNDS]
+    observed = ~data["EVID"].to_numpy().astype(bool)
+    values = np.stack([table[name].to_numpy()[observed].reshape(n, -1) for name in workload.outputs], axis=-1)
+    return {"workload": "D1", "subjects": n, "records": len(data), "threads": thread_count, "repeats": repeats,
+            "microseconds_per_subject": {k: 1e6 * median([r[k] for r in rounds]) for k in rounds[0]},
+            "ratio_to_simulate": median([r["simulate_data"] / r["simulate"] for r in rounds]),
+            "max_relative_difference_from_simulate": wl.relative_difference(
+                values, outputs_of(regimen, workload.outputs))}
 
 
 # --- W3 -----------------------------------------------------------------------------
@@ -313,6 +357,17 @@ def check_floors(results, floors):
     rows = []
     for result in results:
         name = result.get("workload")
+        if name == "D1":
+            bounds = floors.get(name, {})
+            if "max_ratio_to_simulate" in bounds:
+                measured, ceiling = result["ratio_to_simulate"], bounds["max_ratio_to_simulate"]
+                rows.append(("D1 simulate_data / simulate per subject", measured, ceiling, measured <= ceiling, "<="))
+            if "max_relative_difference_from_simulate" in bounds:
+                measured, ceiling = (result["max_relative_difference_from_simulate"],
+                                     bounds["max_relative_difference_from_simulate"])
+                rows.append(("D1 simulate_data max relative difference from simulate", measured, ceiling,
+                             measured <= ceiling, "<="))
+            continue
         for key, floor in floors.get(name, {}).items():
             method = key.replace("_", " ")          # exact_engine -> "exact engine"
             measured = result.get("ratio_to_solve_ivp", {}).get(method)
@@ -362,6 +417,15 @@ def format_report(results, machine):
                 diff = r["max_relative_difference_from_tight_solve_ivp"].get(m)
                 lines.append(f"  {m:10s} {value:10.1f} us/subject" + (f"  ratio {ratio:6.0f}x  max rel diff "
                                                                      f"{diff:.2e}" if ratio else ""))
+        elif name == "D1":
+            us = r["microseconds_per_subject"]
+            lines.append(f"D1 W1 as a data set: {r['subjects']} subjects, {r['records']} records, "
+                         f"threads={r['threads']} (median of {r['repeats']})")
+            lines.append(f"  simulate      {us['simulate']:10.2f} us/subject")
+            lines.append(f"  simulate_data {us['simulate_data']:10.2f} us/subject  "
+                         f"ratio {r['ratio_to_simulate']:.2f}x  (build_stream {us['simulate_data build_stream']:.2f}, "
+                         f"engine {us['simulate_data engine']:.2f})  "
+                         f"max rel diff {r['max_relative_difference_from_simulate']:.1e}")
         elif name == "W4":
             lines.append(f"W4 {r['subjects']} subjects in chunks of {r['chunk']}: {r['seconds']:.1f} s, "
                          f"{r['microseconds_per_subject']['pkpd exact + reduction']:.2f} us/subject, ratio "
@@ -382,7 +446,7 @@ def parse_arguments(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="small sizes on 1 thread, then check benchmarks/floors.toml (exit 1 on a regression)")
-    parser.add_argument("--workload", action="append", choices=["W1", "W2", "W3", "W4", "cold", "threads"],
+    parser.add_argument("--workload", action="append", choices=["W1", "W2", "W3", "W4", "D1", "cold", "threads"],
                         help="run only these (repeatable); default: all")
     parser.add_argument("--repeats", type=int, default=None, help="rounds per measurement (default 7; quick 5)")
     parser.add_argument("--w4-subjects", type=int, default=1_000_000)
@@ -397,16 +461,21 @@ def main(argv=None):
     results = []
     start = time.perf_counter()
     if arguments.quick:
-        selected = arguments.workload or ["W1", "W2"]
+        selected = arguments.workload or ["W1", "W2", "D1"]
         for name in selected:
-            if name in QUICK:
+            if name == "D1":
+                results.append(data_path_workload(QUICK[name]["n"], repeats, 1))
+            elif name in QUICK:
                 q = QUICK[name]
                 results.append(linear_workload(wl.WORKLOADS[name], q["n"], q["baseline"], q["reference"], repeats,
                                                1, memory=False))
     else:
-        selected = arguments.workload or ["cold", "W1", "W2", "threads", "W4", "W3"]
+        selected = arguments.workload or ["cold", "W1", "W2", "D1", "threads", "W4", "W3"]
         for name in selected:
-            if name in FULL:
+            if name == "D1":
+                for n in (1000, 10_000):
+                    results.append(data_path_workload(n, repeats, numba.config.NUMBA_NUM_THREADS))
+            elif name in FULL:
                 f = FULL[name]
                 for n in f["sizes"]:
                     results.append(linear_workload(wl.WORKLOADS[name], n, f["baseline"], f["reference"], repeats,

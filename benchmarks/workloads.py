@@ -15,6 +15,10 @@ W3  35-day three-arm crossover period (ketamine 0.5 mg/kg over 2 h; the same
     1,000 subjects per arm, hourly output.
 W4  1,000,000 subjects of W1 reduced in chunks to percentiles over subjects
     and exposure metrics.
+D1  the data path: W1 written as a NONMEM data set (a dose record and 193
+    observation records per subject, each record carrying the subject's
+    parameters and weight) through ``pkpd.simulate_data``, against
+    ``pkpd.simulate`` of the same subjects and regimen.
 
 The baselines are independent of pkpd's engine: ``solve_ivp_subject`` is the
 per-subject ``scipy.integrate.solve_ivp`` (LSODA) loop a pharmacologist would
@@ -102,6 +106,42 @@ def simulate(workload, subjects, method, arm=None):
     doses = workload.arms[arm if arm is not None else next(iter(workload.arms))]
     return pkpd.simulate(load(workload.model), doses, subjects, workload.times, method=method, progress=False,
                          **TOLERANCES)
+
+
+def w1_data_set(result, weights):
+    """W1 as a NONMEM data set: what ``simulate_data`` must turn back into `result` (W1's simulation).
+
+    Per subject a dose record (EVID 1, AMT 0.5 mg/kg x WT over 2 h as RATE, CMT 1)
+    and one observation record (EVID 0, CMT 1) per output time; every record
+    carries the subject's individual parameters (the columns of
+    ``result.parameters``, named like the model's inputs) and its weight WT, the
+    way a data set exported from a population analysis does.
+
+    Returns
+    -------
+    pandas.DataFrame, shape (n_subjects * (1 + n_times), 8 + n_inputs)
+    """
+    import pandas as pd
+
+    workload = W1
+    (dose,) = workload.arms["ketamine"]
+    n = weights.size
+    per_subject = 1 + workload.times.size
+    first = np.zeros(per_subject, bool)
+    first[0] = True
+    amount = dose.amount * weights
+    is_dose = np.tile(first, n)
+    columns = {"ID": np.repeat(np.arange(1, n + 1), per_subject),
+               "TIME": np.tile(np.concatenate([[0.0], workload.times]), n),
+               "EVID": is_dose.astype(np.int64),
+               "AMT": np.where(is_dose, np.repeat(amount, per_subject), 0.0),
+               "CMT": np.ones(n * per_subject, np.int64),
+               "RATE": np.where(is_dose, np.repeat(amount / dose.duration, per_subject), 0.0),
+               "MDV": is_dose.astype(np.int64),
+               "WT": np.repeat(weights, per_subject)}
+    for name in result.model.inputs:
+        columns[name] = np.repeat(result.parameters[name].to_numpy(float), per_subject)
+    return pd.DataFrame(columns)
 
 
 # --- W1/W2 baselines: the model written out by hand --------------------------------

@@ -6,6 +6,7 @@ import numba
 import numpy as np
 
 from ._errors import PkpdError, SimulationError
+from ._events import shared_parameter_rows
 
 METHODS = {"rk45": 0, "rosenbrock": 1, "exact": 2}
 
@@ -109,11 +110,14 @@ def run_stream(model, stream, *, method="auto", rtol=1e-8, atol=1e-10, max_steps
         threads = numba.get_num_threads()
         chunk_size = max(1, min(256, stream.n_subjects // (4 * threads) or 1))
     capacity = 2 * stream.max_records() + 256
+    # records repeating the previous record's parameter values share its row: the kernel
+    # then integrates through them instead of restarting at every record of a data set
+    parameter_rows = shared_parameter_rows(stream.prow, stream.inputs)
     # dynamic scheduling: a thread that finishes its chunk of subjects takes the
     # next one, so subjects of unequal cost (or a busy core) do not leave a thread idle
     with numba.parallel_chunksize(1):
         module.run_population(stream.subject_start, stream.time, stream.kind, stream.amt, stream.cmt,
-                              stream.rate, stream.ii, stream.ss, stream.prow, stream.drow, stream.out,
+                              stream.rate, stream.ii, stream.ss, parameter_rows, stream.drow, stream.out,
                               stream.parent, stream.inputs, options, ss_options, capacity,
                               int(chunk_size), states, kernel_values, status)
     failed = np.flatnonzero(status)

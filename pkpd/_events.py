@@ -4,6 +4,11 @@ The engine integrates between sorted records. This module turns a data set
 (one row per NONMEM record) into those records: it checks the data once, at
 the boundary, expands ADDL into explicit dose records (vectorised, never in a
 kernel), and builds the matrix of per-record parameter and covariate values.
+
+No Python runs per record: the columns are converted whole, one compiled pass
+(``_check_records``) checks every record and maps EVID, CMT and ID to kinds,
+state indices and subjects, and the ADDL doses are merged into the input
+records by binary search (``benchmarks`` D1 times it against ``simulate``).
 """
 
 import numbers
@@ -13,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import DataError
+from ._jit import jit
 from ._resources import BYTES_PER_EXPANDED_RECORD, check_memory
 
 KIND_OBS, KIND_DOSE, KIND_RESET, KIND_RESET_DOSE = 0, 1, 3, 4
@@ -47,6 +53,66 @@ class EventStream:
         return int(np.max(np.diff(self.subject_start))) if self.n_subjects else 0
 
 
+def shared_parameter_rows(prow, inputs):
+    """`prow` with each record pointing at the first of its run of records with the same inputs.
+
+    The engine takes a change of parameter row as a change of parameters: it
+    ends its block of observations there, derives the parameters again and
+    looks up new transition matrices. A data set gives every record its own row
+    of parameter and covariate values, though most rows repeat the one before;
+    pointing a repeated row at the first of its run lets the engine integrate
+    through (the values are the same bits, so nothing else changes).
+
+    Parameters
+    ----------
+    prow : ndarray of int64, shape (n_records,)
+        Row of `inputs` that governs the interval ending at each record.
+    inputs : ndarray of float64, shape (n_rows, n_inputs)
+
+    Returns
+    -------
+    ndarray of int64, shape (n_records,)
+        `prow` itself when no record repeats the previous record's values
+        under another row (one pass, nothing allocated), else a new array.
+    """
+    prow = np.ascontiguousarray(prow, np.int64)
+    bits = np.ascontiguousarray(inputs, np.float64).view(np.uint64)
+    first = _first_repeated_row(prow, bits)
+    if first < 0:
+        return prow
+    shared = prow.copy()
+    _share_repeated_rows(shared, bits, first)
+    return shared
+
+
+@jit
+def _same_row(bits, row, other):
+    for column in range(bits.shape[1]):
+        if bits[row, column] != bits[other, column]:
+            return False
+    return True
+
+
+@jit
+def _first_repeated_row(prow, bits):
+    """The first record whose row differs from the previous record's but holds the same values; -1 if none."""
+    for record in range(1, prow.size):
+        if prow[record] != prow[record - 1] and _same_row(bits, prow[record], prow[record - 1]):
+            return record
+    return -1
+
+
+@jit
+def _share_repeated_rows(prow, bits, first):
+    """From record `first` on, point each record repeating its predecessor's values at the same row (in place)."""
+    current = prow[first - 1]
+    for record in range(first, prow.size):
+        row = prow[record]
+        if row != current and not _same_row(bits, row, current):
+            current = row
+        prow[record] = current
+
+
 def _blank(raw):
     """Cells that count as empty: missing, '' or '.' (NONMEM's empty), as a boolean array."""
     if raw.dtype.kind in "fiub":
@@ -65,29 +131,43 @@ def _cell(frame, column, index):
     return f"{raw:g}" if isinstance(raw, numbers.Real) else repr(raw)
 
 
-def _numeric(frame, column, source, default):
-    """A data column as float64; '.' and empty cells count as `default`, text is an error."""
-    if column not in frame.columns:
-        return np.full(len(frame), float(default))
+def _numeric(frame, column, source, default, copy=True):
+    """A data column as float64; '.' and empty cells count as `default`, text is an error.
+
+    With ``copy=False`` the result may be a read-only view of the frame's own
+    column (a NumPy float64 column without empty cells).
+    """
+    if column not in frame.columns:   # zeros from calloc: pages the kernel only reads are never written
+        return np.zeros(len(frame)) if default == 0 else np.full(len(frame), float(default))
     raw = frame[column]
-    blank = _blank(raw)
-    if raw.dtype.kind in "fiub":
-        values = raw.to_numpy(dtype=float).copy()
+    if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "fiub":
+        # a NumPy numeric column: empty cells are NaN, and no cell needs a look as text
+        values = raw.to_numpy(dtype=float, copy=copy)
+        if np.isfinite(np.add.reduce(values)):   # no NaN and no inf (one pass, no temporary)
+            return values
+        finite = np.isfinite(values)
+        if finite.all():                         # finite values whose sum overflows
+            return values
+        blank = np.isnan(values)
+    elif raw.dtype.kind in "fiub":
+        blank = _blank(raw)
+        values = raw.to_numpy(dtype=float)
+        finite = np.isfinite(values)
     else:
+        blank = _blank(raw)
         text = raw.astype(str).str.strip()
-        converted = pd.to_numeric(text.where(~blank, "0"), errors="coerce").to_numpy(dtype=float)
-        bad = np.isnan(converted) & ~blank
+        values = pd.to_numeric(text.where(~blank, "0"), errors="coerce").to_numpy(dtype=float)
+        bad = np.isnan(values) & ~blank
         if bad.any():
             index = int(np.flatnonzero(bad)[0])
             raise DataError("must be a number", file=source, row=_row_label(index), column=column,
                             value=str(raw.iloc[index]).strip())
-        values = converted.copy()
-    values[blank] = default
-    if not np.all(np.isfinite(values[~blank])):
-        index = int(np.flatnonzero(~np.isfinite(values) & ~blank)[0])
+        finite = np.isfinite(values)
+    if not np.all(finite | blank):
+        index = int(np.flatnonzero(~finite & ~blank)[0])
         raise DataError("must be finite", file=source, row=_row_label(index), column=column,
                         value=values[index], got=_cell(frame, column, index))
-    return values
+    return np.where(blank, float(default), values)
 
 
 def _row_label(index):
@@ -174,9 +254,7 @@ def build_stream(model, data, source="data", max_memory=None):
         if np.isnan(values).any():
             _fail_rows(np.isnan(values), source, name, "must not be empty", values, frame)
     amt = _numeric(frame, "AMT", source, 0.0)
-    default_evid = np.where(amt > 0, 1.0, 0.0)
-    evid = _numeric(frame, "EVID", source, np.nan) if "EVID" in frame.columns else default_evid
-    evid = np.where(np.isnan(evid), default_evid, evid)
+    evid = _numeric(frame, "EVID", source, np.nan)   # empty (or no column): inferred from AMT
     cmt = _numeric(frame, "CMT", source, 0.0)
     rate = _numeric(frame, "RATE", source, 0.0)
     ii = _numeric(frame, "II", source, 0.0)
@@ -184,67 +262,22 @@ def build_stream(model, data, source="data", max_memory=None):
     ss = _numeric(frame, "SS", source, 0.0)
 
     n = len(frame)
-    is_dose = (evid == 1) | (evid == 4)
-    checks = [
-        (~np.isin(evid, [0, 1, 2, 3, 4]), "EVID", "must be 0, 1, 2, 3 or 4", evid),
-        (amt < 0, "AMT", "must not be negative", amt),
-        (is_dose & (amt == 0) & ~((ss > 0) & (rate > 0) & (ii == 0)), "AMT",
-         "a dose record (EVID 1 or 4) needs AMT > 0", amt),
-        (~np.isin(ss, [0, 1, 2]), "SS", "must be 0, 1 or 2", ss),
-        (ii < 0, "II", "must not be negative", ii),
-        ((addl < 0) | (addl != np.round(addl)), "ADDL", "must be a non-negative integer", addl),
-        (is_dose & (addl > 0) & (ii <= 0), "II", "ADDL > 0 needs II > 0", ii),
-        (is_dose & (ss > 0) & (ii == 0) & (amt > 0), "II", "SS with AMT > 0 needs II > 0", ii),
-        (is_dose & (ss > 0) & (ii == 0) & (rate <= 0), "RATE",
-         "a constant-infusion steady state (SS with II=0) needs RATE > 0", rate),
-        ((rate < 0) & ~np.isin(rate, [-1, -2]), "RATE", "must be >= 0, -1 (modelled rate) or -2 (modelled duration)", rate),
-        (cmt != np.round(cmt), "CMT", "must be an integer", cmt),
-        (cmt < 0, "CMT", "must not be negative (NONMEM's negative CMT turns a compartment off, "
-                         "which pkpd does not support)", cmt),
-    ]
-    for mask, column, rule, values in checks:
-        if mask.any():
-            _fail_rows(mask, source, column, rule, values, frame)
-
-    # subjects are runs of equal ID, as NONMEM reads them
-    new_subject = np.empty(n, bool)
-    new_subject[0] = True
-    new_subject[1:] = ids[1:] != ids[:-1]
-    decreasing = ~new_subject[1:] & (time[1:] < time[:-1])
-    if decreasing.any():
-        index = int(np.flatnonzero(decreasing)[0]) + 1
-        raise DataError(f"must not decrease within ID {ids[index]:g}", file=source, row=_row_label(index),
-                        column="TIME", value=time[index], got=f"{time[index]:g} after {time[index - 1]:g}")
-
-    # compartments: NONMEM numbers -> state index; CMT=0 on non-dose records means "default"
-    state = np.full(n, -1, np.int64)
-    by_number = {model.numbers[name]: i for i, name in enumerate(model.compartments)}
-    dose_default = min(by_number)
-    for row in range(n):
-        number = int(cmt[row])
-        if number == 0 and is_dose[row]:
-            number = dose_default
-        if number == 0:
-            continue
-        index = by_number.get(number)
-        if index is None:
-            raise DataError(f"model {model.name!r} has no compartment {number} "
-                            f"(compartments: {', '.join(f'{k}={v}' for k, v in model.numbers.items())})",
-                            file=source, row=_row_label(row), column="CMT", value=number, got=None)
-        state[row] = index
-    for code, key, word in ((-1, "R", "rate"), (-2, "D", "duration")):
-        rows = np.flatnonzero(is_dose & (rate == code))
-        for row in rows:
-            name = model.compartments[state[row]]
-            if key not in model.dosing.get(name, {}):
-                raise DataError(f"RATE={code} asks for a modelled {word}, but model {model.name!r} defines no {key} "
-                                f"for compartment {name}", file=source, row=_row_label(row), column="RATE",
-                                value=code, got=None)
+    numbers = np.array([model.numbers[name] for name in model.compartments], np.float64)
+    modelled = np.array([[key in model.dosing.get(name, {}) for key in ("R", "D")] for name in model.compartments])
+    records = {name: np.empty(n, np.int64) for name in ("evid", "kind", "cmt", "subject", "ss")}
+    first_failure = np.full(len(_RULES), -1, np.int64)
+    addl_total = _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, modelled,
+                                records["evid"], records["kind"], records["cmt"], records["subject"],
+                                records["ss"], first_failure)
+    failed = np.flatnonzero(first_failure >= 0)
+    if failed.size:
+        _fail_rule(int(failed[0]), int(first_failure[failed[0]]), model, source, frame,
+                   dict(ids=ids, time=time, evid=evid, amt=amt, cmt=cmt, rate=rate, ii=ii, addl=addl, ss=ss))
 
     # per-record parameter and covariate values
     inputs = np.empty((n, len(model.inputs)))
     for column, (name, default) in enumerate(zip(model.inputs, model.input_defaults)):
-        inputs[:, column] = _numeric(frame, name, source, default) if name in frame.columns else default
+        inputs[:, column] = _numeric(frame, name, source, default, copy=False) if name in frame.columns else default
         allowed = model.parameters[name].allowed if name in model.parameters else ()
         if allowed and name in frame.columns:
             bad = np.flatnonzero(~np.isin(inputs[:, column], allowed))
@@ -254,13 +287,129 @@ def build_stream(model, data, source="data", max_memory=None):
                                 row=_row_label(index), column=name, value=inputs[index, column],
                                 got=_cell(frame, name, index))
 
-    check_expanded_records(n, addl[is_dose], source, max_memory)
-    kind = np.select([evid == 1, evid == 3, evid == 4], [KIND_DOSE, KIND_RESET, KIND_RESET_DOSE], KIND_OBS)
-    subject_index = np.cumsum(new_subject) - 1
-    stream = _assemble(subject_index, ids[new_subject], time, kind, amt, state, rate, ii, ss, addl,
-                       inputs, is_dose)
-    stream.evid = evid.astype(np.int64)
+    check_expanded_records(n, np.array([addl_total]), source, max_memory)
+    kind = records["kind"]
+    parents = (np.flatnonzero(((kind == KIND_DOSE) | (kind == KIND_RESET_DOSE)) & (addl > 0)) if addl_total > 0
+               else np.zeros(0, np.int64))
+    subject_index = records["subject"]
+    subject_rows = np.searchsorted(subject_index, np.arange(subject_index[-1] + 1))
+    stream = _assemble(subject_index, ids[subject_rows], time, kind, amt, records["cmt"], rate, ii, records["ss"],
+                       addl, inputs, parents)
+    stream.evid = records["evid"]
     return stream
+
+
+# The checks of a data set's records, in the order they are made: (column, rule); the
+# first rule a record breaks is reported, at the first record that breaks it
+_RULES = [
+    ("EVID", "must be 0, 1, 2, 3 or 4"),
+    ("AMT", "must not be negative"),
+    ("AMT", "a dose record (EVID 1 or 4) needs AMT > 0"),
+    ("SS", "must be 0, 1 or 2"),
+    ("II", "must not be negative"),
+    ("ADDL", "must be a non-negative integer"),
+    ("II", "ADDL > 0 needs II > 0"),
+    ("II", "SS with AMT > 0 needs II > 0"),
+    ("RATE", "a constant-infusion steady state (SS with II=0) needs RATE > 0"),
+    ("RATE", "must be >= 0, -1 (modelled rate) or -2 (modelled duration)"),
+    ("CMT", "must be an integer"),
+    ("CMT", "must not be negative (NONMEM's negative CMT turns a compartment off, which pkpd does not support)"),
+    ("TIME", "must not decrease within an ID"),
+    ("CMT", "the model has no such compartment"),
+    ("RATE", "RATE=-1 needs the model's rate R for the compartment"),
+    ("RATE", "RATE=-2 needs the model's duration D for the compartment"),
+]
+_FIRST_MODEL_RULE = 12   # the rules from here on have messages of their own
+
+
+def _fail_rule(rule, index, model, source, frame, values):
+    """Raise the one-line error of _RULES[rule], broken first at record `index`."""
+    column, text = _RULES[rule]
+    where = dict(file=source, row=_row_label(index), column=column)
+    if rule < _FIRST_MODEL_RULE:
+        value = values[column.lower()][index]
+        found = _cell(frame, column, index) if column in frame.columns else f"{value:g} (the default)"
+        raise DataError(text, **where, value=value, got=found)
+    if column == "TIME":
+        ids, time = values["ids"], values["time"]
+        raise DataError(f"must not decrease within ID {ids[index]:g}", **where, value=time[index],
+                        got=f"{time[index]:g} after {time[index - 1]:g}")
+    number = int(values["cmt"][index])
+    if column == "CMT":   # CMT 0 (the first compartment on a dose record) is always known
+        raise DataError(f"model {model.name!r} has no compartment {number} "
+                        f"(compartments: {', '.join(f'{k}={v}' for k, v in model.numbers.items())})",
+                        **where, value=number, got=None)
+    code, key, word = (-1, "R", "rate") if rule == _FIRST_MODEL_RULE + 2 else (-2, "D", "duration")
+    name = model.compartments[model.compartment_index(number or model.numbers[model.compartments[0]])]
+    raise DataError(f"RATE={code} asks for a modelled {word}, but model {model.name!r} defines no {key} "
+                    f"for compartment {name}", **where, value=code, got=None)
+
+
+@jit
+def _any_true(flags):
+    for flag in flags:
+        if flag:
+            return True
+    return False
+
+
+@jit
+def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, modelled,
+                   evid_out, kind, state, subject, ss_out, first_failure):
+    """Check every record against _RULES and derive its EVID, kind, state index and subject, in one pass.
+
+    evid : NaN where the data set leaves it empty (then 1 if AMT > 0, else 0, as NONMEM does).
+    numbers : the model's compartment numbers, in state order (increasing).
+    modelled : (n_states, 2) bool, whether the model defines the rate R, the duration D.
+    state : the 0-based state index of the record's compartment (0 on a record without one).
+    Writes first_failure[rule] = the first record breaking each rule (-1: none) and returns
+    the number of ADDL doses the dose records ask for.
+    """
+    addl_total = 0.0
+    current_subject = 0
+    for i in range(ids.size):
+        e = evid[i]
+        if np.isnan(e):
+            e = 1.0 if amt[i] > 0 else 0.0
+        dose = e == 1.0 or e == 4.0
+        infusion_to_steady_state = ss[i] > 0 and ii[i] == 0
+        same_subject = i > 0 and ids[i] == ids[i - 1]
+        if i > 0 and not same_subject:
+            current_subject += 1
+        # NONMEM's compartment number -> state index; CMT=0: the first compartment for a dose, else none
+        number = numbers[0] if cmt[i] == 0 and dose else cmt[i]
+        index = -1
+        for k in range(numbers.size):
+            if numbers[k] == number:
+                index = k
+        broken = (not (e == 0.0 or e == 1.0 or e == 2.0 or e == 3.0 or e == 4.0),
+                  amt[i] < 0,
+                  dose and amt[i] == 0 and not (infusion_to_steady_state and rate[i] > 0),
+                  not (ss[i] == 0 or ss[i] == 1 or ss[i] == 2),
+                  ii[i] < 0,
+                  addl[i] < 0 or addl[i] != np.floor(addl[i]),
+                  dose and addl[i] > 0 and ii[i] <= 0,
+                  dose and infusion_to_steady_state and amt[i] > 0,
+                  dose and infusion_to_steady_state and rate[i] <= 0,
+                  rate[i] < 0 and rate[i] != -1 and rate[i] != -2,
+                  cmt[i] != np.floor(cmt[i]),
+                  cmt[i] < 0,
+                  same_subject and time[i] < time[i - 1],
+                  index < 0 and number != 0,
+                  dose and index >= 0 and rate[i] == -1 and not modelled[max(index, 0), 0],
+                  dose and index >= 0 and rate[i] == -2 and not modelled[max(index, 0), 1])
+        if _any_true(broken):   # rare: which rules, and is this their first record?
+            for rule in range(len(broken)):
+                if broken[rule] and first_failure[rule] < 0:
+                    first_failure[rule] = i
+        if dose:
+            addl_total += addl[i]
+        evid_out[i] = np.int64(e)
+        kind[i] = KIND_DOSE if e == 1.0 else KIND_RESET if e == 3.0 else KIND_RESET_DOSE if e == 4.0 else KIND_OBS
+        state[i] = max(index, 0)
+        subject[i] = current_subject
+        ss_out[i] = np.int64(ss[i])
+    return addl_total
 
 
 def check_expanded_records(n_records, addl, source, max_memory=None):
@@ -270,60 +419,76 @@ def check_expanded_records(n_records, addl, source, max_memory=None):
                  max_memory)
 
 
-def _assemble(subject_index, subject_ids, time, kind, amt, state, rate, ii, ss, addl, inputs, is_dose):
-    """Expand ADDL and merge generated doses into the sorted stream (vectorised)."""
+def _assemble(subject_index, subject_ids, time, kind, amt, cmt, rate, ii, ss, addl, inputs, parents):
+    """Expand ADDL and merge the generated doses into the sorted stream (vectorised).
+
+    The input records stay in their order (they are sorted by subject, then
+    time); each generated dose goes before the first input record of its
+    subject at or after its time (at equal times ADDL doses come first, NONMEM
+    practice), generated doses at one time in the order of their parent records.
+    A generated dose takes the parameters of that next input record, and one
+    after its subject's last input record is dropped (no output follows it).
+
+    `cmt` is each input record's 0-based state index, `ss` its SS as int64 and
+    `parents` the dose records with ADDL > 0; the per-record arrays (each of this
+    module's own making) become the stream's when no dose is generated.
+    """
     n = time.size
-    rows = np.arange(n)
-    parents = np.flatnonzero(is_dose & (addl > 0))
     counts = addl[parents].astype(np.int64)
     gen_parent = np.repeat(parents, counts)
     gen_k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + 1
     gen_time = time[gen_parent] + gen_k * ii[gen_parent]
+    gen_subject = subject_index[gen_parent]
+    order = np.lexsort((gen_k, gen_parent, gen_time, gen_subject))
+    gen_parent, gen_time, gen_subject = gen_parent[order], gen_time[order], gen_subject[order]
 
-    all_subject = np.concatenate([subject_index, subject_index[gen_parent]])
-    all_time = np.concatenate([time, gen_time])
-    generated = np.concatenate([np.zeros(n, bool), np.ones(gen_parent.size, bool)])
-    all_parent = np.concatenate([rows, gen_parent])
-    all_k = np.concatenate([np.zeros(n, np.int64), gen_k])
-    # at equal times, ADDL doses come before the input records (NONMEM practice)
-    order = np.lexsort((all_k, all_parent, ~generated, all_time, all_subject))
-    all_subject = all_subject[order]
-    all_time = all_time[order]
-    generated = generated[order]
-    all_parent = all_parent[order]
+    # the next input record of each generated dose: the first one not before it in (subject, time)
+    next_input = (np.searchsorted(_subject_time(subject_index, time), _subject_time(gen_subject, gen_time))
+                  if gen_parent.size else gen_parent)
+    keep = next_input < n
+    keep[keep] = subject_index[next_input[keep]] == gen_subject[keep]
+    gen_parent, gen_time, gen_subject, next_input = (gen_parent[keep], gen_time[keep], gen_subject[keep],
+                                                     next_input[keep])
 
-    # a generated record's interval parameters are those of the next input record;
-    # generated records after a subject's last input record are dropped (no output follows)
-    position = np.arange(order.size)
-    next_input = np.where(~generated, position, order.size)
-    next_input = np.minimum.accumulate(next_input[::-1])[::-1]
-    valid = next_input < order.size
-    next_safe = np.minimum(next_input, order.size - 1)
-    valid &= all_subject[next_safe] == all_subject
-    keep = ~generated | valid
-    prow = np.where(generated, all_parent[next_safe], all_parent)
+    m = gen_parent.size
+    if m:
+        gen_position = next_input + np.arange(m)
+        input_position = np.arange(n) + np.searchsorted(next_input, np.arange(n), side="right")
 
-    sel = keep
-    parent = all_parent[sel]
-    gen = generated[sel]
-    subj = all_subject[sel]
-    stream_kind = np.where(gen, KIND_DOSE, kind[parent])
-    n_subjects = subject_ids.size
-    subject_start = np.searchsorted(subj, np.arange(n_subjects + 1)).astype(np.int64)
+    def merged(values, generated):
+        """Input records' `values` (an array of this function's own) and the generated doses'
+        (their parents' values, or `generated`)."""
+        if not m:
+            return values
+        out = np.empty(n + m, values.dtype)
+        out[input_position] = values
+        out[gen_position] = values[gen_parent] if generated is None else generated
+        return out
+
+    subject_start = np.searchsorted(subject_index, np.arange(subject_ids.size + 1))
+    subject_start += np.searchsorted(gen_subject, np.arange(subject_ids.size + 1))
     return EventStream(
-        subject_start=subject_start,
+        subject_start=subject_start.astype(np.int64),
         subject_ids=subject_ids,
-        time=np.ascontiguousarray(all_time[sel]),
-        kind=stream_kind.astype(np.int64),
-        amt=amt[parent].copy(),
-        cmt=np.maximum(state[parent], 0).astype(np.int64),
-        rate=rate[parent].copy(),
-        ii=ii[parent].copy(),
-        ss=np.where(gen, 0, ss[parent]).astype(np.int64),
-        prow=prow[sel].astype(np.int64),
-        drow=parent.astype(np.int64),
-        out=np.where(gen, -1, parent).astype(np.int64),
-        parent=parent.astype(np.int64),
+        time=merged(time, gen_time),
+        kind=merged(kind, KIND_DOSE),
+        amt=merged(amt, None),
+        cmt=merged(cmt, None),
+        rate=merged(rate, None),
+        ii=merged(ii, None),
+        ss=merged(ss, 0),
+        prow=merged(np.arange(n), next_input),
+        drow=merged(np.arange(n), None),
+        out=merged(np.arange(n), -1),
+        parent=merged(np.arange(n), None),
         inputs=np.ascontiguousarray(inputs, dtype=np.float64),
         n_outputs=n,
     )
+
+
+def _subject_time(subject, time):
+    """(subject, time) pairs as one structured array, which NumPy compares and searches in that order."""
+    pairs = np.empty(subject.size, [("subject", np.int64), ("time", np.float64)])
+    pairs["subject"] = subject
+    pairs["time"] = time
+    return pairs

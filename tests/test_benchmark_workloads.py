@@ -11,8 +11,10 @@ ratio below its floor or an error above its ceiling is reported as a failure.
 
 import tomllib
 
+import numpy as np
 import pytest
 
+import pkpd
 from benchmarks import workloads as wl
 from benchmarks.runner import FLOORS, check_floors, outputs_of
 
@@ -43,3 +45,27 @@ def test_floors_flag_a_slow_path_and_an_inaccurate_one():
     rows = {label: ok for label, _, _, ok, _ in check_floors([result], floors)}
     assert rows == {"W1 exact ratio to solve_ivp": False, "W1 rk45 engine ratio to solve_ivp": True,
                     "W1 exact max relative difference from expm": False}
+
+
+def test_the_data_path_workload_gives_simulate_its_own_numbers():
+    """D1: W1 as a NONMEM data set (individual parameters on every record) through simulate_data."""
+    subjects = wl.population(3)
+    regimen = wl.simulate(wl.W1, subjects, "exact")
+    data = wl.w1_data_set(regimen, wl.weights_of(subjects))
+    assert len(data) == 3 * (1 + wl.W1.times.size)
+    table = pkpd.simulate_data(wl.load(wl.W1.model), data, variability="none", method="exact", **wl.TOLERANCES)
+    observed = data["EVID"].to_numpy() == 0
+    for name in wl.W1.outputs:
+        assert np.array_equal(table[name].to_numpy()[observed].reshape(3, -1), regimen.output(name))
+
+
+def test_floors_flag_a_slow_data_path_and_a_wrong_one():
+    floors = {"D1": {"max_ratio_to_simulate": 2.0, "max_relative_difference_from_simulate": 1e-12}}
+    result = {"workload": "D1", "ratio_to_simulate": 2.5, "max_relative_difference_from_simulate": 0.0}
+    rows = {label: ok for label, _, _, ok, _ in check_floors([result], floors)}
+    assert rows == {"D1 simulate_data / simulate per subject": False,
+                    "D1 simulate_data max relative difference from simulate": True}
+    result.update(ratio_to_simulate=1.4, max_relative_difference_from_simulate=1e-6)
+    rows = {label: ok for label, _, _, ok, _ in check_floors([result], floors)}
+    assert rows == {"D1 simulate_data / simulate per subject": True,
+                    "D1 simulate_data max relative difference from simulate": False}
