@@ -154,9 +154,10 @@ def _run(arguments):
     print(f"{scenario.path.name}: model {info['model']['name']} ({info['model']['method']}), "
           f"{info['n']} subjects x {len(scenario.arms)} arms, seed {info['seed']}, {info['wall_time_s']:.1f} s")
     for arm in info["arms"]:
-        if "parameters" in arm or arm["method"] != info["model"]["method"]:
+        if "parameters" in arm or "model" in arm or arm["method"] != info["model"]["method"]:
             settings = ", ".join(f"{k} = {v:g}" for k, v in arm.get("parameters", {}).items())
-            print(f"  arm {arm['name']!r}: {settings + ' ' if settings else ''}({arm['method']})")
+            model = f"model {arm['model']['name']} " if "model" in arm else ""
+            print(f"  arm {arm['name']!r}: {model}{settings + ' ' if settings else ''}({arm['method']})")
     print(_dose_lines(info))
     print(_summary_lines(result, scenario))
     files = ["manifest.json", "profiles.csv", "exposure.csv", "summary.csv"]
@@ -207,6 +208,10 @@ def _summary_lines(result, scenario):
     lines = []
     for output in scenario.variables[:3]:
         lines.append(f"  {output}: {outputs[output].label}")
+        for arm in scenario.arms:  # an arm of another model may measure it elsewhere (matrix, analyte)
+            label = scenario.model_of(arm.name).outputs[output].label
+            if label != outputs[output].label:
+                lines.append(f"  {output} in arm {arm.name!r}: {label}")
         for metric in ("cmax", "auc"):
             rows = summary[(summary["output"] == output) & (summary["metric"] == metric)]
             for _, row in rows.iterrows():
