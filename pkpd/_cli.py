@@ -200,6 +200,13 @@ def _dose_lines(info):
                      for arm in info["arms"] for dose in arm["doses"])
 
 
+def _elsewhere(row, output):
+    """' [S-ketamine, venous plasma]' when a summary row's arm (of a model of its own) measures `output`
+    as another analyte or in another matrix than the scenario's model does; else ''."""
+    own = (row.get("analyte", output.analyte), row.get("matrix", output.matrix))
+    return f" [{own[0]}, {own[1]}]" if own != (output.analyte, output.matrix) else ""
+
+
 def _summary_lines(result, scenario):
     """Median (90 % interval) of Cmax and AUC of the first three outputs, each named by its label, per
     arm; the expected rate of every adverse event the scenario reports (outputs of that role)."""
@@ -208,15 +215,11 @@ def _summary_lines(result, scenario):
     lines = []
     for output in scenario.variables[:3]:
         lines.append(f"  {output}: {outputs[output].label}")
-        for arm in scenario.arms:  # an arm of another model may measure it elsewhere (matrix, analyte)
-            label = scenario.model_of(arm.name).outputs[output].label
-            if label != outputs[output].label:
-                lines.append(f"  {output} in arm {arm.name!r}: {label}")
         for metric in ("cmax", "auc"):
             rows = summary[(summary["output"] == output) & (summary["metric"] == metric)]
             for _, row in rows.iterrows():
                 lines.append(f"  {row['arm'][:40]:40s} {output:12s} {metric:5s} median {row['median']:.4g} "
-                             f"({row['p5']:.4g}-{row['p95']:.4g}) {row['unit']}")
+                             f"({row['p5']:.4g}-{row['p95']:.4g}) {row['unit']}{_elsewhere(row, outputs[output])}")
     for output in scenario.variables:
         if outputs[output].role != "adverse_event_probability":
             continue

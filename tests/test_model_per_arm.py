@@ -122,3 +122,16 @@ def test_arm_parameters_apply_to_the_arms_own_model(tmp_path):
     assert arm.model.name == "esketamine_otto2021" and arm.model.parameters["CL"].value == 20
     with pytest.raises(ScenarioError, match="arms.1..parameters.NOPE: model 'esketamine_otto2021' has no"):
         load_scenario(_scenario(tmp_path, RACEMIC + ESKETAMINE + 'parameters = { NOPE = 1 }\n'))
+
+
+def test_console_names_each_arms_model_and_matrix(tmp_path, capsys):
+    path = _scenario(tmp_path, RACEMIC + ESKETAMINE)
+    assert main(["run", str(path), "-o", str(tmp_path / "out"), "--no-figures"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("  arm 'S-ketamine': model esketamine_otto2021 ") for line in out), out
+    assert not any(line.startswith("  arm 'racemic'") for line in out)
+    cmax = [line for line in out if "KETAMINE" in line and " cmax " in line]
+    assert cmax[0].split()[0] == "racemic" and not cmax[0].endswith("]")
+    assert cmax[1].endswith("ng/mL [S-ketamine, venous plasma]")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["arms"][1]["model"]["file"] == "esketamine_otto2021.toml"
