@@ -135,3 +135,20 @@ def test_console_names_each_arms_model_and_matrix(tmp_path, capsys):
     assert cmax[1].endswith("ng/mL [S-ketamine, venous plasma]")
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["arms"][1]["model"]["file"] == "esketamine_otto2021.toml"
+
+
+def test_figure_axis_names_every_arms_matrix(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pkpd._figures import concentration_figure
+
+    scenario = load_scenario(_scenario(tmp_path, RACEMIC + ESKETAMINE))
+    run = run_scenario(scenario, progress=False, figures=False)
+    fig = concentration_figure(run, scenario, "KETAMINE")
+    labels = [ax.get_ylabel() for ax in fig.axes] + [t.get_text() for t in fig.texts]
+    if getattr(fig, "_supylabel", None) is not None:
+        labels.append(fig._supylabel.get_text())
+    plt.close(fig)
+    assert ("Ketamine, racemic, arterial plasma (ng/mL) / S-ketamine, venous plasma (ng/mL)" in labels), labels
