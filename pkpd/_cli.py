@@ -154,9 +154,10 @@ def _run(arguments):
     print(f"{scenario.path.name}: model {info['model']['name']} ({info['model']['method']}), "
           f"{info['n']} subjects x {len(scenario.arms)} arms, seed {info['seed']}, {info['wall_time_s']:.1f} s")
     for arm in info["arms"]:
-        if "parameters" in arm or arm["method"] != info["model"]["method"]:
+        if "parameters" in arm or "model" in arm or arm["method"] != info["model"]["method"]:
             settings = ", ".join(f"{k} = {v:g}" for k, v in arm.get("parameters", {}).items())
-            print(f"  arm {arm['name']!r}: {settings + ' ' if settings else ''}({arm['method']})")
+            model = f"model {arm['model']['name']} " if "model" in arm else ""
+            print(f"  arm {arm['name']!r}: {model}{settings + ' ' if settings else ''}({arm['method']})")
     print(_dose_lines(info))
     print(_summary_lines(result, scenario))
     files = ["manifest.json", "profiles.csv", "exposure.csv", "summary.csv"]
@@ -199,6 +200,13 @@ def _dose_lines(info):
                      for arm in info["arms"] for dose in arm["doses"])
 
 
+def _elsewhere(row, output):
+    """' [S-ketamine, venous plasma]' when a summary row's arm (of a model of its own) measures `output`
+    as another analyte or in another matrix than the scenario's model does; else ''."""
+    own = (row.get("analyte", output.analyte), row.get("matrix", output.matrix))
+    return f" [{own[0]}, {own[1]}]" if own != (output.analyte, output.matrix) else ""
+
+
 def _summary_lines(result, scenario):
     """Median (90 % interval) of Cmax and AUC of the first three outputs, each named by its label, per
     arm; the expected rate of every adverse event the scenario reports (outputs of that role)."""
@@ -211,7 +219,7 @@ def _summary_lines(result, scenario):
             rows = summary[(summary["output"] == output) & (summary["metric"] == metric)]
             for _, row in rows.iterrows():
                 lines.append(f"  {row['arm'][:40]:40s} {output:12s} {metric:5s} median {row['median']:.4g} "
-                             f"({row['p5']:.4g}-{row['p95']:.4g}) {row['unit']}")
+                             f"({row['p5']:.4g}-{row['p95']:.4g}) {row['unit']}{_elsewhere(row, outputs[output])}")
     for output in scenario.variables:
         if outputs[output].role != "adverse_event_probability":
             continue

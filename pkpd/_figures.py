@@ -205,6 +205,13 @@ def _unit(scenario, output):
     return scenario.model.outputs[output].unit
 
 
+def _label(scenario, output):
+    """The output's label ("Ketamine, racemic, arterial plasma (ng/mL)"); where arms of models of their
+    own measure it as another analyte or in another matrix, each distinct label, joined by " / "."""
+    models = [scenario.model] + [arm.model for arm in getattr(scenario, "arms", ()) if arm.model is not None]
+    return " / ".join(dict.fromkeys(model.outputs[output].label for model in models))
+
+
 def _is_concentration(scenario, output):
     return scenario.model.outputs[output].role == "concentration"
 
@@ -443,7 +450,7 @@ def concentration_figure(run, scenario, output, log=False, *, focus=True, ylabel
         for ax in shown:
             ax.set_yscale("log", nonpositive="clip")
             ax.set_ylim(floor, top * 2)
-    ylabel = ylabel or scenario.model.outputs[output].label
+    ylabel = ylabel or _label(scenario, output)
     _label_panels(axes, panels, xlabel, ylabel, arms)
     _arm_legend(fig, axes, panels, arms)
     fig.pkpd_focus = (float(times[0]), end, float(times[-1]), 3e-4 if log else 0.01) if end is not None else None
@@ -1113,7 +1120,7 @@ def figure_set(run, scenario):
         if output in pain:
             continue
         unit = _unit(scenario, output)
-        label = model.outputs[output].label
+        label = _label(scenario, output)
         levels = []
         for low, high in scenario.windows.get(output, ()):
             levels.append(f"shaded: window {low:g}-{high:g} {unit}")

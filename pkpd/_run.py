@@ -75,11 +75,12 @@ def profiles_table(scenario, results):
     for arm, result in results.items():
         table = result.percentiles(scenario.quantiles, outputs=scenario.variables)
         table.insert(0, "arm", arm)
-        table.insert(2, "unit", table["output"].map(lambda o: scenario.model.outputs[o].unit))
+        model = scenario.model_of(arm)
+        table.insert(2, "unit", table["output"].map(lambda o: model.outputs[o].unit))
         frames.append(table)
     out = pd.concat(frames, ignore_index=True)
     out = out.rename(columns={"TIME": f"TIME ({scenario.model.units.get('time', 'h')})"})
-    return _with_roles(out, scenario.model)
+    return _with_roles(out, scenario)
 
 
 def exposure_table(scenario, results):
@@ -111,7 +112,7 @@ def summary_table(scenario, exposure, results):
     for arm, result in results.items():
         for output in scenario.variables:
             values = result.output(output)
-            unit = scenario.model.outputs[output].unit
+            unit = scenario.model.outputs[output].unit  # one unit in every arm (checked on loading)
             for level in scenario.thresholds.get(output, ()):
                 fraction = float(np.mean(values.max(axis=1) >= level))
                 rows.append(dict(arm=arm, output=output, metric=f"fraction_reaching_{level:g}",
@@ -129,15 +130,16 @@ def summary_table(scenario, exposure, results):
                                  n=values.shape[0], unit="1", level=f"{high:g} {unit}"))
     if rows:
         summary = pd.concat([summary, pd.DataFrame(rows)], ignore_index=True)
-    return _with_roles(summary, scenario.model)
+    return _with_roles(summary, scenario)
 
 
-def _with_roles(table, model):
-    """`table` with the columns role, analyte and matrix of each row's output appended (analyte
-    and matrix empty for an output that is not a concentration)."""
-    outputs = table["output"].map(model.outputs)
-    return table.assign(role=outputs.map(lambda o: o.role), analyte=outputs.map(lambda o: o.analyte),
-                        matrix=outputs.map(lambda o: o.matrix))
+def _with_roles(table, scenario):
+    """`table` with the columns role, analyte and matrix of each row's output, from the row's arm's
+    model, appended (analyte and matrix empty for an output that is not a concentration)."""
+    models = {arm: scenario.model_of(arm) for arm in table["arm"].unique()}
+    specs = [models[arm].outputs[output] for arm, output in zip(table["arm"], table["output"])]
+    return table.assign(role=[o.role for o in specs], analyte=[o.analyte for o in specs],
+                        matrix=[o.matrix for o in specs])
 
 
 def manifest(scenario, population, wall_time, results, extra=None):
@@ -158,7 +160,8 @@ def manifest(scenario, population, wall_time, results, extra=None):
         "variability": scenario.variability,
         "arms": [{"name": arm.name, "doses": [_dose_record(d) | {"resolved": r}
                                               for d, r in zip(arm.regimen.doses, doses[arm.name])],
-                  **({"parameters": arm.parameters} if arm.model else {}),
+                  **({"parameters": arm.parameters} if arm.parameters else {}),
+                  **({"model": _model_record(arm.own_model)} if arm.own_model is not None else {}),
                   "method": methods[arm.name]}
                  for arm in scenario.arms],
         "times": {"start": float(scenario.times[0]), "stop": float(scenario.times[-1]),
@@ -170,6 +173,11 @@ def manifest(scenario, population, wall_time, results, extra=None):
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **(extra or {}),
     }
+
+
+def _model_record(model):
+    """An arm's own model as the manifest records it: name, file and SHA-256."""
+    return {"name": model.name, "file": model.path.name, "sha256": model.hash}
 
 
 def _method_text(result):

@@ -27,7 +27,7 @@ from ._units import _per_mass, magnitude_in, parse_quantity
 TOP_KEYS = ["model", "seed", "description", "parameters", "population", "arms", "sweep", "outputs", "trial",
             "solver"]
 POPULATION_KEYS = ["n", "covariates", "correlations", "csv", "variability"]
-ARM_KEYS = ["name", "doses", "parameters", "description"]
+ARM_KEYS = ["name", "model", "doses", "parameters", "description"]
 DOSE_KEYS = ["drug", "amount", "duration", "rate", "start", "every", "count", "until", "route"]
 OUTPUT_KEYS = ["times", "variables", "metrics", "thresholds", "windows", "quantiles", "interval"]
 TIME_KEYS = ["start", "stop", "step"]
@@ -43,12 +43,17 @@ _FORMAT_SPEC = re.compile(r"^(.?[<>^=])?[+\- ]?0?\d*,?(\.\d+)?[sdfFeEgG%]?$")
 
 @dataclass
 class Arm:
-    """One arm: its regimen and, when the arm sets parameters of its own, its model."""
+    """One arm: its regimen and, when the arm names a model or sets parameters of its own, its model.
+
+    `own_model` is the model the arm names (``model = "..."``) when it differs from the
+    scenario's, before the arm's parameters; None for an arm of the scenario's model.
+    """
     name: str
     regimen: Regimen
     description: str = ""
     model: object = None
     parameters: dict = field(default_factory=dict)
+    own_model: object = None
 
 
 @dataclass
@@ -104,11 +109,17 @@ class Scenario:
     def hash(self):
         return hashlib.sha256(self.text.encode()).hexdigest()
 
+    def model_of(self, arm_name):
+        """The model arm `arm_name` is simulated with: its own (named or with its parameters), or the scenario's."""
+        arm = next(arm for arm in self.arms if arm.name == arm_name)
+        return arm.model or self.model
+
     def with_overrides(self, n=None, seed=None, parameters=None):
         """Apply command-line overrides: subjects per arm, seed, and parameter values.
 
         `parameters` (name -> number or quantity text) acts as if added to the file's
-        ``[parameters]`` table: an arm's own ``parameters`` still win for that arm.
+        ``[parameters]`` table: an arm's own ``parameters`` still win for that arm, and an arm
+        that names a model of its own is left as it is (as by ``[parameters]``).
         """
         if parameters:
             check = _Checker(Path("--set"))
@@ -119,7 +130,7 @@ class Scenario:
                                                          f"change it in the scenario file instead")
             self.model = _with_parameters(check, self.model, "parameters", parameters)
             for arm in self.arms:
-                if arm.model is not None:
+                if arm.model is not None and arm.own_model is None:  # an arm of its own model keeps it
                     arm.model = self.model.with_parameters(arm.parameters, origin=f"{self.path.name}: arm {arm.name!r}")
         if n is not None:
             if not (isinstance(n, int) and n > 0):
@@ -313,15 +324,7 @@ def load_scenario(path):
     check = _Checker(path)
     check.keys("", raw, TOP_KEYS, required=["model", "outputs"])
 
-    model_name = check.string("model", raw["model"])
-    model_path = (path.parent / model_name) if model_name.endswith(".toml") else model_name
-    try:
-        model = load_model(model_path)
-    except PkpdError:
-        if model_name in library_models() or model_name.endswith(".toml"):
-            raise
-        extra = suggestion(model_name, library_models(), "library models")
-        check.fail("model", f"no library model {model_name!r}{extra}")
+    model = _named_model(check, "model", raw["model"])
 
     if "parameters" in raw:
         model = _with_parameters(check, model, "parameters", raw["parameters"])
@@ -339,6 +342,7 @@ def load_scenario(path):
         population_spec["csv"] = str(path.parent / check.string("population.csv", population_spec["csv"]))
 
     arms = [_arm(check, model, f"arms[{i}]", arm) for i, arm in enumerate(raw.get("arms", []))]
+    _check_arm_models(check, model, arms)
     if "sweep" in raw:
         arms += _sweep(check, model, raw["sweep"])
     if not arms:
@@ -366,6 +370,7 @@ def load_scenario(path):
             extra = suggestion(str(metric), METRICS, "metrics")
             check.fail(f"outputs.metrics[{index}]", f"unknown metric {metric!r}{extra}")
     thresholds, windows = _levels(check, model, outputs)
+    _check_arm_outputs(check, model, arms, variables, outputs)
     interval = None
     if "interval" in outputs:
         pair = outputs["interval"]
@@ -460,12 +465,61 @@ def _level(check, key, text, unit, model):
     return check.magnitude(key, text, unit, positive=False, molar_mass=molar_mass)
 
 
+def _named_model(check, key, name):
+    """The model a scenario names at `key`: a library model, or a ``.toml`` file beside the scenario."""
+    name = check.string(key, name)
+    model_path = (check.path.parent / name) if name.endswith(".toml") else name
+    try:
+        return load_model(model_path)
+    except PkpdError:
+        if name in library_models() or name.endswith(".toml"):
+            raise
+        extra = suggestion(name, library_models(), "library models")
+        check.fail(key, f"no library model {name!r}{extra}")
+
+
+def _check_arm_models(check, model, arms):
+    """Arms of a model of their own must count time in the scenario's model's unit (one output grid)."""
+    time_unit = model.units.get("time", "h")
+    for index, arm in enumerate(arms):
+        if arm.own_model is not None and arm.own_model.units.get("time", "h") != time_unit:
+            check.fail(f"arms[{index}].model", f"arm {arm.name!r} (model {arm.own_model.name}) counts time in "
+                                               f"{arm.own_model.units.get('time', 'h')!r}, the scenario's model "
+                                               f"{model.name} in {time_unit!r}; the arms share one time grid")
+
+
+def _check_arm_outputs(check, model, arms, variables, outputs):
+    """Every reported output (variables, thresholds, windows) exists in every arm's model, in the same unit.
+
+    Outputs are matched by name across arms; their labels (analyte, matrix) may differ per arm.
+    """
+    keys = [("outputs.variables", name) for name in variables]
+    keys += [(f"outputs.{section}.{name}", name) for section in ("thresholds", "windows")
+             for name in outputs.get(section, {})]
+    for arm in arms:
+        own = arm.own_model
+        if own is None:
+            continue
+        for key, name in keys:
+            if name not in own.outputs:
+                check.fail(key, f"arm {arm.name!r} (model {own.name}) has no output {name!r}")
+            if own.outputs[name].unit != model.outputs[name].unit:
+                check.fail(key, f"output {name!r} is in {own.outputs[name].unit!r} in arm {arm.name!r} (model "
+                                f"{own.name}) but in {model.outputs[name].unit!r} in the scenario's model "
+                                f"{model.name}; a same-named output must have one unit in every arm")
+
+
 def _arm(check, model, key, arm):
     check.keys(key, arm, ARM_KEYS, required=["name"])
     name = check.string(f"{key}.name", arm["name"])
     if not name.strip() or not name.isprintable():
         check.fail(f"{key}.name", "must be printable text on one line (no tabs, line breaks or control "
                                   "characters)", value=name)
+    own_model = None
+    if "model" in arm:
+        named = _named_model(check, f"{key}.model", arm["model"])
+        if named.hash != model.hash or named.path != model.path:  # naming the scenario's model changes nothing
+            own_model = model = named
     doses = arm.get("doses", [])
     if not isinstance(doses, list):
         check.fail(f"{key}.doses", "must be a list of dose tables", value=doses)
@@ -474,8 +528,10 @@ def _arm(check, model, key, arm):
     if "parameters" in arm:
         arm_model = _with_parameters(check, model, f"{key}.parameters", arm["parameters"])
         parameters = {k: arm_model.parameters[k].value for k in arm["parameters"]}
+    if own_model is not None and arm_model is None:
+        arm_model = own_model
     return Arm(name=name, regimen=regimen, description=str(arm.get("description", "")), model=arm_model,
-               parameters=parameters)
+               parameters=parameters, own_model=own_model)
 
 
 def _with_parameters(check, model, key, table):

@@ -113,6 +113,10 @@ def parse_trial(scenario):
     if len(arms) < 2:
         _fail(scenario, "arms", "a trial needs at least 2 arms")
     for arm in scenario.arms:
+        if arm.name in arms and arm.own_model is not None:
+            raise ScenarioError(f"arm {arm.name!r}: a trial arm cannot name a model of its own (model "
+                                f"{arm.own_model.name}, the scenario's {scenario.model.name}): a patient keeps "
+                                f"one model across periods", file=scenario.path.name, key="trial.arms")
         if arm.name in arms and arm.model is not None:
             raise ScenarioError(f"arm {arm.name!r}: a trial arm cannot set model parameters of its own (a patient "
                                 f"keeps one model across periods); set them for the whole scenario in [parameters] "
