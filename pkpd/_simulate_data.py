@@ -177,7 +177,7 @@ def simulate_data(model, data, *, replicates=1, seed=0, variability="all", retur
         raise DataError(f"{source}: has no records")
     chunks = list(_subject_chunks(records, rows, chunk_records, plan))
     replicates = list(range(1, plan.replicates + 1))
-    by_chunk = [_simulate_chunk(plan, frame, rows, replicates, max_memory) for frame, rows in chunks]
+    by_chunk = [_simulate_chunk(plan, frame, rows, ids, replicates, max_memory) for frame, rows, ids in chunks]
     parts = [added[index] for index in range(plan.replicates) for added in by_chunk]  # replicate after replicate
     out = _output_table(plan, records, parts)
     out.attrs.update(units=_units(plan, data.columns), dv=plan.dv)
@@ -291,7 +291,7 @@ def _records(data):
 
 
 def _subject_chunks(records, rows, chunk_records, plan):
-    """(records of whole subjects, their file rows), about `chunk_records` records at a time.
+    """(records of whole subjects, their file rows, their IDs), about `chunk_records` records at a time.
 
     A chunk ends at the last change of ID at or before each multiple of
     `chunk_records` (a subject longer than that is one chunk). IDs that are not
@@ -373,7 +373,7 @@ def comment_rows(frame):
 
 
 def whole_subject_chunks(raw_chunks, plan):
-    """(records of whole subjects without comment rows, their file row numbers) from raw chunks.
+    """(records of whole subjects without comment rows, their file row numbers, their IDs) from raw chunks.
 
     The last subject of a chunk is carried over to the next one (an ID's records
     are never split). An ID that comes back after other IDs is refused when random
@@ -423,7 +423,7 @@ def _checked_subjects(frame, rows, ids, plan, first_row_of):
                                 f"IDs (first at row {first_row_of[key]}); random effects are drawn per ID, so give "
                                 f"each subject its own ID")
             first_row_of[key] = int(rows[start])
-    return frame, rows
+    return frame, rows, ids
 
 
 # ---------------------------------------------------------------------------
@@ -444,7 +444,7 @@ def _resolve_method(plan, data):
     return resolve_method(model, "auto", span=float(time.max() - time.min()) if time.size else None)
 
 
-def _simulate_chunk(plan, frame, rows, replicates, max_memory=None):
+def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory=None):
     """The added columns of `frame` (whole subjects), one dict of columns per replicate in `replicates`."""
     model, source = plan.model, plan.source
     names = standard_columns(frame, source)
@@ -459,10 +459,9 @@ def _simulate_chunk(plan, frame, rows, replicates, max_memory=None):
         stream = build_stream(model, engine_frame, source=source, max_memory=max_memory)
     except DataError as error:
         raise _renumbered(error, rows) from None
-    ids = stream.subject_ids
-    subject, starts = _subject_of_record(engine_frame)
+    subject, starts = _subject_of_record(ids)
     position = np.arange(subject.size) - starts[subject]
-    stream_ids = _stream_ids(plan, ids, rows, subject) if plan.random else None
+    stream_ids = _stream_ids(plan, stream.subject_ids, rows, subject) if plan.random else None
     occasion = _occasions(plan, engine_frame, rows)
     observation = (stream.evid == 0) & (mdv != 1)
 
@@ -505,11 +504,10 @@ def _integer_column(frame, name, rows, source, allowed=None, default=0, upper=No
         text = raw.astype(str)
         blank = raw.isna().to_numpy() | text.isin(["", "."]).to_numpy()
         values = pd.to_numeric(raw.where(~blank, default), errors="coerce").to_numpy(float)
-    bad = np.isnan(values) | (values != np.round(values))
     if allowed is not None:
-        bad |= ~np.isin(values, allowed)
+        bad = ~np.isin(values, allowed)  # NaN and fractions too (the allowed values are integers)
     else:
-        bad |= (values < 0) | (values > upper)
+        bad = np.isnan(values) | (values != np.round(values)) | (values < 0) | (values > upper)
     if bad.any():
         index = int(np.flatnonzero(bad)[0])
         rule = (f"must be {' or '.join(map(str, allowed))}" if allowed is not None
@@ -519,10 +517,9 @@ def _integer_column(frame, name, rows, source, allowed=None, default=0, upper=No
     return values.astype(np.int64)
 
 
-def _subject_of_record(frame):
+def _subject_of_record(ids):
     """The subject index of each record (subjects are runs of equal ID, as in the engine), and each subject's
     first record."""
-    ids = pd.to_numeric(_stripped(frame["ID"]), errors="coerce").to_numpy(float)
     new = np.concatenate([[True], ids[1:] != ids[:-1]])
     return np.cumsum(new) - 1, np.flatnonzero(new)
 
@@ -603,16 +600,25 @@ def _added(plan, replicate, individual, typical, observation, subject, position,
 def _output_table(plan, records, parts):
     """The output: the input `records` once per replicate, beside the added columns of `parts`.
 
-    `parts` (dicts of added columns) cover the records replicate after replicate;
-    each added column is one new array (no two columns share memory), and the input
-    columns keep their dtypes (pandas copies them lazily, on write).
+    `parts` (dicts of added columns) cover the records replicate after replicate.
+    REP is an int64 column and the other added columns, all float64, are written
+    into one new 2-D block (one allocation: many column-sized ones cost more in
+    page faults than the copying); the input columns keep their dtypes, copied by
+    pandas only if written to.
     """
-    replicates = plan.replicates
     inputs = records.reset_index(drop=True).set_axis(_output_names(records.columns), axis=1)
-    if replicates > 1:
-        inputs = pd.concat([inputs] * replicates, ignore_index=True)
-    added = pd.DataFrame({k: np.concatenate([part[name] for part in parts]) for k, name in enumerate(plan.added)},
-                         copy=False).set_axis(plan.added, axis=1)
+    if plan.replicates > 1:
+        inputs = pd.concat([inputs] * plan.replicates, ignore_index=True)
+    floats = plan.added[1:]
+    block = np.empty((len(floats), len(inputs)))
+    start = 0
+    for part in parts:
+        stop = start + part["REP"].size
+        for row, name in enumerate(floats):
+            block[row, start:stop] = part[name]
+        start = stop
+    added = pd.DataFrame(block.T, copy=False).set_axis(floats, axis=1)
+    added.insert(0, "REP", np.concatenate([part["REP"] for part in parts]))
     return pd.concat([inputs, added], axis=1)
 
 
@@ -710,7 +716,8 @@ def simulate_data_file(model, data_path, output_path, *, force=False, inputs=(),
         frame = first[0][0]
         plan.options["method"] = _resolve_method(plan, frame)
         parts = list(whole_subject_chunks(iter(first), plan))  # one chunk read: all of it at once
-        cached = [(pd.concat([f for f, _ in parts], ignore_index=True), np.concatenate([r for _, r in parts]))]
+        cached = [(pd.concat([part[0] for part in parts], ignore_index=True),
+                   np.concatenate([part[1] for part in parts]), np.concatenate([part[2] for part in parts]))]
         records = len(cached[0][0])
         batch = max(1, min(plan.replicates, MAX_ROWS_PER_BATCH // max(records, 1)))
         per_row = BYTES_PER_OUTPUT_CELL * len(plan.added) + BYTES_PER_TEXT_CELL * len(columns)
@@ -725,12 +732,12 @@ def simulate_data_file(model, data_path, output_path, *, force=False, inputs=(),
         for start in range(1, plan.replicates + 1, batch):
             replicates = list(range(start, min(start + batch, plan.replicates + 1)))
             chunks = cached if in_memory else whole_subject_chunks(read_csv_chunks(data_path, chunk_records), plan)
-            for frame, rows in chunks:
-                parts = _simulate_chunk(plan, frame, rows, replicates, max_memory)
+            for frame, rows, ids in chunks:
+                parts = _simulate_chunk(plan, frame, rows, ids, replicates, max_memory)
                 out = _output_table(dataclasses.replace(plan, replicates=len(replicates)), frame, parts)
                 summary["records"] += len(out)
                 if start == 1:
-                    summary["subjects"] += int(np.count_nonzero(np.diff(_ids(frame)) != 0)) + 1
+                    summary["subjects"] += int(np.count_nonzero(np.diff(ids) != 0)) + 1
                 yield out
 
     write = _write_parquet if parquet else _write_csv
