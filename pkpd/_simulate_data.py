@@ -45,7 +45,7 @@ Large data sets are read and simulated in chunks of whole IDs
 
 import dataclasses
 import json
-from itertools import islice
+from itertools import islice, pairwise
 from pathlib import Path
 
 import numpy as np
@@ -307,7 +307,7 @@ def _subject_chunks(records, rows, chunk_records, plan):
             cuts.append(cut)
     cuts.append(len(ids))
     first_row_of = {}
-    for start, stop in zip(cuts[:-1], cuts[1:]):
+    for start, stop in pairwise(cuts):
         yield _checked_subjects(records.iloc[start:stop], rows[start:stop], ids[start:stop], plan, first_row_of)
 
 
