@@ -45,7 +45,7 @@ Large data sets are read and simulated in chunks of whole IDs
 
 import dataclasses
 import json
-from itertools import islice
+from itertools import islice, pairwise
 from pathlib import Path
 
 import numpy as np
@@ -172,13 +172,14 @@ def simulate_data(model, data, *, replicates=1, seed=0, variability="all", retur
     check_memory(per_row * len(data) * plan.replicates,
                  f"{source}: {len(data)} records x {plan.replicates} replicates", max_memory)
     plan.options["method"] = _resolve_method(plan, data)
-    chunks = list(whole_subject_chunks(_frame_chunks(data, chunk_records), plan))
-    if not chunks:
+    records, rows = _records(data)
+    if not len(records):
         raise DataError(f"{source}: has no records")
+    chunks = list(_subject_chunks(records, rows, chunk_records, plan))
     replicates = list(range(1, plan.replicates + 1))
-    by_chunk = [_simulate_chunk(plan, frame, rows, replicates, max_memory) for frame, rows in chunks]
-    parts = [tables[index] for index in range(plan.replicates) for tables in by_chunk]  # replicate after replicate
-    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    by_chunk = [_simulate_chunk(plan, frame, rows, ids, replicates, max_memory) for frame, rows, ids in chunks]
+    parts = [added[index] for index in range(plan.replicates) for added in by_chunk]  # replicate after replicate
+    out = _output_table(plan, records, parts)
     out.attrs.update(units=_units(plan, data.columns), dv=plan.dv)
     return out
 
@@ -280,10 +281,34 @@ def _check_chunk_records(chunk_records):
 # ---------------------------------------------------------------------------
 # reading in chunks of whole subjects
 
-def _frame_chunks(data, chunk_records):
-    """(rows, first file row) of an in-memory data set; row 2 is the first record (row 1 the header)."""
-    for start in range(0, len(data), chunk_records):
-        yield data.iloc[start:start + chunk_records], start + 2
+def _records(data):
+    """The records of an in-memory data set without its comment rows, and their file rows (the first is row 2)."""
+    rows = np.arange(2, len(data) + 2, dtype=np.int64)
+    keep = ~comment_rows(data)
+    if keep.all():
+        return data, rows
+    return data[keep], rows[keep]
+
+
+def _subject_chunks(records, rows, chunk_records, plan):
+    """(records of whole subjects, their file rows, their IDs), about `chunk_records` records at a time.
+
+    A chunk ends at the last change of ID at or before each multiple of
+    `chunk_records` (a subject longer than that is one chunk). IDs that are not
+    numbers are each their own run, as in :func:`whole_subject_chunks`.
+    """
+    ids = _ids(records)
+    same = (ids[1:] == ids[:-1]) | (np.isnan(ids[1:]) & np.isnan(ids[:-1]))
+    starts = np.flatnonzero(np.concatenate([[True], ~same]))
+    cuts = [0]
+    for end in range(chunk_records, len(ids), chunk_records):
+        cut = int(starts[np.searchsorted(starts, end, side="right") - 1])
+        if cut > cuts[-1]:
+            cuts.append(cut)
+    cuts.append(len(ids))
+    first_row_of = {}
+    for start, stop in pairwise(cuts):
+        yield _checked_subjects(records.iloc[start:stop], rows[start:stop], ids[start:stop], plan, first_row_of)
 
 
 def read_csv_chunks(path, chunk_records=CHUNK_RECORDS):
@@ -342,11 +367,13 @@ def comment_rows(frame):
             blank &= values.isna().to_numpy()
         else:
             blank &= (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
+        if not blank.any():  # a row with a value in any column is not blank
+            break
     return comment | blank
 
 
 def whole_subject_chunks(raw_chunks, plan):
-    """(records of whole subjects without comment rows, their file row numbers) from raw chunks.
+    """(records of whole subjects without comment rows, their file row numbers, their IDs) from raw chunks.
 
     The last subject of a chunk is carried over to the next one (an ID's records
     are never split). An ID that comes back after other IDs is refused when random
@@ -357,7 +384,8 @@ def whole_subject_chunks(raw_chunks, plan):
     for frame, first in raw_chunks:
         rows = np.arange(first, first + len(frame), dtype=np.int64)
         keep = ~comment_rows(frame)
-        frame, rows = frame[keep], rows[keep]
+        if not keep.all():
+            frame, rows = frame[keep], rows[keep]
         if carry is not None:
             frame, rows = pd.concat([carry, frame]), np.concatenate([carry_rows, rows])
         if len(frame) == 0:
@@ -395,7 +423,7 @@ def _checked_subjects(frame, rows, ids, plan, first_row_of):
                                 f"IDs (first at row {first_row_of[key]}); random effects are drawn per ID, so give "
                                 f"each subject its own ID")
             first_row_of[key] = int(rows[start])
-    return frame, rows
+    return frame, rows, ids
 
 
 # ---------------------------------------------------------------------------
@@ -416,8 +444,8 @@ def _resolve_method(plan, data):
     return resolve_method(model, "auto", span=float(time.max() - time.min()) if time.size else None)
 
 
-def _simulate_chunk(plan, frame, rows, replicates, max_memory=None):
-    """The output tables of `frame` (whole subjects), one per replicate in `replicates`."""
+def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory=None):
+    """The added columns of `frame` (whole subjects), one dict of columns per replicate in `replicates`."""
     model, source = plan.model, plan.source
     names = standard_columns(frame, source)
     engine_frame = frame.set_axis(names, axis=1)
@@ -431,10 +459,9 @@ def _simulate_chunk(plan, frame, rows, replicates, max_memory=None):
         stream = build_stream(model, engine_frame, source=source, max_memory=max_memory)
     except DataError as error:
         raise _renumbered(error, rows) from None
-    ids = stream.subject_ids
-    subject = _subject_of_record(engine_frame)
-    position = np.arange(subject.size) - np.searchsorted(subject, subject)
-    stream_ids = _stream_ids(plan, ids, rows, subject) if plan.random else None
+    subject, starts = _subject_of_record(ids)
+    position = np.arange(subject.size) - starts[subject]
+    stream_ids = _stream_ids(plan, stream.subject_ids, rows, subject) if plan.random else None
     occasion = _occasions(plan, engine_frame, rows)
     observation = (stream.evid == 0) & (mdv != 1)
 
@@ -444,8 +471,8 @@ def _simulate_chunk(plan, frame, rows, replicates, max_memory=None):
         random_ids = None if stream_ids is None else stream_ids + (replicate - 1) * REPLICATE_STRIDE
         inputs, effects = _individual_inputs(plan, stream.inputs, subject, occasion, random_ids)
         individual = typical if inputs is stream.inputs else _run(plan, stream, inputs)
-        parts.append(_table(plan, frame, replicate, individual, typical, observation, subject, position,
-                            random_ids, inputs, effects))
+        parts.append(_added(plan, replicate, individual, typical, observation, subject, position, random_ids,
+                            inputs, effects))
     return parts
 
 
@@ -468,27 +495,33 @@ def _integer_column(frame, name, rows, source, allowed=None, default=0, upper=No
     if name not in frame.columns:
         return np.full(len(frame), default, np.int64)
     raw = _stripped(frame[name])
-    text = raw.astype(str)
-    blank = raw.isna().to_numpy() | text.isin(["", "."]).to_numpy()
-    values = pd.to_numeric(raw.where(~blank, default), errors="coerce").to_numpy(float)
-    bad = np.isnan(values) | (values != np.round(values))
-    if allowed is not None:
-        bad |= ~np.isin(values, allowed)
+    if pd.api.types.is_numeric_dtype(raw):
+        values = raw.to_numpy(dtype=float, na_value=np.nan)
+        blank = np.isnan(values)
+        if blank.any():
+            values = np.where(blank, float(default), values)
     else:
-        bad |= (values < 0) | (values > upper)
+        text = raw.astype(str)
+        blank = raw.isna().to_numpy() | text.isin(["", "."]).to_numpy()
+        values = pd.to_numeric(raw.where(~blank, default), errors="coerce").to_numpy(float)
+    if allowed is not None:
+        bad = ~np.isin(values, allowed)  # NaN and fractions too (the allowed values are integers)
+    else:
+        bad = np.isnan(values) | (values != np.round(values)) | (values < 0) | (values > upper)
     if bad.any():
         index = int(np.flatnonzero(bad)[0])
         rule = (f"must be {' or '.join(map(str, allowed))}" if allowed is not None
                 else f"must be an integer from 0 to {upper}")
-        raise DataError(f"{source}, row {rows[index]}, column {name}: {rule}; got {text.iloc[index]!r}")
+        cell = raw.iloc[index:index + 1].astype(str).iloc[0]
+        raise DataError(f"{source}, row {rows[index]}, column {name}: {rule}; got {cell!r}")
     return values.astype(np.int64)
 
 
-def _subject_of_record(frame):
-    """The subject index of each record (subjects are runs of equal ID, as in the engine)."""
-    ids = pd.to_numeric(_stripped(frame["ID"]), errors="coerce").to_numpy(float)
+def _subject_of_record(ids):
+    """The subject index of each record (subjects are runs of equal ID, as in the engine), and each subject's
+    first record."""
     new = np.concatenate([[True], ids[1:] != ids[:-1]])
-    return np.cumsum(new) - 1
+    return np.cumsum(new) - 1, np.flatnonzero(new)
 
 
 def _stream_ids(plan, ids, rows, subject):
@@ -538,13 +571,12 @@ def _run(plan, stream, inputs):
     return states, values
 
 
-def _table(plan, frame, replicate, individual, typical, observation, subject, position, random_ids, inputs,
-           effects):
-    """The output rows of one replicate: input columns, then the added ones."""
+def _added(plan, replicate, individual, typical, observation, subject, position, random_ids, inputs, effects):
+    """The added columns of one replicate's rows (name -> array, in the order of ``plan.added``)."""
     model = plan.model
     states, values = individual
-    out = frame.set_axis(_output_names(frame.columns), axis=1)
-    added = {"REP": np.full(len(frame), replicate, np.int64)}
+    n = observation.size
+    added = {"REP": np.full(n, replicate, np.int64)}
     if plan.dv is not None:
         column = list(model.outputs).index(plan.dv)
         ipred = values[:, column]
@@ -561,8 +593,33 @@ def _table(plan, frame, replicate, individual, typical, observation, subject, po
             if name.startswith("IND_"):
                 added[name] = inputs[:, model.inputs.index(name[4:])]
             else:
-                added[name] = effects.get(name, np.zeros(len(frame)))
-    return pd.concat([out.reset_index(drop=True), pd.DataFrame(added)], axis=1)
+                added[name] = effects.get(name, np.zeros(n))
+    return added
+
+
+def _output_table(plan, records, parts):
+    """The output: the input `records` once per replicate, beside the added columns of `parts`.
+
+    `parts` (dicts of added columns) cover the records replicate after replicate.
+    REP is an int64 column and the other added columns, all float64, are written
+    into one new 2-D block (one allocation: many column-sized ones cost more in
+    page faults than the copying); the input columns keep their dtypes, copied by
+    pandas only if written to.
+    """
+    inputs = records.reset_index(drop=True).set_axis(_output_names(records.columns), axis=1)
+    if plan.replicates > 1:
+        inputs = pd.concat([inputs] * plan.replicates, ignore_index=True)
+    floats = plan.added[1:]
+    block = np.empty((len(floats), len(inputs)))
+    start = 0
+    for part in parts:
+        stop = start + part["REP"].size
+        for row, name in enumerate(floats):
+            block[row, start:stop] = part[name]
+        start = stop
+    added = pd.DataFrame(block.T, copy=False).set_axis(floats, axis=1)
+    added.insert(0, "REP", np.concatenate([part["REP"] for part in parts]))
+    return pd.concat([inputs, added], axis=1)
 
 
 def _output_names(columns):
@@ -659,7 +716,8 @@ def simulate_data_file(model, data_path, output_path, *, force=False, inputs=(),
         frame = first[0][0]
         plan.options["method"] = _resolve_method(plan, frame)
         parts = list(whole_subject_chunks(iter(first), plan))  # one chunk read: all of it at once
-        cached = [(pd.concat([f for f, _ in parts], ignore_index=True), np.concatenate([r for _, r in parts]))]
+        cached = [(pd.concat([part[0] for part in parts], ignore_index=True),
+                   np.concatenate([part[1] for part in parts]), np.concatenate([part[2] for part in parts]))]
         records = len(cached[0][0])
         batch = max(1, min(plan.replicates, MAX_ROWS_PER_BATCH // max(records, 1)))
         per_row = BYTES_PER_OUTPUT_CELL * len(plan.added) + BYTES_PER_TEXT_CELL * len(columns)
@@ -674,11 +732,12 @@ def simulate_data_file(model, data_path, output_path, *, force=False, inputs=(),
         for start in range(1, plan.replicates + 1, batch):
             replicates = list(range(start, min(start + batch, plan.replicates + 1)))
             chunks = cached if in_memory else whole_subject_chunks(read_csv_chunks(data_path, chunk_records), plan)
-            for frame, rows in chunks:
-                out = pd.concat(_simulate_chunk(plan, frame, rows, replicates, max_memory), ignore_index=True)
+            for frame, rows, ids in chunks:
+                parts = _simulate_chunk(plan, frame, rows, ids, replicates, max_memory)
+                out = _output_table(dataclasses.replace(plan, replicates=len(replicates)), frame, parts)
                 summary["records"] += len(out)
                 if start == 1:
-                    summary["subjects"] += int(np.count_nonzero(np.diff(_ids(frame)) != 0)) + 1
+                    summary["subjects"] += int(np.count_nonzero(np.diff(ids) != 0)) + 1
                 yield out
 
     write = _write_parquet if parquet else _write_csv

@@ -212,6 +212,35 @@ def test_comment_rows_inside_a_subject_change_nothing():
     pd.testing.assert_frame_equal(a, b)
 
 
+def test_comment_rows_at_any_chunk_boundary_change_nothing():
+    """In-memory data sets are cut into chunks at ID boundaries after dropping comment rows."""
+    data = trial(6, weights=(70.0, 50.0, 61.5)).astype(str)
+    expected = pkpd.simulate_data(IIV_MODEL, data, replicates=2, seed=3)
+    lines = [("#", "text", "", "", "", ""), ("", "", "", "", "", "")]
+    rows = []
+    for index, row in enumerate(data.itertuples(index=False)):
+        rows.append(tuple(row))
+        if index % 3 == 1:  # comment or blank rows inside and between subjects
+            rows.append(lines[index % 2])
+    commented = pd.DataFrame(rows, columns=data.columns)
+    for chunk in (1, 2, 3, 5, 7, len(commented)):
+        out = pkpd.simulate_data(IIV_MODEL, commented, replicates=2, seed=3, chunk_records=chunk)
+        pd.testing.assert_frame_equal(out, expected)
+
+
+def test_the_output_shares_no_memory_with_the_input_or_between_its_columns():
+    data = trial(3)
+    before = data.copy()
+    out = pkpd.simulate_data("pk1cmt", data, variability="none")
+    assert out.index.equals(pd.RangeIndex(len(data)))
+    pred, cp = out["PRED"].copy(), out["CP"].copy()
+    out.iloc[1, out.columns.get_loc("IPRED")] = -1.0
+    out.iloc[1, out.columns.get_loc("WT")] = -1.0
+    pd.testing.assert_frame_equal(data, before)
+    pd.testing.assert_series_equal(out["PRED"], pred)
+    pd.testing.assert_series_equal(out["CP"], cp)
+
+
 def test_units_are_in_attrs_and_beside_the_table():
     out = pkpd.simulate_data(IIV_MODEL, trial(1), return_etas=True)
     units = out.attrs["units"]
