@@ -25,7 +25,11 @@ import numpy as np
 
 from . import __version__
 from ._model import load_model
-from ._population import Population, default_neuropathic_pain_correlations, default_neuropathic_pain_covariates
+from ._population import (
+    Population,
+    default_neuropathic_pain_correlations,
+    default_neuropathic_pain_covariates,
+)
 from ._regimen import Dose
 from ._simulate import simulate
 from ._units import MMOL_MG_PER_G_MGSO4_7H2O
@@ -312,8 +316,8 @@ def render(predictions):
         "inter-individual variability and scales linearly with weight, so a dose per kg gives every subject",
         "the same concentrations). Error % = typical / observed - 1.",
         "",
-        f"Summary: {counts['pass']} pass, {counts['known failure']} known failures, {counts['FAIL']} failures, "
-        f"{counts['unexpected pass']} unexpected passes.",
+        (f"Summary: {counts['pass']} pass, {counts['known failure']} known failures, {counts['FAIL']} failures, "
+        f"{counts['unexpected pass']} unexpected passes."),
         "",
         "## Validation",
         "",
