@@ -16,7 +16,6 @@ fixed-subject-effect OLS also when dropout leaves subjects incomplete.
 """
 
 import itertools
-from itertools import repeat
 from dataclasses import dataclass
 
 import numpy as np
@@ -495,8 +494,8 @@ def _design_power(scenario, design, progress, executor, chunk_replicates):
     else:
         firsts = range(0, design.replicates, chunk_replicates)
         counts = [min(chunk_replicates, design.replicates - first) for first in firsts]
-        parts = list(executor.map(replicate_scores, repeat(scenario, len(counts)), repeat(design, len(counts)),
-                                  firsts, counts))
+        parts = list(executor.map(replicate_scores, itertools.repeat(scenario, len(counts)),
+                                  itertools.repeat(design, len(counts)), firsts, counts))
         scores, baseline, stay = (np.concatenate([part[i] for part in parts]) for i in range(3))
         sequence = np.arange(max(design.sample_sizes)) % len(design.sequences)
     return power_table(design, endpoint_values(design, scores, baseline), sequence, stay)
