@@ -482,10 +482,16 @@ class SimulationPlan:
             bar.close()
 
 
+def engine_variants(model):
+    """The models whose engines :func:`simulate` may run for `model`: itself and, when folding its
+    zero-valued switches makes it linear, that specialisation (see :func:`_linear_specialisation`)."""
+    special = _linear_specialisation(model)
+    return [model] if special is model else [model, special]
+
+
 def engines_compiled(model):
-    """Whether :func:`simulate` finds every engine of `model` in Numba's on-disk cache (its own and
-    that of its linear specialisation), so that the first run does not compile."""
-    return is_compiled(model) and is_compiled(_linear_specialisation(model))
+    """Whether every engine :func:`simulate` may run for `model` is in Numba's on-disk cache (no compilation)."""
+    return all(is_compiled(variant) for variant in engine_variants(model))
 
 
 def _linear_specialisation(model):
