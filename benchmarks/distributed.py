@@ -51,12 +51,13 @@ def main(argv=None):
     print(f"  in-process (Numba threads): {local:7.3f} s  {arguments.subjects / local:10.0f} subjects/s")
     for workers in (1, 2):
         with _distributed.cluster(workers=workers, threads_per_worker=1) as client:
-            _distributed.simulate_summary(client, model, regimen, population.subset(0, 10), times)  # warm workers
-            elapsed = timed(lambda: _distributed.simulate_summary(client, model, regimen, population, times,
-                                                                  **kwargs))
+            dask = _distributed.DaskExecutor(client)
+            pkpd.simulate_summary(model, regimen, population.subset(0, 10), times, executor=dask)  # warm workers
+            elapsed = timed(lambda: pkpd.simulate_summary(model, regimen, population, times, progress=False,
+                                                          executor=dask, **kwargs))
             one = population.subset(0, 1)
-            round_trip = timed(lambda: _distributed.simulate_summary(client, model, regimen, one, times,
-                                                                     chunk_subjects=1), repeats=5)
+            round_trip = timed(lambda: pkpd.simulate_summary(model, regimen, one, times, chunk_subjects=1,
+                                                             progress=False, executor=dask), repeats=5)
             in_process = timed(lambda: pkpd.simulate_summary(model, regimen, one, times, progress=False), repeats=5)
         print(f"  dask, {workers} worker{'s' if workers > 1 else ' '}:              {elapsed:7.3f} s  "
               f"{arguments.subjects / elapsed:10.0f} subjects/s  ({local / elapsed:.2f}x in-process); "

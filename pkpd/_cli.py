@@ -135,13 +135,13 @@ def _run(arguments):
     if not arguments.quiet:
         _announce_compilation([scenario.model] + [arm.model for arm in scenario.arms if arm.model is not None])
     if arguments.workers is not None or arguments.scheduler:
-        from ._distributed import cluster
+        from ._distributed import DaskExecutor, cluster
 
         if arguments.workers is not None and arguments.workers < 1:
             raise PkpdError(f"--workers must be a positive integer; got {arguments.workers}")
         with cluster(scheduler=arguments.scheduler, workers=arguments.workers) as client:
             result = run_scenario(scenario, arguments.output, force=arguments.force, progress=not arguments.quiet,
-                                  figures=not arguments.no_figures, client=client)
+                                  figures=not arguments.no_figures, executor=DaskExecutor(client))
     else:
         result = run_scenario(scenario, arguments.output, force=arguments.force, progress=not arguments.quiet,
                               figures=not arguments.no_figures)
@@ -184,10 +184,9 @@ def _parameter_settings(settings):
 
 def _announce_compilation(models):
     """Say so when a model will compile on first use (otherwise the wait looks like a hang)."""
-    from ._model import is_compiled
-    from ._simulate import _linear_specialisation
+    from ._simulate import engines_compiled
 
-    if not all(is_compiled(model) and is_compiled(_linear_specialisation(model)) for model in models):
+    if not all(engines_compiled(model) for model in models):
         print(f"compiling model {models[0].name} for first use (about 15 s; cached for every later run)",
               file=sys.stderr)
 

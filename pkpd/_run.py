@@ -50,22 +50,18 @@ def make_population(scenario, n=None):
     return Population(n or scenario.n, seed=scenario.seed, **scenario.population_spec)
 
 
-def simulate_arms(scenario, population, progress=True, client=None):
-    """SimulationResult per arm; every arm sees the same virtual subjects (paired)."""
+def simulate_arms(scenario, population, progress=True, executor=None):
+    """SimulationResult per arm; every arm sees the same virtual subjects (paired).
+
+    `executor` (an object with ``map(fn, *iterables)``) runs the chunks of subjects, if given.
+    """
     results = {}
     for arm in scenario.arms:
         model = arm.model or scenario.model  # an arm that sets parameters has a model of its own
-        if client is not None:
-            from . import _distributed
-
-            results[arm.name] = _distributed.simulate(
-                client, model, arm.regimen, population, scenario.times, method=scenario.solver["method"],
-                rtol=scenario.solver["rtol"], atol=scenario.solver["atol"], variability=scenario.variability)
-            continue
         results[arm.name] = simulate(model, arm.regimen, population, scenario.times,
                                      method=scenario.solver["method"], rtol=scenario.solver["rtol"],
                                      atol=scenario.solver["atol"], variability=scenario.variability,
-                                     progress=progress)
+                                     progress=progress, executor=executor)
     return results
 
 
@@ -202,8 +198,11 @@ def check_run(scenario, outdir=None, *, force=False):
     check_resources(scenario)
 
 
-def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=True, client=None):
+def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=True, executor=None):
     """Run a scenario; write its outputs to `outdir` if given.
+
+    `executor` (an object with ``map(fn, *iterables)``, e.g. a
+    :class:`concurrent.futures.Executor`) runs the chunks of subjects and of trial replicates.
 
     Returns
     -------
@@ -212,7 +211,7 @@ def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=T
     check_run(scenario, outdir, force=force)
     started = time.perf_counter()
     population = make_population(scenario)
-    results = simulate_arms(scenario, population, progress=progress, client=client)
+    results = simulate_arms(scenario, population, progress=progress, executor=executor)
     profiles = profiles_table(scenario, results)
     exposure = exposure_table(scenario, results)
     summary = summary_table(scenario, exposure, results)
@@ -221,7 +220,7 @@ def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=T
     if scenario.trial is not None:
         from ._trial import run_trial_section
 
-        power, extra = run_trial_section(scenario, progress=progress, client=client)
+        power, extra = run_trial_section(scenario, progress=progress, executor=executor)
     info = manifest(scenario, population, time.perf_counter() - started, results, extra)
     run = RunResult(profiles=profiles, exposure=exposure, summary=summary, manifest=info, results=results,
                     power=power)

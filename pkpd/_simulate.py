@@ -7,6 +7,8 @@ engine's flat event records, subjects in chunks, and collects the outputs.
 """
 
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -15,7 +17,7 @@ from . import _metrics
 from ._engine import raise_failures, resolve_method, run_stream
 from ._errors import ModelError, PkpdError
 from ._events import KIND_DOSE, KIND_OBS, EventStream
-from ._model import load_model
+from ._model import is_compiled, load_model
 from ._population import (Population, add_residual_error, apply_random_effects, sample_covariates, sample_iiv,
                           sample_iov)
 from ._regimen import Regimen, expand
@@ -196,7 +198,7 @@ def _check_times(times):
 
 def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, atol=1e-10,
              variability=True, chunk_subjects=None, progress=None, max_steps=100_000, occasions=None,
-             max_memory=None):
+             max_memory=None, executor=None):
     """Simulate a regimen in a virtual population.
 
     Parameters
@@ -229,6 +231,10 @@ def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, ato
         Memory limit (bytes or text such as "8GB"; default ``PKPD_MAX_MEMORY`` or half
         the machine's memory): a simulation estimated to need more is refused before
         anything is allocated.
+    executor : object with a ``map(fn, *iterables)`` method, optional
+        Runs the chunks of subjects elsewhere (a :class:`concurrent.futures.Executor`,
+        or :class:`pkpd._distributed.DaskExecutor` for a dask cluster); the results are
+        those of the in-process run. By default the chunks run here, one after another.
 
     Returns
     -------
@@ -242,14 +248,19 @@ def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, ato
     >>> result.values.shape
     (10, 25, 1)
     """
-    run = _Run(model, regimen, population, times, method=method, rtol=rtol, atol=atol, variability=variability,
-               chunk_subjects=chunk_subjects, progress=progress, max_steps=max_steps, occasions=occasions,
-               max_memory=max_memory)
+    run = SimulationPlan(model, regimen, population, times, method=method, rtol=rtol, atol=atol,
+                         variability=variability, chunk_subjects=chunk_subjects, progress=progress,
+                         max_steps=max_steps, occasions=occasions, max_memory=max_memory)
     n, model = run.n, run.model
     values = np.empty((n, run.times.size, len(model.outputs)))
     states = np.empty((n, run.times.size, len(model.compartments)))
-    for _ in run.chunks(values_out=values, states_out=states):
-        pass  # the engine writes each chunk straight into its rows of values and states
+    if executor is None:
+        for _ in run.chunks(values_out=values, states_out=states):
+            pass  # the engine writes each chunk straight into its rows of values and states
+    else:
+        for start, stop, (chunk_values, chunk_states) in run.map_chunks(executor, run_chunk):
+            values[start:stop] = chunk_values.reshape(stop - start, run.times.size, -1)
+            states[start:stop] = chunk_states.reshape(stop - start, run.times.size, -1)
     parameters = pd.DataFrame(run.inputs, columns=model.inputs, index=pd.Index(run.population.subject_ids, name="ID"))
     return SimulationResult(model=model, times=run.times, values=values, states=states,
                             subject_ids=run.population.subject_ids, parameters=parameters, etas=run.etas,
@@ -259,13 +270,15 @@ def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, ato
 def simulate_summary(model, regimen, population, times, *, outputs=None, quantiles=DEFAULT_QUANTILES,
                      relative_accuracy=0.005, interval=None, thresholds=None, windows=None, method="auto",
                      rtol=1e-8, atol=1e-10, variability=True, chunk_subjects=2_000, progress=None,
-                     max_steps=100_000, max_memory=None):
+                     max_steps=100_000, max_memory=None, executor=None):
     """Simulate a large population keeping only percentiles and exposure metrics.
 
     Subjects are simulated chunk by chunk; each chunk updates a mergeable quantile
     sketch per output (:class:`pkpd._metrics.PercentileAccumulator`, relative error
     at most `relative_accuracy`) and its per-subject exposure metrics, then is
-    dropped, so memory does not grow with the trajectories.
+    dropped, so memory does not grow with the trajectories. With an `executor` (see
+    :func:`simulate`) each chunk's sketch and metrics are computed where the chunk runs
+    and merged here in chunk order: no trajectory is gathered, the numbers are the same.
 
     Returns
     -------
@@ -274,24 +287,29 @@ def simulate_summary(model, regimen, population, times, *, outputs=None, quantil
         output -> dict of metric -> ndarray (n_subjects,) (or (n_subjects, k) for
         thresholds and windows); ``n``.
     """
-    run = _Run(model, regimen, population, times, method=method, rtol=rtol, atol=atol, variability=variability,
-               chunk_subjects=chunk_subjects, progress=progress, max_steps=max_steps, keep_trajectories=False,
-               max_memory=max_memory)
+    run = SimulationPlan(model, regimen, population, times, method=method, rtol=rtol, atol=atol,
+                         variability=variability, chunk_subjects=chunk_subjects, progress=progress,
+                         max_steps=max_steps, keep_trajectories=False, max_memory=max_memory)
     model = run.model
     outputs = list(outputs or model.outputs)
     thresholds = thresholds or {}
     windows = windows or {}
     columns = [list(model.outputs).index(o) for o in outputs]
-    sketches = {o: _metrics.PercentileAccumulator(run.times.size, quantiles=quantiles,
-                                                  relative_accuracy=relative_accuracy) for o in outputs}
-    parts = {o: [] for o in outputs}
-    for _, _, chunk_values, _ in run.chunks(keep_states=False):
-        for output, column in zip(outputs, columns):
-            values = np.ascontiguousarray(chunk_values[:, :, column])
-            sketches[output].add(values)
-            parts[output].append(_metrics.exposure_metrics(run.times, values, interval=interval,
-                                                           thresholds=thresholds.get(output, ()),
-                                                           windows=windows.get(output, ())))
+    task = partial(summarise_chunk, times=run.times, columns=dict(zip(outputs, columns)), quantiles=tuple(quantiles),
+                   relative_accuracy=relative_accuracy, interval=interval, thresholds=thresholds, windows=windows)
+    if executor is None:
+        parts = (task(values=chunk_values) for _, _, chunk_values, _ in run.chunks(keep_states=False))
+    else:
+        parts = (part for _, _, part in run.map_chunks(executor, partial(_engine_then, task)))
+    sketches, exposures = None, {o: [] for o in outputs}
+    for chunk_sketches, chunk_exposure in parts:  # in chunk order: a deterministic merge and concatenation
+        if sketches is None:
+            sketches = chunk_sketches
+        else:
+            for output in outputs:
+                sketches[output].merge(chunk_sketches[output])
+        for output in outputs:
+            exposures[output].append(chunk_exposure[output])
     frames = []
     for output in outputs:
         table = sketches[output].result()
@@ -299,9 +317,46 @@ def simulate_summary(model, regimen, population, times, *, outputs=None, quantil
         for q, row in zip(quantiles, table):
             frame[f"P{q:g}"] = row
         frames.append(frame)
-    exposure = {o: {k: np.concatenate([p[k] for p in parts[o]]) for k in parts[o][0]} for o in outputs}
+    exposure = {o: {k: np.concatenate([p[k] for p in exposures[o]]) for k in exposures[o][0]} for o in outputs}
     return SummaryResult(percentiles=pd.concat(frames, ignore_index=True), exposure=exposure, n=run.n,
                          units={o: model.outputs[o].unit for o in outputs})
+
+
+def run_chunk(model, stream, options):
+    """Run one chunk of subjects through the engine: (values, states), shape (m * n_times, k) each.
+
+    A pure function of its inputs (:meth:`SimulationPlan.chunk_inputs` gives them), so an
+    executor may run it in any process, and again after a lost worker.
+    """
+    states, values, status = run_stream(model, stream, **options)
+    raise_failures(status, stream.subject_ids)
+    return values, states
+
+
+def summarise_chunk(values, *, times, columns, quantiles, relative_accuracy, interval, thresholds, windows):
+    """A chunk's quantile sketch and exposure metrics per output (`columns`: output -> column of `values`).
+
+    Returns
+    -------
+    sketches : dict of output -> PercentileAccumulator
+    exposure : dict of output -> dict of metric -> ndarray (m,)
+    """
+    values = values.reshape(-1, times.size, values.shape[-1])
+    sketches, exposure = {}, {}
+    for output, column in columns.items():
+        chunk = np.ascontiguousarray(values[:, :, column])
+        sketches[output] = _metrics.PercentileAccumulator(times.size, quantiles=quantiles,
+                                                          relative_accuracy=relative_accuracy)
+        sketches[output].add(chunk)
+        exposure[output] = _metrics.exposure_metrics(times, chunk, interval=interval,
+                                                     thresholds=thresholds.get(output, ()),
+                                                     windows=windows.get(output, ()))
+    return sketches, exposure
+
+
+def _engine_then(task, model, stream, options):
+    """`task` applied to the values of :func:`run_chunk` (where the chunk runs: only its result travels)."""
+    return task(values=run_chunk(model, stream, options)[0])
 
 
 @dataclass
@@ -312,8 +367,9 @@ class SummaryResult:
     units: dict
 
 
-class _Run:
-    """A simulation prepared once and run chunk by chunk of subjects."""
+class SimulationPlan:
+    """A simulation prepared once (inputs, random effects, doses, method) and run chunk by chunk of subjects:
+    here (:meth:`chunks`), by an executor (:meth:`map_chunks`), or by hand (:meth:`chunk_inputs`)."""
 
     def __init__(self, model, regimen, population, times, *, method, rtol, atol, variability, chunk_subjects,
                  progress, max_steps, occasions=None, keep_trajectories=True, max_memory=None):
@@ -361,40 +417,81 @@ class _Run:
         self.chunk_subjects = chunk_subjects
         self.progress = progress
 
+    def ranges(self):
+        """(start, stop) of each chunk of subjects, in order."""
+        return [(start, min(start + self.chunk_subjects, self.n)) for start in range(0, self.n, self.chunk_subjects)]
+
+    def chunk_inputs(self, start, stop):
+        """What the engine needs for subjects `start` to `stop` - 1: (model, EventStream, options).
+
+        Everything random (parameters, random effects, doses per weight) is already
+        drawn here, so a chunk's numbers do not depend on where, or with which others, it runs.
+        """
+        if self.occasion_of_record is None:
+            chunk_inputs = self.inputs[start:stop]
+        else:
+            chunk_inputs = self.occasion_table[start * self.n_occasions:stop * self.n_occasions]
+        stream = _chunk_stream(chunk_inputs, self.population.subject_ids[start:stop], self.template,
+                               self.amounts[start:stop], self.rates[start:stop], self.times.size,
+                               self.occasion_of_record, self.n_occasions)
+        return self.model, stream, self.options
+
+    def _bar(self):
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.n, unit="subject", delay=2.0, disable=(self.progress is False), leave=False,
+                    desc=f"simulating {self.model.name}")
+
     def chunks(self, keep_states=True, values_out=None, states_out=None):
         """Yield (start, stop, values (m, n_times, n_outputs), states (m, n_times, n_states) or None).
 
         With `values_out` / `states_out` (arrays (n, n_times, k), C-contiguous) the engine
         writes each chunk into their rows directly and the yielded arrays are views of them.
         """
-        from tqdm.auto import tqdm
-
-        n, size, times = self.n, self.chunk_subjects, self.times
-        bar = tqdm(total=n, unit="subject", delay=2.0, disable=(self.progress is False), leave=False,
-                   desc=f"simulating {self.model.name}")
+        times = self.times
+        bar = self._bar()
         try:
-            for start in range(0, n, size):
-                stop = min(start + size, n)
-                if self.occasion_of_record is None:
-                    chunk_inputs = self.inputs[start:stop]
-                else:
-                    chunk_inputs = self.occasion_table[start * self.n_occasions:stop * self.n_occasions]
-                stream = _chunk_stream(chunk_inputs, self.population.subject_ids[start:stop], self.template,
-                                       self.amounts[start:stop], self.rates[start:stop], times.size,
-                                       self.occasion_of_record, self.n_occasions)
+            for start, stop in self.ranges():
+                model, stream, options = self.chunk_inputs(start, stop)
                 m = stop - start
                 views = {}
                 if values_out is not None:
                     views["values"] = values_out[start:stop].reshape(m * times.size, values_out.shape[2])
                 if states_out is not None:
                     views["states"] = states_out[start:stop].reshape(m * times.size, states_out.shape[2])
-                chunk_states, chunk_values, status = run_stream(self.model, stream, **self.options, **views)
+                chunk_states, chunk_values, status = run_stream(model, stream, **options, **views)
                 raise_failures(status, stream.subject_ids)
                 yield (start, stop, chunk_values.reshape(m, times.size, -1),
                        chunk_states.reshape(m, times.size, -1) if keep_states else None)
                 bar.update(m)
         finally:
             bar.close()
+
+    def map_chunks(self, executor, task):
+        """Yield (start, stop, task(model, stream, options)) per chunk, in order, the tasks run by
+        ``executor.map`` (a :class:`concurrent.futures.Executor` or any object with that method)."""
+        ranges = self.ranges()
+        streams = (self.chunk_inputs(start, stop)[1] for start, stop in ranges)  # built as the executor takes them
+        models, options = repeat(self.model, len(ranges)), repeat(self.options, len(ranges))
+        bar = self._bar()
+        try:
+            for (start, stop), result in zip(ranges, executor.map(task, models, streams, options)):
+                yield start, stop, result
+                bar.update(stop - start)
+        finally:
+            bar.close()
+
+
+def engine_variants(model):
+    """The models whose engines :func:`simulate` may run for `model`: itself and, when folding its
+    zero-valued switches makes it linear, that specialisation (see :func:`_linear_specialisation`)."""
+    special = _linear_specialisation(model)
+    return [model] if special is model else [model, special]
+
+
+def engines_compiled(model):
+    """Whether every engine :func:`simulate` may run for `model` is in Numba's on-disk cache (no compilation)."""
+    return all(is_compiled(variant) for variant in engine_variants(model))
 
 
 def _linear_specialisation(model):

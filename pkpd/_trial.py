@@ -453,7 +453,7 @@ def designs_of(scenario):
     return designs
 
 
-def trial(scenario, *, replicates=None, progress=False):
+def trial(scenario, *, replicates=None, progress=False, executor=None, chunk_replicates=50):
     """Simulate and analyse the scenario's trial; return the power table.
 
     Parameters
@@ -462,6 +462,10 @@ def trial(scenario, *, replicates=None, progress=False):
         A scenario with a ``[trial]`` section (see ``scenarios/pickering2020_power.toml``).
     replicates : int, optional
         Override the number of replicate trials.
+    executor : object with a ``map(fn, *iterables)`` method, optional
+        Runs chunks of `chunk_replicates` replicate trials elsewhere (a
+        :class:`concurrent.futures.Executor`, or :class:`pkpd._distributed.DaskExecutor`);
+        only their endpoint arrays come back, and the table is the in-process one.
 
     Returns
     -------
@@ -479,24 +483,36 @@ def trial(scenario, *, replicates=None, progress=False):
     for design in designs_of(scenario):
         if replicates is not None:
             design.replicates = replicates
-        scores, baseline, sequence, stay = simulate_trial_scores(scenario, design, progress=progress)
-        tables.append(power_table(design, endpoint_values(design, scores, baseline), sequence, stay))
+        tables.append(_design_power(scenario, design, progress, executor, chunk_replicates))
     return pd.concat(tables, ignore_index=True)
 
 
-def run_trial_section(scenario, progress=False, client=None):
+def _design_power(scenario, design, progress, executor, chunk_replicates):
+    """The power table of one design: its replicates here, or in chunks by `executor`."""
+    if executor is None:
+        scores, baseline, sequence, stay = simulate_trial_scores(scenario, design, progress=progress)
+    else:
+        firsts = range(0, design.replicates, chunk_replicates)
+        counts = [min(chunk_replicates, design.replicates - first) for first in firsts]
+        parts = list(executor.map(replicate_scores, itertools.repeat(scenario, len(counts)),
+                                  itertools.repeat(design, len(counts)), firsts, counts))
+        scores, baseline, stay = (np.concatenate([part[i] for part in parts]) for i in range(3))
+        sequence = np.arange(max(design.sample_sizes)) % len(design.sequences)
+    return power_table(design, endpoint_values(design, scores, baseline), sequence, stay)
+
+
+def replicate_scores(scenario, design, first, count):
+    """Scores, baseline and stay (see :func:`simulate_trial_scores`) of replicates `first` to
+    `first` + `count` - 1: a pure function of its inputs, for an executor to run anywhere."""
+    scores, baseline, _, stay = simulate_trial_scores(scenario, design, replicates=count, first_replicate=first)
+    return scores, baseline, stay
+
+
+def run_trial_section(scenario, progress=False, executor=None):
     """For ``pkpd run``: the power table and what the manifest should record about it."""
     designs = designs_of(scenario)
-    if client is not None:
-        from . import _distributed
-
-        table = _distributed.trial(client, scenario)
-    else:
-        tables = []
-        for design in designs:
-            scores, baseline, sequence, stay = simulate_trial_scores(scenario, design, progress=progress)
-            tables.append(power_table(design, endpoint_values(design, scores, baseline), sequence, stay))
-        table = pd.concat(tables, ignore_index=True)
+    table = pd.concat([_design_power(scenario, design, progress, executor, 50) for design in designs],
+                      ignore_index=True)
     design = designs[0]
     extra = {"trial": {"design": design.design, "arms": [d.arms for d in designs],
                        "sequences": [[[d.arms[i] for i in s] for s in d.sequences] for d in designs],

@@ -41,10 +41,10 @@ def compile_model(name_or_path):
     from ._engine import run_stream
     from ._events import KIND_OBS, EventStream
     from ._model import load_model
-    from ._simulate import _linear_specialisation
+    from ._simulate import engine_variants
 
     model = load_model(name_or_path)
-    for variant in {id(model): model, id(special := _linear_specialisation(model)): special}.values():
+    for variant in engine_variants(model):
         stream = EventStream(subject_start=np.array([0, 1]), subject_ids=np.array([1.0]), time=np.zeros(1),
                              kind=np.array([KIND_OBS]), amt=np.zeros(1), cmt=np.zeros(1, np.int64),
                              rate=np.zeros(1), ii=np.zeros(1), ss=np.zeros(1, np.int64), prow=np.zeros(1, np.int64),
@@ -56,12 +56,11 @@ def compile_model(name_or_path):
 def needs_compiling(name_or_path):
     """Whether the model or its linear specialisation is missing from the cache (True if it cannot be loaded:
     the worker then reports why)."""
-    from ._model import is_compiled, load_model
-    from ._simulate import _linear_specialisation
+    from ._model import load_model
+    from ._simulate import engines_compiled
 
     try:
-        model = load_model(name_or_path)
-        return not (is_compiled(model) and is_compiled(_linear_specialisation(model)))
+        return not engines_compiled(load_model(name_or_path))
     except Exception:  # whatever it is, the worker meets it again and reports it with its traceback
         return True
 

@@ -1,4 +1,4 @@
-"""The dask.distributed backend: a real LocalCluster of 2 worker processes on loopback gives the
+"""The dask.distributed executor: a real LocalCluster of 2 worker processes on loopback gives the
 numbers of the in-process run, and losing a worker loses no work and counts none twice."""
 
 import os
@@ -10,6 +10,7 @@ import pytest
 
 import pkpd
 from conftest import ROOT, TEST_MODELS
+from pkpd._simulate import SimulationPlan, run_chunk
 
 distributed = pytest.importorskip("distributed")
 
@@ -31,6 +32,11 @@ def client():
 
 
 @pytest.fixture(scope="module")
+def dask(client):
+    return _distributed.DaskExecutor(client)
+
+
+@pytest.fixture(scope="module")
 def population():
     return pkpd.Population(300, seed=2020)
 
@@ -44,51 +50,50 @@ def test_cluster_has_two_worker_processes_on_loopback(client):
 
 
 @pytest.mark.parametrize("chunk", [70, 300])
-def test_distributed_simulation_equals_in_process(client, population, chunk):
+def test_distributed_simulation_equals_in_process(dask, population, chunk):
     local = pkpd.simulate(MODEL, REGIMEN, population, TIMES)
-    remote = _distributed.simulate(client, MODEL, REGIMEN, population, TIMES, chunk_subjects=chunk)
+    remote = pkpd.simulate(MODEL, REGIMEN, population, TIMES, chunk_subjects=chunk, executor=dask)
     assert np.array_equal(remote.values, local.values)
     assert np.array_equal(remote.states, local.states)
     assert remote.parameters.equals(local.parameters)
 
 
-def test_parameter_overrides_reach_the_workers(client, population):
+def test_parameter_overrides_reach_the_workers(dask, population):
     # a with_parameters copy (scenario [parameters], arm parameters, --set) has the file's path and
     # hash; the workers must still use its values, for simulate and simulate_summary
     model = pkpd.load_model(MODEL)
     faster = model.with_parameters({"CL": 3.0 * model.parameters["CL"].value})
     local = pkpd.simulate(faster, REGIMEN, population, TIMES)
-    remote = _distributed.simulate(client, faster, REGIMEN, population, TIMES, chunk_subjects=150)
+    remote = pkpd.simulate(faster, REGIMEN, population, TIMES, chunk_subjects=150, executor=dask)
     assert np.array_equal(remote.values, local.values)
     assert not np.array_equal(local.values, pkpd.simulate(model, REGIMEN, population, TIMES).values)
-    summary = _distributed.simulate_summary(client, faster, REGIMEN, population, TIMES, chunk_subjects=150)
+    summary = pkpd.simulate_summary(faster, REGIMEN, population, TIMES, chunk_subjects=150, executor=dask)
     assert summary.percentiles.equals(pkpd.simulate_summary(faster, REGIMEN, population, TIMES,
                                                             chunk_subjects=300).percentiles)
 
 
-def test_distributed_summary_equals_in_process_summary(client, population):
+def test_distributed_summary_equals_in_process_summary(dask, population):
     local = pkpd.simulate_summary(MODEL, REGIMEN, population, TIMES, chunk_subjects=300, thresholds={"CP": [1.0]})
-    remote = _distributed.simulate_summary(client, MODEL, REGIMEN, population, TIMES, chunk_subjects=60,
-                                           thresholds={"CP": [1.0]})
+    remote = pkpd.simulate_summary(MODEL, REGIMEN, population, TIMES, chunk_subjects=60, thresholds={"CP": [1.0]},
+                                   executor=dask)
     assert remote.percentiles.equals(local.percentiles)
     for metric, values in local.exposure["CP"].items():
         assert np.array_equal(remote.exposure["CP"][metric], values)
 
 
-def test_distributed_trial_equals_in_process(client):
+def test_distributed_trial_equals_in_process(dask):
     scenario = pkpd.load_scenario(ROOT / "scenarios" / "pickering2020_power.toml")
     scenario.trial = {k: v for k, v in scenario.trial.items()} | {"n": [20, 40]}
     local = pkpd.trial(scenario, replicates=12)
-    remote = _distributed.trial(client, scenario, replicates=12, replicates_per_task=5)
+    remote = pkpd.trial(scenario, replicates=12, executor=dask, chunk_replicates=5)
     assert remote.equals(local)
 
 
 def test_a_killed_worker_loses_and_duplicates_nothing(client, population):
     local = pkpd.simulate(MODEL, REGIMEN, population, TIMES)
-    model = pkpd.load_model(MODEL)
-    futures = [client.submit(_distributed._simulate_chunk, _distributed._model_key(model), REGIMEN,
-                             population.subset(a, b), TIMES, {}, pure=False)
-               for a, b in _distributed._ranges(300, 30)]
+    run = SimulationPlan(MODEL, REGIMEN, population, TIMES, method="auto", rtol=1e-8, atol=1e-10,
+                         variability=True, chunk_subjects=30, progress=False, max_steps=100_000)
+    futures = [client.submit(run_chunk, *run.chunk_inputs(a, b), pure=False) for a, b in run.ranges()]
     distributed.wait(futures)
     # kill the worker process that holds the most results: they must be recomputed elsewhere
     holders = client.who_has(futures)
@@ -103,6 +108,5 @@ def test_a_killed_worker_loses_and_duplicates_nothing(client, population):
     while victim in client.scheduler_info()["workers"] and time.time() < deadline:
         time.sleep(0.1)
     parts = client.gather(futures)
-    values = np.concatenate([p[0] for p in parts])
-    assert values.shape == local.values.shape
+    values = np.concatenate([p[0] for p in parts]).reshape(local.values.shape)
     assert np.array_equal(values, local.values)

@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 import pkpd
-from conftest import TEST_MODELS
+from conftest import TEST_MODELS, PicklingExecutor
 from pkpd._simulate import individual_inputs
 
 pytestmark = pytest.mark.models("ketamine_mg_pain", TEST_MODELS / "pk1cmt_iiv.toml", TEST_MODELS / "mm1cmt.toml",
@@ -34,6 +34,24 @@ def test_same_seed_same_numbers_whatever_threads_and_chunks(population, method):
             assert np.array_equal(again.values, reference.values)
     finally:
         numba.set_num_threads(previous)
+
+
+def test_an_executor_runs_the_chunks_and_gives_the_in_process_numbers(population):
+    # the chunks travel as a process pool or a dask worker would get them (pickled), the model without
+    # its compiled module; trajectories, parameters, summaries and exposure are those of the run here
+    local = pkpd.simulate(MODEL, REGIMEN, population, TIMES)
+    executor = PicklingExecutor()
+    remote = pkpd.simulate(MODEL, REGIMEN, population, TIMES, chunk_subjects=70, executor=executor)
+    assert executor.tasks == 5
+    assert np.array_equal(remote.values, local.values) and np.array_equal(remote.states, local.states)
+    assert remote.parameters.equals(local.parameters) and remote.method == local.method
+    summary = pkpd.simulate_summary(MODEL, REGIMEN, population, TIMES, thresholds={"CP": [1.0]})
+    streamed = pkpd.simulate_summary(MODEL, REGIMEN, population, TIMES, thresholds={"CP": [1.0]},
+                                     chunk_subjects=60, executor=executor)
+    assert executor.tasks == 10
+    assert streamed.percentiles.equals(summary.percentiles)
+    for metric, values in summary.exposure["CP"].items():
+        assert np.array_equal(streamed.exposure["CP"][metric], values)
 
 
 def test_a_subset_of_subjects_gives_the_same_rows(population):

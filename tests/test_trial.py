@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from conftest import ROOT
+from conftest import ROOT, PicklingExecutor
 from pkpd._scenario import load_scenario
 from pkpd._trial import (TrialDesign, analyse, compare, designs_of, fit_linear_model, parse_trial, power_table, trial,
                          williams_sequences)
@@ -245,3 +245,14 @@ def test_parallel_trial_runs_end_to_end(tmp_path):
     table = trial(scenario)
     assert len(table) == 1 and table.iloc[0]["replicates"] == 50
     assert table.iloc[0]["mean_estimate"] < 0  # ketamine lowers the pain AUC on average
+
+
+@pytest.mark.models("ketamine_mg_pain")
+def test_an_executor_runs_chunks_of_replicates_and_gives_the_in_process_table(tmp_path):
+    path = tmp_path / "null.toml"
+    path.write_text(NULL)
+    scenario = load_scenario(path)
+    executor = PicklingExecutor()
+    table = trial(scenario, replicates=8, executor=executor, chunk_replicates=3)
+    assert executor.tasks == 3  # replicates 0-2, 3-5, 6-7
+    assert table.equals(trial(scenario, replicates=8))
