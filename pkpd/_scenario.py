@@ -19,6 +19,7 @@ import numpy as np
 
 from ._errors import PkpdError, ScenarioError, suggestion
 from ._model import check_allowed, library_models, load_model
+from ._options import SolverOptions
 from ._random import MAX_SEED
 from ._regimen import Dose, Regimen, dose_warning, resolve_dose
 from ._resources import check_memory
@@ -388,14 +389,11 @@ def load_scenario(path):
 
     solver = raw.get("solver", {})
     check.keys("solver", solver, SOLVER_KEYS)
-    method = solver.get("method", "auto")
-    if method not in ("auto", "exact", "rk45", "rosenbrock"):
-        check.fail("solver.method", "must be auto, exact, rk45 or rosenbrock", value=method)
-    for key in ("rtol", "atol"):
-        value = solver.get(key, 1e-8 if key == "rtol" else 1e-10)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            check.fail(f"solver.{key}", "must be a positive number", value=value)
-    solver = {"method": method, "rtol": float(solver.get("rtol", 1e-8)), "atol": float(solver.get("atol", 1e-10))}
+    try:
+        options = SolverOptions(**solver)
+    except PkpdError as error:
+        check.refuse(f"solver.{error.key}", error)
+    solver = {"method": options.method, "rtol": float(options.rtol), "atol": float(options.atol)}
 
     trial = raw.get("trial")
     if trial is not None and not isinstance(trial, dict):
