@@ -242,7 +242,7 @@ def _validate(arguments):
     from ._scenario import resolved_doses
 
     scenario = load_scenario(arguments.scenario)
-    check_resources(scenario)  # also checks the [trial] section
+    check_resources(scenario)
     for warning in resolved_doses(scenario, make_population(scenario))[1]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{scenario.path.name}: valid ({scenario.model.name}, {len(scenario.arms)} arms, "

@@ -20,6 +20,7 @@ import numpy as np
 from ._errors import PkpdError, ScenarioError, suggestion
 from ._model import check_allowed, library_models, load_model
 from ._options import SolverOptions
+from ._population import Population
 from ._random import MAX_SEED
 from ._regimen import Dose, Regimen, dose_warning, resolve_dose
 from ._resources import check_memory
@@ -81,7 +82,10 @@ class Scenario:
         Interval for exposure metrics (model time unit); None = whole grid.
     quantiles : tuple of float
     trial : dict or None
-        The raw ``[trial]`` section (checked by the trial module).
+        The raw ``[trial]`` section.
+    designs : list of TrialDesign
+        The ``[trial]`` section checked when the scenario loaded: one design, or
+        one per comparison with ``versus``; empty without a trial.
     solver : dict
     hash : str
         SHA-256 of the file's text.
@@ -105,6 +109,7 @@ class Scenario:
     solver: dict
     description: str = ""
     raw: dict = field(default_factory=dict, repr=False)
+    designs: list = field(default_factory=list)
 
     @property
     def hash(self):
@@ -227,10 +232,8 @@ def check_resources(scenario, max_memory=None):
     what = (f"{scenario.path.name}: {n:,} subjects x {len(scenario.arms):,} arms x {n_times:,} output times"
             f"{f' (+ up to {most_doses:.3g} doses)' if most_doses else ''}")
     if scenario.trial is not None:
-        from ._trial import designs_of
-
         largest = 0.0  # designs run one after another; each keeps only its power table
-        for design in designs_of(scenario):
+        for design in scenario.designs:
             patients = design.replicates * max(design.sample_sizes)
             days = int(round(design.baseline / 24.0)) + design.n_periods * design.days_per_period
             doses = sum(dose.administrations() for name in design.arms
@@ -341,6 +344,7 @@ def load_scenario(path):
         population_spec.pop("covariates")
     if "csv" in population_spec:
         population_spec["csv"] = str(path.parent / check.string("population.csv", population_spec["csv"]))
+    _check_population(check, population_spec, seed)
 
     arms = [_arm(check, model, f"arms[{i}]", arm) for i, arm in enumerate(raw.get("arms", []))]
     _check_arm_models(check, model, arms)
@@ -398,11 +402,30 @@ def load_scenario(path):
     trial = raw.get("trial")
     if trial is not None and not isinstance(trial, dict):
         check.fail("trial", "must be a table", value=trial)
-    return Scenario(path=path, text=text, model=model, seed=seed, n=n, population_spec=population_spec,
-                    variability=variability, arms=arms, times=times, variables=list(variables),
-                    thresholds=thresholds, windows=windows, interval=interval, quantiles=tuple(quantiles),
-                    metrics=list(metrics), trial=trial, solver=solver,
-                    description=str(raw.get("description", "")), raw=raw)
+    scenario = Scenario(path=path, text=text, model=model, seed=seed, n=n, population_spec=population_spec,
+                        variability=variability, arms=arms, times=times, variables=list(variables),
+                        thresholds=thresholds, windows=windows, interval=interval, quantiles=tuple(quantiles),
+                        metrics=list(metrics), trial=trial, solver=solver,
+                        description=str(raw.get("description", "")), raw=raw)
+    if trial is not None:
+        from ._trial import designs_of  # scipy loads only for a scenario with a trial
+
+        scenario.designs = designs_of(scenario)
+    return scenario
+
+
+def _check_population(check, spec, seed):
+    """Refuse a population spec :class:`Population` would refuse (covariates, correlations, csv), here.
+
+    Draws one subject, so that ``pkpd validate`` names the file and key of what
+    ``pkpd run`` would otherwise refuse only when it builds the population.
+    """
+    try:
+        Population(1, seed=seed, **spec)
+    except PkpdError as error:
+        if error.file is not None:  # the patient table's own file, row and column
+            raise
+        check.fail(error.key or "population", error.rule, **error.fields())
 
 
 def _times(check, spec, time_unit):
