@@ -627,9 +627,12 @@ def _dose(check, model, key, dose):
         check.fail(key, "give count or until, not both")
     if (count > 1 or until is not None) and every is None:
         check.fail(f"{key}.every", "is required when count > 1 or until is given")
-    return Dose(amount=amount, target=compartment, time=start, duration=duration, rate=rate, every=every,
-                count=count, until=until, per_weight=bool(per_weight), label=key, drug=drug_name,
-                written=_written(dose))
+    try:
+        return Dose(amount=amount, target=compartment, time=start, duration=duration, rate=rate, every=every,
+                    count=count, until=until, per_weight=bool(per_weight), label=key, drug=drug_name,
+                    written=_written(dose))
+    except PkpdError as error:  # a rule of Dose the checks above do not already make (e.g. a finite time)
+        check.fail(error.key or key, error.rule, **error.fields())
 
 
 def _written(dose):
