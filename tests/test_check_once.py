@@ -39,8 +39,8 @@ BAD = {
     "covariates_string": (BASE.replace("n = 4\n", 'n = 4\ncovariates = "healthy"\n'),
                           "s.toml: population.covariates: must be a non-empty table of covariates"),
     "covariate_distribution": (BASE.replace("n = 4\n", 'n = 4\ncovariates = { WT = { distribution = "gamma" } }\n'),
-                               "s.toml: population.covariates.WT.distribution: must be one of 'normal', "
-                               "'lognormal', 'uniform', 'categorical', 'constant'; got 'gamma'"),
+                               ("s.toml: population.covariates.WT.distribution: must be one of 'normal', "
+                               "'lognormal', 'uniform', 'categorical', 'constant'; got 'gamma'")),
     "correlations_unknown_name": (
         BASE.replace("n = 4\n", 'n = 4\ncovariates = { WT = { distribution = "normal", mean = 70, sd = 10 } }\n'
                                 'correlations = { names = ["WT", "AGE"], matrix = [[1, 0.5], [0.5, 1]] }\n'),
@@ -57,8 +57,8 @@ BAD = {
                    "s.toml: arms[1].doses[0].count: must be an integer >= 1; got 0"),
     "unknown_output": (BASE.replace('step = "1 h" }', 'step = "1 h" }\nvariables = ["KET"]'),
                        "s.toml: outputs.variables[0]: model 'ketamine_mg_pain' has no output 'KET'"),
-    "sweep_without_drug": (BASE + '[sweep]\namount = ["1 mg/kg"]\n', "s.toml: sweep.drug: is required when dose "
-                                                                      "keys are swept"),
+    "sweep_without_drug": (BASE + '[sweep]\namount = ["1 mg/kg"]\n', ("s.toml: sweep.drug: is required when dose "
+                                                                      "keys are swept")),
     "sweep_unknown_parameter": (BASE + "[sweep]\nparameters = { NOPE = [1, 2] }\n",
                                 "s.toml: sweep.parameters.NOPE: model 'ketamine_mg_pain' has no parameter 'NOPE'"),
     "trial_unknown_key": (BASE + TRIAL + "replicate = 3\n",
@@ -135,19 +135,19 @@ def test_every_default_refers_to_solver_options():
 
 
 @pytest.mark.parametrize("fields, key, rule", [
-    (dict(amount=-1.0), "amount", "must be positive"),
-    (dict(amount=float("nan")), "amount", "must be a finite number"),
-    (dict(amount=1.0, duration=-2.0), "duration", "must not be negative"),
-    (dict(amount=1.0, rate=0.0), "rate", "must be positive"),
-    (dict(amount=1.0, count=0), "count", "must be an integer >= 1"),
-    (dict(amount=1.0, count=2.0), "count", "must be an integer >= 1"),
-    (dict(amount=1.0, count=3), "every", "is required when count > 1 or until is given"),
-    (dict(amount=1.0, until=24.0), "every", "is required when count > 1 or until is given"),
-    (dict(amount=1.0, every=0.0, count=2), "every", "must be positive"),
-    (dict(amount=1.0, time=float("inf")), "time", "must be a finite number"),
-    (dict(amount=1.0, per_weight="yes"), "per_weight", "must be true or false"),
-    (dict(amount=None), "amount", "is required (or give a rate and a duration)"),
-    (dict(amount=None, rate=2.0), "duration", "is required: an infusion by rate needs an amount or a duration"),
+    ({"amount": -1.0}, "amount", "must be positive"),
+    ({"amount": float("nan")}, "amount", "must be a finite number"),
+    ({"amount": 1.0, "duration": -2.0}, "duration", "must not be negative"),
+    ({"amount": 1.0, "rate": 0.0}, "rate", "must be positive"),
+    ({"amount": 1.0, "count": 0}, "count", "must be an integer >= 1"),
+    ({"amount": 1.0, "count": 2.0}, "count", "must be an integer >= 1"),
+    ({"amount": 1.0, "count": 3}, "every", "is required when count > 1 or until is given"),
+    ({"amount": 1.0, "until": 24.0}, "every", "is required when count > 1 or until is given"),
+    ({"amount": 1.0, "every": 0.0, "count": 2}, "every", "must be positive"),
+    ({"amount": 1.0, "time": float("inf")}, "time", "must be a finite number"),
+    ({"amount": 1.0, "per_weight": "yes"}, "per_weight", "must be true or false"),
+    ({"amount": None}, "amount", "is required (or give a rate and a duration)"),
+    ({"amount": None, "rate": 2.0}, "duration", "is required: an infusion by rate needs an amount or a duration"),
 ])
 def test_a_dose_is_checked_when_built(fields, key, rule):
     amount = fields.pop("amount")
