@@ -33,6 +33,7 @@ from pathlib import Path
 
 from . import _signals
 from ._errors import PkpdError, SimulationError
+from ._options import DEFAULT, METHOD_NAMES
 from ._output import check_output_file, reason
 from ._resources import limit_override
 
@@ -68,9 +69,9 @@ def _build_parser():
     simulate.add_argument("--etas", action="store_true",
                           help="add the random effects (ETA_P, KAPPA_P) and individual parameters (IND_P)")
     simulate.add_argument("--amounts", action="store_true", help="add the compartment amounts")
-    simulate.add_argument("--method", default="auto", choices=["auto", "exact", "rk45", "rosenbrock"])
-    simulate.add_argument("--rtol", type=float, default=1e-8)
-    simulate.add_argument("--atol", type=float, default=1e-10)
+    simulate.add_argument("--method", default="auto", choices=list(METHOD_NAMES))
+    simulate.add_argument("--rtol", type=float, default=DEFAULT.rtol)
+    simulate.add_argument("--atol", type=float, default=DEFAULT.atol)
     run = commands.add_parser("run", help="run a scenario file: tables, figures, manifest")
     run.add_argument("scenario", help="scenario TOML file (see scenarios/)")
     run.add_argument("-o", "--output", required=True, help="output folder (must not exist unless --force)")
@@ -240,7 +241,7 @@ def _validate(arguments):
     from ._scenario import resolved_doses
 
     scenario = load_scenario(arguments.scenario)
-    check_resources(scenario)  # also checks the [trial] section
+    check_resources(scenario)
     for warning in resolved_doses(scenario, make_population(scenario))[1]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{scenario.path.name}: valid ({scenario.model.name}, {len(scenario.arms)} arms, "

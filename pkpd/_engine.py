@@ -7,6 +7,7 @@ import numpy as np
 
 from ._errors import PkpdError, SimulationError
 from ._events import shared_parameter_rows
+from ._options import DEFAULT, SolverOptions
 
 METHODS = {"rk45": 0, "rosenbrock": 1, "exact": 2}
 
@@ -64,15 +65,12 @@ def resolve_method(model, method, span=None):
 
 
 def check_tolerances(rtol, atol, max_steps):
-    if not (isinstance(rtol, (int, float)) and 0 < rtol < 1):
-        raise PkpdError(f"rtol must be in (0, 1); got {rtol!r}")
-    if not (isinstance(atol, (int, float)) and atol > 0):
-        raise PkpdError(f"atol must be positive; got {atol!r}")
-    if not (isinstance(max_steps, int) and max_steps > 0):
-        raise PkpdError(f"max_steps must be a positive integer; got {max_steps!r}")
+    """Refuse tolerances or a step limit :class:`SolverOptions` refuses (PkpdError naming the option)."""
+    SolverOptions(rtol=rtol, atol=atol, max_steps=max_steps)
 
 
-def run_stream(model, stream, *, method="auto", rtol=1e-8, atol=1e-10, max_steps=100_000,
+def run_stream(model, stream, *, method=DEFAULT.method, rtol=DEFAULT.rtol, atol=DEFAULT.atol,
+               max_steps=DEFAULT.max_steps,
                h_max=np.inf, chunk_size=None, states=None, values=None):
     """Integrate every subject of an event stream.
 

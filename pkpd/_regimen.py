@@ -10,6 +10,7 @@ their boundary.
 """
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,6 +47,13 @@ class Dose:
         (instead of ``count``).
     per_weight : bool
         Amount (and rate) are per kg of WT.
+
+    Raises
+    ------
+    PkpdError
+        When built with a field that breaks a rule: ``key`` names the field
+        (after the dose's label, a scenario's key path such as
+        ``arms[0].doses[1]``), with the rule and the value.
     """
     amount: float | None
     target: str
@@ -60,22 +68,50 @@ class Dose:
     drug: str = ""      # the [drugs] entry a scenario named (for its documented dose range)
     written: str = ""   # the dose as the scenario wrote it, e.g. "3 g MgSO4·7H2O over 30 min" (for messages)
 
+    def __post_init__(self):
+        if not isinstance(self.target, str) or not self.target:
+            self._fail("target", "must be a drug or compartment name", self.target)
+        for name in ("amount", "rate", "every", "duration", "time", "until"):
+            value = getattr(self, name)
+            if value is not None and not _finite(value):
+                self._fail(name, "must be a finite number", value)
+        for name in ("amount", "rate", "every"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                self._fail(name, "must be positive", value)
+        if self.duration < 0:
+            self._fail("duration", "must not be negative", self.duration)
+        if isinstance(self.count, bool) or not isinstance(self.count, numbers.Integral) or self.count < 1:
+            self._fail("count", "must be an integer >= 1", self.count)
+        if not isinstance(self.per_weight, bool):
+            self._fail("per_weight", "must be true or false", self.per_weight)
+        if self.amount is None and self.rate is None:
+            self._fail("amount", "is required (or give a rate and a duration)")
+        if self.amount is None and not self.duration > 0:
+            self._fail("duration", "is required: an infusion by rate needs an amount or a duration")
+        if (self.count > 1 or self.until is not None) and self.every is None:
+            self._fail("every", "is required when count > 1 or until is given")
+
+    def _fail(self, name, rule, *value):
+        """Raise PkpdError at field `name` (after the label); the value, if given, written as its repr."""
+        found = {"value": value[0], "got": repr(value[0])} if value else {}
+        raise PkpdError(rule, key=f"{self.label}.{name}" if self.label else name, **found)
+
     def administrations(self):
         """How many administrations :meth:`start_times` gives, computed without making them."""
         if self.until is not None:
-            if not self.every:
-                raise PkpdError(f"dose {self.label or self.target}: 'until' needs 'every'")
             return max(0, math.ceil((self.until - self.time) / self.every))
         return self.count
 
     def start_times(self):
         if self.until is not None:
-            if not self.every:
-                raise PkpdError(f"dose {self.label or self.target}: 'until' needs 'every'")
             return np.arange(self.time, self.until, self.every)
-        if self.count > 1 and not self.every:
-            raise PkpdError(f"dose {self.label or self.target}: count > 1 needs 'every'")
         return self.time + np.arange(self.count) * (self.every or 0.0)
+
+
+def _finite(value):
+    """A finite real number (not a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -124,22 +160,11 @@ def expand(model, regimen, weights):
         key = f"doses[{index}]"
         cmt = resolve_target(model, dose.target, key)
         scale = weights if dose.per_weight else np.ones(n)
-        duration = float(dose.duration or 0.0)
+        duration = float(dose.duration)  # a Dose checked its fields when built
         if dose.rate is not None:
-            if not dose.rate > 0:
-                raise PkpdError("must be positive", key=f"{key}.rate", value=dose.rate, got=str(dose.rate))
             rate = dose.rate * scale
-            if dose.amount is None:
-                if not duration > 0:
-                    raise PkpdError("an infusion by rate needs an amount or a duration", key=key)
-                amount = rate * duration
-            else:
-                amount = dose.amount * scale
+            amount = rate * duration if dose.amount is None else dose.amount * scale
         else:
-            if dose.amount is None or not dose.amount > 0:
-                raise PkpdError("must be positive", key=f"{key}.amount", value=dose.amount, got=str(dose.amount))
-            if duration < 0:
-                raise PkpdError("must not be negative", key=f"{key}.duration", value=duration, got=str(duration))
             amount = dose.amount * scale
             rate = amount / duration if duration > 0 else np.zeros(n)
         for start in dose.start_times():

@@ -192,7 +192,7 @@ def _dose_record(dose):
 
 def check_run(scenario, outdir=None, *, force=False):
     """Everything a run checks before it simulates: the output folder (`outdir`, replaced only
-    with `force`), the [trial] section and the memory the run needs. Raises PkpdError."""
+    with `force`) and the memory the run needs. Raises PkpdError."""
     if outdir is not None:
         check_output_folder(outdir, force=force, inputs=_inputs(scenario))
     check_resources(scenario)

@@ -19,6 +19,8 @@ import numpy as np
 
 from ._errors import PkpdError, ScenarioError, suggestion
 from ._model import check_allowed, library_models, load_model
+from ._options import SolverOptions
+from ._population import Population
 from ._random import MAX_SEED
 from ._regimen import Dose, Regimen, dose_warning, resolve_dose
 from ._resources import check_memory
@@ -80,7 +82,10 @@ class Scenario:
         Interval for exposure metrics (model time unit); None = whole grid.
     quantiles : tuple of float
     trial : dict or None
-        The raw ``[trial]`` section (checked by the trial module).
+        The raw ``[trial]`` section.
+    designs : list of TrialDesign
+        The ``[trial]`` section checked when the scenario loaded: one design, or
+        one per comparison with ``versus``; empty without a trial.
     solver : dict
     hash : str
         SHA-256 of the file's text.
@@ -104,6 +109,7 @@ class Scenario:
     solver: dict
     description: str = ""
     raw: dict = field(default_factory=dict, repr=False)
+    designs: list = field(default_factory=list)
 
     @property
     def hash(self):
@@ -226,10 +232,8 @@ def check_resources(scenario, max_memory=None):
     what = (f"{scenario.path.name}: {n:,} subjects x {len(scenario.arms):,} arms x {n_times:,} output times"
             f"{f' (+ up to {most_doses:.3g} doses)' if most_doses else ''}")
     if scenario.trial is not None:
-        from ._trial import designs_of
-
         largest = 0.0  # designs run one after another; each keeps only its power table
-        for design in designs_of(scenario):
+        for design in scenario.designs:
             patients = design.replicates * max(design.sample_sizes)
             days = int(round(design.baseline / 24.0)) + design.n_periods * design.days_per_period
             doses = sum(dose.administrations() for name in design.arms
@@ -340,6 +344,7 @@ def load_scenario(path):
         population_spec.pop("covariates")
     if "csv" in population_spec:
         population_spec["csv"] = str(path.parent / check.string("population.csv", population_spec["csv"]))
+    _check_population(check, population_spec, seed)
 
     arms = [_arm(check, model, f"arms[{i}]", arm) for i, arm in enumerate(raw.get("arms", []))]
     _check_arm_models(check, model, arms)
@@ -388,23 +393,39 @@ def load_scenario(path):
 
     solver = raw.get("solver", {})
     check.keys("solver", solver, SOLVER_KEYS)
-    method = solver.get("method", "auto")
-    if method not in ("auto", "exact", "rk45", "rosenbrock"):
-        check.fail("solver.method", "must be auto, exact, rk45 or rosenbrock", value=method)
-    for key in ("rtol", "atol"):
-        value = solver.get(key, 1e-8 if key == "rtol" else 1e-10)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            check.fail(f"solver.{key}", "must be a positive number", value=value)
-    solver = {"method": method, "rtol": float(solver.get("rtol", 1e-8)), "atol": float(solver.get("atol", 1e-10))}
+    try:
+        options = SolverOptions(**solver)
+    except PkpdError as error:
+        check.refuse(f"solver.{error.key}", error)
+    solver = {"method": options.method, "rtol": float(options.rtol), "atol": float(options.atol)}
 
     trial = raw.get("trial")
     if trial is not None and not isinstance(trial, dict):
         check.fail("trial", "must be a table", value=trial)
-    return Scenario(path=path, text=text, model=model, seed=seed, n=n, population_spec=population_spec,
-                    variability=variability, arms=arms, times=times, variables=list(variables),
-                    thresholds=thresholds, windows=windows, interval=interval, quantiles=tuple(quantiles),
-                    metrics=list(metrics), trial=trial, solver=solver,
-                    description=str(raw.get("description", "")), raw=raw)
+    scenario = Scenario(path=path, text=text, model=model, seed=seed, n=n, population_spec=population_spec,
+                        variability=variability, arms=arms, times=times, variables=list(variables),
+                        thresholds=thresholds, windows=windows, interval=interval, quantiles=tuple(quantiles),
+                        metrics=list(metrics), trial=trial, solver=solver,
+                        description=str(raw.get("description", "")), raw=raw)
+    if trial is not None:
+        from ._trial import designs_of  # scipy loads only for a scenario with a trial
+
+        scenario.designs = designs_of(scenario)
+    return scenario
+
+
+def _check_population(check, spec, seed):
+    """Refuse a population spec :class:`Population` would refuse (covariates, correlations, csv), here.
+
+    Draws one subject, so that ``pkpd validate`` names the file and key of what
+    ``pkpd run`` would otherwise refuse only when it builds the population.
+    """
+    try:
+        Population(1, seed=seed, **spec)
+    except PkpdError as error:
+        if error.file is not None:  # the patient table's own file, row and column
+            raise
+        check.fail(error.key or "population", error.rule, **error.fields())
 
 
 def _times(check, spec, time_unit):
@@ -606,9 +627,12 @@ def _dose(check, model, key, dose):
         check.fail(key, "give count or until, not both")
     if (count > 1 or until is not None) and every is None:
         check.fail(f"{key}.every", "is required when count > 1 or until is given")
-    return Dose(amount=amount, target=compartment, time=start, duration=duration, rate=rate, every=every,
-                count=count, until=until, per_weight=bool(per_weight), label=key, drug=drug_name,
-                written=_written(dose))
+    try:
+        return Dose(amount=amount, target=compartment, time=start, duration=duration, rate=rate, every=every,
+                    count=count, until=until, per_weight=bool(per_weight), label=key, drug=drug_name,
+                    written=_written(dose))
+    except PkpdError as error:  # a rule of Dose the checks above do not already make (e.g. a finite time)
+        check.fail(error.key or key, error.rule, **error.fields())
 
 
 def _written(dose):

@@ -18,6 +18,7 @@ from ._engine import raise_failures, resolve_method, run_stream
 from ._errors import ModelError, PkpdError
 from ._events import KIND_DOSE, KIND_OBS, EventStream
 from ._model import is_compiled, load_model
+from ._options import DEFAULT
 from ._population import (Population, add_residual_error, apply_random_effects, sample_covariates, sample_iiv,
                           sample_iov)
 from ._regimen import Regimen, expand
@@ -196,8 +197,8 @@ def _check_times(times):
     return times
 
 
-def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, atol=1e-10,
-             variability=True, chunk_subjects=None, progress=None, max_steps=100_000, occasions=None,
+def simulate(model, regimen, population, times, *, method=DEFAULT.method, rtol=DEFAULT.rtol, atol=DEFAULT.atol,
+             variability=True, chunk_subjects=None, progress=None, max_steps=DEFAULT.max_steps, occasions=None,
              max_memory=None, executor=None):
     """Simulate a regimen in a virtual population.
 
@@ -269,8 +270,8 @@ def simulate(model, regimen, population, times, *, method="auto", rtol=1e-8, ato
 
 def simulate_summary(model, regimen, population, times, *, outputs=None, quantiles=DEFAULT_QUANTILES,
                      relative_accuracy=0.005, interval=None, thresholds=None, windows=None, method="auto",
-                     rtol=1e-8, atol=1e-10, variability=True, chunk_subjects=2_000, progress=None,
-                     max_steps=100_000, max_memory=None, executor=None):
+                     rtol=DEFAULT.rtol, atol=DEFAULT.atol, variability=True, chunk_subjects=2_000,
+                     progress=None, max_steps=DEFAULT.max_steps, max_memory=None, executor=None):
     """Simulate a large population keeping only percentiles and exposure metrics.
 
     Subjects are simulated chunk by chunk; each chunk updates a mergeable quantile

@@ -55,6 +55,7 @@ from ._engine import raise_failures, resolve_method, run_stream
 from ._errors import DataError, ModelError, PkpdError
 from ._events import build_stream, standard_columns
 from ._model import load_model
+from ._options import DEFAULT
 from ._population import add_residual_error, apply_random_effects, sample_iiv, sample_iov
 from ._resources import check_memory
 
@@ -94,7 +95,8 @@ class _Plan:
 
 
 def simulate_data(model, data, *, replicates=1, seed=0, variability="all", return_etas=False, dv=None,
-                  amounts=False, method="auto", rtol=1e-8, atol=1e-10, max_steps=100_000, source="data",
+                  amounts=False, method=DEFAULT.method, rtol=DEFAULT.rtol, atol=DEFAULT.atol,
+                  max_steps=DEFAULT.max_steps, source="data",
                   max_memory=None, chunk_records=CHUNK_RECORDS):
     """Simulate a trial from a NONMEM-style data set (NONMEM ``$SIMULATION``, mrgsolve ``data_set``).
 
@@ -676,8 +678,8 @@ def _units(plan, columns):
 # a file in, a file out (the command line)
 
 def simulate_data_file(model, data_path, output_path, *, force=False, inputs=(), replicates=1, seed=0,
-                       variability="all", return_etas=False, dv=None, amounts=False, method="auto", rtol=1e-8,
-                       atol=1e-10, max_steps=100_000, chunk_records=CHUNK_RECORDS, max_memory=None):
+                       variability="all", return_etas=False, dv=None, amounts=False, method=DEFAULT.method,
+                       rtol=DEFAULT.rtol, atol=DEFAULT.atol, max_steps=DEFAULT.max_steps, chunk_records=CHUNK_RECORDS, max_memory=None):
     """Simulate a CSV data set into a CSV or Parquet table and its ``.units.json``, chunk by chunk.
 
     Memory holds one chunk of input records (whole IDs) and at most

@@ -15,6 +15,7 @@ centring within subject (Frisch-Waugh-Lovell), which is exactly the
 fixed-subject-effect OLS also when dropout leaves subjects incomplete.
 """
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 
@@ -95,9 +96,9 @@ def _time(scenario, key, text):
         _fail(scenario, key, error.rule, **error.fields())
 
 
-def parse_trial(scenario):
-    """Check the scenario's ``[trial]`` section; return a TrialDesign."""
-    raw = scenario.trial
+def parse_trial(scenario, raw=None):
+    """Check a ``[trial]`` table (by default the scenario's) against the scenario; return a TrialDesign."""
+    raw = scenario.trial if raw is None else raw
     for key in raw:
         if key not in TRIAL_KEYS:
             extra = suggestion(key, TRIAL_KEYS, "allowed")
@@ -440,17 +441,8 @@ def designs_of(scenario):
         _fail(scenario, "versus", f"no arm named {versus!r} (arms: {', '.join(names)})")
     if "arms" in raw or "comparisons" in raw or isinstance(raw.get("sequences"), list):
         _fail(scenario, "versus", "give either versus or arms/comparisons/explicit sequences, not both")
-    designs = []
-    original = scenario.trial
-    try:
-        for name in names:
-            if name == versus:
-                continue
-            scenario.trial = {k: v for k, v in original.items() if k != "versus"} | {"arms": [versus, name]}
-            designs.append(parse_trial(scenario))
-    finally:
-        scenario.trial = original
-    return designs
+    common = {k: v for k, v in raw.items() if k != "versus"}
+    return [parse_trial(scenario, common | {"arms": [versus, name]}) for name in names if name != versus]
 
 
 def trial(scenario, *, replicates=None, progress=False, executor=None, chunk_replicates=50):
@@ -480,9 +472,9 @@ def trial(scenario, *, replicates=None, progress=False, executor=None, chunk_rep
     if scenario.trial is None:
         raise ScenarioError("has no [trial] section", file=scenario.path.name)
     tables = []
-    for design in designs_of(scenario):
+    for design in scenario.designs:
         if replicates is not None:
-            design.replicates = replicates
+            design = dataclasses.replace(design, replicates=replicates)
         tables.append(_design_power(scenario, design, progress, executor, chunk_replicates))
     return pd.concat(tables, ignore_index=True)
 
@@ -510,7 +502,7 @@ def replicate_scores(scenario, design, first, count):
 
 def run_trial_section(scenario, progress=False, executor=None):
     """For ``pkpd run``: the power table and what the manifest should record about it."""
-    designs = designs_of(scenario)
+    designs = scenario.designs
     table = pd.concat([_design_power(scenario, design, progress, executor, 50) for design in designs],
                       ignore_index=True)
     design = designs[0]

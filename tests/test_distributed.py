@@ -15,6 +15,7 @@ from pkpd._simulate import SimulationPlan, run_chunk
 distributed = pytest.importorskip("distributed")
 
 from pkpd import _distributed  # noqa: E402
+from pkpd._trial import designs_of  # noqa: E402
 
 pytestmark = pytest.mark.models(TEST_MODELS / "pk1cmt_iiv.toml", "ketamine_mg_pain")
 
@@ -84,6 +85,7 @@ def test_distributed_summary_equals_in_process_summary(dask, population):
 def test_distributed_trial_equals_in_process(dask):
     scenario = pkpd.load_scenario(ROOT / "scenarios" / "pickering2020_power.toml")
     scenario.trial = {k: v for k, v in scenario.trial.items()} | {"n": [20, 40]}
+    scenario.designs = designs_of(scenario)  # the designs are checked when a scenario loads: check them again
     local = pkpd.trial(scenario, replicates=12)
     remote = pkpd.trial(scenario, replicates=12, executor=dask, chunk_replicates=5)
     assert remote.equals(local)
