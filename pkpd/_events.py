@@ -433,7 +433,9 @@ def _assemble(subject_index, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
 
     `cmt` is each input record's 0-based state index, `ss` its SS as int64 and
     `parents` the dose records with ADDL > 0; the per-record arrays (each of this
-    module's own making) become the stream's when no dose is generated.
+    module's own making) become the stream's when no dose is generated, and then
+    ``prow``, ``drow``, ``out`` and ``parent`` are one array (nothing writes to a
+    stream's arrays).
     """
     n = time.size
     counts = addl[parents].astype(np.int64)
@@ -467,6 +469,7 @@ def _assemble(subject_index, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
         out[gen_position] = values[gen_parent] if generated is None else generated
         return out
 
+    rows = np.arange(n)   # one array for the four fields that are each record's own row when nothing is merged
     subject_start = np.searchsorted(subject_index, np.arange(subject_ids.size + 1))
     subject_start += np.searchsorted(gen_subject, np.arange(subject_ids.size + 1))
     return EventStream(
@@ -479,10 +482,10 @@ def _assemble(subject_index, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
         rate=merged(rate, None),
         ii=merged(ii, None),
         ss=merged(ss, 0),
-        prow=merged(np.arange(n), next_input),
-        drow=merged(np.arange(n), None),
-        out=merged(np.arange(n), -1),
-        parent=merged(np.arange(n), None),
+        prow=merged(rows, next_input),
+        drow=merged(rows, None),
+        out=merged(rows, -1),
+        parent=merged(rows, None),
         inputs=np.ascontiguousarray(inputs, dtype=np.float64),
         n_outputs=n,
     )
