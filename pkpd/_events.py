@@ -243,7 +243,8 @@ def build_stream(model, data, source="data", max_memory=None):
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError("expected a pandas DataFrame", file=source, value=data, got=type(data).__name__)
-    frame = data.set_axis(standard_columns(data, source), axis=1)
+    names = standard_columns(data, source)
+    frame = data if names == list(data.columns) else data.set_axis(names, axis=1)
     for required in ("ID", "TIME"):
         if required not in frame.columns:
             raise DataError(f"column {required} is required (columns found: {', '.join(map(str, frame.columns))})",
@@ -255,13 +256,11 @@ def build_stream(model, data, source="data", max_memory=None):
     for name, values in (("ID", ids), ("TIME", time)):
         if np.isnan(values).any():
             _fail_rows(np.isnan(values), source, name, "must not be empty", values, frame)
-    amt = _numeric(frame, "AMT", source, 0.0)
+    zeros = np.zeros(len(frame))   # every absent column that defaults to 0 (nothing writes to them)
+    amt = _numeric(frame, "AMT", source, 0.0) if "AMT" in frame.columns else zeros
     evid = _numeric(frame, "EVID", source, np.nan)   # empty (or no column): inferred from AMT
-    cmt = _numeric(frame, "CMT", source, 0.0)
-    rate = _numeric(frame, "RATE", source, 0.0)
-    ii = _numeric(frame, "II", source, 0.0)
-    addl = _numeric(frame, "ADDL", source, 0.0)
-    ss = _numeric(frame, "SS", source, 0.0)
+    cmt, rate, ii, addl, ss = (_numeric(frame, name, source, 0.0) if name in frame.columns else zeros
+                               for name in ("CMT", "RATE", "II", "ADDL", "SS"))
 
     n = len(frame)
     numbers = np.array([model.numbers[name] for name in model.compartments], np.float64)

@@ -408,6 +408,8 @@ def _ids(frame):
     if "ID" not in names:
         return np.zeros(len(frame))
     values = frame.iloc[:, names.index("ID")]
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iuf":
+        return values.to_numpy(dtype=float)
     return pd.to_numeric(values.astype(str).str.strip() if not pd.api.types.is_numeric_dtype(values) else values,
                          errors="coerce").to_numpy(dtype=float)
 
@@ -448,7 +450,7 @@ def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory=None):
     """The added columns of `frame` (whole subjects), one dict of columns per replicate in `replicates`."""
     model, source = plan.model, plan.source
     names = standard_columns(frame, source)
-    engine_frame = frame.set_axis(names, axis=1)
+    engine_frame = frame if names == list(frame.columns) else frame.set_axis(names, axis=1)
     mdv = _integer_column(engine_frame, "MDV", rows, source, allowed=(0, 1), default=0)
     if "EVID" not in names and "MDV" in names:
         amt = pd.to_numeric(_stripped(engine_frame["AMT"]), errors="coerce").to_numpy(float) \
@@ -459,9 +461,11 @@ def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory=None):
         stream = build_stream(model, engine_frame, source=source, max_memory=max_memory)
     except DataError as error:
         raise _renumbered(error, rows) from None
-    subject, starts = _subject_of_record(ids)
-    position = np.arange(subject.size) - starts[subject]
-    stream_ids = _stream_ids(plan, stream.subject_ids, rows, subject) if plan.random else None
+    subject = position = stream_ids = None   # needed only to draw random numbers
+    if plan.random:
+        subject, starts = _subject_of_record(ids)
+        position = np.arange(subject.size) - starts[subject]
+        stream_ids = _stream_ids(plan, stream.subject_ids, rows, subject)
     occasion = _occasions(plan, engine_frame, rows)
     observation = (stream.evid == 0) & (mdv != 1)
 
@@ -495,26 +499,38 @@ def _integer_column(frame, name, rows, source, allowed=None, default=0, upper=No
     if name not in frame.columns:
         return np.full(len(frame), default, np.int64)
     raw = _stripped(frame[name])
-    if pd.api.types.is_numeric_dtype(raw):
-        values = raw.to_numpy(dtype=float, na_value=np.nan)
-        blank = np.isnan(values)
-        if blank.any():
-            values = np.where(blank, float(default), values)
+    if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "iu":  # NumPy integers: nothing empty or fractional
+        values = raw.to_numpy()
+        bad = _not_in(values, allowed) if allowed is not None else (values < 0) | (values > upper)
     else:
-        text = raw.astype(str)
-        blank = raw.isna().to_numpy() | text.isin(["", "."]).to_numpy()
-        values = pd.to_numeric(raw.where(~blank, default), errors="coerce").to_numpy(float)
-    if allowed is not None:
-        bad = ~np.isin(values, allowed)  # NaN and fractions too (the allowed values are integers)
-    else:
-        bad = np.isnan(values) | (values != np.round(values)) | (values < 0) | (values > upper)
+        if pd.api.types.is_numeric_dtype(raw):
+            values = raw.to_numpy(dtype=float, na_value=np.nan)
+            blank = np.isnan(values)
+            if blank.any():
+                values = np.where(blank, float(default), values)
+        else:
+            text = raw.astype(str)
+            blank = raw.isna().to_numpy() | text.isin(["", "."]).to_numpy()
+            values = pd.to_numeric(raw.where(~blank, default), errors="coerce").to_numpy(float)
+        if allowed is not None:
+            bad = _not_in(values, allowed)  # NaN and fractions too (the allowed values are integers)
+        else:
+            bad = np.isnan(values) | (values != np.round(values)) | (values < 0) | (values > upper)
     if bad.any():
         index = int(np.flatnonzero(bad)[0])
         rule = (f"must be {' or '.join(map(str, allowed))}" if allowed is not None
                 else f"must be an integer from 0 to {upper}")
         cell = raw.iloc[index:index + 1].astype(str).iloc[0]
         raise DataError(f"{source}, row {rows[index]}, column {name}: {rule}; got {cell!r}")
-    return values.astype(np.int64)
+    return np.asarray(values, np.int64)
+
+
+def _not_in(values, allowed):
+    """Where `values` is none of the few `allowed` values (NaN included), as a boolean array; np.isin sorts."""
+    bad = values != allowed[0]
+    for value in allowed[1:]:
+        bad &= values != value
+    return bad
 
 
 def _subject_of_record(ids):
