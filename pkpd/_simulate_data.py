@@ -619,10 +619,17 @@ def _output_table(plan, records, parts):
     `parts` (dicts of added columns) cover the records replicate after replicate.
     REP is an int64 column and the other added columns, all float64, are written
     into one new 2-D block (one allocation: many column-sized ones cost more in
-    page faults than the copying); the input columns keep their dtypes, copied by
-    pandas only if written to.
+    page faults than the copying), unless there is one part: then its arrays are
+    the columns, no two columns sharing memory (a write to one must not change
+    another). The input columns keep their dtypes, copied by pandas only if
+    written to.
     """
     inputs = records.reset_index(drop=True).set_axis(_output_names(records.columns), axis=1)
+    if len(parts) == 1:   # one chunk, one replicate: its columns as they are (IPRED and PRED view DV's output)
+        (part,) = parts
+        added = pd.DataFrame({name: part[name].copy() if name in ("IPRED", "PRED") else part[name]
+                              for name in plan.added}, copy=False)
+        return pd.concat([inputs, added], axis=1)
     if plan.replicates > 1:
         inputs = pd.concat([inputs] * plan.replicates, ignore_index=True)
     floats = plan.added[1:]
