@@ -143,6 +143,8 @@ def _numeric(frame, column, source, default, copy=True):
     if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "fiub":
         # a NumPy numeric column: empty cells are NaN, and no cell needs a look as text
         values = raw.to_numpy(dtype=float, copy=copy)
+        if raw.dtype.kind != "f":                # integers and booleans are finite and never empty
+            return values
         with np.errstate(over="ignore"):         # an overflowing sum is checked cell by cell below
             total = np.add.reduce(values)
         if np.isfinite(total):                   # no NaN and no inf (one pass, no temporary)

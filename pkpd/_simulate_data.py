@@ -167,7 +167,7 @@ def simulate_data(model, data, *, replicates=1, seed=0, variability="all", retur
                  variability=variability, return_etas=return_etas, dv=dv, amounts=amounts, method=method,
                  rtol=rtol, atol=atol, max_steps=max_steps)
     _check_chunk_records(chunk_records)
-    text_columns = sum(not pd.api.types.is_numeric_dtype(data[c]) for c in data.columns)
+    text_columns = sum(not pd.api.types.is_numeric_dtype(dtype) for dtype in data.dtypes)
     per_row = BYTES_PER_OUTPUT_CELL * (len(data.columns) + len(plan.added)) + BYTES_PER_TEXT_CELL * text_columns
     check_memory(per_row * len(data) * plan.replicates,
                  f"{source}: {len(data)} records x {plan.replicates} replicates", max_memory)
@@ -363,6 +363,8 @@ def comment_rows(frame):
     blank = np.ones(len(frame), bool)
     for position in range(frame.shape[1]):
         values = frame.iloc[:, position]
+        if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iub":  # NumPy integers: never empty
+            return comment
         if pd.api.types.is_numeric_dtype(values):
             blank &= values.isna().to_numpy()
         else:
