@@ -277,10 +277,19 @@ def build_stream(model, data, source="data", max_memory=None):
         _fail_rule(int(failed[0]), int(first_failure[failed[0]]), model, source, frame,
                    dict(ids=ids, time=time, evid=evid, amt=amt, cmt=cmt, rate=rate, ii=ii, addl=addl, ss=ss))
 
-    # per-record parameter and covariate values
+    # per-record parameter and covariate values: NumPy float64 columns and defaults in one compiled
+    # pass, row after row; other columns (and a float column with an empty or infinite cell) by _numeric
     inputs = np.empty((n, len(model.inputs)))
+    direct = [_float_column(frame, name) for name in model.inputs]
+    not_finite = np.zeros(len(direct), np.bool_)
+    if direct:
+        unused = _read_only(np.empty(0))
+        _gather_inputs(inputs, tuple(unused if values is None else values for values in direct),
+                       np.array([values is not None for values in direct]),
+                       np.array(model.input_defaults, np.float64), not_finite)
     for column, (name, default) in enumerate(zip(model.inputs, model.input_defaults)):
-        inputs[:, column] = _numeric(frame, name, source, default, copy=False) if name in frame.columns else default
+        if name in frame.columns and (direct[column] is None or not_finite[column]):
+            inputs[:, column] = _numeric(frame, name, source, default, copy=False)
         allowed = model.parameters[name].allowed if name in model.parameters else ()
         if allowed and name in frame.columns:
             bad = np.flatnonzero(~np.isin(inputs[:, column], allowed))
@@ -300,6 +309,38 @@ def build_stream(model, data, source="data", max_memory=None):
                        addl, inputs, parents)
     stream.evid = records["evid"]
     return stream
+
+
+def _float_column(frame, name):
+    """The column `name` as a read-only contiguous float64 array if it is a NumPy float64 column, else None."""
+    if name not in frame.columns or frame[name].dtype != np.dtype(np.float64):
+        return None
+    return _read_only(np.ascontiguousarray(frame[name].to_numpy(copy=False)))
+
+
+def _read_only(values):
+    """A read-only view of `values` (so that every array of a tuple passed to a kernel has one type)."""
+    view = values.view()
+    view.flags.writeable = False
+    return view
+
+
+@jit
+def _gather_inputs(inputs, columns, present, defaults, not_finite):
+    """inputs[i, k] = columns[k][i] where present[k], else defaults[k]; not_finite[k]: column k holds NaN or inf.
+
+    The loop over the columns runs to ``len(columns)``, a constant of the compiled
+    function (one per tuple length), so each ``columns[k]`` is resolved when compiling.
+    """
+    for i in range(inputs.shape[0]):
+        for k in range(len(columns)):
+            if present[k]:
+                value = columns[k][i]
+                if not np.isfinite(value):
+                    not_finite[k] = True
+                inputs[i, k] = value
+            else:
+                inputs[i, k] = defaults[k]
 
 
 # The checks of a data set's records, in the order they are made: (column, rule); the
