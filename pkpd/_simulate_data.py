@@ -626,7 +626,10 @@ def _output_table(plan, records, parts):
     another). The input columns keep their dtypes, copied by pandas only if
     written to.
     """
-    inputs = records.reset_index(drop=True).set_axis(_output_names(records.columns), axis=1)
+    names = _output_names(records.columns)
+    inputs = records.reset_index(drop=True)
+    if names != list(records.columns):
+        inputs = inputs.set_axis(names, axis=1)
     if len(parts) == 1:   # one chunk, one replicate: its columns as they are (IPRED and PRED view DV's output)
         (part,) = parts
         added = pd.DataFrame({name: part[name].copy() if name in ("IPRED", "PRED") else part[name]
