@@ -267,10 +267,11 @@ def build_stream(model, data, source="data", max_memory=None):
     n = len(frame)
     numbers = np.array([model.numbers[name] for name in model.compartments], np.float64)
     modelled = np.array([[key in model.dosing.get(name, {}) for key in ("R", "D")] for name in model.compartments])
-    records = {name: np.empty(n, np.int64) for name in ("evid", "kind", "cmt", "subject", "ss")}
+    records = {name: np.empty(n, np.int64) for name in ("evid", "kind", "cmt", "ss")}
+    first_records = np.empty(n + 1, np.int64)   # only the pages of the first n_subjects entries are touched
     first_failure = np.full(len(_RULES), -1, np.int64)
-    addl_total = _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, modelled,
-                                records["evid"], records["kind"], records["cmt"], records["subject"],
+    addl_total, n_subjects = _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, modelled,
+                                records["evid"], records["kind"], records["cmt"], first_records,
                                 records["ss"], first_failure)
     failed = np.flatnonzero(first_failure >= 0)
     if failed.size:
@@ -303,10 +304,10 @@ def build_stream(model, data, source="data", max_memory=None):
     kind = records["kind"]
     parents = (np.flatnonzero(((kind == KIND_DOSE) | (kind == KIND_RESET_DOSE)) & (addl > 0)) if addl_total > 0
                else np.zeros(0, np.int64))
-    subject_index = records["subject"]
-    subject_rows = np.searchsorted(subject_index, np.arange(subject_index[-1] + 1))
-    stream = _assemble(subject_index, ids[subject_rows], time, kind, amt, records["cmt"], rate, ii, records["ss"],
-                       addl, inputs, parents)
+    first_records = first_records[:n_subjects + 1].copy()
+    first_records[n_subjects] = n
+    stream = _assemble(first_records, ids[first_records[:-1]], time, kind, amt, records["cmt"], rate, ii,
+                       records["ss"], addl, inputs, parents)
     stream.evid = records["evid"]
     return stream
 
@@ -399,15 +400,16 @@ def _any_true(flags):
 
 @jit
 def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, modelled,
-                   evid_out, kind, state, subject, ss_out, first_failure):
+                   evid_out, kind, state, first_records, ss_out, first_failure):
     """Check every record against _RULES and derive its EVID, kind, state index and subject, in one pass.
 
     evid : NaN where the data set leaves it empty (then 1 if AMT > 0, else 0, as NONMEM does).
     numbers : the model's compartment numbers, in state order (increasing).
     modelled : (n_states, 2) bool, whether the model defines the rate R, the duration D.
     state : the 0-based state index of the record's compartment (0 on a record without one).
+    first_records : the first record of each subject (a run of records with one ID) is written here.
     Writes first_failure[rule] = the first record breaking each rule (-1: none) and returns
-    the number of ADDL doses the dose records ask for.
+    the number of ADDL doses the dose records ask for and the number of subjects.
     """
     addl_total = 0.0
     current_subject = 0
@@ -420,6 +422,8 @@ def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, model
         same_subject = i > 0 and ids[i] == ids[i - 1]
         if i > 0 and not same_subject:
             current_subject += 1
+        if not same_subject:
+            first_records[current_subject] = i
         # NONMEM's compartment number -> state index; CMT=0: the first compartment for a dose, else none
         number = numbers[0] if cmt[i] == 0 and dose else cmt[i]
         index = -1
@@ -451,9 +455,8 @@ def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, model
         evid_out[i] = np.int64(e)
         kind[i] = KIND_DOSE if e == 1.0 else KIND_RESET if e == 3.0 else KIND_RESET_DOSE if e == 4.0 else KIND_OBS
         state[i] = max(index, 0)
-        subject[i] = current_subject
         ss_out[i] = np.int64(ss[i])
-    return addl_total
+    return addl_total, current_subject + 1
 
 
 def check_expanded_records(n_records, addl, source, max_memory=None):
@@ -463,7 +466,7 @@ def check_expanded_records(n_records, addl, source, max_memory=None):
                  max_memory)
 
 
-def _assemble(subject_index, subject_ids, time, kind, amt, cmt, rate, ii, ss, addl, inputs, parents):
+def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, addl, inputs, parents):
     """Expand ADDL and merge the generated doses into the sorted stream (vectorised).
 
     The input records stay in their order (they are sorted by subject, then
@@ -473,13 +476,16 @@ def _assemble(subject_index, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
     A generated dose takes the parameters of that next input record, and one
     after its subject's last input record is dropped (no output follows it).
 
-    `cmt` is each input record's 0-based state index, `ss` its SS as int64 and
-    `parents` the dose records with ADDL > 0; the per-record arrays (each of this
+    `first_records` holds each subject's first input record and then the number
+    of input records, `cmt` each input record's 0-based state index, `ss` its SS
+    as int64 and `parents` the dose records with ADDL > 0; the per-record arrays (each of this
     module's own making) become the stream's when no dose is generated, and then
     ``prow``, ``drow``, ``out`` and ``parent`` are one array (nothing writes to a
     stream's arrays).
     """
     n = time.size
+    subject_index = (np.repeat(np.arange(subject_ids.size), np.diff(first_records)) if parents.size
+                     else np.zeros(0, np.int64))   # each input record's subject, needed to place ADDL doses
     counts = addl[parents].astype(np.int64)
     gen_parent = np.repeat(parents, counts)
     gen_k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + 1
@@ -512,8 +518,7 @@ def _assemble(subject_index, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
         return out
 
     rows = np.arange(n)   # one array for the four fields that are each record's own row when nothing is merged
-    subject_start = np.searchsorted(subject_index, np.arange(subject_ids.size + 1))
-    subject_start += np.searchsorted(gen_subject, np.arange(subject_ids.size + 1))
+    subject_start = first_records + np.searchsorted(gen_subject, np.arange(subject_ids.size + 1))
     return EventStream(
         subject_start=subject_start.astype(np.int64),
         subject_ids=subject_ids,
