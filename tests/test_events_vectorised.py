@@ -309,6 +309,22 @@ def test_compartment_and_modelled_rate_errors_name_the_same_row_and_column(rows,
     assert new_error[0].startswith(message), new_error[0]
 
 
+@pytest.mark.parametrize("column, value", [("AMT", -1.0), ("CMT", 1.5), ("CMT", -1), ("CMT", 9), ("SS", 0.5),
+                                           ("SS", 3), ("II", -1.0), ("ADDL", 0.5), ("RATE", -3.0), ("TIME", 0.5),
+                                           ("EVID", 5)])
+def test_one_broken_rule_on_an_otherwise_plain_observation_is_found(column, value):
+    """The compiled check tests a record rule by rule only if it fails a short test that plain records pass;
+    an observation breaking any one rule must still be refused with the reference's message."""
+    model = load_model(NMTESTS)
+    columns = {"ID": [1, 1, 1], "TIME": [0.0, 1.0, 2.0], "EVID": [1, 0, 0], "AMT": [10.0, 0.0, 0.0],
+               "CMT": [1, 2, 2], "RATE": [0.0] * 3, "II": [0.0] * 3, "ADDL": [0] * 3, "SS": [0] * 3}
+    columns[column][2] = value
+    data = pd.DataFrame(columns)
+    new_error, reference_error = (outcome(function, model, data)[1]
+                                  for function in (build_stream, reference_build_stream))
+    assert new_error is not None and new_error == reference_error
+
+
 def test_parameter_columns_of_every_kind_give_the_reference_values_and_errors():
     """NumPy float64 parameter columns are gathered in one compiled pass (also when not contiguous, from a
     2-D array); integer and text columns, empty cells and infinite values take the column-by-column path."""
