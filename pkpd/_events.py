@@ -80,8 +80,8 @@ def shared_parameter_rows(prow, inputs):
     first = _first_repeated_row(prow, bits)
     if first < 0:
         return prow
-    shared = prow.copy()
-    _share_repeated_rows(shared, bits, first)
+    shared = np.empty_like(prow)
+    _share_repeated_rows(shared, prow, bits, first)
     return shared
 
 
@@ -103,14 +103,15 @@ def _first_repeated_row(prow, bits):
 
 
 @jit
-def _share_repeated_rows(prow, bits, first):
-    """From record `first` on, point each record repeating its predecessor's values at the same row (in place)."""
+def _share_repeated_rows(shared, prow, bits, first):
+    """`prow` into `shared`, from record `first` on each record repeating its predecessor's values at the same row."""
+    shared[:first] = prow[:first]
     current = prow[first - 1]
     for record in range(first, prow.size):
         row = prow[record]
         if row != current and not _same_row(bits, row, current):
             current = row
-        prow[record] = current
+        shared[record] = current
 
 
 def _blank(raw):

@@ -598,10 +598,10 @@ def _added(plan, replicate, individual, typical, observation, subject, position,
     if plan.dv is not None:
         column = list(model.outputs).index(plan.dv)
         ipred = values[:, column]
-        dv = ipred.copy()
+        dv = ipred
         if plan.variability == "all" and any(plan.residual):
             dv = _residual(plan, ipred, subject, position, random_ids)
-        dv[~observation] = np.nan
+        dv = np.where(observation, dv, np.nan)
         added.update(IPRED=ipred, PRED=typical[1][:, column], DV=dv)
     added.update({name: values[:, k] for k, name in enumerate(model.outputs)})
     if plan.amounts:
