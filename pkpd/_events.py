@@ -7,7 +7,8 @@ kernel), and builds the matrix of per-record parameter and covariate values.
 
 No Python runs per record: the columns are converted whole, one compiled pass
 (``_check_records``) checks every record and maps EVID, CMT and ID to kinds,
-state indices and subjects, and the ADDL doses are merged into the input
+state indices and subjects, another (``_gather_inputs``) writes the matrix of
+per-record parameter values, and the ADDL doses are merged into the input
 records by binary search (``benchmarks`` D1 times it against ``simulate``).
 """
 
