@@ -298,13 +298,14 @@ def _subject_chunks(records, rows, chunk_records, plan):
     numbers are each their own run, as in :func:`whole_subject_chunks`.
     """
     ids = _ids(records)
-    same = (ids[1:] == ids[:-1]) | (np.isnan(ids[1:]) & np.isnan(ids[:-1]))
-    starts = np.flatnonzero(np.concatenate([[True], ~same]))
     cuts = [0]
-    for end in range(chunk_records, len(ids), chunk_records):
-        cut = int(starts[np.searchsorted(starts, end, side="right") - 1])
-        if cut > cuts[-1]:
-            cuts.append(cut)
+    if len(ids) > chunk_records:   # more than one chunk: cut at changes of ID
+        same = (ids[1:] == ids[:-1]) | (np.isnan(ids[1:]) & np.isnan(ids[:-1]))
+        starts = np.flatnonzero(np.concatenate([[True], ~same]))
+        for end in range(chunk_records, len(ids), chunk_records):
+            cut = int(starts[np.searchsorted(starts, end, side="right") - 1])
+            if cut > cuts[-1]:
+                cuts.append(cut)
     cuts.append(len(ids))
     first_row_of = {}
     for start, stop in pairwise(cuts):
