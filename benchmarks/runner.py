@@ -461,9 +461,7 @@ def main(argv=None):
     results = []
     start = time.perf_counter()
     if arguments.quick:
-        # D1's floor (within 2x of simulate) is the target of issue 17, not yet met (about 3.5x):
-        # it runs with --workload D1 and in the full run, but does not turn every quick check red
-        selected = arguments.workload or ["W1", "W2"]
+        selected = arguments.workload or ["W1", "W2", "D1"]
         for name in selected:
             if name == "D1":
                 results.append(data_path_workload(QUICK[name]["n"], repeats, 1))

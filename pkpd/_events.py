@@ -7,7 +7,8 @@ kernel), and builds the matrix of per-record parameter and covariate values.
 
 No Python runs per record: the columns are converted whole, one compiled pass
 (``_check_records``) checks every record and maps EVID, CMT and ID to kinds,
-state indices and subjects, and the ADDL doses are merged into the input
+state indices and subjects, another (``_gather_inputs``) writes the matrix of
+per-record parameter values, and the ADDL doses are merged into the input
 records by binary search (``benchmarks`` D1 times it against ``simulate``).
 """
 
@@ -80,8 +81,8 @@ def shared_parameter_rows(prow, inputs):
     first = _first_repeated_row(prow, bits)
     if first < 0:
         return prow
-    shared = prow.copy()
-    _share_repeated_rows(shared, bits, first)
+    shared = np.empty_like(prow)
+    _share_repeated_rows(shared, prow, bits, first)
     return shared
 
 
@@ -103,14 +104,15 @@ def _first_repeated_row(prow, bits):
 
 
 @jit
-def _share_repeated_rows(prow, bits, first):
-    """From record `first` on, point each record repeating its predecessor's values at the same row (in place)."""
+def _share_repeated_rows(shared, prow, bits, first):
+    """`prow` into `shared`, from record `first` on each record repeating its predecessor's values at the same row."""
+    shared[:first] = prow[:first]
     current = prow[first - 1]
     for record in range(first, prow.size):
         row = prow[record]
         if row != current and not _same_row(bits, row, current):
             current = row
-        prow[record] = current
+        shared[record] = current
 
 
 def _blank(raw):
@@ -143,6 +145,8 @@ def _numeric(frame, column, source, default, copy=True):
     if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "fiub":
         # a NumPy numeric column: empty cells are NaN, and no cell needs a look as text
         values = raw.to_numpy(dtype=float, copy=copy)
+        if raw.dtype.kind != "f":                # integers and booleans are finite and never empty
+            return values
         with np.errstate(over="ignore"):         # an overflowing sum is checked cell by cell below
             total = np.add.reduce(values)
         if np.isfinite(total):                   # no NaN and no inf (one pass, no temporary)
@@ -243,7 +247,8 @@ def build_stream(model, data, source="data", max_memory=None):
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError("expected a pandas DataFrame", file=source, value=data, got=type(data).__name__)
-    frame = data.set_axis(standard_columns(data, source), axis=1)
+    names = standard_columns(data, source)
+    frame = data if names == list(data.columns) else data.set_axis(names, axis=1)
     for required in ("ID", "TIME"):
         if required not in frame.columns:
             raise DataError(f"column {required} is required (columns found: {', '.join(map(str, frame.columns))})",
@@ -255,31 +260,39 @@ def build_stream(model, data, source="data", max_memory=None):
     for name, values in (("ID", ids), ("TIME", time)):
         if np.isnan(values).any():
             _fail_rows(np.isnan(values), source, name, "must not be empty", values, frame)
-    amt = _numeric(frame, "AMT", source, 0.0)
+    zeros = np.zeros(len(frame))   # every absent column that defaults to 0 (nothing writes to them)
+    amt = _numeric(frame, "AMT", source, 0.0) if "AMT" in frame.columns else zeros
     evid = _numeric(frame, "EVID", source, np.nan)   # empty (or no column): inferred from AMT
-    cmt = _numeric(frame, "CMT", source, 0.0)
-    rate = _numeric(frame, "RATE", source, 0.0)
-    ii = _numeric(frame, "II", source, 0.0)
-    addl = _numeric(frame, "ADDL", source, 0.0)
-    ss = _numeric(frame, "SS", source, 0.0)
+    cmt, rate, ii, addl, ss = (_numeric(frame, name, source, 0.0) if name in frame.columns else zeros
+                               for name in ("CMT", "RATE", "II", "ADDL", "SS"))
 
     n = len(frame)
     numbers = np.array([model.numbers[name] for name in model.compartments], np.float64)
     modelled = np.array([[key in model.dosing.get(name, {}) for key in ("R", "D")] for name in model.compartments])
-    records = {name: np.empty(n, np.int64) for name in ("evid", "kind", "cmt", "subject", "ss")}
+    records = {name: np.empty(n, np.int64) for name in ("evid", "kind", "cmt", "ss")}
+    first_records = np.empty(n + 1, np.int64)   # only the pages of the first n_subjects entries are touched
     first_failure = np.full(len(_RULES), -1, np.int64)
-    addl_total = _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, modelled,
-                                records["evid"], records["kind"], records["cmt"], records["subject"],
+    addl_total, n_subjects = _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, modelled,
+                                records["evid"], records["kind"], records["cmt"], first_records,
                                 records["ss"], first_failure)
     failed = np.flatnonzero(first_failure >= 0)
     if failed.size:
         _fail_rule(int(failed[0]), int(first_failure[failed[0]]), model, source, frame,
                    dict(ids=ids, time=time, evid=evid, amt=amt, cmt=cmt, rate=rate, ii=ii, addl=addl, ss=ss))
 
-    # per-record parameter and covariate values
+    # per-record parameter and covariate values: NumPy float64 columns and defaults in one compiled
+    # pass, row after row; other columns (and a float column with an empty or infinite cell) by _numeric
     inputs = np.empty((n, len(model.inputs)))
+    direct = [_float_column(frame, name) for name in model.inputs]
+    not_finite = np.zeros(len(direct), np.bool_)
+    if direct:
+        unused = _read_only(np.empty(0))
+        _gather_inputs(inputs, tuple(unused if values is None else values for values in direct),
+                       np.array([values is not None for values in direct]),
+                       np.array(model.input_defaults, np.float64), not_finite)
     for column, (name, default) in enumerate(zip(model.inputs, model.input_defaults)):
-        inputs[:, column] = _numeric(frame, name, source, default, copy=False) if name in frame.columns else default
+        if name in frame.columns and (direct[column] is None or not_finite[column]):
+            inputs[:, column] = _numeric(frame, name, source, default, copy=False)
         allowed = model.parameters[name].allowed if name in model.parameters else ()
         if allowed and name in frame.columns:
             bad = np.flatnonzero(~np.isin(inputs[:, column], allowed))
@@ -293,12 +306,44 @@ def build_stream(model, data, source="data", max_memory=None):
     kind = records["kind"]
     parents = (np.flatnonzero(((kind == KIND_DOSE) | (kind == KIND_RESET_DOSE)) & (addl > 0)) if addl_total > 0
                else np.zeros(0, np.int64))
-    subject_index = records["subject"]
-    subject_rows = np.searchsorted(subject_index, np.arange(subject_index[-1] + 1))
-    stream = _assemble(subject_index, ids[subject_rows], time, kind, amt, records["cmt"], rate, ii, records["ss"],
-                       addl, inputs, parents)
+    first_records = first_records[:n_subjects + 1].copy()
+    first_records[n_subjects] = n
+    stream = _assemble(first_records, ids[first_records[:-1]], time, kind, amt, records["cmt"], rate, ii,
+                       records["ss"], addl, inputs, parents)
     stream.evid = records["evid"]
     return stream
+
+
+def _float_column(frame, name):
+    """The column `name` as a read-only contiguous float64 array if it is a NumPy float64 column, else None."""
+    if name not in frame.columns or frame[name].dtype != np.dtype(np.float64):
+        return None
+    return _read_only(np.ascontiguousarray(frame[name].to_numpy(copy=False)))
+
+
+def _read_only(values):
+    """A read-only view of `values` (so that every array of a tuple passed to a kernel has one type)."""
+    view = values.view()
+    view.flags.writeable = False
+    return view
+
+
+@jit
+def _gather_inputs(inputs, columns, present, defaults, not_finite):
+    """inputs[i, k] = columns[k][i] where present[k], else defaults[k]; not_finite[k]: column k holds NaN or inf.
+
+    The loop over the columns runs to ``len(columns)``, a constant of the compiled
+    function (one per tuple length), so each ``columns[k]`` is resolved when compiling.
+    """
+    for i in range(inputs.shape[0]):
+        for k in range(len(columns)):
+            if present[k]:
+                value = columns[k][i]
+                if not np.isfinite(value):
+                    not_finite[k] = True
+                inputs[i, k] = value
+            else:
+                inputs[i, k] = defaults[k]
 
 
 # The checks of a data set's records, in the order they are made: (column, rule); the
@@ -357,15 +402,16 @@ def _any_true(flags):
 
 @jit
 def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, modelled,
-                   evid_out, kind, state, subject, ss_out, first_failure):
+                   evid_out, kind, state, first_records, ss_out, first_failure):
     """Check every record against _RULES and derive its EVID, kind, state index and subject, in one pass.
 
     evid : NaN where the data set leaves it empty (then 1 if AMT > 0, else 0, as NONMEM does).
     numbers : the model's compartment numbers, in state order (increasing).
     modelled : (n_states, 2) bool, whether the model defines the rate R, the duration D.
     state : the 0-based state index of the record's compartment (0 on a record without one).
+    first_records : the first record of each subject (a run of records with one ID) is written here.
     Writes first_failure[rule] = the first record breaking each rule (-1: none) and returns
-    the number of ADDL doses the dose records ask for.
+    the number of ADDL doses the dose records ask for and the number of subjects.
     """
     addl_total = 0.0
     current_subject = 0
@@ -378,40 +424,47 @@ def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, model
         same_subject = i > 0 and ids[i] == ids[i - 1]
         if i > 0 and not same_subject:
             current_subject += 1
+        if not same_subject:
+            first_records[current_subject] = i
         # NONMEM's compartment number -> state index; CMT=0: the first compartment for a dose, else none
         number = numbers[0] if cmt[i] == 0 and dose else cmt[i]
         index = -1
         for k in range(numbers.size):
             if numbers[k] == number:
                 index = k
-        broken = (not (e == 0.0 or e == 1.0 or e == 2.0 or e == 3.0 or e == 4.0),
-                  amt[i] < 0,
-                  dose and amt[i] == 0 and not (infusion_to_steady_state and rate[i] > 0),
-                  not (ss[i] == 0 or ss[i] == 1 or ss[i] == 2),
-                  ii[i] < 0,
-                  addl[i] < 0 or addl[i] != np.floor(addl[i]),
-                  dose and addl[i] > 0 and ii[i] <= 0,
-                  dose and infusion_to_steady_state and amt[i] > 0,
-                  dose and infusion_to_steady_state and rate[i] <= 0,
-                  rate[i] < 0 and rate[i] != -1 and rate[i] != -2,
-                  cmt[i] != np.floor(cmt[i]),
-                  cmt[i] < 0,
-                  same_subject and time[i] < time[i - 1],
-                  index < 0 and number != 0,
-                  dose and index >= 0 and rate[i] == -1 and not modelled[max(index, 0), 0],
-                  dose and index >= 0 and rate[i] == -2 and not modelled[max(index, 0), 1])
-        if _any_true(broken):   # rare: which rules, and is this their first record?
-            for rule in range(len(broken)):
-                if broken[rule] and first_failure[rule] < 0:
-                    first_failure[rule] = i
+        # an observation, or a dose without ADDL, SS or modelled rate, that breaks none of the rules
+        # (a record passing this short test passes them all); the others are checked rule by rule
+        plain = ((e == 0.0 and amt[i] >= 0 or e == 1.0 and amt[i] > 0) and ss[i] == 0 and ii[i] == 0
+                 and addl[i] == 0 and rate[i] >= 0 and index >= 0 and cmt[i] >= 0 and cmt[i] == np.floor(cmt[i])
+                 and not (same_subject and time[i] < time[i - 1]))
+        if not plain:
+            broken = (not (e == 0.0 or e == 1.0 or e == 2.0 or e == 3.0 or e == 4.0),
+                      amt[i] < 0,
+                      dose and amt[i] == 0 and not (infusion_to_steady_state and rate[i] > 0),
+                      not (ss[i] == 0 or ss[i] == 1 or ss[i] == 2),
+                      ii[i] < 0,
+                      addl[i] < 0 or addl[i] != np.floor(addl[i]),
+                      dose and addl[i] > 0 and ii[i] <= 0,
+                      dose and infusion_to_steady_state and amt[i] > 0,
+                      dose and infusion_to_steady_state and rate[i] <= 0,
+                      rate[i] < 0 and rate[i] != -1 and rate[i] != -2,
+                      cmt[i] != np.floor(cmt[i]),
+                      cmt[i] < 0,
+                      same_subject and time[i] < time[i - 1],
+                      index < 0 and number != 0,
+                      dose and index >= 0 and rate[i] == -1 and not modelled[max(index, 0), 0],
+                      dose and index >= 0 and rate[i] == -2 and not modelled[max(index, 0), 1])
+            if _any_true(broken):   # rare: which rules, and is this their first record?
+                for rule in range(len(broken)):
+                    if broken[rule] and first_failure[rule] < 0:
+                        first_failure[rule] = i
         if dose:
             addl_total += addl[i]
         evid_out[i] = np.int64(e)
         kind[i] = KIND_DOSE if e == 1.0 else KIND_RESET if e == 3.0 else KIND_RESET_DOSE if e == 4.0 else KIND_OBS
         state[i] = max(index, 0)
-        subject[i] = current_subject
         ss_out[i] = np.int64(ss[i])
-    return addl_total
+    return addl_total, current_subject + 1
 
 
 def check_expanded_records(n_records, addl, source, max_memory=None):
@@ -421,7 +474,7 @@ def check_expanded_records(n_records, addl, source, max_memory=None):
                  max_memory)
 
 
-def _assemble(subject_index, subject_ids, time, kind, amt, cmt, rate, ii, ss, addl, inputs, parents):
+def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, addl, inputs, parents):
     """Expand ADDL and merge the generated doses into the sorted stream (vectorised).
 
     The input records stay in their order (they are sorted by subject, then
@@ -431,11 +484,16 @@ def _assemble(subject_index, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
     A generated dose takes the parameters of that next input record, and one
     after its subject's last input record is dropped (no output follows it).
 
-    `cmt` is each input record's 0-based state index, `ss` its SS as int64 and
-    `parents` the dose records with ADDL > 0; the per-record arrays (each of this
-    module's own making) become the stream's when no dose is generated.
+    `first_records` holds each subject's first input record and then the number
+    of input records, `cmt` each input record's 0-based state index, `ss` its SS
+    as int64 and `parents` the dose records with ADDL > 0; the per-record arrays (each of this
+    module's own making) become the stream's when no dose is generated, and then
+    ``prow``, ``drow``, ``out`` and ``parent`` are one array (nothing writes to a
+    stream's arrays).
     """
     n = time.size
+    subject_index = (np.repeat(np.arange(subject_ids.size), np.diff(first_records)) if parents.size
+                     else np.zeros(0, np.int64))   # each input record's subject, needed to place ADDL doses
     counts = addl[parents].astype(np.int64)
     gen_parent = np.repeat(parents, counts)
     gen_k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + 1
@@ -467,8 +525,8 @@ def _assemble(subject_index, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
         out[gen_position] = values[gen_parent] if generated is None else generated
         return out
 
-    subject_start = np.searchsorted(subject_index, np.arange(subject_ids.size + 1))
-    subject_start += np.searchsorted(gen_subject, np.arange(subject_ids.size + 1))
+    rows = np.arange(n)   # one array for the four fields that are each record's own row when nothing is merged
+    subject_start = first_records + np.searchsorted(gen_subject, np.arange(subject_ids.size + 1))
     return EventStream(
         subject_start=subject_start.astype(np.int64),
         subject_ids=subject_ids,
@@ -479,10 +537,10 @@ def _assemble(subject_index, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
         rate=merged(rate, None),
         ii=merged(ii, None),
         ss=merged(ss, 0),
-        prow=merged(np.arange(n), next_input),
-        drow=merged(np.arange(n), None),
-        out=merged(np.arange(n), -1),
-        parent=merged(np.arange(n), None),
+        prow=merged(rows, next_input),
+        drow=merged(rows, None),
+        out=merged(rows, -1),
+        parent=merged(rows, None),
         inputs=np.ascontiguousarray(inputs, dtype=np.float64),
         n_outputs=n,
     )

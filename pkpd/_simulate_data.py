@@ -169,7 +169,7 @@ def simulate_data(model, data, *, replicates=1, seed=0, variability="all", retur
                  variability=variability, return_etas=return_etas, dv=dv, amounts=amounts, method=method,
                  rtol=rtol, atol=atol, max_steps=max_steps)
     _check_chunk_records(chunk_records)
-    text_columns = sum(not pd.api.types.is_numeric_dtype(data[c]) for c in data.columns)
+    text_columns = sum(not pd.api.types.is_numeric_dtype(dtype) for dtype in data.dtypes)
     per_row = BYTES_PER_OUTPUT_CELL * (len(data.columns) + len(plan.added)) + BYTES_PER_TEXT_CELL * text_columns
     check_memory(per_row * len(data) * plan.replicates,
                  f"{source}: {len(data)} records x {plan.replicates} replicates", max_memory)
@@ -300,13 +300,14 @@ def _subject_chunks(records, rows, chunk_records, plan):
     numbers are each their own run, as in :func:`whole_subject_chunks`.
     """
     ids = _ids(records)
-    same = (ids[1:] == ids[:-1]) | (np.isnan(ids[1:]) & np.isnan(ids[:-1]))
-    starts = np.flatnonzero(np.concatenate([[True], ~same]))
     cuts = [0]
-    for end in range(chunk_records, len(ids), chunk_records):
-        cut = int(starts[np.searchsorted(starts, end, side="right") - 1])
-        if cut > cuts[-1]:
-            cuts.append(cut)
+    if len(ids) > chunk_records:   # more than one chunk: cut at changes of ID
+        same = (ids[1:] == ids[:-1]) | (np.isnan(ids[1:]) & np.isnan(ids[:-1]))
+        starts = np.flatnonzero(np.concatenate([[True], ~same]))
+        for end in range(chunk_records, len(ids), chunk_records):
+            cut = int(starts[np.searchsorted(starts, end, side="right") - 1])
+            if cut > cuts[-1]:
+                cuts.append(cut)
     cuts.append(len(ids))
     first_row_of = {}
     for start, stop in pairwise(cuts):
@@ -365,6 +366,8 @@ def comment_rows(frame):
     blank = np.ones(len(frame), bool)
     for position in range(frame.shape[1]):
         values = frame.iloc[:, position]
+        if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iub":  # NumPy integers: never empty
+            return comment
         if pd.api.types.is_numeric_dtype(values):
             blank &= values.isna().to_numpy()
         else:
@@ -410,6 +413,8 @@ def _ids(frame):
     if "ID" not in names:
         return np.zeros(len(frame))
     values = frame.iloc[:, names.index("ID")]
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iuf":
+        return values.to_numpy(dtype=float)
     return pd.to_numeric(values.astype(str).str.strip() if not pd.api.types.is_numeric_dtype(values) else values,
                          errors="coerce").to_numpy(dtype=float)
 
@@ -450,7 +455,7 @@ def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory=None):
     """The added columns of `frame` (whole subjects), one dict of columns per replicate in `replicates`."""
     model, source = plan.model, plan.source
     names = standard_columns(frame, source)
-    engine_frame = frame.set_axis(names, axis=1)
+    engine_frame = frame if names == list(frame.columns) else frame.set_axis(names, axis=1)
     mdv = _integer_column(engine_frame, "MDV", rows, source, allowed=(0, 1), default=0)
     if "EVID" not in names and "MDV" in names:
         amt = pd.to_numeric(_stripped(engine_frame["AMT"]), errors="coerce").to_numpy(float) \
@@ -461,9 +466,11 @@ def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory=None):
         stream = build_stream(model, engine_frame, source=source, max_memory=max_memory)
     except DataError as error:
         raise _renumbered(error, rows) from None
-    subject, starts = _subject_of_record(ids)
-    position = np.arange(subject.size) - starts[subject]
-    stream_ids = _stream_ids(plan, stream.subject_ids, rows, subject) if plan.random else None
+    subject = position = stream_ids = None   # needed only to draw random numbers
+    if plan.random:
+        subject, starts = _subject_of_record(ids)
+        position = np.arange(subject.size) - starts[subject]
+        stream_ids = _stream_ids(plan, stream.subject_ids, rows, subject)
     occasion = _occasions(plan, engine_frame, rows)
     observation = (stream.evid == 0) & (mdv != 1)
 
@@ -497,26 +504,38 @@ def _integer_column(frame, name, rows, source, allowed=None, default=0, upper=No
     if name not in frame.columns:
         return np.full(len(frame), default, np.int64)
     raw = _stripped(frame[name])
-    if pd.api.types.is_numeric_dtype(raw):
-        values = raw.to_numpy(dtype=float, na_value=np.nan)
-        blank = np.isnan(values)
-        if blank.any():
-            values = np.where(blank, float(default), values)
+    if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "iu":  # NumPy integers: nothing empty or fractional
+        values = raw.to_numpy()
+        bad = _not_in(values, allowed) if allowed is not None else (values < 0) | (values > upper)
     else:
-        text = raw.astype(str)
-        blank = raw.isna().to_numpy() | text.isin(["", "."]).to_numpy()
-        values = pd.to_numeric(raw.where(~blank, default), errors="coerce").to_numpy(float)
-    if allowed is not None:
-        bad = ~np.isin(values, allowed)  # NaN and fractions too (the allowed values are integers)
-    else:
-        bad = np.isnan(values) | (values != np.round(values)) | (values < 0) | (values > upper)
+        if pd.api.types.is_numeric_dtype(raw):
+            values = raw.to_numpy(dtype=float, na_value=np.nan)
+            blank = np.isnan(values)
+            if blank.any():
+                values = np.where(blank, float(default), values)
+        else:
+            text = raw.astype(str)
+            blank = raw.isna().to_numpy() | text.isin(["", "."]).to_numpy()
+            values = pd.to_numeric(raw.where(~blank, default), errors="coerce").to_numpy(float)
+        if allowed is not None:
+            bad = _not_in(values, allowed)  # NaN and fractions too (the allowed values are integers)
+        else:
+            bad = np.isnan(values) | (values != np.round(values)) | (values < 0) | (values > upper)
     if bad.any():
         index = int(np.flatnonzero(bad)[0])
         rule = (f"must be {' or '.join(map(str, allowed))}" if allowed is not None
                 else f"must be an integer from 0 to {upper}")
         cell = raw.iloc[index:index + 1].astype(str).iloc[0]
         raise DataError(f"{source}, row {rows[index]}, column {name}: {rule}; got {cell!r}")
-    return values.astype(np.int64)
+    return np.asarray(values, np.int64)
+
+
+def _not_in(values, allowed):
+    """Where `values` is none of the few `allowed` values (NaN included), as a boolean array; np.isin sorts."""
+    bad = values != allowed[0]
+    for value in allowed[1:]:
+        bad &= values != value
+    return bad
 
 
 def _subject_of_record(ids):
@@ -582,10 +601,10 @@ def _added(plan, replicate, individual, typical, observation, subject, position,
     if plan.dv is not None:
         column = list(model.outputs).index(plan.dv)
         ipred = values[:, column]
-        dv = ipred.copy()
+        dv = ipred
         if plan.variability == "all" and any(plan.residual):
             dv = _residual(plan, ipred, subject, position, random_ids)
-        dv[~observation] = np.nan
+        dv = np.where(observation, dv, np.nan)
         added.update(IPRED=ipred, PRED=typical[1][:, column], DV=dv)
     added.update({name: values[:, k] for k, name in enumerate(model.outputs)})
     if plan.amounts:
@@ -605,10 +624,20 @@ def _output_table(plan, records, parts):
     `parts` (dicts of added columns) cover the records replicate after replicate.
     REP is an int64 column and the other added columns, all float64, are written
     into one new 2-D block (one allocation: many column-sized ones cost more in
-    page faults than the copying); the input columns keep their dtypes, copied by
-    pandas only if written to.
+    page faults than the copying), unless there is one part: then its arrays are
+    the columns, no two columns sharing memory (a write to one must not change
+    another). The input columns keep their dtypes, copied by pandas only if
+    written to.
     """
-    inputs = records.reset_index(drop=True).set_axis(_output_names(records.columns), axis=1)
+    names = _output_names(records.columns)
+    inputs = records.reset_index(drop=True)
+    if names != list(records.columns):
+        inputs = inputs.set_axis(names, axis=1)
+    if len(parts) == 1:   # one chunk, one replicate: its columns as they are (IPRED and PRED view DV's output)
+        (part,) = parts
+        added = pd.DataFrame({name: part[name].copy() if name in ("IPRED", "PRED") else part[name]
+                              for name in plan.added}, copy=False)
+        return pd.concat([inputs, added], axis=1)
     if plan.replicates > 1:
         inputs = pd.concat([inputs] * plan.replicates, ignore_index=True)
     floats = plan.added[1:]

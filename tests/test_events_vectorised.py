@@ -309,6 +309,46 @@ def test_compartment_and_modelled_rate_errors_name_the_same_row_and_column(rows,
     assert new_error[0].startswith(message), new_error[0]
 
 
+@pytest.mark.parametrize("column, value", [("AMT", -1.0), ("CMT", 1.5), ("CMT", -1), ("CMT", 9), ("SS", 0.5),
+                                           ("SS", 3), ("II", -1.0), ("ADDL", 0.5), ("RATE", -3.0), ("TIME", 0.5),
+                                           ("EVID", 5)])
+def test_one_broken_rule_on_an_otherwise_plain_observation_is_found(column, value):
+    """The compiled check tests a record rule by rule only if it fails a short test that plain records pass;
+    an observation breaking any one rule must still be refused with the reference's message."""
+    model = load_model(NMTESTS)
+    columns = {"ID": [1, 1, 1], "TIME": [0.0, 1.0, 2.0], "EVID": [1, 0, 0], "AMT": [10.0, 0.0, 0.0],
+               "CMT": [1, 2, 2], "RATE": [0.0] * 3, "II": [0.0] * 3, "ADDL": [0] * 3, "SS": [0] * 3}
+    columns[column][2] = value
+    data = pd.DataFrame(columns)
+    new_error, reference_error = (outcome(function, model, data)[1]
+                                  for function in (build_stream, reference_build_stream))
+    assert new_error is not None and new_error == reference_error
+
+
+def test_parameter_columns_of_every_kind_give_the_reference_values_and_errors():
+    """NumPy float64 parameter columns are gathered in one compiled pass (also when not contiguous, from a
+    2-D array); integer and text columns, empty cells and infinite values take the column-by-column path."""
+    model = load_model(NMTESTS)
+    data = random_data(SEED_WITH_ADDL)
+    n = len(data)
+    data["V"] = np.arange(n) + 10.5
+    data["WT"] = np.arange(n) + 50                                     # integers
+    data["LAGT"] = np.where(np.arange(n) % 3 == 0, ".", "0.5")         # text with NONMEM's empty
+    data["DUR2"] = np.where(np.arange(n) % 2 == 0, np.nan, 3.0)        # empty cells take the default
+    numeric = data.drop(columns="LAGT")
+    grid = pd.DataFrame(np.ascontiguousarray(numeric.to_numpy(float)), columns=numeric.columns, copy=False)
+    assert not grid["V"].to_numpy().flags.c_contiguous                 # one 2-D block: columns are strided
+    for frame in (data, grid):
+        new = build_stream(model, frame)
+        assert_same_stream(new, reference_build_stream(model, frame))
+        assert np.array_equal(new.inputs[:, model.inputs.index("V")], np.arange(n) + 10.5)
+    for value in (np.inf, -np.inf):
+        broken = data.assign(RAT2=np.where(np.arange(n) == 5, value, 10.0))
+        new_error, reference_error = (outcome(function, model, broken)[1]
+                                      for function in (build_stream, reference_build_stream))
+        assert new_error is not None and new_error == reference_error
+
+
 def test_switch_parameters_are_checked_on_every_record():
     model = load_model("ketamine_mg_pain")
     data = pd.DataFrame({"ID": [1, 1, 1], "TIME": [0.0, 1.0, 2.0], "MG_SOURCE": [0, 1, 0.5]})
