@@ -74,8 +74,9 @@ class PkpdError(ValueError):
         The fields above; None when not known.
     """
 
-    def __init__(self, rule, *, file=None, key=None, row=None, column=None, value=_ABSENT, got=_ABSENT,
-                 sentence=False):
+    def __init__(self, rule: object, *, file: str | None = None, key: str | None = None, row: int | None = None,
+                 column: str | None = None, value: object = _ABSENT, got: object = _ABSENT,
+                 sentence: bool = False) -> None:
         self.rule = str(rule)
         self.file, self.key, self.row, self.column = file, key, row, column
         self.value = None if value is _ABSENT else value
@@ -85,7 +86,7 @@ class PkpdError(ValueError):
         self.sentence = sentence
         super().__init__(self.message())
 
-    def message(self):
+    def message(self) -> str:
         """The one-line message, built from the fields."""
         where = [_printable(self.file)] if self.file is not None else []
         if self.row is not None:
@@ -103,11 +104,11 @@ class PkpdError(ValueError):
         text = ": ".join(parts)
         return text if "\n" not in text and "\r" not in text else text.encode("unicode_escape").decode("ascii")
 
-    def fields(self):
+    def fields(self) -> dict[str, object]:
         """``value`` and ``got``: with the rule, what to raise again at another place."""
         return {"value": self.value, "got": self.got}
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.message()
 
     def __reduce__(self):  # rebuilt from its fields when sent to a worker process and back

@@ -37,8 +37,10 @@ that name what they show, e.g. ``_band50|saline``, ``_median|saline``,
 
 import functools
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -51,6 +53,10 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from ._errors import PkpdError  # noqa: E402
+
+if TYPE_CHECKING:  # _run loads _figures on demand
+    from ._run import RunResult
+    from ._scenario import Scenario
 
 # Okabe & Ito (2008); yellow last because it is faint on white.
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
@@ -67,7 +73,7 @@ SWEEP_KEY_LABELS = {"amount": "Dose", "duration": "Infusion duration", "rate": "
                     "every": "Every", "count": "Number of doses", "until": "Until", "start": "Start"}
 METRIC_LABELS = {"cmax": "Cmax", "tmax": "Tmax", "cmin": "Cmin", "auc": "AUC", "cavg": "Cavg"}
 
-STYLE = {
+STYLE: dict[Any, Any] = {
     "font.size": 7, "axes.titlesize": 7, "axes.labelsize": 7, "xtick.labelsize": 6.5,
     "ytick.labelsize": 6.5, "legend.fontsize": 6.5, "figure.titlesize": 7,
     "axes.linewidth": 0.6, "xtick.major.width": 0.6, "ytick.major.width": 0.6,
@@ -1102,7 +1108,7 @@ def _focus_text(fig):
             f"simulated; later the curves move by less than {100 * fraction:g} % of their range.")
 
 
-def figure_set(run, scenario):
+def figure_set(run: "RunResult", scenario: "Scenario") -> Iterator[tuple[str, Figure, str]]:
     """Yield ``(stem, figure, caption)`` for every figure that applies to a run, one at a time."""
     base = caption_base(run, scenario)
     model = scenario.model
@@ -1218,7 +1224,7 @@ def save_figure(fig, folder, stem, caption):
     plt.close(fig)
 
 
-def write_figures(run, scenario, folder):
+def write_figures(run: "RunResult", scenario: "Scenario", folder: Path | str) -> list[dict[str, str]]:
     """Write the figure set and ``captions.md`` into `folder`.
 
     Returns

@@ -25,6 +25,7 @@ import re
 import sys
 import tempfile
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,9 +73,9 @@ def model_directories():
     return folders
 
 
-def library_models():
+def library_models() -> list[str]:
     """Names of the models in the library folders, sorted."""
-    found = set()
+    found: set[str] = set()
     for folder in model_directories():
         if folder.is_dir():
             found.update(p.stem for p in folder.glob("*.toml"))
@@ -216,19 +217,19 @@ class Model:
     _module: object = field(repr=False, default=None)
 
     @property
-    def inputs(self):
+    def inputs(self) -> list[str]:
         """Names of the per-record input columns of the engine: parameters, then covariates."""
         return list(self.parameters) + list(self.covariates)
 
     @property
-    def input_defaults(self):
+    def input_defaults(self) -> list[float]:
         return [p.value for p in self.parameters.values()] + [c.value for c in self.covariates.values()]
 
     @property
-    def hash(self):
+    def hash(self) -> str:
         return hashlib.sha256(self.source_text.encode()).hexdigest()
 
-    def compartment_index(self, number):
+    def compartment_index(self, number: int) -> int | None:
         """0-based state index of NONMEM compartment ``number``, or None."""
         for index, name in enumerate(self.compartments):
             if self.numbers[name] == number:
@@ -254,7 +255,7 @@ class Model:
         special._unfolded = getattr(self, "_unfolded", None) or self  # with_parameters starts from this
         return special
 
-    def with_parameters(self, values, origin="set by the user"):
+    def with_parameters(self, values: Mapping[str, float], origin: str = "set by the user") -> "Model":
         """A copy with other values for some fixed parameters (THETAs), in the model's units.
 
         Values reach the engine as inputs, so the copy shares the compiled module: no
@@ -323,7 +324,7 @@ class Model:
                 f"parameters={list(self.parameters)}, outputs={list(self.outputs)})")
 
 
-def load_model(name_or_path):
+def load_model(name_or_path: str | os.PathLike[str]) -> "Model":
     """Load a model by library name (``"pk2cmt"``) or by path to a ``.toml`` file.
 
     Examples

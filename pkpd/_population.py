@@ -26,12 +26,14 @@ of rows; this keeps chunked results bit-identical.
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 import numbers
 import os
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from pkpd._errors import PopulationError
@@ -1114,8 +1116,10 @@ class Population:
     True
     """
 
-    def __init__(self, n=None, covariates=None, correlations=None, *, seed, csv=None,
-                 required=(), subject_ids=None):
+    def __init__(self, n: int | None = None, covariates: Mapping[str, Any] | None = None,
+                 correlations: Mapping[str, Any] | None = None, *, seed: int,
+                 csv: str | os.PathLike[str] | pd.DataFrame | None = None, required: str | Iterable[str] = (),
+                 subject_ids: ArrayLike | None = None) -> None:
         self.subject_ids = _subject_ids(n, subject_ids, "population.n")
         self.seed = _seed(seed, "population.seed")
         required = [required] if isinstance(required, str) else list(required)
@@ -1154,14 +1158,14 @@ class Population:
             seed, subject_ids, covariates
         return population
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.subject_ids.size
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         columns = ", ".join(self.covariates.columns)
         return f"Population(n={len(self)}, seed={self.seed}, covariates=[{columns}])"
 
-    def subset(self, start, stop):
+    def subset(self, start: int, stop: int) -> "Population":
         """Subjects at positions start..stop-1, with the same numbers.
 
         Parameters
@@ -1176,7 +1180,7 @@ class Population:
         return self._from_parts(self.seed, self.subject_ids[start:stop],
                                 self.covariates.iloc[start:stop])
 
-    def covariate_array(self, names):
+    def covariate_array(self, names: Iterable[str]) -> NDArray[np.float64]:
         """Covariates as a C-contiguous float64 array for the engine.
 
         Parameters
@@ -1190,18 +1194,20 @@ class Population:
         self._check_required(names)
         return np.ascontiguousarray(self.covariates[list(names)].to_numpy(dtype=np.float64))
 
-    def sample_iiv(self, omega, *, stream="iiv", variability=True):
+    def sample_iiv(self, omega: ArrayLike, *, stream: str = "iiv", variability: bool = True) -> NDArray[np.float64]:
         """Etas of these subjects, shape (n, k); see :func:`sample_iiv`."""
         return sample_iiv(omega, seed=self.seed, subject_ids=self.subject_ids, stream=stream,
                           variability=variability)
 
-    def sample_iov(self, omega_iov, n_occasions, *, stream="iov", variability=True):
+    def sample_iov(self, omega_iov: ArrayLike, n_occasions: int, *, stream: str = "iov",
+                   variability: bool = True) -> NDArray[np.float64]:
         """Inter-occasion effects, shape (n, n_occasions, k); see :func:`sample_iov`."""
         return sample_iov(omega_iov, n_occasions=n_occasions, seed=self.seed,
                           subject_ids=self.subject_ids, stream=stream, variability=variability)
 
-    def add_residual_error(self, ipred, additive_sd=0.0, proportional_sd=0.0, *,
-                           stream="residual", variability=True, first_time_index=0):
+    def add_residual_error(self, ipred: ArrayLike, additive_sd: float = 0.0, proportional_sd: float = 0.0, *,
+                           stream: str = "residual", variability: bool = True,
+                           first_time_index: int = 0) -> NDArray[np.float64]:
         """Observations with residual error; see :func:`add_residual_error`."""
         return add_residual_error(ipred, additive_sd, proportional_sd, seed=self.seed,
                                   subject_ids=self.subject_ids, stream=stream,

@@ -14,6 +14,7 @@ import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ._errors import PkpdError
 
@@ -103,7 +104,7 @@ class Dose:
             return max(0, math.ceil((self.until - self.time) / self.every))
         return self.count
 
-    def start_times(self):
+    def start_times(self) -> NDArray[np.floating]:
         if self.until is not None:
             return np.arange(self.time, self.until, self.every)
         return self.time + np.arange(self.count) * (self.every or 0.0)

@@ -18,8 +18,8 @@ import pandas as pd
 
 from ._output import check_output_folder, write_csv, write_folder_atomically
 from ._population import Population
-from ._scenario import check_resources, resolved_doses
-from ._simulate import simulate
+from ._scenario import Scenario, check_resources, resolved_doses
+from ._simulate import MapExecutor, simulate
 
 PACKAGES = ["pkpd", "numpy", "scipy", "numba", "pandas", "matplotlib", "pint", "tqdm"]
 
@@ -198,7 +198,8 @@ def check_run(scenario, outdir=None, *, force=False):
     check_resources(scenario)
 
 
-def run_scenario(scenario, outdir=None, *, force=False, progress=True, figures=True, executor=None):
+def run_scenario(scenario: Scenario, outdir: Path | str | None = None, *, force: bool = False,
+                 progress: bool = True, figures: bool = True, executor: MapExecutor | None = None) -> RunResult:
     """Run a scenario; write its outputs to `outdir` if given.
 
     `executor` (an object with ``map(fn, *iterables)``, e.g. a

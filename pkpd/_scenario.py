@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ._errors import PkpdError, ScenarioError, suggestion
-from ._model import check_allowed, library_models, load_model
+from ._model import Model, check_allowed, library_models, load_model
 from ._options import SolverOptions
 from ._population import Population
 from ._random import MAX_SEED
@@ -92,7 +92,7 @@ class Scenario:
     """
     path: Path
     text: str
-    model: object
+    model: Model
     seed: int
     n: int
     population_spec: dict
@@ -299,7 +299,7 @@ def _read_text(path):
                             f"file as UTF-8", file=path.name) from None
 
 
-def load_scenario(path):
+def load_scenario(path: Path | str) -> "Scenario":
     """Read and check a scenario file.
 
     Parameters

@@ -6,25 +6,35 @@ population stay independent objects; this module joins them into the
 engine's flat event records, subjects in chunks, and collects the outputs.
 """
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import repeat
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike, NDArray
 
 from . import _metrics
 from ._engine import raise_failures, resolve_method, run_stream
 from ._errors import ModelError, PkpdError
 from ._events import KIND_DOSE, KIND_OBS, EventStream
-from ._model import is_compiled, load_model
+from ._model import Model, is_compiled, load_model
 from ._options import DEFAULT
 from ._population import (Population, add_residual_error, apply_random_effects, sample_covariates, sample_iiv,
                           sample_iov)
-from ._regimen import Regimen, expand
+from ._regimen import Dose, Regimen, expand
 from ._resources import SECONDS_PER_SUBJECT_RECORD, check_memory
 
 DEFAULT_QUANTILES = (5, 25, 50, 75, 95)
+
+
+class MapExecutor(Protocol):
+    """What ``executor=`` takes: an object with ``map(fn, *iterables)``, results in order
+    (a :class:`concurrent.futures.Executor`, or :class:`pkpd._distributed.DaskExecutor`)."""
+
+    def map(self, fn: Callable[..., Any], /, *iterables: Iterable[Any]) -> Iterator[Any]: ...
 
 
 def individual_inputs(model, population, *, variability=True):
@@ -197,9 +207,11 @@ def _check_times(times):
     return times
 
 
-def simulate(model, regimen, population, times, *, method=DEFAULT.method, rtol=DEFAULT.rtol, atol=DEFAULT.atol,
-             variability=True, chunk_subjects=None, progress=None, max_steps=DEFAULT.max_steps, occasions=None,
-             max_memory=None, executor=None):
+def simulate(model: Model | str, regimen: Regimen | Sequence[Dose], population: Population | int, times: ArrayLike,
+             *, method: str = DEFAULT.method, rtol: float = DEFAULT.rtol, atol: float = DEFAULT.atol,
+             variability: bool = True, chunk_subjects: int | None = None, progress: bool | None = None,
+             max_steps: int = DEFAULT.max_steps, occasions: ArrayLike | None = None,
+             max_memory: int | str | None = None, executor: MapExecutor | None = None) -> "SimulationResult":
     """Simulate a regimen in a virtual population.
 
     Parameters
@@ -252,9 +264,9 @@ def simulate(model, regimen, population, times, *, method=DEFAULT.method, rtol=D
     run = SimulationPlan(model, regimen, population, times, method=method, rtol=rtol, atol=atol,
                          variability=variability, chunk_subjects=chunk_subjects, progress=progress,
                          max_steps=max_steps, occasions=occasions, max_memory=max_memory)
-    n, model = run.n, run.model
-    values = np.empty((n, run.times.size, len(model.outputs)))
-    states = np.empty((n, run.times.size, len(model.compartments)))
+    n = run.n
+    values = np.empty((n, run.times.size, len(run.model.outputs)))
+    states = np.empty((n, run.times.size, len(run.model.compartments)))
     if executor is None:
         for _ in run.chunks(values_out=values, states_out=states):
             pass  # the engine writes each chunk straight into its rows of values and states
@@ -262,16 +274,21 @@ def simulate(model, regimen, population, times, *, method=DEFAULT.method, rtol=D
         for start, stop, (chunk_values, chunk_states) in run.map_chunks(executor, run_chunk):
             values[start:stop] = chunk_values.reshape(stop - start, run.times.size, -1)
             states[start:stop] = chunk_states.reshape(stop - start, run.times.size, -1)
-    parameters = pd.DataFrame(run.inputs, columns=model.inputs, index=pd.Index(run.population.subject_ids, name="ID"))
-    return SimulationResult(model=model, times=run.times, values=values, states=states,
+    parameters = pd.DataFrame(run.inputs, columns=run.model.inputs,
+                              index=pd.Index(run.population.subject_ids, name="ID"))
+    return SimulationResult(model=run.model, times=run.times, values=values, states=states,
                             subject_ids=run.population.subject_ids, parameters=parameters, etas=run.etas,
                             seed=run.population.seed, regimen=run.regimen, method=run.options["method"])
 
 
-def simulate_summary(model, regimen, population, times, *, outputs=None, quantiles=DEFAULT_QUANTILES,
-                     relative_accuracy=0.005, interval=None, thresholds=None, windows=None, method="auto",
-                     rtol=DEFAULT.rtol, atol=DEFAULT.atol, variability=True, chunk_subjects=2_000,
-                     progress=None, max_steps=DEFAULT.max_steps, max_memory=None, executor=None):
+def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], population: Population | int,
+                     times: ArrayLike, *, outputs: Sequence[str] | None = None,
+                     quantiles: Sequence[float] = DEFAULT_QUANTILES, relative_accuracy: float = 0.005,
+                     interval: tuple[float, float] | None = None, thresholds: Any = None, windows: Any = None,
+                     method: str = "auto", rtol: float = DEFAULT.rtol, atol: float = DEFAULT.atol,
+                     variability: bool = True, chunk_subjects: int = 2_000, progress: bool | None = None,
+                     max_steps: int = DEFAULT.max_steps, max_memory: int | str | None = None,
+                     executor: MapExecutor | None = None) -> "SummaryResult":
     """Simulate a large population keeping only percentiles and exposure metrics.
 
     Subjects are simulated chunk by chunk; each chunk updates a mergeable quantile
@@ -291,18 +308,18 @@ def simulate_summary(model, regimen, population, times, *, outputs=None, quantil
     run = SimulationPlan(model, regimen, population, times, method=method, rtol=rtol, atol=atol,
                          variability=variability, chunk_subjects=chunk_subjects, progress=progress,
                          max_steps=max_steps, keep_trajectories=False, max_memory=max_memory)
-    model = run.model
-    outputs = list(outputs or model.outputs)
+    outputs = list(outputs or run.model.outputs)
     thresholds = thresholds or {}
     windows = windows or {}
-    columns = [list(model.outputs).index(o) for o in outputs]
+    columns = [list(run.model.outputs).index(o) for o in outputs]
     task = partial(summarise_chunk, times=run.times, columns=dict(zip(outputs, columns)), quantiles=tuple(quantiles),
                    relative_accuracy=relative_accuracy, interval=interval, thresholds=thresholds, windows=windows)
     if executor is None:
         parts = (task(values=chunk_values) for _, _, chunk_values, _ in run.chunks(keep_states=False))
     else:
         parts = (part for _, _, part in run.map_chunks(executor, partial(_engine_then, task)))
-    sketches, exposures = None, {o: [] for o in outputs}
+    sketches: Any = None
+    exposures: dict[str, list[dict[str, NDArray[np.float64]]]] = {o: [] for o in outputs}
     for chunk_sketches, chunk_exposure in parts:  # in chunk order: a deterministic merge and concatenation
         if sketches is None:
             sketches = chunk_sketches
@@ -320,7 +337,7 @@ def simulate_summary(model, regimen, population, times, *, outputs=None, quantil
         frames.append(frame)
     exposure = {o: {k: np.concatenate([p[k] for p in exposures[o]]) for k in exposures[o][0]} for o in outputs}
     return SummaryResult(percentiles=pd.concat(frames, ignore_index=True), exposure=exposure, n=run.n,
-                         units={o: model.outputs[o].unit for o in outputs})
+                         units={o: run.model.outputs[o].unit for o in outputs})
 
 
 def run_chunk(model, stream, options):
@@ -559,7 +576,7 @@ class SimulationResult:
     parameters : pandas.DataFrame
         Each subject's parameter and covariate values (random effects applied).
     """
-    model: object
+    model: Model
     times: np.ndarray
     values: np.ndarray
     states: np.ndarray
@@ -575,24 +592,24 @@ class SimulationResult:
         self.outputs = list(self.model.outputs)
 
     @property
-    def units(self):
+    def units(self) -> dict[str, str]:
         units = {"TIME": self.model.units.get("time", "h")}
         units.update({name: o.unit for name, o in self.model.outputs.items()})
         return units
 
-    def output(self, name):
+    def output(self, name: str) -> NDArray[np.float64]:
         """Values of one output, shape (n_subjects, n_times)."""
         if name not in self.outputs:
             raise PkpdError(f"output {name!r}: model {self.model.name!r} has outputs {', '.join(self.outputs)}")
         return self.values[:, :, self.outputs.index(name)]
 
-    def observed(self, name):
+    def observed(self, name: str) -> NDArray[np.float64]:
         """Output with the model's residual error (seeded per subject and time), shape (n_subjects, n_times)."""
         spec = self.model.residual.get(name, {})
         return add_residual_error(self.output(name), spec.get("additive", 0.0), spec.get("proportional", 0.0),
                                   seed=self.seed, subject_ids=self.subject_ids, stream=f"residual/{name}")
 
-    def to_frame(self, observed=False):
+    def to_frame(self, observed: bool = False) -> pd.DataFrame:
         """Long format, NONMEM-like: one row per subject and time, a column per output.
 
         With ``observed=True``, a ``NAME_OBS`` column with residual error is added for
@@ -609,7 +626,8 @@ class SimulationResult:
         frame.attrs["units"] = self.units
         return frame
 
-    def percentiles(self, quantiles=DEFAULT_QUANTILES, outputs=None):
+    def percentiles(self, quantiles: Sequence[float] = DEFAULT_QUANTILES,
+                    outputs: Sequence[str] | None = None) -> pd.DataFrame:
         """Percentiles over subjects at each time: columns output, TIME, P5, P25, ... (exact)."""
         frames = []
         for name in outputs or self.outputs:
@@ -622,7 +640,8 @@ class SimulationResult:
         result.attrs["units"] = self.units
         return result
 
-    def exposure(self, output, *, interval=None, thresholds=(), windows=()):
+    def exposure(self, output: str, *, interval: tuple[float, float] | None = None, thresholds: Any = (),
+                 windows: Any = ()) -> pd.DataFrame:
         """Per-subject exposure metrics of one output (Cmax, Tmax, Cmin, AUC, Cavg, time above/within)."""
         return _metrics.exposure_table(self.times, self.output(output),
                                        concentration_unit=self.model.outputs[output].unit,

@@ -45,6 +45,7 @@ Large data sets are read and simulated in chunks of whole IDs
 
 import dataclasses
 import json
+import os
 from itertools import islice, pairwise
 from pathlib import Path
 
@@ -54,7 +55,7 @@ import pandas as pd
 from ._engine import raise_failures, resolve_method, run_stream
 from ._errors import DataError, ModelError, PkpdError
 from ._events import build_stream, standard_columns
-from ._model import load_model
+from ._model import Model, load_model
 from ._options import DEFAULT
 from ._population import add_residual_error, apply_random_effects, sample_iiv, sample_iov
 from ._resources import check_memory
@@ -82,10 +83,10 @@ class _Plan:
     amounts: bool
     return_etas: bool
     options: dict
-    iiv: tuple = None           # (parameter names, engine columns, omega, forms) or None
-    iov: tuple = None
+    iiv: tuple | None = None    # (parameter names, engine columns, omega, forms) or None
+    iov: tuple | None = None
     residual: tuple = (0.0, 0.0)  # (additive SD, proportional SD) of the DV output
-    added: list = None          # names of the columns pkpd adds, in order
+    added: list | None = None   # names of the columns pkpd adds, in order
 
     @property
     def random(self):
@@ -94,10 +95,11 @@ class _Plan:
             self.variability == "all" and any(self.residual))
 
 
-def simulate_data(model, data, *, replicates=1, seed=0, variability="all", return_etas=False, dv=None,
-                  amounts=False, method=DEFAULT.method, rtol=DEFAULT.rtol, atol=DEFAULT.atol,
-                  max_steps=DEFAULT.max_steps, source="data",
-                  max_memory=None, chunk_records=CHUNK_RECORDS):
+def simulate_data(model: Model | str | os.PathLike[str], data: pd.DataFrame, *, replicates: int = 1, seed: int = 0,
+                  variability: str = "all", return_etas: bool = False, dv: str | None = None,
+                  amounts: bool = False, method: str = DEFAULT.method, rtol: float = DEFAULT.rtol,
+                  atol: float = DEFAULT.atol, max_steps: int = DEFAULT.max_steps, source: str = "data",
+                  max_memory: int | str | None = None, chunk_records: int = CHUNK_RECORDS) -> pd.DataFrame:
     """Simulate a trial from a NONMEM-style data set (NONMEM ``$SIMULATION``, mrgsolve ``data_set``).
 
     Parameters
@@ -178,8 +180,8 @@ def simulate_data(model, data, *, replicates=1, seed=0, variability="all", retur
     if not len(records):
         raise DataError(f"{source}: has no records")
     chunks = list(_subject_chunks(records, rows, chunk_records, plan))
-    replicates = list(range(1, plan.replicates + 1))
-    by_chunk = [_simulate_chunk(plan, frame, rows, ids, replicates, max_memory) for frame, rows, ids in chunks]
+    replicate_numbers = list(range(1, plan.replicates + 1))
+    by_chunk = [_simulate_chunk(plan, frame, rows, ids, replicate_numbers, max_memory) for frame, rows, ids in chunks]
     parts = [added[index] for index in range(plan.replicates) for added in by_chunk]  # replicate after replicate
     out = _output_table(plan, records, parts)
     out.attrs.update(units=_units(plan, data.columns), dv=plan.dv)

@@ -1,0 +1,47 @@
+"""The public API type-checks: mypy on pkpd/__init__.py and the modules it re-exports from.
+
+Configuration in pyproject.toml ``[tool.mypy]``; imported private helpers are read for their
+types (``follow_imports = "silent"``) but not reported on. Numba's generated engine text
+(``pkpd/_engine_source.py``) is not checked.
+"""
+
+from pathlib import Path
+
+import pytest
+
+mypy_api = pytest.importorskip("mypy.api")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# pkpd/__init__.py and every module whose names it exports (keep in step with its imports)
+PUBLIC_MODULES = [
+    "pkpd/__init__.py",
+    "pkpd/_errors.py",         # PkpdError and its kinds, SimulationError
+    "pkpd/_model.py",          # load_model, Model, library_models
+    "pkpd/_population.py",     # Population
+    "pkpd/_regimen.py",        # Dose, Regimen
+    "pkpd/_simulate.py",       # simulate, simulate_summary, SimulationResult
+    "pkpd/_run.py",            # run_scenario
+    "pkpd/_scenario.py",       # load_scenario
+    "pkpd/_simulate_data.py",  # simulate_data
+    "pkpd/_trial.py",          # trial
+    "pkpd/_figures.py",        # figure_set, write_figures
+]
+
+
+def test_public_modules_type_check(tmp_path):
+    stdout, stderr, status = mypy_api.run([
+        "--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(tmp_path / "mypy"),
+        *(str(ROOT / module) for module in PUBLIC_MODULES)])
+    assert status == 0, f"mypy found errors:\n{stdout}{stderr}"
+
+
+def test_checked_set_covers_the_public_imports():
+    """Every module pkpd/__init__.py imports from is in PUBLIC_MODULES."""
+    import ast
+
+    tree = ast.parse((ROOT / "pkpd" / "__init__.py").read_text(encoding="utf-8"))
+    imported = {f"pkpd/{node.module}.py" for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module}
+    assert imported <= set(PUBLIC_MODULES), sorted(imported - set(PUBLIC_MODULES))
+    assert "pkpd/_engine_source.py" not in PUBLIC_MODULES
