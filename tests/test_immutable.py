@@ -1,0 +1,54 @@
+"""Immutable values: a scenario, a model, a trial design and a dose refuse assignment, and every
+derivation (``with_overrides``, ``with_parameters``, ``with_constants``) returns a new object and
+leaves the one it started from as it was."""
+
+import dataclasses
+
+import pytest
+
+from pkpd._scenario import load_scenario
+
+SCENARIO = """model = "ketamine_mg_pain"
+seed = 3
+[population]
+n = 4
+[[arms]]
+name = "bolus"
+doses = [{ drug = "ketamine", amount = "0.5 mg/kg", duration = "2 h" }]
+[[arms]]
+name = "large volume"
+doses = [{ drug = "ketamine", amount = "0.5 mg/kg", duration = "2 h" }]
+parameters = { V1 = 30.0 }
+[outputs]
+times = { start = "0 h", stop = "4 h", step = "1 h" }
+"""
+
+
+@pytest.fixture
+def scenario(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO)
+    return load_scenario(path)
+
+
+def test_a_scenario_and_its_arms_refuse_assignment(scenario):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        scenario.n = 10
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        scenario.times = scenario.times[::2]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        scenario.arms[0].model = scenario.model
+
+
+def test_with_overrides_returns_a_new_scenario_and_leaves_the_old_one(scenario):
+    model, arm_models = scenario.model, [arm.model for arm in scenario.arms]
+    changed = scenario.with_overrides(n=7, seed=11, parameters={"CL": 70.0})
+    assert changed is not scenario
+    assert (changed.n, changed.seed) == (7, 11)
+    assert changed.model.parameters["CL"].value == 70.0
+    assert changed.arms[1].model.parameters["CL"].value == 70.0  # the arm's model takes the new value too
+    assert changed.arms[1].model.parameters["V1"].value == 30.0  # and keeps its own
+    assert (scenario.n, scenario.seed) == (4, 3)
+    assert scenario.model is model and [arm.model for arm in scenario.arms] == arm_models
+    assert scenario.model.parameters["CL"].value != 70.0
+    assert scenario.arms[1].model.parameters["CL"].value != 70.0
