@@ -3,9 +3,11 @@ derivation (``with_overrides``, ``with_parameters``, ``with_constants``) returns
 leaves the one it started from as it was."""
 
 import dataclasses
+import pickle
 
 import pytest
 
+import pkpd
 from pkpd._scenario import load_scenario
 
 SCENARIO = """model = "ketamine_mg_pain"
@@ -52,3 +54,42 @@ def test_with_overrides_returns_a_new_scenario_and_leaves_the_old_one(scenario):
     assert scenario.model is model and [arm.model for arm in scenario.arms] == arm_models
     assert scenario.model.parameters["CL"].value != 70.0
     assert scenario.arms[1].model.parameters["CL"].value != 70.0
+
+
+def test_a_model_refuses_assignment():
+    model = pkpd.load_model("ketamine_mg_pain")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model.parameters = {}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model.unfolded = model
+
+
+def test_with_parameters_returns_a_new_model_and_leaves_the_old_one():
+    model = pkpd.load_model("ketamine_mg_pain")
+    alpha = model.parameters["ALPHA"].value
+    changed = model.with_parameters({"ALPHA": alpha + 1.0})
+    assert changed is not model and changed.parameters["ALPHA"].value == alpha + 1.0
+    assert model.parameters["ALPHA"].value == alpha and model.parameters["ALPHA"].reliability != "override"
+
+
+def test_with_constants_declares_the_model_it_was_folded_from():
+    model = pkpd.load_model("ketamine_mg_pain")
+    folded = model.with_constants({"ALPHA": 0.0})
+    assert folded.unfolded is model and model.unfolded is None
+    assert folded.source_text != model.source_text and "specialised" not in model.source_text
+    assert folded.with_constants({"CL": 84.0}).unfolded is model
+    # new values start again from the unfolded model: ALPHA is an input again, not the folded 0
+    again = folded.with_parameters({"ALPHA": 1.0})
+    assert again.unfolded is None and again.source_text == model.source_text
+    assert again.parameters["ALPHA"].value == 1.0
+
+
+@pytest.mark.models("ketamine_mg_pain")
+def test_a_frozen_model_compiles_once_shares_its_module_and_pickles_without_it():
+    model = pkpd.load_model("ketamine_mg_pain")
+    module = model.module
+    assert model.module is module  # cached on first use
+    assert model.with_parameters({"ALPHA": 1.0}).module is module  # parameters are inputs: same engine
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy._module is None and copy.hash == model.hash
+    assert copy.module is module  # re-imported (from sys.modules here; from the disk cache on a worker)
