@@ -24,6 +24,13 @@ parameters = { V1 = 30.0 }
 [outputs]
 times = { start = "0 h", stop = "4 h", step = "1 h" }
 """
+TRIAL = """[trial]
+period = "7 d"
+baseline = "7 d"
+n = [4]
+replicates = 2
+endpoint = { type = "auc", output = "PAIN", days = [1, 7] }
+"""
 
 
 @pytest.fixture
@@ -93,3 +100,23 @@ def test_a_frozen_model_compiles_once_shares_its_module_and_pickles_without_it()
     copy = pickle.loads(pickle.dumps(model))
     assert copy._module is None and copy.hash == model.hash
     assert copy.module is module  # re-imported (from sys.modules here; from the disk cache on a worker)
+
+
+def test_a_dose_refuses_assignment_and_replace_checks_the_new_one():
+    dose = pkpd.Dose(1.0, "CENT", every=12.0, count=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        dose.count = 5
+    assert dataclasses.replace(dose, count=5).administrations() == 5 and dose.administrations() == 3
+    with pytest.raises(pkpd.PkpdError):
+        dataclasses.replace(dose, count=0)
+
+
+def test_a_trial_design_refuses_assignment(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(SCENARIO.replace("parameters = { V1 = 30.0 }\n", "") + TRIAL)
+    scenario = load_scenario(path)
+    (design,) = scenario.designs
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        design.replicates = 10
+    fewer = dataclasses.replace(design, replicates=1)
+    assert (fewer.replicates, design.replicates) == (1, 2)
