@@ -11,6 +11,7 @@ with the largest difference between the two estimates.
 """
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -48,10 +49,8 @@ def main(argv=None):
         path = Path(folder) / "pickering2020_trial.toml"
         path.write_text(text)
         scenario = load_scenario(path)
-    design = parse_trial(scenario)
-    design.replicates = arguments.replicates
-    warm = parse_trial(scenario)
-    warm.replicates = 2
+    design = dataclasses.replace(parse_trial(scenario), replicates=arguments.replicates)
+    warm = dataclasses.replace(design, replicates=2)
     simulate_trial_scores(scenario, warm)  # compile / load the model outside the timing
 
     started = time.perf_counter()

@@ -16,6 +16,7 @@ in a comment. A cache entry that does not load (a truncated or garbled ``.py``,
 """
 
 import ast
+import dataclasses
 import hashlib
 import importlib.util
 import math
@@ -164,9 +165,10 @@ def _capitalised(text):
     return text[:1].upper() + text[1:]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Model:
-    """A checked model, ready to compile.
+    """A checked model, ready to compile; frozen: :meth:`with_parameters` and
+    :meth:`with_constants` derive new models.
 
     Attributes
     ----------
@@ -192,6 +194,9 @@ class Model:
     is_linear : bool
         The ODEs are linear in the amounts with coefficients that depend only
         on parameters: the exact matrix-exponential path applies.
+    unfolded : Model or None
+        For a copy with constants folded in (:meth:`with_constants`), the model it
+        was folded from; None otherwise.
     """
     name: str
     path: Path
@@ -214,7 +219,8 @@ class Model:
     compartment_units: dict
     is_linear: bool
     _trees: dict = field(repr=False, default_factory=dict)
-    _module: object = field(repr=False, default=None)
+    unfolded: "Model | None" = field(repr=False, compare=False, default=None)
+    _module: object = field(repr=False, compare=False, default=None)  # compiled on first use: see `module`
 
     @property
     def inputs(self) -> list[str]:
@@ -243,17 +249,11 @@ class Model:
         parameter fixed at 0 the products of amounts vanish. The copy keeps the
         engine's input layout, so the same parameter matrix drives it.
         """
-        import copy as _copy
-
         trees = {key: _expr.substitute(tree, values) for key, tree in self._trees.items()}
         note = "\n# specialised: " + ", ".join(f"{k} = {v!r}" for k, v in sorted(values.items())) + "\n"
-        special = _copy.copy(self)
-        special._trees = trees
-        special._module = None
-        special.source_text = self.source_text + note
-        special.is_linear = _is_linear(trees, self.compartments)
-        special._unfolded = getattr(self, "_unfolded", None) or self  # with_parameters starts from this
-        return special
+        return dataclasses.replace(self, _trees=trees, _module=None, source_text=self.source_text + note,
+                                   is_linear=_is_linear(trees, self.compartments),
+                                   unfolded=self.unfolded or self)  # with_parameters starts from this
 
     def with_parameters(self, values: Mapping[str, float], origin: str = "set by the user") -> "Model":
         """A copy with other values for some fixed parameters (THETAs), in the model's units.
@@ -276,12 +276,9 @@ class Model:
         >>> synergy.parameters["ALPHA"].value
         1.0
         """
-        import copy as _copy
-        import dataclasses
-
         # a specialised copy (folded constants, e.g. SimulationResult.model) would keep its folded
         # values whatever the new ones: start from the model it was folded from
-        base = getattr(self, "_unfolded", None) or self
+        base = self.unfolded or self
         if base is not self:
             return base.with_parameters({**{n: p.value for n, p in self.parameters.items()
                                             if p.value != base.parameters[n].value}, **values}, origin)
@@ -302,15 +299,13 @@ class Model:
                 old, value=float(value), reliability="override",
                 source=f"OVERRIDE ({origin}): {float(value):g}{unit} instead of the file's {old.value:g}{unit} "
                        f"(file source: {old.source})")
-        special = _copy.copy(self)
-        special.parameters = parameters
-        return special
+        return dataclasses.replace(self, parameters=parameters)  # shares the compiled module
 
     @property
     def module(self):
         """The compiled engine module (generated and imported on first use)."""
         if self._module is None:
-            self._module = _import_generated(self)
+            object.__setattr__(self, "_module", _import_generated(self))  # a cache, not a value of the model
         return self._module
 
     def __getstate__(self):

@@ -178,7 +178,7 @@ def _model_record(model):
 
 def _method_text(result):
     """The method a SimulationResult used, with the constants folded to get there."""
-    folded = getattr(result.model, "_unfolded", None)
+    folded = result.model.unfolded
     if folded is not None:
         return f"{result.method} ({result.model.source_text[len(folded.source_text):].strip().lstrip('# ')})"
     return result.method

@@ -12,6 +12,7 @@ import math
 import re
 import string
 import tomllib
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,7 @@ MAX_ARMS = 10_000
 _FORMAT_SPEC = re.compile(r"^(.?[<>^=])?[+\- ]?0?\d*,?(\.\d+)?[sdfFeEgG%]?$")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Arm:
     """One arm: its regimen and, when the arm names a model or sets parameters of its own, its model.
 
@@ -58,9 +59,10 @@ class Arm:
     own_model: object = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Scenario:
-    """A checked scenario, in the model's units.
+    """A checked scenario, in the model's units; frozen: derive a changed one with
+    :meth:`with_overrides` or :func:`dataclasses.replace`.
 
     Attributes
     ----------
@@ -121,12 +123,14 @@ class Scenario:
         return arm.model or self.model
 
     def with_overrides(self, n=None, seed=None, parameters=None):
-        """Apply command-line overrides: subjects per arm, seed, and parameter values.
+        """A new scenario with command-line overrides: subjects per arm, seed, and parameter values.
 
         `parameters` (name -> number or quantity text) acts as if added to the file's
         ``[parameters]`` table: an arm's own ``parameters`` still win for that arm, and an arm
-        that names a model of its own is left as it is (as by ``[parameters]``).
+        that names a model of its own is left as it is (as by ``[parameters]``). This scenario
+        is left unchanged.
         """
+        changes = {}
         if parameters:
             check = _Checker(Path("--set"))
             for arm in self.arms:
@@ -134,17 +138,19 @@ class Scenario:
                     if name in arm.parameters:
                         check.fail(f"parameters.{name}", f"arm {arm.name!r} sets {name} itself (arm values win); "
                                                          f"change it in the scenario file instead")
-            self.model = _with_parameters(check, self.model, "parameters", parameters)
-            for arm in self.arms:
-                if arm.model is not None and arm.own_model is None:  # an arm of its own model keeps it
-                    arm.model = self.model.with_parameters(arm.parameters, origin=f"{self.path.name}: arm {arm.name!r}")
+            model = _with_parameters(check, self.model, "parameters", parameters)
+            changes["model"] = model
+            changes["arms"] = [dataclasses.replace(arm, model=model.with_parameters(
+                                   arm.parameters, origin=f"{self.path.name}: arm {arm.name!r}"))
+                               if arm.model is not None and arm.own_model is None  # an arm of its own model keeps it
+                               else arm for arm in self.arms]
         if n is not None:
             if not (isinstance(n, int) and n > 0):
                 raise ScenarioError("--n must be a positive integer", value=n, got=repr(n))
-            self.n = n
+            changes["n"] = n
         if seed is not None:
-            self.seed = check_seed(seed, "--seed")
-        return self
+            changes["seed"] = check_seed(seed, "--seed")
+        return dataclasses.replace(self, **changes)
 
 
 class _Checker:
@@ -410,7 +416,7 @@ def load_scenario(path: Path | str) -> "Scenario":
     if trial is not None:
         from ._trial import designs_of  # scipy loads only for a scenario with a trial
 
-        scenario.designs = designs_of(scenario)
+        scenario = dataclasses.replace(scenario, designs=designs_of(scenario))
     return scenario
 
 

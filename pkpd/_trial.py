@@ -35,9 +35,10 @@ ENDPOINT_KEYS = ["type", "output", "days", "threshold"]
 ENDPOINTS = ["auc", "mean", "responder"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrialDesign:
-    """A checked ``[trial]`` section (times in the model's unit, h)."""
+    """A checked ``[trial]`` section (times in the model's unit, h); frozen: derive a changed
+    one with :func:`dataclasses.replace`."""
     design: str
     arms: list
     sequences: list          # crossover: arm indices per period, per sequence

@@ -1,6 +1,7 @@
 """The dask.distributed executor: a real LocalCluster of 2 worker processes on loopback gives the
 numbers of the in-process run, and losing a worker loses no work and counts none twice."""
 
+import dataclasses
 import os
 import signal
 import time
@@ -84,8 +85,8 @@ def test_distributed_summary_equals_in_process_summary(dask, population):
 
 def test_distributed_trial_equals_in_process(dask):
     scenario = pkpd.load_scenario(ROOT / "scenarios" / "pickering2020_power.toml")
-    scenario.trial = {k: v for k, v in scenario.trial.items()} | {"n": [20, 40]}
-    scenario.designs = designs_of(scenario)  # the designs are checked when a scenario loads: check them again
+    scenario = dataclasses.replace(scenario, trial=scenario.trial | {"n": [20, 40]})
+    scenario = dataclasses.replace(scenario, designs=designs_of(scenario))  # checked when it loads: check again
     local = pkpd.trial(scenario, replicates=12)
     remote = pkpd.trial(scenario, replicates=12, executor=dask, chunk_replicates=5)
     assert remote.equals(local)

@@ -6,7 +6,6 @@ log axes where asked, bars and boxes equal to the tables, heat-map cells equal t
 and captions (model, n, seed, version) in captions.md and in the files' metadata.
 """
 
-import copy
 import dataclasses
 import re
 from pathlib import Path
@@ -34,7 +33,7 @@ PICKERING_ARMS = ["saline", "ketamine 0.5 mg/kg over 2 h", "ketamine 0.5 mg/kg +
 def pickering(tmp_path_factory):
     """The default scenario, n = 10, every 3rd output time, written by ``run_scenario`` (with figures)."""
     scenario = load_scenario(SCENARIOS / "pickering2020.toml").with_overrides(n=10)
-    scenario.times = scenario.times[::3]
+    scenario = dataclasses.replace(scenario, times=scenario.times[::3])
     outdir = tmp_path_factory.mktemp("figures") / "pickering"
     run = run_scenario(scenario, outdir, progress=False)
     return scenario, run, outdir
@@ -43,7 +42,7 @@ def pickering(tmp_path_factory):
 @pytest.fixture(scope="module")
 def sweep():
     scenario = load_scenario(SCENARIOS / "ketamine_sweep.toml").with_overrides(n=10)
-    scenario.times = scenario.times[::6]
+    scenario = dataclasses.replace(scenario, times=scenario.times[::6])
     return scenario, run_scenario(scenario, progress=False)
 
 
@@ -203,10 +202,9 @@ def test_regimen_draws_each_arm_with_labelled_infusion_bars(pickering):
 
 def test_regimen_bolus_ticks_and_infusion_by_rate(pickering):
     scenario, _, _ = pickering
-    custom = copy.copy(scenario)
-    custom.raw = {}
-    custom.arms = [Arm("bolus x3", pkpd.Regimen([pkpd.Dose(20.0, "KET_CENT", time=1.0, every=12.0, count=3)])),
-                   Arm("by rate", pkpd.Regimen([pkpd.Dose(10.0, "KET_CENT", rate=5.0)]))]
+    custom = dataclasses.replace(scenario, raw={}, arms=[
+        Arm("bolus x3", pkpd.Regimen([pkpd.Dose(20.0, "KET_CENT", time=1.0, every=12.0, count=3)])),
+        Arm("by rate", pkpd.Regimen([pkpd.Dose(10.0, "KET_CENT", rate=5.0)]))])
     fig = drawn(figures.regimen_figure(custom))
     (ax,) = fig.axes
     (ticks,) = labelled(ax, "_bolus", "lines").values()
@@ -220,8 +218,7 @@ def test_regimen_bolus_ticks_and_infusion_by_rate(pickering):
 
 def test_regimen_labels_without_file_text_use_model_units(pickering):
     scenario, _, _ = pickering
-    bare = copy.copy(scenario)
-    bare.raw = {}
+    bare = dataclasses.replace(scenario, raw={})
     labels = figures.regimen_labels(bare)
     assert labels["saline"] == []
     assert labels["ketamine 0.5 mg/kg + MgSO4 3 g"] == ["magnesium 12.18 mmol over 30 min",
@@ -307,11 +304,9 @@ def test_adverse_event_bars_are_mean_peak_probability(pickering):
 
 def test_effect_figures_only_when_the_model_has_the_outputs(pickering):
     scenario, run, _ = pickering
-    stripped = copy.copy(scenario)
-    stripped.model = copy.copy(scenario.model)
-    stripped.model.outputs = {k: v for k, v in scenario.model.outputs.items()
-                              if v.role not in ("pain_score", "adverse_event_probability")}
-    stripped.variables = ["KETAMINE"]
+    model = dataclasses.replace(scenario.model, outputs={k: v for k, v in scenario.model.outputs.items()
+                                                         if v.role not in ("pain_score", "adverse_event_probability")})
+    stripped = dataclasses.replace(scenario, model=model, variables=["KETAMINE"])
     stems = []
     for stem, fig, _ in figures.figure_set(run, stripped):
         stems.append(stem)
@@ -413,7 +408,7 @@ def test_sweep_over_a_model_parameter_is_a_heat_map_axis():
     # magnesium_interaction sweeps ALPHA: its rows are the ALPHA values, its cells the
     # summary medians of those arms; the regimen schematic still shows each arm's doses.
     scenario = load_scenario(SCENARIOS / "magnesium_interaction.toml").with_overrides(n=6)
-    scenario.times = scenario.times[::24]
+    scenario = dataclasses.replace(scenario, times=scenario.times[::24])
     run = run_scenario(scenario, progress=False)
     fig = drawn(figures.sweep_figure(run, scenario, "RELIEF", "auc"))
     (ax,) = [ax for ax in fig.axes if ax.images]

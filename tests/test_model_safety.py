@@ -3,6 +3,7 @@ execution or a traceback: model names and file names, extreme expressions, zero 
 infinite parameters on every integration path, a corrupt or unusable model cache."""
 
 import ast
+import dataclasses
 import shutil
 import sys
 import threading
@@ -47,8 +48,7 @@ def _fresh_module(model):
     """Import the model's generated module anew (new kernels that consult the disk cache);
     executing it compiles nothing."""
     sys.modules.pop(_generated_location(model)[1], None)
-    model._module = None
-    return model.module
+    return dataclasses.replace(model, _module=None).module
 
 
 def _top_level_imports(source):

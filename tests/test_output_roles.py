@@ -2,7 +2,6 @@
 analyte and matrix; tables, console lines and figures choose outputs by role and name them by
 label, never by a hard-coded output name."""
 
-import copy
 import dataclasses
 from types import SimpleNamespace
 
@@ -196,11 +195,8 @@ def test_run_console_and_tables_name_analyte_and_matrix(study, tmp_path, capsys)
 
 def _with_output(scenario, name, **changes):
     """The scenario with one output's declaration changed (its values stay those of the run)."""
-    changed = copy.copy(scenario)
-    changed.model = copy.copy(scenario.model)
-    changed.model.outputs = {**scenario.model.outputs, name: dataclasses.replace(scenario.model.outputs[name],
-                                                                                 **changes)}
-    return changed
+    outputs = {**scenario.model.outputs, name: dataclasses.replace(scenario.model.outputs[name], **changes)}
+    return dataclasses.replace(scenario, model=dataclasses.replace(scenario.model, outputs=outputs))
 
 
 @pytest.mark.models("pk1cmt")
