@@ -36,8 +36,11 @@ def _modules():
 def _imports(name, tree, modules):
     """(target module, top level?, imported names, local aliases of modules) of each relative import."""
     top = {id(node) for node in tree.body}
+    typing_only = {id(inner) for node in ast.walk(tree)   # `if TYPE_CHECKING:` imports never run
+                   if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+                   for statement in node.body for inner in ast.walk(statement)}
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.ImportFrom) and node.level == 1):
+        if not (isinstance(node, ast.ImportFrom) and node.level == 1) or id(node) in typing_only:
             continue
         if node.module:
             yield node.module.split(".")[0], id(node) in top, [a.name for a in node.names], {}
