@@ -22,6 +22,15 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_MODELS = Path(__file__).resolve().parent / "models"
+
+
+def write_pk1cmt_with_drugs(folder):
+    """Write ``folder/pk1cmt.toml``: the library's pk1cmt with a ``[drugs]`` entry, so scenarios can
+    dose it. Every test writes the same text under the same name: one compiled cache entry."""
+    path = Path(folder) / "pk1cmt.toml"
+    path.write_text((ROOT / "models" / "pk1cmt.toml").read_text()
+                    + '\n[drugs]\nCENT = { compartment = "CENT", unit = "mg" }\n')
+    return path
 CONFORMANCE = Path(__file__).resolve().parent / "data" / "nonmem"
 WARM_FAILURES = pytest.StashKey[list]()
 

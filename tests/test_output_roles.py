@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import pkpd
-from conftest import ROOT, TEST_MODELS
+from conftest import ROOT, TEST_MODELS, write_pk1cmt_with_drugs
 from pkpd import _figures
 from pkpd._cli import _summary_lines, main
 from pkpd._model import MATRICES, OUTPUT_ROLES, library_models
@@ -175,8 +175,7 @@ thresholds = { CP = ["0.2 mg/L"] }
 def study(tmp_path_factory):
     """A tiny pk1cmt run (the model text of test_scenarios.py's studies: the same compiled cache entry)."""
     folder = tmp_path_factory.mktemp("study")
-    (folder / "pk1cmt.toml").write_text((ROOT / "models" / "pk1cmt.toml").read_text()
-                                        + '\n[drugs]\nCENT = { compartment = "CENT", unit = "mg" }\n')
+    write_pk1cmt_with_drugs(folder)
     (folder / "study.toml").write_text(STUDY)
     return folder / "study.toml"
 

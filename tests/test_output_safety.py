@@ -26,13 +26,10 @@ from matplotlib.figure import Figure
 
 import pkpd._cli
 import pkpd._run
-from conftest import ROOT
+from conftest import ROOT, write_pk1cmt_with_drugs
 from pkpd import _figures, _output
 from pkpd._cli import main
 
-# the model of test_scenarios.py's scenarios (the same text, so the same compiled cache entry)
-MODEL_WITH_DRUGS = ((ROOT / "models" / "pk1cmt.toml").read_text()
-                    + '\n[drugs]\nCENT = { compartment = "CENT", unit = "mg" }\n')
 STUDY = """
 model = "pk1cmt.toml"
 seed = 1
@@ -52,7 +49,7 @@ def study(tmp_path):
     """A tiny scenario (3 subjects, 7 output times) in its own folder, with its model file."""
     folder = tmp_path / "study"
     folder.mkdir()
-    (folder / "pk1cmt.toml").write_text(MODEL_WITH_DRUGS)
+    write_pk1cmt_with_drugs(folder)
     (folder / "study.toml").write_text(STUDY)
     return folder / "study.toml"
 

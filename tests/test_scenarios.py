@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, write_pk1cmt_with_drugs
 from pkpd._cli import main
 from pkpd._run import run_scenario
 from pkpd._scenario import load_scenario
@@ -114,11 +114,7 @@ VALIDATION = {
 
 @pytest.fixture()
 def model_with_drugs(tmp_path):
-    source = (ROOT / "models" / "pk1cmt.toml").read_text()
-    source += '\n[drugs]\nCENT = { compartment = "CENT", unit = "mg" }\n'
-    path = tmp_path / "pk1cmt.toml"
-    path.write_text(source)
-    return path
+    return write_pk1cmt_with_drugs(tmp_path)
 
 
 @pytest.mark.parametrize("case", list(VALIDATION))
