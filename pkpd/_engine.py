@@ -8,22 +8,24 @@ import numpy as np
 from ._errors import PkpdError, SimulationError
 from ._events import shared_parameter_rows
 from ._options import DEFAULT, SolverOptions
+from .engine import constants as c
+from .engine import pointer, run_population
+from .engine.constants import METHODS
 
-METHODS = {"rk45": 0, "rosenbrock": 1, "exact": 2}
-
-# status code -> message (codes defined in _engine_source.py)
 MESSAGES = {
-    1: "the integrator exceeded max_steps between two records; raise max_steps or loosen rtol/atol",
-    2: "the step size fell below the time resolution (the system may be stiff: try method='rosenbrock')",
-    3: "a state became NaN or infinite (check parameter values and expressions)",
-    4: "the steady state (SS) did not converge in 60 Newton iterations",
-    5: "more pending events (lagged doses, running infusions) than the event queue holds",
-    6: "RATE=-1 but the model's rate R for this compartment is not positive",
-    7: "RATE=-2 but the model's duration D for this compartment is not positive",
-    8: "the bioavailability F is negative or not finite",
-    9: "the lag time ALAG is negative or not finite",
-    10: "the steady state is undefined (singular system: a compartment without elimination?)",
-    11: "the exact propagator is not finite (a parameter is zero or infinite, or a time is too large)",
+    c.STATUS_MAX_STEPS: "the integrator exceeded max_steps between two records; raise max_steps or loosen rtol/atol",
+    c.STATUS_STEP_UNDERFLOW: "the step size fell below the time resolution (the system may be stiff: "
+                             "try method='rosenbrock')",
+    c.STATUS_NOT_FINITE: "a state became NaN or infinite (check parameter values and expressions)",
+    c.STATUS_SS_NOT_CONVERGED: "the steady state (SS) did not converge in 60 Newton iterations",
+    c.STATUS_QUEUE_OVERFLOW: "more pending events (lagged doses, running infusions) than the event queue holds",
+    c.STATUS_BAD_MODELLED_RATE: "RATE=-1 but the model's rate R for this compartment is not positive",
+    c.STATUS_BAD_MODELLED_DURATION: "RATE=-2 but the model's duration D for this compartment is not positive",
+    c.STATUS_BAD_BIOAVAILABILITY: "the bioavailability F is negative or not finite",
+    c.STATUS_BAD_LAG: "the lag time ALAG is negative or not finite",
+    c.STATUS_SINGULAR: "the steady state is undefined (singular system: a compartment without elimination?)",
+    c.STATUS_PROPAGATOR_NOT_FINITE: "the exact propagator is not finite (a parameter is zero or infinite, "
+                                    "or a time is too large)",
 }
 
 
@@ -36,13 +38,13 @@ STIFF_SPAN = 10_000.0
 
 def stiffness(model):
     """Spectral radius (1/time) of the Jacobian at zero amounts and the model's typical inputs."""
-    module = model.module
+    kernels = model.kernels
     n = len(model.compartments)
-    env = np.zeros(module.N_ENV)
+    env = np.zeros(model.module.N_ENV)
     env[:len(model.input_defaults)] = model.input_defaults
-    module.model_derive(env)
+    kernels.derive(pointer(env))
     jacobian = np.zeros((n, n))
-    module.model_jacobian(np.zeros(n), env, jacobian)
+    kernels.jacobian(pointer(np.zeros(n)), pointer(env), pointer(jacobian))
     if not np.all(np.isfinite(jacobian)):
         return 0.0
     return float(np.max(np.abs(np.linalg.eigvals(jacobian)))) if n else 0.0
@@ -93,11 +95,13 @@ def run_stream(model, stream, *, method=DEFAULT.method, rtol=DEFAULT.rtol, atol=
     """
     method = resolve_method(model, method)
     check_tolerances(rtol, atol, max_steps)
-    module = model.module
-    options = np.array([rtol, atol, max_steps, h_max, METHODS[method]], dtype=np.float64)
+    kernels = model.kernels
+    options = np.zeros(c.OPT_SIZE)
+    options[[c.OPT_RTOL, c.OPT_ATOL, c.OPT_MAX_STEPS, c.OPT_H_MAX, c.OPT_METHOD]] = (
+        rtol, atol, max_steps, h_max, METHODS[method])
     ss_options = options.copy()
-    ss_options[0] = max(rtol * 1e-2, 1e-13)
-    ss_options[1] = atol * 1e-2
+    ss_options[c.OPT_RTOL] = max(rtol * 1e-2, 1e-13)
+    ss_options[c.OPT_ATOL] = atol * 1e-2
     n_states = len(model.compartments)
     n_values = len(model.outputs)
     states = _output_array(states, (stream.n_outputs, n_states), "states")
@@ -114,10 +118,10 @@ def run_stream(model, stream, *, method=DEFAULT.method, rtol=DEFAULT.rtol, atol=
     # dynamic scheduling: a thread that finishes its chunk of subjects takes the
     # next one, so subjects of unequal cost (or a busy core) do not leave a thread idle
     with numba.parallel_chunksize(1):
-        module.run_population(stream.subject_start, stream.time, stream.kind, stream.amt, stream.cmt,
-                              stream.rate, stream.ii, stream.ss, parameter_rows, stream.drow, stream.out,
-                              stream.parent, stream.inputs, options, ss_options, capacity,
-                              int(chunk_size), states, kernel_values, status)
+        run_population(kernels, stream.subject_start, stream.time, stream.kind, stream.amt, stream.cmt,
+                       stream.rate, stream.ii, stream.ss, parameter_rows, stream.drow, stream.out,
+                       stream.parent, stream.inputs, model.module.N_ENV, options, ss_options, capacity,
+                       int(chunk_size), states, kernel_values, status)
     failed = np.flatnonzero(status)
     if failed.size:
         for subject in failed:

@@ -21,8 +21,8 @@ import pandas as pd
 from ._errors import DataError
 from ._jit import jit
 from ._resources import BYTES_PER_EXPANDED_RECORD, check_memory
+from .engine.constants import KIND_DOSE, KIND_OBS, KIND_RESET, KIND_RESET_DOSE
 
-KIND_OBS, KIND_DOSE, KIND_RESET, KIND_RESET_DOSE = 0, 1, 3, 4
 _STANDARD = ["ID", "TIME", "EVID", "AMT", "CMT", "RATE", "II", "ADDL", "SS", "MDV"]
 
 

@@ -1,0 +1,253 @@
+"""Advancing a subject's state between events: the step-size controller, the adaptive
+and exact step loops, and output saving.
+
+Between two events (doses, infusion ends, parameter changes) rates and parameters are
+constant. :func:`integrate` advances the state across such an interval and writes the
+outputs of the observation records met on the way; :func:`advance` does the same with
+no outputs (the steady-state search). Both take their steps from the same pieces:
+
+- a step function per method with one contract (:mod:`~pkpd.engine.dopri`,
+  :mod:`~pkpd.engine.rodas`; :mod:`~pkpd.engine.exact` steps land on the output times);
+- :func:`accepted_step`, which tries steps under the controller until one is accepted;
+- the output loops :func:`save_at` (a state at the records' times) and :func:`save_dense`
+  (records inside an accepted step, by the method's dense output).
+"""
+
+import math
+
+import numpy as np
+
+from .._jit import jit
+from .calls import evaluate_rhs, record_output
+from .constants import (HS_H, METHOD_EXACT, METHOD_RK45, OPT_ATOL, OPT_H_MAX, OPT_MAX_STEPS, OPT_METHOD,
+                        OPT_RTOL, STATUS_MAX_STEPS, STATUS_NOT_FINITE, STATUS_OK, STATUS_PROPAGATOR_NOT_FINITE,
+                        STATUS_STEP_UNDERFLOW, W_ERR, W_K, W_NEW, W_TMP, W_Y0)
+from .dopri import ORDER as DOPRI_ORDER
+from .dopri import dopri_dense, dopri_step, first_same_as_last, initial_step
+from .exact import constant_term, exact_step
+from .linalg import all_finite, error_norm
+from .rodas import ORDER as RODAS_ORDER
+from .rodas import rodas_dense, rodas_step
+
+# the first stage of the next Dormand-Prince step: to evaluate, the last stage of the step
+# just accepted, or already in place (after a rejected step)
+STAGE_EVALUATE = np.int64(0)   # typed values, not literals: one compiled version of each callee
+STAGE_FROM_LAST = np.int64(1)
+STAGE_READY = np.int64(2)
+
+
+# --- output saving -------------------------------------------------------------------
+
+@jit
+def save_at(model, t_limit, strict, y, e, k, k_to, ev_time, ev_out, out_state, out_values):
+    """Write y as the output of the observation records k.. at times up to t_limit
+    (before t_limit if strict). Returns the index of the first record not written."""
+    while k < k_to:
+        te = ev_time[k]
+        if te > t_limit or (strict and te >= t_limit):
+            break
+        if ev_out[k] >= 0:
+            record_output(model, ev_out[k], y, e, out_state, out_values)
+        k += 1
+    return k
+
+
+@jit
+def save_dense(model, method, t, t_new, h, strict, e, work, k, k_to, ev_time, ev_out, out_state, out_values):
+    """Write the outputs of the records k.. inside the step [t, t_new] of length h just
+    taken, from the method's dense output. Returns the index of the first record not written."""
+    while k < k_to:
+        te = ev_time[k]
+        if te > t_new or (strict and te >= t_new):
+            break
+        if method == METHOD_RK45:
+            dopri_dense((te - t) / h, h, work)
+        else:
+            rodas_dense((te - t) / h, work)
+        if ev_out[k] >= 0:
+            record_output(model, ev_out[k], work[W_TMP], e, out_state, out_values)
+        k += 1
+    return k
+
+
+# --- adaptive steps ------------------------------------------------------------------
+
+@jit
+def next_step_size(h, h_try, error, order, accepted, last):
+    """The controller: the step to try after a step of length h_try with this error norm
+    (h: the step proposed before the last step of an interval was cut to fit)."""
+    if accepted:
+        if error == 0.0:
+            factor = 10.0
+        else:
+            factor = min(10.0, 0.9 * error ** (-1.0 / order))
+        if not last or factor < 1.0:
+            return h_try * factor
+        return h
+    if error >= 1e10:
+        factor = 0.1
+    else:
+        factor = max(0.2, 0.9 * error ** (-1.0 / order))
+    return h_try * factor
+
+
+@jit
+def first_step(model, t0, t1, y, rate, e, hstate, opts, work):
+    """(status, step size) to start an interval: the one carried over, or a new estimate."""
+    h = hstate[HS_H]
+    if h <= 0.0:
+        h = initial_step(model, t0, t1, y, rate, e, opts[OPT_RTOL], opts[OPT_ATOL], work)
+        if not (all_finite(work[W_K]) and math.isfinite(h)):   # derivatives at t0 not finite (e.g. V = 0)
+            return STATUS_NOT_FINITE, h
+        if h <= 0.0:   # the estimate underflowed (derivatives near overflow): the controller finds the step
+            h = 1e-6 * (t1 - t0)
+    return STATUS_OK, h
+
+
+@jit
+def accepted_step(model, method, t, t1, h, steps, stage, y, rate, e, opts, work, mats):
+    """Try steps from t towards t1 until one is accepted; y is then the new state and
+    work[W_Y0] the step's start.
+
+    Returns (status, t_new, length of the accepted step (0.0: t1 is within time resolution
+    of t, treated as reached, y unchanged), next step size, steps taken, first-stage state)."""
+    rtol = opts[OPT_RTOL]
+    atol = opts[OPT_ATOL]
+    h_max = opts[OPT_H_MAX]
+    order = DOPRI_ORDER if method == METHOD_RK45 else RODAS_ORDER
+    new = work[W_NEW]
+    while True:
+        if steps >= int(opts[OPT_MAX_STEPS]):
+            return STATUS_MAX_STEPS, t, 0.0, h, steps, stage
+        h = min(h, h_max)
+        last = False
+        if t + h >= t1 or t + 1.01 * h >= t1:
+            h_try = t1 - t
+            last = True
+        else:
+            h_try = h
+        if h_try < 1e-14 * max(1.0, abs(t)):
+            return STATUS_OK, t1, 0.0, h, steps, stage
+        if method == METHOD_RK45:
+            if stage == STAGE_EVALUATE:
+                evaluate_rhs(model, y, e, rate, work[W_K])
+            elif stage == STAGE_FROM_LAST:
+                first_same_as_last(work)
+            stage = STAGE_READY
+            dopri_step(model, h_try, y, rate, e, work)
+        else:
+            rodas_step(model, h_try, y, rate, e, work, mats)
+        steps += 1
+        if not all_finite(new):
+            error = 1e10
+        else:
+            error = error_norm(work[W_ERR], y, new, rtol, atol)
+        accepted = error <= 1.0
+        h = next_step_size(h, h_try, error, order, accepted, last)
+        if accepted:
+            for i in range(y.size):
+                work[W_Y0, i] = y[i]
+                y[i] = new[i]
+            return STATUS_OK, t1 if last else t + h_try, h_try, h, steps, STAGE_FROM_LAST
+        if h < 1e-14 * max(1.0, abs(t)):
+            return STATUS_STEP_UNDERFLOW, t, 0.0, h, steps, stage
+
+
+# --- the interval between two events -----------------------------------------------------
+
+@jit
+def integrate(model, t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, strict,
+              ev_time, ev_out, out_state, out_values):
+    """Advance y from t0 to t1 under constant rates and parameters, writing
+    the outputs of observation records k..k_to-1 met on the way (at t1 only if not strict).
+
+    Returns (status, index of the first record not written)."""
+    method = int(opts[OPT_METHOD])
+    if method == METHOD_EXACT:
+        return exact_integrate(model, t0, t1, y, rate, e, hstate, work, mats, k, k_to, strict,
+                               ev_time, ev_out, out_state, out_values)
+    k = save_at(model, t0, strict and t0 >= t1, y, e, k, k_to, ev_time, ev_out, out_state, out_values)
+    if t1 <= t0:
+        return STATUS_OK, k
+    status, h = first_step(model, t0, t1, y, rate, e, hstate, opts, work)
+    if status != STATUS_OK:
+        return status, k
+    t = t0
+    steps = np.int64(0)
+    stage = STAGE_READY if method == METHOD_RK45 and hstate[HS_H] <= 0.0 else STAGE_EVALUATE
+    while t < t1:
+        status, t_new, h_taken, h, steps, stage = accepted_step(model, method, t, t1, h, steps, stage,
+                                                                y, rate, e, opts, work, mats)
+        if status != STATUS_OK:
+            return status, k
+        if h_taken == 0.0:
+            return STATUS_OK, save_at(model, t1, strict, y, e, k, k_to, ev_time, ev_out, out_state, out_values)
+        k = save_dense(model, method, t, t_new, h_taken, strict, e, work, k, k_to, ev_time, ev_out,
+                       out_state, out_values)
+        t = t_new
+    hstate[HS_H] = h
+    if not all_finite(y):
+        return STATUS_NOT_FINITE, k
+    return STATUS_OK, k
+
+
+@jit
+def exact_integrate(model, t0, t1, y, rate, e, hstate, work, mats, k, k_to, strict,
+                    ev_time, ev_out, out_state, out_values):
+    """The exact counterpart of integrate: steps from output record to output record."""
+    constant_term(model, rate, e, work)
+    last_dt = -1.0
+    index = np.int64(0)
+    t = t0
+    te = t1
+    while True:
+        done = k >= k_to
+        if not done:
+            te = ev_time[k]
+            done = te > t1 or (strict and te >= t1)
+        target = t1 if done else te
+        if target > t:
+            index, last_dt = exact_step(model, t, target, y, e, hstate, mats, work, index, last_dt)
+            if index < 0:
+                return STATUS_PROPAGATOR_NOT_FINITE, k
+            t = target
+        if done:
+            break
+        if ev_out[k] >= 0:
+            record_output(model, ev_out[k], y, e, out_state, out_values)
+        k += 1
+    if not all_finite(y):
+        return STATUS_NOT_FINITE, k
+    return STATUS_OK, k
+
+
+@jit
+def advance(model, t0, t1, y, rate, e, hstate, opts, work, mats):
+    """Advance y from t0 to t1 under constant rates and parameters, saving nothing. Returns the status."""
+    method = int(opts[OPT_METHOD])
+    if method == METHOD_EXACT:
+        if t1 > t0:
+            constant_term(model, rate, e, work)
+            index, _ = exact_step(model, t0, t1, y, e, hstate, mats, work, np.int64(0), -1.0)
+            if index < 0:
+                return STATUS_PROPAGATOR_NOT_FINITE
+        return STATUS_NOT_FINITE if not all_finite(y) else STATUS_OK
+    if t1 <= t0:
+        return STATUS_OK
+    status, h = first_step(model, t0, t1, y, rate, e, hstate, opts, work)
+    if status != STATUS_OK:
+        return status
+    t = t0
+    steps = np.int64(0)
+    stage = STAGE_READY if method == METHOD_RK45 and hstate[HS_H] <= 0.0 else STAGE_EVALUATE
+    while t < t1:
+        status, t, h_taken, h, steps, stage = accepted_step(model, method, t, t1, h, steps, stage,
+                                                            y, rate, e, opts, work, mats)
+        if status != STATUS_OK:
+            return status
+        if h_taken == 0.0:
+            return STATUS_OK
+    hstate[HS_H] = h
+    if not all_finite(y):
+        return STATUS_NOT_FINITE
+    return STATUS_OK

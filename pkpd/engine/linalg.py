@@ -1,0 +1,81 @@
+"""Small dense linear algebra without allocation, for matrices of a few states."""
+
+import math
+
+from .._jit import jit
+
+
+@jit
+def lu_factor(a, pivot):
+    """LU factorisation of a in place, with partial pivoting; row interchanges in pivot.
+
+    Allocation-free replacement of np.linalg.solve for the small matrices of the
+    engine; a singular matrix gives inf or nan (the callers' finiteness checks
+    turn that into a status) instead of an exception inside a parallel kernel."""
+    n = a.shape[0]
+    for c in range(n):
+        p = c
+        for r in range(c + 1, n):
+            if abs(a[r, c]) > abs(a[p, c]):
+                p = r
+        pivot[c] = p
+        if p != c:
+            for j in range(n):
+                a[c, j], a[p, j] = a[p, j], a[c, j]
+        for r in range(c + 1, n):
+            f = a[r, c] / a[c, c]
+            a[r, c] = f
+            if f != 0.0:
+                for j in range(c + 1, n):
+                    a[r, j] -= f * a[c, j]
+
+
+@jit
+def lu_solve(a, pivot, x):
+    """Overwrite the vector x with a^-1 x, from lu_factor's a and pivot."""
+    n = a.shape[0]
+    for c in range(n):
+        p = int(pivot[c])
+        if p != c:
+            x[c], x[p] = x[p], x[c]
+    for c in range(n):
+        acc = x[c]
+        for m in range(c):
+            acc -= a[c, m] * x[m]
+        x[c] = acc
+    for c in range(n - 1, -1, -1):
+        acc = x[c]
+        for m in range(c + 1, n):
+            acc -= a[c, m] * x[m]
+        x[c] = acc / a[c, c]
+
+
+@jit
+def matmul_into(a, b, out):
+    n = a.shape[0]
+    for i in range(n):
+        for j in range(n):
+            acc = 0.0
+            for m in range(n):
+                acc += a[i, m] * b[m, j]
+            out[i, j] = acc
+
+
+@jit
+def error_norm(err, y0, y1, rtol, atol):
+    """RMS norm of err scaled by atol + rtol * max(|y0|, |y1|)."""
+    total = 0.0
+    n = err.size
+    for i in range(n):
+        scale = atol + rtol * max(abs(y0[i]), abs(y1[i]))
+        r = err[i] / scale
+        total += r * r
+    return math.sqrt(total / n)
+
+
+@jit
+def all_finite(y):
+    for i in range(y.size):
+        if not math.isfinite(y[i]):
+            return False
+    return True
