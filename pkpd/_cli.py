@@ -3,6 +3,7 @@
     pkpd simulate MODEL DATA.csv -o OUT.csv [--replicates N --seed S --variability all|iiv|none]
     pkpd run SCENARIO.toml -o OUTDIR
     pkpd validate SCENARIO.toml
+    pkpd report OUTDIR
     pkpd models
 
 A user's mistake ends with one line, ``error: ...``, and exit code 2; never a
@@ -81,6 +82,8 @@ def _build_parser():
     run.add_argument("--n", type=int, help="subjects per arm (overrides population.n)")
     run.add_argument("--seed", type=int, help="random seed (overrides seed)")
     run.add_argument("--no-figures", action="store_true", help="skip the figures")
+    run.add_argument("--report", action="store_true",
+                     help="also write OUTDIR/report.html and report.pdf (as `pkpd report OUTDIR`)")
     run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                      help="set a model parameter for this run, e.g. --set ALPHA=1 or --set C50_MG='2 mmol/L' "
                           "(as if added to the scenario's [parameters]; repeatable)")
@@ -92,6 +95,10 @@ def _build_parser():
         command.add_argument("--max-memory", metavar="SIZE",
                              help="refuse a run estimated to need more memory, e.g. 8GB "
                                   "(default: PKPD_MAX_MEMORY, else half the machine's memory)")
+    report = commands.add_parser("report", help="one HTML and PDF report of a run's output folder")
+    report.add_argument("outdir", help="a folder `pkpd run` wrote")
+    report.add_argument("--force", action="store_true", help="replace the folder's existing report")
+    report.add_argument("--no-pdf", action="store_true", help="write the HTML only (the PDF needs Chromium)")
     commands.add_parser("models", help="list the library models")
     return parser
 
@@ -150,6 +157,10 @@ def _run(arguments):
     for warning in result.manifest["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     if arguments.quiet:
+        if arguments.report:
+            from .report import build_report
+
+            build_report(arguments.output)
         return
     info = result.manifest
     print(f"{scenario.path.name}: model {info['model']['name']} ({info['model']['method']}), "
@@ -167,6 +178,20 @@ def _run(arguments):
     if not arguments.no_figures:
         files.append(f"figures/ ({len(info.get('figures', []))} figures)")
     print(f"wrote {arguments.output}/: {', '.join(files)}")
+    if arguments.report:
+        _write_report(arguments.output, pdf=True, force=False)
+
+
+def _report(arguments):
+    _write_report(arguments.outdir, pdf=not arguments.no_pdf, force=arguments.force)
+
+
+def _write_report(outdir, *, pdf, force):
+    from .report import build_report
+
+    report = build_report(outdir, pdf=pdf, force=force)
+    pages = f" ({report.pages} pages)" if report.pages else ""
+    print(f"wrote {report.html}" + (f" and {report.pdf}{pages}" if report.pdf else ""))
 
 
 def _parameter_settings(settings):
@@ -256,7 +281,7 @@ def _models(arguments):
         print(f"{name:24s} {model.description}")
 
 
-COMMANDS = {"simulate": _simulate, "models": _models, "run": _run, "validate": _validate}
+COMMANDS = {"simulate": _simulate, "models": _models, "run": _run, "validate": _validate, "report": _report}
 
 
 def main(argv=None):

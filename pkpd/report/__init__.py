@@ -97,6 +97,8 @@ def build_report(outdir: Path | str, *, pdf: bool = True, force: bool = False) -
         _list_in_manifest(folder, [t.name for t in targets])
         for target, temporary in temporaries.items():
             os.replace(temporary, target)
+        if not pdf and force and (folder.path / PDF).exists():  # an older PDF would no longer match the HTML
+            (folder.path / PDF).unlink()
     except OSError as error:
         raise OutputError(reason(error), file=folder.path / HTML) from None
     finally:

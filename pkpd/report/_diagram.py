@@ -17,7 +17,6 @@ central compartment, peripheral and effect compartments right of it), rows in fi
 Drawn with matplotlib, so no other program is needed.
 """
 
-import ast
 import math
 from collections import deque
 

@@ -62,7 +62,8 @@ def _original(model):
 
 def population_table(run, scenario):
     """One row per covariate of the simulated subjects: distribution as given, median and 5th-95th
-    percentiles of the values drawn (the first arm's subjects: every arm has the same ones)."""
+    percentiles of the values drawn (the population drawn again from its seed, and the model's own
+    covariates from the first arm: every arm has the same subjects)."""
     spec = scenario.population_spec
     given = spec.get("covariates")
     if given is None and "csv" not in spec:
@@ -70,7 +71,11 @@ def population_table(run, scenario):
 
         given = default_neuropathic_pain_covariates()
     given = given or {}
-    values = next(iter(run.results.values())).parameters
+    from .._run import make_population
+
+    drawn = make_population(scenario).covariates.reset_index(drop=True)    # seeded: the run's own subjects
+    values = next(iter(run.results.values())).parameters.reset_index(drop=True)
+    values = pd.concat([drawn, values[[c for c in values.columns if c not in drawn.columns]]], axis=1)
     rows = []
     for name in _covariate_names(scenario, given, values):
         column = values[name].to_numpy(dtype=float)
