@@ -130,9 +130,11 @@ def test_run_writes_png_and_svg_with_captions_naming_model_n_seed_version(picker
 def test_concentration_bands_equal_profiles_csv(pickering, log):
     scenario, run, outdir = pickering
     profiles = pd.read_csv(outdir / "profiles.csv")
-    fig = drawn(figures.concentration_figure(run, scenario, "KETAMINE", log=log))
+    fig = drawn(figures.concentration_figure(run, scenario, "KETAMINE", log=log, all_arms=True))
     (ax,) = fig.axes
-    assert legend_texts(fig) == PICKERING_ARMS
+    # magnesium changes no ketamine concentration: the legend says the third arm's curve is the second's
+    assert legend_texts(fig) == [*PICKERING_ARMS[:2], f"{PICKERING_ARMS[2]} (same curve as {PICKERING_ARMS[1]})",
+                                 "25th-75th percentiles", "5th-95th percentiles"]
     assert ax.get_ylabel() == "Ketamine, racemic, arterial plasma (ng/mL)"
     assert ax.get_yscale() == ("log" if log else "linear")
     factor = time_factor(ax)
@@ -157,6 +159,40 @@ def test_concentration_bands_equal_profiles_csv(pickering, log):
     # distinct colour, line style and marker per arm
     styles = {(m.get_color(), str(m.get_linestyle()), m.get_marker()) for m in medians.values()}
     assert len(styles) == 3
+
+
+def test_concentration_leaves_out_arms_where_the_output_is_zero_and_says_so(pickering):
+    scenario, run, _ = pickering
+    fig = figures.concentration_figure(run, scenario, "KETAMINE")
+    (ax,) = fig.axes
+    medians = [line.get_label() for line in ax.lines if line.get_label() in PICKERING_ARMS]
+    assert medians == PICKERING_ARMS[1:]                         # saline has no ketamine: not drawn
+    assert labelled(ax, "_band50").keys() == set(PICKERING_ARMS[1:])
+    # the arms keep the colours and markers they have in the other figures
+    assert ax.lines[0].get_color() == figures.arm_style(1)["color"]
+    caption = next(c for stem, _, c in figures.figure_set(run, scenario) if stem == "ketamine_linear")
+    assert "Not drawn: saline (KETAMINE identically 0)." in caption
+    # magnesium: every arm has its baseline, so every arm is drawn
+    fig = figures.concentration_figure(run, scenario, "MAGNESIUM")
+    assert [line.get_label() for line in fig.axes[0].lines if line.get_label() in PICKERING_ARMS] == PICKERING_ARMS
+
+
+def test_threshold_near_a_window_edge_is_drawn_once(pickering):
+    scenario, run, _ = pickering
+    (ax,) = figures.concentration_figure(run, scenario, "KETAMINE").axes
+    bounds = [line.get_ydata()[0] for line in ax.lines if line.get_label() == "_window_bound"]
+    thresholds = [line.get_ydata()[0] for line in ax.lines if line.get_label() == "_threshold"]
+    assert thresholds == [10.5] and bounds == [150]              # the window edge at 10 ng/mL is not drawn
+
+
+def test_log_axis_starts_at_a_stated_fraction_of_the_peak(pickering):
+    scenario, run, _ = pickering
+    fig = figures.concentration_figure(run, scenario, "KETAMINE", log=True)
+    rows = run.profiles[run.profiles["output"] == "KETAMINE"]
+    top = rows[["P5", "P50", "P95"]].to_numpy().max()
+    assert fig.axes[0].get_ylim()[0] == pytest.approx(top * figures.LOG_FLOOR_FRACTION)
+    caption = next(c for stem, _, c in figures.figure_set(run, scenario) if stem == "ketamine_log")
+    assert f"log scale from {top * 1e-3:.3g} ng/mL (1/1000 of the highest value drawn)" in caption
 
 
 def test_concentration_time_axis_focuses_on_the_infusion_but_draws_everything(pickering):
