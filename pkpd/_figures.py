@@ -970,7 +970,8 @@ def adverse_event_figure(run, scenario, output=None):
     ax.set_yticks(positions, arms)
     ax.set_xlim(0, top * 1.25)
     event = scenario.model.outputs[output].event
-    ax.set_xlabel(f"{event[:1].upper()}{event[1:]}\n(expected % of subjects)")
+    ax.set_xlabel(f"{event[:1].upper()}{event[1:]}\n(expected % of subjects)\nerror bars: Monte Carlo 95 % interval "
+                  f"of the mean over {len(run.results[arms[0]].subject_ids)} virtual subjects")
     return fig
 
 
@@ -1114,7 +1115,9 @@ def power_figure(power, target=0.8):
     Returns
     -------
     matplotlib.figure.Figure
-        Lines labelled with the comparison names; y data in %.
+        Lines labelled with the comparison names; y data in %. The smallest n reaching `target`
+        is a vertical line labelled ``_needed|COMPARISON``; a comparison that never reaches it
+        says "80 % not reached in the grid" (a text with gid ``not_reached|COMPARISON``).
     """
     missing = [c for c in ("comparison", "n_total", "power", "power_low", "power_high") if c not in power]
     if missing:
@@ -1139,6 +1142,16 @@ def power_figure(power, target=0.8):
     ax.set_xlim(sizes[0] - pad, sizes[-1] + pad)  # dodged artists do not take part in autoscaling
     if sizes.size <= 10:
         ax.set_xticks(sizes, [f"{v:g}" for v in sizes])
+    for index, (comparison, needed) in enumerate(sample_size_for_power(power, target).items()):
+        color = arm_style(index)["color"]
+        if needed is not None:   # the smallest total n of the grid that reaches the target: marked on the axis
+            ax.axvline(needed, color=color, linewidth=0.6, linestyle=(0, (1, 1.5)), label=f"_needed|{comparison}")
+            ax.annotate(f"n = {needed:g}", (needed, 100 * target), xytext=(2, -8 - 7 * index),
+                        textcoords="offset points", fontsize=5.5, color=color, ha="left", va="top")
+        else:
+            ax.text(0.99, 0.03 + 0.07 * index, f"{100 * target:g} % not reached in the grid"
+                    + (f" ({comparison})" if len(comparisons) > 1 else ""), transform=ax.transAxes, fontsize=5.5,
+                    color=color, ha="right", va="bottom", gid=f"not_reached|{comparison}")
     ax.axhline(100 * target, color="0.3", linewidth=0.7, linestyle=(0, (1, 2)), label="_target")
     ax.annotate(f"{100 * target:g} % power", (0.01, 100 * target), xycoords=("axes fraction", "data"),
                 xytext=(0, 1.5), textcoords="offset points", ha="left", va="bottom", fontsize=5.5, color="0.3")
@@ -1148,6 +1161,15 @@ def power_figure(power, target=0.8):
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=1, handlelength=3.2)
     return fig
+
+
+def sample_size_for_power(power, target=0.8):
+    """{comparison: the smallest total n of the grid whose estimated power reaches `target`, or None}."""
+    needed = {}
+    for comparison in dict.fromkeys(power["comparison"]):
+        rows = power[(power["comparison"] == comparison) & (power["power"] >= target)]
+        needed[comparison] = float(rows["n_total"].min()) if len(rows) else None
+    return needed
 
 
 # ---------------------------------------------------------------------------
@@ -1243,7 +1265,9 @@ def figure_set(run: "RunResult", scenario: "Scenario") -> Iterator[tuple[str, Fi
         event = model.outputs[output].event
         yield "adverse_events" + (f"_{output.lower()}" if number else ""), fig, (
             f"{event[:1].upper()}{event[1:]} by arm: expected incidence, the mean over subjects of each subject's "
-            f"maximum probability ({output}) over the output times, with a normal 95 % interval of the mean. {base}.")
+            f"maximum probability ({output}) over the output times. Error bars: normal 95 % interval of that mean, the "
+            f"Monte Carlo uncertainty of simulating {run.manifest['n']} virtual subjects (not the uncertainty of a "
+            f"prediction for a patient or a trial). {base}.")
 
     layout = sweep_layout(scenario)
     if layout is not None and layout.axes()[0] is not None:
@@ -1271,7 +1295,10 @@ def figure_set(run: "RunResult", scenario: "Scenario") -> Iterator[tuple[str, Fi
         alpha = f" at two-sided alpha {run.power['alpha'].iloc[0]:g}" if "alpha" in run.power else ""
         yield "power", fig, (
             f"Trial power{alpha} by comparison against the total number of subjects (x axis), with Monte Carlo "
-            f"95 % intervals{replicates}; dotted: 80 % power.{endpoint} Model {info['model']['name']}, "
+            f"95 % intervals{replicates}; dotted: 80 % power; "
+            + "; ".join(f"{c}: {'n = ' + format(n, 'g') + ' reaches 80 %' if n is not None else '80 % not reached in the grid'}"
+                        for c, n in sample_size_for_power(run.power).items())
+            + f".{endpoint} Model {info['model']['name']}, "
             f"seed {info['seed']}, pkpd {info['versions'].get('pkpd')}, scenario {info['scenario']['file']}.")
 
 

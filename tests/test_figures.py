@@ -440,6 +440,29 @@ def test_power_curve_with_monte_carlo_intervals(pickering):
     assert "200 simulated trials" in captions["power"] and "seed 2020" in captions["power"]
 
 
+def test_power_marks_the_sample_size_for_80_percent_or_says_it_is_not_reached(pickering):
+    table = power_table()   # ketamine vs saline: at most 70 % at n = 40; with Mg: 86 % at n = 40, 63 % at 20
+    assert figures.sample_size_for_power(table) == {"ketamine vs saline": None, "ketamine + Mg vs saline": 40.0}
+    (ax,) = drawn(figures.power_figure(table)).axes
+    needed = {line.get_label() for line in ax.lines if line.get_label().startswith("_needed|")}
+    assert needed == {"_needed|ketamine + Mg vs saline"}
+    assert [line.get_xdata()[0] for line in ax.lines if line.get_label().startswith("_needed|")] == [40]
+    (text,) = [t for t in ax.texts if t.get_gid() == "not_reached|ketamine vs saline"]
+    assert text.get_text() == "80 % not reached in the grid (ketamine vs saline)"
+    scenario, run, _ = pickering
+    caption = next(c for stem, fig, c in figures.figure_set(dataclasses.replace(run, power=table), scenario)
+                   if stem == "power")
+    assert "ketamine vs saline: 80 % not reached in the grid; ketamine + Mg vs saline: n = 40 reaches 80 %" in caption
+
+
+def test_adverse_event_bars_are_labelled_as_monte_carlo_uncertainty_of_the_mean(pickering):
+    scenario, run, _ = pickering
+    (ax,) = figures.adverse_event_figure(run, scenario).axes
+    assert "Monte Carlo 95 % interval of the mean over 10 virtual subjects" in ax.get_xlabel()
+    caption = next(c for stem, fig, c in figures.figure_set(run, scenario) if stem == "adverse_events")
+    assert "Monte Carlo uncertainty of simulating 10 virtual subjects (not the uncertainty of a prediction" in caption
+
+
 def test_sweep_over_a_model_parameter_is_a_heat_map_axis():
     # magnesium_interaction sweeps ALPHA: its rows are the ALPHA values, its cells the
     # summary medians of those arms; the regimen schematic still shows each arm's doses.
