@@ -5,6 +5,7 @@
     pkpd validate SCENARIO.toml
     pkpd report OUTDIR
     pkpd models
+    pkpd show MODEL
 
 A user's mistake ends with one line, ``error: ...``, and exit code 2; never a
 traceback. So does a problem of the environment: a file that cannot be read,
@@ -100,6 +101,8 @@ def _build_parser():
     report.add_argument("--force", action="store_true", help="replace the folder's existing report")
     report.add_argument("--no-pdf", action="store_true", help="write the HTML only (the PDF needs Chromium)")
     commands.add_parser("models", help="list the library models")
+    show = commands.add_parser("show", help="a model's compartments, equations, parameters and sources")
+    show.add_argument("model", help="library model name (see `pkpd models`) or model file path")
     return parser
 
 
@@ -286,7 +289,26 @@ def _models(arguments):
         print(f"{name:24s} {model.description}")
 
 
-COMMANDS = {"simulate": _simulate, "models": _models, "run": _run, "validate": _validate, "report": _report}
+def _show(arguments):
+    from ._model import load_model
+
+    model = load_model(arguments.model)
+    lines = [f"{model.name}: {model.description}", "", "compartments and equations (d/dt):"]
+    lines += [f"  {model.numbers[c]:>2} {c:14s} d/dt = {model.odes[c]}" for c in model.compartments]
+    if model.derived:
+        lines += ["", "individual parameters:"] + [f"  {name} = {text}" for name, text in model.derived.items()]
+    lines += ["", "outputs:"] + [f"  {name:14s} {o.label}: {o.expression}" for name, o in model.outputs.items()]
+    lines += ["", "parameters (value unit, reliability: description; source):"]
+    lines += [f"  {p.name:12s} {p.value:g} {p.unit}, {p.reliability or '-'}: {p.description}; {p.source}"
+              for p in model.parameters.values()]
+    if model.covariates:
+        lines += ["", "covariates (default):"] + [f"  {c.name:12s} {c.value:g} {c.unit}: {c.description}"
+                                                 for c in model.covariates.values()]
+    print("\n".join(lines))
+
+
+COMMANDS = {"simulate": _simulate, "models": _models, "run": _run, "validate": _validate, "report": _report,
+            "show": _show}
 
 
 def main(argv=None):

@@ -453,6 +453,11 @@ def test_power_marks_the_sample_size_for_80_percent_or_says_it_is_not_reached(pi
     caption = next(c for stem, fig, c in figures.figure_set(dataclasses.replace(run, power=table), scenario)
                    if stem == "power")
     assert "ketamine vs saline: 80 % not reached in the grid; ketamine + Mg vs saline: n = 40 reaches 80 %" in caption
+    from pkpd._cli import _summary_lines   # and the console says it too
+
+    console = _summary_lines(dataclasses.replace(run, power=table), scenario)
+    assert re.search(r"power ketamine vs saline +80 % not reached in the grid", console)
+    assert re.search(r"power ketamine \+ Mg vs saline +80 % reached at n = 40", console)
 
 
 def test_adverse_event_bars_are_labelled_as_monte_carlo_uncertainty_of_the_mean(pickering):

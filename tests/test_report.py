@@ -243,3 +243,31 @@ def test_run_with_report_then_force_replaces_the_folder(tmp_path, capsys):
     assert main(command) == 0
     assert (outdir / "report.html").is_file() and (outdir / "report.pdf").is_file()
     assert main(command + ["--force"]) == 0
+
+
+# ---------------------------------------------------------------------------
+# the model at a glance: pkpd show, and tables in Jupyter
+
+
+def test_show_prints_equations_parameters_and_sources(capsys):
+    assert main(["show", "magnesium_lu2002"]) == 0
+    out = capsys.readouterr().out
+    model = load_model("magnesium_lu2002")
+    for compartment, equation in model.odes.items():
+        assert f"{compartment:14s} d/dt = {equation}" in out
+    for name, parameter in model.parameters.items():
+        assert f"{name:12s} {parameter.value:g} {parameter.unit}," in out and parameter.source in out
+    assert main(["show", "no_such_model"]) == 2
+
+
+def test_model_and_result_display_as_tables_in_jupyter(run_folder):
+    model = load_model("magnesium_lu2002")
+    page = model._repr_html_()
+    assert page.count("<table") == 3 and all(f"<td>{name}</td>" in page for name in model.parameters)
+    from pkpd import Population, simulate
+    from pkpd._regimen import Dose
+
+    result = simulate(model, [Dose(12.18, "CENT", duration=0.5)], Population(4, seed=1), np.arange(0.0, 6.0, 0.5))
+    page = result._repr_html_()
+    peaks = result.output("MAGNESIUM").max(axis=1)
+    assert "4 subjects, 12 times from 0 to 5.5 h" in page and f"{np.median(peaks):.4g} (" in page
