@@ -1116,8 +1116,8 @@ def power_figure(power, target=0.8):
     -------
     matplotlib.figure.Figure
         Lines labelled with the comparison names; y data in %. The smallest n reaching `target`
-        is a vertical line labelled ``_needed|COMPARISON``; a comparison that never reaches it
-        says "80 % not reached in the grid" (a text with gid ``not_reached|COMPARISON``).
+        is a vertical line labelled ``_needed|COMPARISON``; comparisons that never reach it are
+        counted in one text "80 % not reached in the grid (k of m comparisons)", gid ``not_reached``.
     """
     missing = [c for c in ("comparison", "n_total", "power", "power_low", "power_high") if c not in power]
     if missing:
@@ -1142,16 +1142,19 @@ def power_figure(power, target=0.8):
     ax.set_xlim(sizes[0] - pad, sizes[-1] + pad)  # dodged artists do not take part in autoscaling
     if sizes.size <= 10:
         ax.set_xticks(sizes, [f"{v:g}" for v in sizes])
-    for index, (comparison, needed) in enumerate(sample_size_for_power(power, target).items()):
-        color = arm_style(index)["color"]
+    needed_n = sample_size_for_power(power, target)
+    for index, (comparison, needed) in enumerate(needed_n.items()):
         if needed is not None:   # the smallest total n of the grid that reaches the target: marked on the axis
+            color = arm_style(index)["color"]
             ax.axvline(needed, color=color, linewidth=0.6, linestyle=(0, (1, 1.5)), label=f"_needed|{comparison}")
             ax.annotate(f"n = {needed:g}", (needed, 100 * target), xytext=(2, -8 - 7 * index),
                         textcoords="offset points", fontsize=5.5, color=color, ha="left", va="top")
-        else:
-            ax.text(0.99, 0.03 + 0.07 * index, f"{100 * target:g} % not reached in the grid"
-                    + (f" ({comparison})" if len(comparisons) > 1 else ""), transform=ax.transAxes, fontsize=5.5,
-                    color=color, ha="right", va="bottom", gid=f"not_reached|{comparison}")
+    missing = [comparison for comparison, needed in needed_n.items() if needed is None]
+    if missing:   # one line above the target, clear of the curves below it (the caption names the comparisons)
+        which = "" if len(needed_n) == 1 else f" ({len(missing)} of {len(needed_n)} comparisons)"
+        ax.annotate(f"{100 * target:g} % not reached in the grid{which}", (0.99, 100 * target),
+                    xycoords=("axes fraction", "data"), xytext=(0, 1.5), textcoords="offset points", ha="right",
+                    va="bottom", fontsize=5.5, color="0.15", gid="not_reached")
     ax.axhline(100 * target, color="0.3", linewidth=0.7, linestyle=(0, (1, 2)), label="_target")
     ax.annotate(f"{100 * target:g} % power", (0.01, 100 * target), xycoords=("axes fraction", "data"),
                 xytext=(0, 1.5), textcoords="offset points", ha="left", va="bottom", fontsize=5.5, color="0.3")

@@ -447,8 +447,10 @@ def test_power_marks_the_sample_size_for_80_percent_or_says_it_is_not_reached(pi
     needed = {line.get_label() for line in ax.lines if line.get_label().startswith("_needed|")}
     assert needed == {"_needed|ketamine + Mg vs saline"}
     assert [line.get_xdata()[0] for line in ax.lines if line.get_label().startswith("_needed|")] == [40]
-    (text,) = [t for t in ax.texts if t.get_gid() == "not_reached|ketamine vs saline"]
-    assert text.get_text() == "80 % not reached in the grid (ketamine vs saline)"
+    (text,) = [t for t in ax.texts if t.get_gid() == "not_reached"]
+    assert text.get_text() == "80 % not reached in the grid (1 of 2 comparisons)"
+    (ax,) = figures.power_figure(table[table["comparison"] == "ketamine vs saline"]).axes
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "not_reached"] == ["80 % not reached in the grid"]
     scenario, run, _ = pickering
     caption = next(c for stem, fig, c in figures.figure_set(dataclasses.replace(run, power=table), scenario)
                    if stem == "power")
