@@ -3,7 +3,9 @@
     pkpd simulate MODEL DATA.csv -o OUT.csv [--replicates N --seed S --variability all|iiv|none]
     pkpd run SCENARIO.toml -o OUTDIR
     pkpd validate SCENARIO.toml
+    pkpd report OUTDIR
     pkpd models
+    pkpd show MODEL
 
 A user's mistake ends with one line, ``error: ...``, and exit code 2; never a
 traceback. So does a problem of the environment: a file that cannot be read,
@@ -81,6 +83,8 @@ def _build_parser():
     run.add_argument("--n", type=int, help="subjects per arm (overrides population.n)")
     run.add_argument("--seed", type=int, help="random seed (overrides seed)")
     run.add_argument("--no-figures", action="store_true", help="skip the figures")
+    run.add_argument("--report", action="store_true",
+                     help="also write OUTDIR/report.html and report.pdf (as `pkpd report OUTDIR`)")
     run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                      help="set a model parameter for this run, e.g. --set ALPHA=1 or --set C50_MG='2 mmol/L' "
                           "(as if added to the scenario's [parameters]; repeatable)")
@@ -92,7 +96,13 @@ def _build_parser():
         command.add_argument("--max-memory", metavar="SIZE",
                              help="refuse a run estimated to need more memory, e.g. 8GB "
                                   "(default: PKPD_MAX_MEMORY, else half the machine's memory)")
+    report = commands.add_parser("report", help="one HTML and PDF report of a run's output folder")
+    report.add_argument("outdir", help="a folder `pkpd run` wrote")
+    report.add_argument("--force", action="store_true", help="replace the folder's existing report")
+    report.add_argument("--no-pdf", action="store_true", help="write the HTML only (the PDF needs Chromium)")
     commands.add_parser("models", help="list the library models")
+    show = commands.add_parser("show", help="a model's compartments, equations, parameters and sources")
+    show.add_argument("model", help="library model name (see `pkpd models`) or model file path")
     return parser
 
 
@@ -150,6 +160,10 @@ def _run(arguments):
     for warning in result.manifest["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     if arguments.quiet:
+        if arguments.report:
+            from .report import build_report
+
+            build_report(arguments.output)
         return
     info = result.manifest
     print(f"{scenario.path.name}: model {info['model']['name']} ({info['model']['method']}), "
@@ -167,6 +181,20 @@ def _run(arguments):
     if not arguments.no_figures:
         files.append(f"figures/ ({len(info.get('figures', []))} figures)")
     print(f"wrote {arguments.output}/: {', '.join(files)}")
+    if arguments.report:
+        _write_report(arguments.output, pdf=True, force=False)
+
+
+def _report(arguments):
+    _write_report(arguments.outdir, pdf=not arguments.no_pdf, force=arguments.force)
+
+
+def _write_report(outdir, *, pdf, force):
+    from .report import build_report
+
+    report = build_report(outdir, pdf=pdf, force=force)
+    pages = f" ({report.pages} pages)" if report.pages else ""
+    print(f"wrote {report.html}" + (f" and {report.pdf}{pages}" if report.pdf else ""))
 
 
 def _parameter_settings(settings):
@@ -231,6 +259,11 @@ def _summary_lines(result, scenario):
         for _, row in result.power.iterrows():
             lines.append(f"  power {row['comparison']:40s} n={int(row['n_total']):4d}: {row['power']:.3f} "
                          f"[{row['power_low']:.3f}, {row['power_high']:.3f}]")
+        from ._figures import sample_size_for_power
+
+        for comparison, needed in sample_size_for_power(result.power).items():
+            lines.append(f"  power {comparison:40s} " + (f"80 % reached at n = {needed:g} (smallest of the grid)"
+                                                         if needed is not None else "80 % not reached in the grid"))
     return "\n".join(lines)
 
 
@@ -256,7 +289,26 @@ def _models(arguments):
         print(f"{name:24s} {model.description}")
 
 
-COMMANDS = {"simulate": _simulate, "models": _models, "run": _run, "validate": _validate}
+def _show(arguments):
+    from ._model import load_model
+
+    model = load_model(arguments.model)
+    lines = [f"{model.name}: {model.description}", "", "compartments and equations (d/dt):"]
+    lines += [f"  {model.numbers[c]:>2} {c:14s} d/dt = {model.odes[c]}" for c in model.compartments]
+    if model.derived:
+        lines += ["", "individual parameters:"] + [f"  {name} = {text}" for name, text in model.derived.items()]
+    lines += ["", "outputs:"] + [f"  {name:14s} {o.label}: {o.expression}" for name, o in model.outputs.items()]
+    lines += ["", "parameters (value unit, reliability: description; source):"]
+    lines += [f"  {p.name:12s} {p.value:g} {p.unit}, {p.reliability or '-'}: {p.description}; {p.source}"
+              for p in model.parameters.values()]
+    if model.covariates:
+        lines += ["", "covariates (default):"] + [f"  {c.name:12s} {c.value:g} {c.unit}: {c.description}"
+                                                 for c in model.covariates.values()]
+    print("\n".join(lines))
+
+
+COMMANDS = {"simulate": _simulate, "models": _models, "run": _run, "validate": _validate, "report": _report,
+            "show": _show}
 
 
 def main(argv=None):

@@ -46,6 +46,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.lines  # noqa: E402
+import matplotlib.patches  # noqa: E402
 import matplotlib.transforms  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -67,6 +68,8 @@ COLUMN_WIDTH_IN = 3.5
 PAGE_WIDTH_IN = 7.0
 MAX_ARMS_ONE_PANEL = 6          # above this, time courses are drawn as one panel per arm
 SMALL_N = 50                    # exposure box plots show every subject up to this n
+LOG_FLOOR_FRACTION = 1e-3       # log axes start at this fraction of the highest value drawn
+NEAR_LEVEL = 0.1                # a threshold within 10 % of a window edge is drawn once (the threshold)
 SWEPT_KEYS = ("amount", "duration", "rate", "every", "count", "until", "start")
 SWEEP_AXIS_PRIORITY = ("amount", "rate", "duration", "every", "count", "until", "start")
 SWEEP_KEY_LABELS = {"amount": "Dose", "duration": "Infusion duration", "rate": "Infusion rate",
@@ -349,14 +352,51 @@ def _box_look(index, n_arms):
     return arm_style(index), HATCHES[index % len(HATCHES)]
 
 
-def _arm_legend(fig, axes, panels, arms, title=None):
-    """Legend below the plot naming every arm (single-panel figures; panels carry titles otherwise)."""
+def _arm_legend(fig, axes, panels, arms, title=None, texts=None, extra=()):
+    """Legend below the plot naming every arm (single-panel figures; panels carry titles otherwise).
+
+    `texts` ({arm: legend text}) replaces an arm's name in the legend only (the artists keep it);
+    `extra` adds (handle, text) entries after the arms, e.g. what the bands are."""
     if panels != "single":
         return
     handles, labels = axes[0].get_legend_handles_labels()
     order = [labels.index(arm) for arm in arms if arm in labels]
-    fig.legend([handles[i] for i in order], [labels[i] for i in order], loc="outside lower center", ncols=1,
-               handlelength=3.2, title=title)
+    texts = texts or {}
+    fig.legend([handles[i] for i in order] + [h for h, _ in extra],
+               [texts.get(labels[i], labels[i]) for i in order] + [t for _, t in extra],
+               loc="outside lower center", ncols=1, handlelength=3.2, title=title)
+
+
+def _band_handles(quantiles):
+    """Legend entries that say what the bands are (grey patches of the bands' two shades)."""
+    low, high, inner_low, inner_high, _ = _band_columns(quantiles)
+    entries = []
+    if inner_low:
+        entries.append((matplotlib.patches.Patch(color="0.45", alpha=0.45, linewidth=0),
+                        f"{inner_low[1:]}th-{inner_high[1:]}th percentiles"))
+    entries.append((matplotlib.patches.Patch(color="0.45", alpha=0.18, linewidth=0),
+                    f"{low[1:]}th-{high[1:]}th percentiles"))
+    return entries
+
+
+def _same_curves(table, arms, column):
+    """{arm: "ARM (same curve as OTHER)"} for each arm whose `column` equals an earlier arm's at every
+    time (e.g. magnesium adding nothing to ketamine): such curves overlap exactly on the plot."""
+    texts = {}
+    curves = {arm: table.loc[table["arm"] == arm, column].to_numpy(dtype=float) for arm in arms}
+    for position, arm in enumerate(arms):
+        for earlier in arms[:position]:
+            if curves[arm].shape == curves[earlier].shape and np.allclose(curves[arm], curves[earlier],
+                                                                          rtol=1e-9, atol=0, equal_nan=True):
+                texts[arm] = f"{arm} (same curve as {earlier})"
+                break
+    return texts
+
+
+def _nonzero_arms(table, arms, columns):
+    """The arms whose output is not identically zero (a saline arm has no drug); all arms if none is."""
+    kept = [arm for arm in arms if np.any(table.loc[table["arm"] == arm, columns].to_numpy(dtype=float) != 0)]
+    return kept or list(arms)
 
 
 def _arm_color(index, panels):
@@ -384,7 +424,7 @@ def _line(ax, x, y, arm, index, n_points, panels="single"):
 
 @_styled
 def concentration_figure(run, scenario, output, log=False, *, focus=True, ylabel=None, ylim=None,
-                         draw_levels=True, panels=None, reference=None):
+                         draw_levels=True, panels=None, reference=None, all_arms=False):
     """Median and bands over subjects of one output, by arm, with thresholds and windows drawn.
 
     Parameters
@@ -399,17 +439,24 @@ def concentration_figure(run, scenario, output, log=False, *, focus=True, ylabel
     focus : bool
         Limit the time axis to the informative part of the grid (e.g. the first hours after a
         single infusion followed for weeks); all data are drawn in any case.
+    all_arms : bool
+        Also draw arms where the output is identically zero (a saline arm's drug concentration),
+        which are left out by default.
 
     Returns
     -------
     matplotlib.figure.Figure
         Bands are ``PolyCollection`` objects labelled ``_band50|ARM`` and ``_band90|ARM``, the
-        median a ``Line2D`` labelled with the arm name.
+        median a ``Line2D`` labelled with the arm name. Each arm keeps its colour and style of the
+        other figures. The legend (single panel) names the arms, says which arm's curve is the same
+        as another's, and what the bands are. On a log axis ``fig.pkpd_log_floor`` is the lower limit
+        (LOG_FLOOR_FRACTION of the highest value drawn).
     """
     unit = _unit(scenario, output)
     table, time_column = _profiles(run, scenario, output)
-    arms = list(run.results)
     low, high, inner_low, inner_high, median = _band_columns(scenario.quantiles)
+    every_arm = list(run.results)
+    arms = every_arm if all_arms else _nonzero_arms(table, every_arm, [low, high, median])
     fig, axes, panels = _arm_axes(len(arms), panels=panels)
     times = np.sort(table[time_column].unique())
     end = None
@@ -418,8 +465,9 @@ def concentration_figure(run, scenario, output, log=False, *, focus=True, ylabel
         end = _focus_end(times, curves, 3e-4 if log else 0.01)
     time_unit = scenario.model.units.get("time", "h")
     factor, xlabel = _time_scale((end or times[-1]) - times[0], time_unit)
-    for index, arm in enumerate(arms):
-        ax = axes[index]
+    for position, arm in enumerate(arms):
+        ax = axes[position]
+        index = every_arm.index(arm)   # the arm's style in every figure
         rows = table[table["arm"] == arm]
         x = rows[time_column].to_numpy() * factor
         color = _arm_color(index, panels)
@@ -448,32 +496,40 @@ def concentration_figure(run, scenario, output, log=False, *, focus=True, ylabel
             ax.set_xlim(times[0] * factor, end * factor)
         if ylim is not None:
             ax.set_ylim(*ylim)
+    fig.pkpd_log_floor = None
     if log:
         values = table[[low, high, median]].to_numpy()
         positive = values[values > 0]
         top = positive.max() if positive.size else 1.0
-        floor = max(top * 1e-4, positive.min() * 0.8) if positive.size else top * 1e-4
+        floor = top * LOG_FLOOR_FRACTION  # a stated fraction of the peak, not the grid's smallest number
+        fig.pkpd_log_floor = float(floor)
         for ax in shown:
             ax.set_yscale("log", nonpositive="clip")
             ax.set_ylim(floor, top * 2)
     ylabel = ylabel or _label(scenario, output)
     _label_panels(axes, panels, xlabel, ylabel, arms)
-    _arm_legend(fig, axes, panels, arms)
+    _arm_legend(fig, axes, panels, arms, texts=_same_curves(table, arms, median),
+                extra=_band_handles(scenario.quantiles))
     fig.pkpd_focus = (float(times[0]), end, float(times[-1]), 3e-4 if log else 0.01) if end is not None else None
     return fig
 
 
 def _draw_levels(ax, scenario, output, unit, labels=True):
+    """Windows (shaded, edges drawn) and thresholds (dashed); a window edge within NEAR_LEVEL of a
+    threshold is not drawn, so that the two nearly coinciding lines read as one."""
+    thresholds = scenario.thresholds.get(output, ())
     for low, high in scenario.windows.get(output, ()):
         ax.axhspan(low, high, color="0.92", zorder=0, linewidth=0, label="_window")
         for bound in (low, high):
+            if any(abs(bound - level) <= NEAR_LEVEL * max(abs(level), abs(bound)) for level in thresholds):
+                continue
             ax.axhline(bound, color="0.6", linewidth=0.5, zorder=0.5, label="_window_bound")
         if not labels:
             continue
         ax.annotate(f"window {low:g}-{high:g} {unit}", (0.01, high), xycoords=("axes fraction", "data"),
                     xytext=(0, 1.5), textcoords="offset points", fontsize=5.5, ha="left", va="bottom",
                     color="0.25")
-    for level in scenario.thresholds.get(output, ()):
+    for level in thresholds:
         ax.axhline(level, color="0.25", linewidth=0.7, linestyle=(0, (2, 2)), zorder=1, label="_threshold")
         if not labels:
             continue
@@ -914,7 +970,8 @@ def adverse_event_figure(run, scenario, output=None):
     ax.set_yticks(positions, arms)
     ax.set_xlim(0, top * 1.25)
     event = scenario.model.outputs[output].event
-    ax.set_xlabel(f"{event[:1].upper()}{event[1:]}\n(expected % of subjects)")
+    ax.set_xlabel(f"{event[:1].upper()}{event[1:]}\n(expected % of subjects)\nerror bars: Monte Carlo 95 % interval "
+                  f"of the mean over {len(run.results[arms[0]].subject_ids)} virtual subjects")
     return fig
 
 
@@ -1058,7 +1115,9 @@ def power_figure(power, target=0.8):
     Returns
     -------
     matplotlib.figure.Figure
-        Lines labelled with the comparison names; y data in %.
+        Lines labelled with the comparison names; y data in %. The smallest n reaching `target`
+        is a vertical line labelled ``_needed|COMPARISON``; comparisons that never reach it are
+        counted in one text "80 % not reached in the grid (k of m comparisons)", gid ``not_reached``.
     """
     missing = [c for c in ("comparison", "n_total", "power", "power_low", "power_high") if c not in power]
     if missing:
@@ -1083,6 +1142,19 @@ def power_figure(power, target=0.8):
     ax.set_xlim(sizes[0] - pad, sizes[-1] + pad)  # dodged artists do not take part in autoscaling
     if sizes.size <= 10:
         ax.set_xticks(sizes, [f"{v:g}" for v in sizes])
+    needed_n = sample_size_for_power(power, target)
+    for index, (comparison, needed) in enumerate(needed_n.items()):
+        if needed is not None:   # the smallest total n of the grid that reaches the target: marked on the axis
+            color = arm_style(index)["color"]
+            ax.axvline(needed, color=color, linewidth=0.6, linestyle=(0, (1, 1.5)), label=f"_needed|{comparison}")
+            ax.annotate(f"n = {needed:g}", (needed, 100 * target), xytext=(2, -8 - 7 * index),
+                        textcoords="offset points", fontsize=5.5, color=color, ha="left", va="top")
+    missing = [comparison for comparison, needed in needed_n.items() if needed is None]
+    if missing:   # one line above the target, clear of the curves below it (the caption names the comparisons)
+        which = "" if len(needed_n) == 1 else f" ({len(missing)} of {len(needed_n)} comparisons)"
+        ax.annotate(f"{100 * target:g} % not reached in the grid{which}", (0.99, 100 * target),
+                    xycoords=("axes fraction", "data"), xytext=(0, 1.5), textcoords="offset points", ha="right",
+                    va="bottom", fontsize=5.5, color="0.15", gid="not_reached")
     ax.axhline(100 * target, color="0.3", linewidth=0.7, linestyle=(0, (1, 2)), label="_target")
     ax.annotate(f"{100 * target:g} % power", (0.01, 100 * target), xycoords=("axes fraction", "data"),
                 xytext=(0, 1.5), textcoords="offset points", ha="left", va="bottom", fontsize=5.5, color="0.3")
@@ -1094,9 +1166,23 @@ def power_figure(power, target=0.8):
     return fig
 
 
+def sample_size_for_power(power, target=0.8):
+    """{comparison: the smallest total n of the grid whose estimated power reaches `target`, or None}."""
+    needed = {}
+    for comparison in dict.fromkeys(power["comparison"]):
+        rows = power[(power["comparison"] == comparison) & (power["power"] >= target)]
+        needed[comparison] = float(rows["n_total"].min()) if len(rows) else None
+    return needed
+
+
 # ---------------------------------------------------------------------------
 # The set for a run
 # ---------------------------------------------------------------------------
+
+
+def _legend_arms(fig, run):
+    """The arms a time-course figure draws (their median lines carry the arm's name)."""
+    return {line.get_label() for ax in fig.axes for line in ax.lines} & set(run.results)
 
 
 def _focus_text(fig):
@@ -1138,8 +1224,12 @@ def figure_set(run: "RunResult", scenario: "Scenario") -> Iterator[tuple[str, Fi
                 continue
             fig = concentration_figure(run, scenario, output, log=log)
             stem = f"{output.lower()}_{'log' if log else 'linear'}"
+            floor = (f", log scale from {fig.pkpd_log_floor:.3g} {unit} (1/{1 / LOG_FLOOR_FRACTION:g} of the "
+                     f"highest value drawn)" if log else "")
+            left_out = [arm for arm in run.results if arm not in _legend_arms(fig, run)]
+            omitted = (f" Not drawn: {', '.join(left_out)} ({output} identically 0)." if left_out else "")
             yield stem, fig, (f"{output}, {label}, over time by arm: {bands}{level_text}"
-                              f"{', log scale' if log else ''}.{_focus_text(fig)}{panels} {base}.")
+                              f"{floor}.{_focus_text(fig)}{omitted}{panels} {base}.")
 
     for output in scenario.variables:
         if not _is_concentration(scenario, output):
@@ -1178,7 +1268,9 @@ def figure_set(run: "RunResult", scenario: "Scenario") -> Iterator[tuple[str, Fi
         event = model.outputs[output].event
         yield "adverse_events" + (f"_{output.lower()}" if number else ""), fig, (
             f"{event[:1].upper()}{event[1:]} by arm: expected incidence, the mean over subjects of each subject's "
-            f"maximum probability ({output}) over the output times, with a normal 95 % interval of the mean. {base}.")
+            f"maximum probability ({output}) over the output times. Error bars: normal 95 % interval of that mean, the "
+            f"Monte Carlo uncertainty of simulating {run.manifest['n']} virtual subjects (not the uncertainty of a "
+            f"prediction for a patient or a trial). {base}.")
 
     layout = sweep_layout(scenario)
     if layout is not None and layout.axes()[0] is not None:
@@ -1206,7 +1298,10 @@ def figure_set(run: "RunResult", scenario: "Scenario") -> Iterator[tuple[str, Fi
         alpha = f" at two-sided alpha {run.power['alpha'].iloc[0]:g}" if "alpha" in run.power else ""
         yield "power", fig, (
             f"Trial power{alpha} by comparison against the total number of subjects (x axis), with Monte Carlo "
-            f"95 % intervals{replicates}; dotted: 80 % power.{endpoint} Model {info['model']['name']}, "
+            f"95 % intervals{replicates}; dotted: 80 % power; "
+            + "; ".join(f"{c}: {'n = ' + format(n, 'g') + ' reaches 80 %' if n is not None else '80 % not reached in the grid'}"
+                        for c, n in sample_size_for_power(run.power).items())
+            + f".{endpoint} Model {info['model']['name']}, "
             f"seed {info['seed']}, pkpd {info['versions'].get('pkpd')}, scenario {info['scenario']['file']}.")
 
 

@@ -322,6 +322,12 @@ class Model:
         state["_kernels"] = None
         return state
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: compartments with equations, outputs and parameters with sources, as tables."""
+        from .report._notebook import model_html
+
+        return model_html(self)
+
     def __repr__(self):
         return (f"Model({self.name!r}, compartments={self.compartments}, "
                 f"parameters={list(self.parameters)}, outputs={list(self.outputs)})")

@@ -20,6 +20,7 @@ from ._output import check_output_folder, write_csv, write_folder_atomically
 from ._population import Population
 from ._scenario import Scenario, check_resources, resolved_doses
 from ._simulate import MapExecutor, simulate
+from .report._record import write_report_inputs
 
 PACKAGES = ["pkpd", "numpy", "scipy", "numba", "pandas", "matplotlib", "pint", "tqdm"]
 
@@ -250,6 +251,7 @@ def _write_atomically(run, scenario, target, *, force, figures):
             from ._figures import write_figures
 
             run.manifest["figures"] = write_figures(run, scenario, folder / "figures")
+        run.manifest.update(write_report_inputs(run, scenario, folder))  # what `pkpd report` reads
 
     write_folder_atomically(target, fill, run.manifest, force=force, inputs=_inputs(scenario),
                             json_default=_json_default)

@@ -597,6 +597,12 @@ class SimulationResult:
         units.update({name: o.unit for name, o in self.model.outputs.items()})
         return units
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: model, subjects, times, and per output the median peak over subjects."""
+        from .report._notebook import result_html
+
+        return result_html(self)
+
     def output(self, name: str) -> NDArray[np.float64]:
         """Values of one output, shape (n_subjects, n_times)."""
         if name not in self.outputs:

@@ -130,9 +130,11 @@ def test_run_writes_png_and_svg_with_captions_naming_model_n_seed_version(picker
 def test_concentration_bands_equal_profiles_csv(pickering, log):
     scenario, run, outdir = pickering
     profiles = pd.read_csv(outdir / "profiles.csv")
-    fig = drawn(figures.concentration_figure(run, scenario, "KETAMINE", log=log))
+    fig = drawn(figures.concentration_figure(run, scenario, "KETAMINE", log=log, all_arms=True))
     (ax,) = fig.axes
-    assert legend_texts(fig) == PICKERING_ARMS
+    # magnesium changes no ketamine concentration: the legend says the third arm's curve is the second's
+    assert legend_texts(fig) == [*PICKERING_ARMS[:2], f"{PICKERING_ARMS[2]} (same curve as {PICKERING_ARMS[1]})",
+                                 "25th-75th percentiles", "5th-95th percentiles"]
     assert ax.get_ylabel() == "Ketamine, racemic, arterial plasma (ng/mL)"
     assert ax.get_yscale() == ("log" if log else "linear")
     factor = time_factor(ax)
@@ -157,6 +159,40 @@ def test_concentration_bands_equal_profiles_csv(pickering, log):
     # distinct colour, line style and marker per arm
     styles = {(m.get_color(), str(m.get_linestyle()), m.get_marker()) for m in medians.values()}
     assert len(styles) == 3
+
+
+def test_concentration_leaves_out_arms_where_the_output_is_zero_and_says_so(pickering):
+    scenario, run, _ = pickering
+    fig = figures.concentration_figure(run, scenario, "KETAMINE")
+    (ax,) = fig.axes
+    medians = [line.get_label() for line in ax.lines if line.get_label() in PICKERING_ARMS]
+    assert medians == PICKERING_ARMS[1:]                         # saline has no ketamine: not drawn
+    assert labelled(ax, "_band50").keys() == set(PICKERING_ARMS[1:])
+    # the arms keep the colours and markers they have in the other figures
+    assert ax.lines[0].get_color() == figures.arm_style(1)["color"]
+    caption = next(c for stem, _, c in figures.figure_set(run, scenario) if stem == "ketamine_linear")
+    assert "Not drawn: saline (KETAMINE identically 0)." in caption
+    # magnesium: every arm has its baseline, so every arm is drawn
+    fig = figures.concentration_figure(run, scenario, "MAGNESIUM")
+    assert [line.get_label() for line in fig.axes[0].lines if line.get_label() in PICKERING_ARMS] == PICKERING_ARMS
+
+
+def test_threshold_near_a_window_edge_is_drawn_once(pickering):
+    scenario, run, _ = pickering
+    (ax,) = figures.concentration_figure(run, scenario, "KETAMINE").axes
+    bounds = [line.get_ydata()[0] for line in ax.lines if line.get_label() == "_window_bound"]
+    thresholds = [line.get_ydata()[0] for line in ax.lines if line.get_label() == "_threshold"]
+    assert thresholds == [10.5] and bounds == [150]              # the window edge at 10 ng/mL is not drawn
+
+
+def test_log_axis_starts_at_a_stated_fraction_of_the_peak(pickering):
+    scenario, run, _ = pickering
+    fig = figures.concentration_figure(run, scenario, "KETAMINE", log=True)
+    rows = run.profiles[run.profiles["output"] == "KETAMINE"]
+    top = rows[["P5", "P50", "P95"]].to_numpy().max()
+    assert fig.axes[0].get_ylim()[0] == pytest.approx(top * figures.LOG_FLOOR_FRACTION)
+    caption = next(c for stem, _, c in figures.figure_set(run, scenario) if stem == "ketamine_log")
+    assert f"log scale from {top * 1e-3:.3g} ng/mL (1/1000 of the highest value drawn)" in caption
 
 
 def test_concentration_time_axis_focuses_on_the_infusion_but_draws_everything(pickering):
@@ -402,6 +438,36 @@ def test_power_curve_with_monte_carlo_intervals(pickering):
         captions[stem] = caption
         matplotlib.pyplot.close(fig)
     assert "200 simulated trials" in captions["power"] and "seed 2020" in captions["power"]
+
+
+def test_power_marks_the_sample_size_for_80_percent_or_says_it_is_not_reached(pickering):
+    table = power_table()   # ketamine vs saline: at most 70 % at n = 40; with Mg: 86 % at n = 40, 63 % at 20
+    assert figures.sample_size_for_power(table) == {"ketamine vs saline": None, "ketamine + Mg vs saline": 40.0}
+    (ax,) = drawn(figures.power_figure(table)).axes
+    needed = {line.get_label() for line in ax.lines if line.get_label().startswith("_needed|")}
+    assert needed == {"_needed|ketamine + Mg vs saline"}
+    assert [line.get_xdata()[0] for line in ax.lines if line.get_label().startswith("_needed|")] == [40]
+    (text,) = [t for t in ax.texts if t.get_gid() == "not_reached"]
+    assert text.get_text() == "80 % not reached in the grid (1 of 2 comparisons)"
+    (ax,) = figures.power_figure(table[table["comparison"] == "ketamine vs saline"]).axes
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "not_reached"] == ["80 % not reached in the grid"]
+    scenario, run, _ = pickering
+    caption = next(c for stem, fig, c in figures.figure_set(dataclasses.replace(run, power=table), scenario)
+                   if stem == "power")
+    assert "ketamine vs saline: 80 % not reached in the grid; ketamine + Mg vs saline: n = 40 reaches 80 %" in caption
+    from pkpd._cli import _summary_lines   # and the console says it too
+
+    console = _summary_lines(dataclasses.replace(run, power=table), scenario)
+    assert re.search(r"power ketamine vs saline +80 % not reached in the grid", console)
+    assert re.search(r"power ketamine \+ Mg vs saline +80 % reached at n = 40", console)
+
+
+def test_adverse_event_bars_are_labelled_as_monte_carlo_uncertainty_of_the_mean(pickering):
+    scenario, run, _ = pickering
+    (ax,) = figures.adverse_event_figure(run, scenario).axes
+    assert "Monte Carlo 95 % interval of the mean over 10 virtual subjects" in ax.get_xlabel()
+    caption = next(c for stem, fig, c in figures.figure_set(run, scenario) if stem == "adverse_events")
+    assert "Monte Carlo uncertainty of simulating 10 virtual subjects (not the uncertainty of a prediction" in caption
 
 
 def test_sweep_over_a_model_parameter_is_a_heat_map_axis():

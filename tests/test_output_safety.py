@@ -115,7 +115,8 @@ def test_force_replaces_a_folder_pkpd_wrote(study, tmp_path, capsys):
     run_output(study, out)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["pkpd_output"] is True
-    assert sorted(manifest["output_files"]) == ["exposure.csv", "profiles.csv", "summary.csv"]
+    assert sorted(manifest["output_files"]) == ["exposure.csv", "inputs/pk1cmt.toml", "inputs/study.toml",
+                                                "population.csv", "profiles.csv", "summary.csv"]
     command(capsys, "run", study, "-o", out, "--quiet", "--no-figures", "--force", "--n", "2", code=0)
     assert json.loads((out / "manifest.json").read_text())["n"] == 2
     assert temporaries(tmp_path) == []

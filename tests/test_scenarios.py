@@ -4,6 +4,7 @@ import dataclasses
 import itertools
 import json
 import signal
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,8 @@ from conftest import ROOT, write_pk1cmt_with_drugs
 from pkpd._cli import main
 from pkpd._run import run_scenario
 from pkpd._scenario import load_scenario
+from pkpd.report import build_report
+from pkpd.report._browser import find_browser
 
 pytestmark = pytest.mark.models("pk1cmt", "ketamine_mg_pain", "magnesium_lu2002")
 
@@ -69,6 +72,11 @@ def test_shipped_scenario_runs_and_its_outputs_make_sense(name, tmp_path):
             if "MAGNESIUM" in scenario.variables:
                 baseline = scenario.model.covariates["MG0"].value
                 np.testing.assert_allclose(rows.loc[rows["output"] == "MAGNESIUM", "P50"], baseline, rtol=1e-12)
+    # the report of the run: HTML and (where Chromium is) PDF, without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = build_report(outdir, pdf=find_browser() is not None)
+    assert report.html.stat().st_size > 0 and (report.pdf is None or report.pages >= 3)
 
 
 BASE = """
