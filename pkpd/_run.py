@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from ._output import check_output_folder, write_csv, write_folder_atomically
 from ._population import Population
 from ._scenario import Scenario, check_resources, resolved_doses
 from ._simulate import MapExecutor, simulate
+
+if TYPE_CHECKING:  # _run loads _search only for a scenario with a [search] section
+    from ._search import SearchResult
 
 PACKAGES = ["pkpd", "numpy", "scipy", "numba", "pandas", "matplotlib", "pint", "tqdm"]
 
@@ -33,7 +37,7 @@ class RunResult:
     manifest: dict
     results: dict          # arm name -> SimulationResult
     power: pd.DataFrame | None = None
-    search: object = None  # SearchResult of a [search] section
+    search: "SearchResult | None" = None  # of a [search] section
 
 
 def versions():

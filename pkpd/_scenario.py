@@ -658,6 +658,15 @@ def _written(dose):
     return " ".join(parts)
 
 
+def parse_amount(text, unit, drug, key, *, rate=False):
+    """A dose amount (or rate) with a unit as a scenario's doses read it: (magnitude in `unit`, or in
+    `unit`/kg, and whether it is per kg), the drug's conversions (e.g. g of MgSO4·7H2O) included.
+
+    Raises ScenarioError naming `key` (the caller adds its file).
+    """
+    return _amount(_Checker(Path("-")), key, text, unit, drug, rate=rate)
+
+
 def _amount(check, key, text, unit, drug, rate=False):
     """Magnitude in `unit` (or `unit`/kg) and whether it is per body weight."""
     memo = ("amount", text, unit, id(drug), rate) if isinstance(text, str) else None

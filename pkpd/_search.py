@@ -52,15 +52,22 @@ import itertools
 import math
 import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
+from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from . import _window
 from ._errors import PkpdError, ScenarioError, suggestion
-from ._regimen import Regimen, expand
+from ._population import Population
+from ._regimen import Dose, Regimen, expand
+
+if TYPE_CHECKING:
+    from ._model import Model
+    from ._scenario import Scenario
 
 SEARCH_KEYS = ["arm", "variables", "constraints", "objective", "budget"]
 VARIABLE_KEYS = ["set", "from", "to", "step", "values"]
@@ -358,44 +365,61 @@ def _check_variables(check, regimen, variables):
 
 def _value(check, key, text, model, regimen, targets, step=False):
     """`text` as a number in the model's unit of every target field (the same number for each)."""
-    from ._scenario import _Checker, _amount  # the scenario's unit rules, one copy
-
     found = None
     for dose_index, field_name in targets:
         dose = regimen.doses[dose_index]
         if field_name == "count":
-            if isinstance(text, bool) or not isinstance(text, int) or text < (1 if not step else 1):
+            if isinstance(text, bool) or not isinstance(text, int) or text < 1:
                 check.fail(key, "must be an integer >= 1 (a number of doses)", value=text)
             value = float(text)
         elif isinstance(text, (int, float)) and not isinstance(text, bool):
             example = {"amount": "0.5 mg/kg", "rate": "0.2 mg/kg/h"}.get(field_name, "30 min")
             check.fail(key, f"must carry a unit, e.g. '{example}'", value=text)
+        elif field_name in TIME_FIELDS:
+            value = _magnitude(check, key, text, model.units.get("time", "h"), positive=step or field_name == "every")
+        elif not step and _is_zero(text):  # a dose of nothing: the candidate leaves the dose out
+            value = 0.0 * _value(check, key, f"1 {_NUMBER.match(text).group(2)}", model, regimen,
+                                 [(dose_index, field_name)])
         else:
-            scenario_check = _Checker(Path(check.file or "search"))
-            try:
-                if field_name in TIME_FIELDS:
-                    value = scenario_check.magnitude(key, text, model.units.get("time", "h"),
-                                                     positive=step or field_name == "every")
-                else:
-                    drug = model.drugs.get(dose.drug or dose.target, {})
-                    compartment = drug.get("compartment", dose.target)
-                    unit = model.compartment_units.get(compartment) or model.units.get("amount", "mg")
-                    if field_name == "rate":
-                        unit = f"{unit}/{model.units.get('time', 'h')}"
-                    value, per_kg = _amount(scenario_check, key, text, unit, drug, rate=field_name == "rate")
-                    if per_kg != dose.per_weight:
-                        given = "per kg of body weight" if dose.per_weight else "not per body weight"
-                        check.fail(key, f"unit mismatch: doses[{dose_index}] is {given}; give "
-                                        f"{'a unit per kg, e.g. ' + repr('0.1 ' + unit + '/kg') if dose.per_weight else 'an absolute unit, e.g. ' + repr('10 ' + unit)}",
-                                   value=text)
-            except PkpdError as error:
-                if isinstance(error, check.error) and error.key == key and error.file == check.file:
-                    raise
-                check.refuse(key, error)
+            unit = _dose_unit(model, dose) + (f"/{model.units.get('time', 'h')}" if field_name == "rate" else "")
+            value, per_kg = _amount(check, key, text, unit, model.drugs.get(dose.drug or dose.target, {}),
+                                    rate=field_name == "rate")
+            if per_kg != dose.per_weight:
+                example = f"'0.1 {unit}/kg'" if dose.per_weight else f"'10 {unit}'"
+                given = "per kg of body weight" if dose.per_weight else "not per body weight"
+                check.fail(key, f"unit mismatch: doses[{dose_index}] is {given}; give "
+                                f"{'a unit per kg' if dose.per_weight else 'an absolute unit'}, e.g. {example}",
+                           value=text)
         if found is not None and abs(value - found) > 1e-12 * max(abs(found), 1.0):
             check.fail(key, "the dose fields a variable sets must share one unit", value=text)
         found = value
     return found
+
+
+def _amount(check, key, text, unit, drug, rate=False):
+    """(magnitude in `unit` or `unit`/kg, per kg?) by the scenario's dose rules, errors at `key`."""
+    from ._scenario import parse_amount
+
+    try:
+        return parse_amount(text, unit, drug, key, rate=rate)
+    except PkpdError as error:
+        check.refuse(key, error)
+
+
+def _magnitude(check, key, text, unit, positive=False, molar_mass=None):
+    """A quantity's magnitude in `unit`, errors at `key`."""
+    from ._units import magnitude_in, parse_quantity
+
+    try:
+        return magnitude_in(parse_quantity(text, key, positive=positive), unit, key, molar_mass=molar_mass)
+    except PkpdError as error:
+        check.refuse(key, error)
+
+
+def _is_zero(text):
+    """Whether `text` is a quantity whose number is 0 ('0 mg/kg')."""
+    match = _NUMBER.match(text) if isinstance(text, str) else None
+    return match is not None and float(match.group(1)) == 0.0
 
 
 def _display(written, field_name):
@@ -440,7 +464,7 @@ def _metric(check, key, spec, kind, model, regimen, span, kind_key=None):
             check.fail(f"{key}.window", f"is required for {kind}: [low, high]")
         window = _window_bounds(check, f"{key}.window", spec["window"], model, output)
     elif "window" in spec:
-        check.fail(f"{key}.window", f"only fraction_within and time_within take a window")
+        check.fail(f"{key}.window", "only fraction_within and time_within take a window")
     interval = span
     if "interval" in spec:
         if kind == "total_dose":
@@ -482,16 +506,10 @@ def _with_limit_unit(check, key, spec, metric, model, regimen):
     texts = [spec[k] for k in ("unit", "at_least", "at_most") if k in spec]
     if not texts:
         return metric
-    text = texts[0]
-    text = f"1 {text}" if "unit" in spec else text
-    from ._units import _per_mass, parse_quantity
-
-    try:
-        quantity = parse_quantity(text, key, positive=False)
-    except PkpdError as error:
-        check.refuse(f"{key}.{'unit' if 'unit' in spec else 'at_most'}", error)
-    per_weight = _per_mass(quantity.units)
+    where = f"{key}.{next(k for k in ('unit', 'at_least', 'at_most') if k in spec)}"
+    text = f"1 {texts[0]}" if "unit" in spec else texts[0]
     dose = next(d for d in regimen.doses if (d.drug or d.target) == metric.drug)
+    _, per_weight = _amount(check, where, text, _dose_unit(model, dose), model.drugs.get(metric.drug, {}))
     unit = _dose_unit(model, dose) + ("/kg" if per_weight else "")
     changed = dataclasses.replace(metric, per_weight=per_weight, unit=unit)
     return dataclasses.replace(changed, label=_label(changed, model, None))
@@ -531,19 +549,11 @@ def _statistic(check, key, spec, kind):
 
 
 def _level(check, key, text, model, output):
-    from ._scenario import _Checker
-
     unit = model.outputs[output].unit
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         check.fail(key, f"must carry a unit, e.g. '10 {unit}'", value=text)
     molar_mass = next((d.get("molar_mass") for d in model.drugs.values() if d.get("molar_mass")), None)
-    try:
-        return _Checker(Path(check.file or "search")).magnitude(key, text, unit, positive=False,
-                                                                 molar_mass=molar_mass)
-    except PkpdError as error:
-        if isinstance(error, check.error) and error.key == key and error.file == check.file:
-            raise
-        check.refuse(key, error)
+    return _magnitude(check, key, text, unit, molar_mass=molar_mass)
 
 
 def _window_bounds(check, key, pair, model, output):
@@ -556,18 +566,10 @@ def _window_bounds(check, key, pair, model, output):
 
 
 def _interval(check, key, pair, model, span):
-    from ._scenario import _Checker
-
     if not (isinstance(pair, list) and len(pair) == 2):
         check.fail(key, "must be [start, stop]", value=pair)
     unit = model.units.get("time", "h")
-    scenario_check = _Checker(Path(check.file or "search"))
-    bounds = []
-    for index, text in enumerate(pair):
-        try:
-            bounds.append(scenario_check.magnitude(f"{key}[{index}]", text, unit, positive=False))
-        except PkpdError as error:
-            check.refuse(f"{key}[{index}]", error)
+    bounds = [_magnitude(check, f"{key}[{index}]", text, unit) for index, text in enumerate(pair)]
     if not bounds[0] < bounds[1]:
         check.fail(key, "start must be before stop", value=pair)
     if bounds[0] < span[0] - 1e-9 or bounds[1] > span[1] + 1e-9:
@@ -591,24 +593,12 @@ def _limit(check, key, text, metric, model, regimen):
             check.fail(key, "must be a fraction in [0, 1] (or 0-100 %)", value=text)
         return value
     if metric.kind == "total_dose":
-        from ._scenario import _Checker, _amount
-
         dose = next(d for d in regimen.doses if (d.drug or d.target) == metric.drug)
-        drug = model.drugs.get(metric.drug, {})
-        try:
-            value, _ = _amount(_Checker(Path(check.file or "search")), key, text, _dose_unit(model, dose), drug)
-        except PkpdError as error:
-            check.refuse(key, error)
-        return value
+        return _amount(check, key, text, _dose_unit(model, dose), model.drugs.get(metric.drug, {}))[0]
     if metric.kind == "auc":
-        from ._scenario import _Checker
-
         if isinstance(text, (int, float)) and not isinstance(text, bool):
             check.fail(key, f"must carry a unit, e.g. '100 {metric.unit}'", value=text)
-        try:
-            return _Checker(Path(check.file or "search")).magnitude(key, text, metric.unit, positive=False)
-        except PkpdError as error:
-            check.refuse(key, error)
+        return _magnitude(check, key, text, metric.unit)
     return _level(check, key, text, model, metric.output)
 
 
@@ -661,7 +651,8 @@ def _candidate(regimen, variables, index):
             changes.setdefault(dose_index, {})[DOSE_FIELDS[field_name]] = (
                 int(round(value)) if field_name == "count" else float(value))
     doses = [dataclasses.replace(dose, **changes[i], written="") if i in changes else dose
-             for i, dose in enumerate(regimen.doses)]
+             for i, dose in enumerate(regimen.doses)
+             if not (changes.get(i, {}).get("amount") == 0.0 or changes.get(i, {}).get("rate") == 0.0)]
     return Regimen(doses, name=regimen.name)
 
 
@@ -772,6 +763,12 @@ class SearchResult:
     @property
     def feasible(self):
         return self.chosen is not None
+
+    def figures(self, caption_end=""):
+        """Yield ``(stem, figure, caption)`` of the search's figure (for :func:`pkpd.figure_set`)."""
+        from ._search_figure import search_caption, search_figure
+
+        yield "search", search_figure(self), f"{search_caption(self)} {caption_end}".strip()
 
     def manifest_record(self):
         """The search as ``manifest.json`` records it."""
@@ -888,9 +885,12 @@ def _run_lattice(lattice):
             f"refinement around the best {ANCHORS} ({len(lattice.rows) - coarse} more){converged}")
 
 
-def search(model, regimen=None, population=None, times=None, *, variables=None, constraints=(), objective=None,
-           budget=DEFAULT_BUDGET, method="auto", rtol=None, atol=None, variability=True, progress=None,
-           executor=None):
+def search(model: "Model | str | Path | Scenario", regimen: Regimen | Sequence[Dose] | None = None,
+           population: Population | int | None = None, times: ArrayLike | None = None, *,
+           variables: Mapping[str, Mapping[str, Any]] | None = None,
+           constraints: Sequence[Mapping[str, Any]] = (), objective: Mapping[str, Any] | None = None,
+           budget: int = DEFAULT_BUDGET, method: str = "auto", rtol: float | None = None, atol: float | None = None,
+           variability: bool = True, progress: bool | None = None, executor: Any = None) -> "SearchResult":
     """Search doses, rates and intervals for the regimen that best meets population targets within limits.
 
     Parameters
@@ -942,12 +942,13 @@ def search(model, regimen=None, population=None, times=None, *, variables=None, 
     >>> found.values
     {'dose': 100.0}
     """
-    from ._model import load_model
+    from ._model import Model, load_model
     from ._options import DEFAULT
 
     if regimen is None:
         return search_scenario(model, progress=progress, executor=executor)
-    model = load_model(model)
+    if not isinstance(model, Model):
+        model = load_model(model if isinstance(model, (str, Path)) else str(model))
     if not isinstance(regimen, Regimen):
         regimen = Regimen(list(regimen))
     times = np.asarray(times, dtype=float)
@@ -970,9 +971,7 @@ def search_scenario(scenario, *, population=None, progress=None, executor=None):
     if scenario.search is None:
         raise ScenarioError("has no [search] section", file=scenario.path.name)
     if population is None:
-        from ._run import make_population
-
-        population = make_population(scenario)
+        population = Population(scenario.n, seed=scenario.seed, **scenario.population_spec)
     arm = next(a for a in scenario.arms if a.name == scenario.search.arm)
     options = dict(method=scenario.solver["method"], rtol=scenario.solver["rtol"], atol=scenario.solver["atol"],
                    variability=scenario.variability)
@@ -1012,8 +1011,6 @@ def run_search(spec, model, regimen, population, times, *, options, progress=Non
     if options.get("method", "auto") == "auto":
         model = engine_variants(model)[-1]  # what simulate would run, made once rather than per candidate
     if isinstance(population, int):
-        from ._population import Population
-
         population = Population(population, seed=0)
     bar = tqdm(total=min(spec.size, spec.budget), unit="candidate", delay=2.0, disable=(progress is False),
                leave=False, desc="searching regimens")
@@ -1157,7 +1154,8 @@ def recommended_arm_toml(scenario, result):
     lines = [f"# {'chosen' if result.feasible else 'closest (misses the limits)'} by the search of "
              f"{scenario.path.name}: {result.message}", "[[arms]]",
              f"name = {value('search: ' + result.spec.arm)}", "doses = ["]
-    lines += ["    { " + ", ".join(f"{k} = {value(v)}" for k, v in dose.items()) + " }," for dose in doses]
+    lines += ["    { " + ", ".join(f"{k} = {value(v)}" for k, v in dose.items()) + " },"
+              for dose in doses if not any(_is_zero(dose.get(k)) for k in ("amount", "rate"))]
     lines.append("]")
     if isinstance(written.get("parameters"), dict):
         lines.append("parameters = { " + ", ".join(f"{k} = {value(v)}" for k, v in written["parameters"].items())
