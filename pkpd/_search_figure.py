@@ -6,6 +6,8 @@ map over the first two (rows and columns), the others held at the chosen candida
 values; with one variable a line of the objective against it.
 """
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
@@ -53,7 +55,8 @@ def _draw(result):
     objective = spec.objective
     value_column = f"{objective.name} ({'fraction' if objective.unit == '1' else objective.unit})"
     scale = 100.0 if objective.unit == "1" else 1.0
-    label = f"{'Minimise' if spec.sense > 0 else 'Maximise'}: {objective.label}" + (" (%)" if scale == 100 else "")
+    label = textwrap.fill(f"{'Minimise' if spec.sense > 0 else 'Maximise'}: {objective.label}"
+                          + (" (%)" if scale == 100 else ""), 70)
     chosen = table.iloc[result.closest]
     if len(spec.variables) == 1:
         return _line(result, spec.variables[0], value_column, scale, label, chosen)

@@ -202,7 +202,9 @@ def wilson_interval(successes, trials, level=LEVEL):
     denominator = 1.0 + z * z / trials
     centre = (p + z * z / (2.0 * trials)) / denominator
     half = z * np.sqrt(p * (1.0 - p) / trials + z * z / (4.0 * trials * trials)) / denominator
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    low = np.where(successes == 0, 0.0, np.clip(centre - half, 0.0, 1.0))    # exact ends (no rounding residue)
+    high = np.where(successes == trials, 1.0, np.clip(centre + half, 0.0, 1.0))
+    return low, high
 
 
 def resample_indices(n, seed, resamples=BOOTSTRAP_RESAMPLES):

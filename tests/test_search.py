@@ -261,6 +261,30 @@ def test_pkpd_run_writes_the_search_and_reports_the_chosen_regimen(tmp_path, cap
                      + '[outputs]\ntimes = { start = "0 h", stop = "12 h", step = "1 h" }\n')
     rerun = pkpd.run_scenario(pkpd.load_scenario(again))
     assert rerun.summary["arm"].iloc[0] == "search: load + maintain"
+    assert pkpd.search(tmp_path / "study.toml").values == chosen  # the Python entry point, the same answer
+
+
+def test_the_search_figure_shows_the_table(tmp_path):
+    """The heat map's cells are the feasible candidates' objective (the default: total dose), the grey
+    layer the infeasible ones, the outline the chosen one."""
+    from pkpd._search_figure import search_figure
+
+    write_pk1cmt_with_drugs(tmp_path)
+    (tmp_path / "study.toml").write_text(SCENARIO)
+    found = pkpd.search(tmp_path / "study.toml")
+    axes = search_figure(found).axes[0]
+    images = {image.get_label(): image.get_array() for image in axes.get_images()}
+    loadings, rates = np.arange(20.0, 81.0, 10.0), np.arange(0.5, 3.01, 0.5)
+    for _, row in found.table.iterrows():
+        i, j = np.flatnonzero(loadings == row["loading (mg)"])[0], np.flatnonzero(rates == row["rate (mg/h)"])[0]
+        if row["feasible"]:
+            assert images["_objective"][i, j] == pytest.approx(row["total_dose (mg)"])
+        else:
+            assert images["_infeasible"][i, j] == 1 and images["_objective"].mask[i, j]
+    chosen = found.table.iloc[found.chosen]
+    box = next(p for p in axes.patches if p.get_label() == "_chosen")
+    assert (box.get_y() + 0.5, box.get_x() + 0.5) == (
+        np.flatnonzero(loadings == chosen["loading (mg)"])[0], np.flatnonzero(rates == chosen["rate (mg/h)"])[0])
 
 
 @pytest.mark.parametrize("edit, message", [
