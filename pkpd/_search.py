@@ -111,6 +111,11 @@ class Variable:
     def text(self, index):
         return f"{self.shown(index):g} {self.unit}".strip()
 
+    @property
+    def column(self):
+        """Its column in ``search.csv``: 'loading (mg/kg)', 'count (doses)'."""
+        return f"{self.name} ({self.unit or 'doses'})"
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -125,6 +130,11 @@ class Metric:
     per_weight: bool = False
     unit: str = "1"
     label: str = ""
+
+    @property
+    def column(self):
+        """Its column in ``search.csv``: 'fraction_within_KETAMINE_VEN (fraction)'."""
+        return f"{self.name} ({_unit_text(self.unit)})"
 
     @property
     def is_fraction_of_subjects(self):
@@ -775,7 +785,7 @@ class SearchResult:
         row = self.table.iloc[self.closest]
         metrics = {}
         for metric in self.spec.metrics:
-            column = _column(metric)
+            column = metric.column
             metrics[metric.name] = {"value": float(row[column]), "unit": _unit_text(metric.unit),
                                     "low": _finite(row.get(f"{metric.name} low")),
                                     "high": _finite(row.get(f"{metric.name} high")), "label": metric.label}
@@ -800,10 +810,6 @@ def _finite(value):
 
 def _unit_text(unit):
     return "fraction" if unit == "1" else unit
-
-
-def _column(metric):
-    return f"{metric.name} ({_unit_text(metric.unit)})"
 
 
 class _Lattice:
@@ -1050,10 +1056,10 @@ def _table(lattice, finals, indices, n):
     for number, row in enumerate(lattice.rows):
         record = {"candidate": number + 1, "stage": row["stage"]}
         for variable, position in zip(spec.variables, row["point"]):
-            record[f"{variable.name} ({variable.unit or 'count'})"] = variable.shown(position)
+            record[variable.column] = variable.shown(position)
         for metric in spec.metrics:
             value = row["values"][metric.name]
-            record[_column(metric)] = value
+            record[metric.column] = value
             low = high = np.nan
             subjects = lattice.per_subject[number][metric.name]
             if metric.is_fraction_of_subjects:
@@ -1098,7 +1104,7 @@ def _answer(spec, row, values, feasible):
     settings = ", ".join(f"{v.name} {v.text(_position(v, values[v.name]))}" for v in spec.variables)
     parts = []
     for metric in spec.metrics:
-        value, low, high = row[_column(metric)], row[f"{metric.name} low"], row[f"{metric.name} high"]
+        value, low, high = row[metric.column], row[f"{metric.name} low"], row[f"{metric.name} high"]
         interval = ""
         if np.isfinite(low) and np.isfinite(high):
             if metric.unit == "1":
@@ -1109,7 +1115,7 @@ def _answer(spec, row, values, feasible):
     text = f"{settings}: {'; '.join(parts)}"
     if feasible:
         return text
-    broken = [c.text() for c in spec.constraints if c.violation(row[_column(c.metric)]) > 0]
+    broken = [c.text() for c in spec.constraints if c.violation(row[c.metric.column]) > 0]
     return f"no candidate within the limits; closest: {text} (misses {'; '.join(broken)})"
 
 

@@ -22,10 +22,6 @@ def _grid_of(result, variable):
     return np.array([variable.shown(i) for i in range(variable.values.size)])
 
 
-def _column(variable):
-    return f"{variable.name} ({variable.unit or 'count'})"
-
-
 def _axis_label(variable):
     return f"{variable.name} ({variable.unit})" if variable.unit else variable.name
 
@@ -53,7 +49,7 @@ def search_figure(result):
 def _draw(result):
     spec, table = result.spec, result.table
     objective = spec.objective
-    value_column = f"{objective.name} ({'fraction' if objective.unit == '1' else objective.unit})"
+    value_column = objective.column
     scale = 100.0 if objective.unit == "1" else 1.0
     label = textwrap.fill(f"{'Minimise' if spec.sense > 0 else 'Maximise'}: {objective.label}"
                           + (" (%)" if scale == 100 else ""), 70)
@@ -64,13 +60,13 @@ def _draw(result):
     held = spec.variables[2:]
     mask = np.ones(len(table), bool)
     for variable in held:
-        mask &= np.isclose(table[_column(variable)], chosen[_column(variable)])
+        mask &= np.isclose(table[variable.column], chosen[variable.column])
     rows, cols = _grid_of(result, rows_var), _grid_of(result, cols_var)
     values = np.full((rows.size, cols.size), np.nan)
     infeasible = np.full((rows.size, cols.size), np.nan)
     for _, row in table[mask].iterrows():
-        i = int(np.argmin(np.abs(rows - row[_column(rows_var)])))
-        j = int(np.argmin(np.abs(cols - row[_column(cols_var)])))
+        i = int(np.argmin(np.abs(rows - row[rows_var.column])))
+        j = int(np.argmin(np.abs(cols - row[cols_var.column])))
         if row["feasible"]:
             values[i, j] = scale * row[value_column]
         else:
@@ -85,8 +81,8 @@ def _draw(result):
     if rows.size <= MAX_ANNOTATED and cols.size <= MAX_ANNOTATED:
         for i, j in zip(*np.nonzero(np.isfinite(values))):
             ax.text(j, i, f"{values[i, j]:.3g}", ha="center", va="center", fontsize=5, color="white")
-    i = int(np.argmin(np.abs(rows - chosen[_column(rows_var)])))
-    j = int(np.argmin(np.abs(cols - chosen[_column(cols_var)])))
+    i = int(np.argmin(np.abs(rows - chosen[rows_var.column])))
+    j = int(np.argmin(np.abs(cols - chosen[cols_var.column])))
     from matplotlib.patches import Rectangle
 
     ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor=OKABE_ITO[1], linewidth=1.4,
@@ -96,7 +92,7 @@ def _draw(result):
     ax.set_ylabel(_axis_label(rows_var))
     ax.set_xlabel(_axis_label(cols_var))
     title = "chosen" if result.feasible else "closest (misses the limits)"
-    held_text = ", ".join(f"{v.name} {chosen[_column(v)]:g} {v.unit}".strip() for v in held)
+    held_text = ", ".join(f"{v.name} {chosen[v.column]:g} {v.unit}".strip() for v in held)
     ax.set_title(f"grey: misses a limit; outlined: {title}" + (f"; at {held_text}" if held_text else ""),
                  fontsize=6)
     bar = fig.colorbar(image, ax=ax, location="bottom", shrink=0.9, aspect=30, pad=0.02)
@@ -119,16 +115,16 @@ def _grey():
 
 
 def _line(result, variable, value_column, scale, label, chosen):
-    table = result.table.sort_values(_column(variable))
+    table = result.table.sort_values(variable.column)
     fig = Figure(layout="constrained", figsize=(COLUMN_WIDTH_IN, 2.4))
     ax = fig.add_subplot()
-    x = table[_column(variable)].to_numpy(float)
+    x = table[variable.column].to_numpy(float)
     y = scale * table[value_column].to_numpy(float)
     feasible = table["feasible"].to_numpy(bool)
     ax.plot(x[feasible], y[feasible], "o", color=OKABE_ITO[0], markersize=3.5, label="_feasible")
     ax.plot(x[~feasible], y[~feasible], "o", color=INFEASIBLE, markerfacecolor="white", markersize=3.5,
             label="_infeasible")
-    ax.plot([chosen[_column(variable)]], [scale * chosen[value_column]], "s", markersize=7, markerfacecolor="none",
+    ax.plot([chosen[variable.column]], [scale * chosen[value_column]], "s", markersize=7, markerfacecolor="none",
             color=OKABE_ITO[1], label="_chosen")
     ax.set_xlabel(_axis_label(variable))
     ax.set_ylabel(label, fontsize=6.5)

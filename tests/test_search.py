@@ -330,3 +330,25 @@ def test_an_infeasible_scenario_runs_and_says_so(tmp_path, capsys):
     assert "no candidate within the limits; closest: loading" in printed
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["search"]["feasible"] is False and "closest" in manifest["search"]
+
+
+def test_durations_intervals_and_counts_are_searched_and_linked_fields_move_together():
+    """A loading infusion's duration also moves the start of the maintenance doses (one variable, two
+    fields, shown in the unit written: min); the interval and the number of maintenance doses are
+    variables too. Every candidate's regimen is the template with exactly those fields changed."""
+    regimen = [pkpd.Dose(40.0, "CENT", duration=0.5), pkpd.Dose(20.0, "CENT", time=0.5, every=12.0, count=2)]
+    found = search("pk1cmt", regimen, pkpd.Population(1, seed=0), np.arange(0.0, 49.0, 1.0),
+                   variables={"loading_time": {"set": ["doses[0].duration", "doses[1].start"],
+                                               "values": ["30 min", "60 min"]},
+                              "every": {"set": "doses[1].every", "values": ["8 h", "12 h"]},
+                              "count": {"set": "doses[1].count", "from": 1, "to": 3}},
+                   constraints=[{"metric": "cmin", "output": "CP", "interval": ["2 h", "30 h"], "at_least": "1 mg/L"}])
+    assert len(found.table) == 2 * 2 * 3 and list(found.table.columns[2:5]) == [
+        "loading_time (min)", "every (h)", "count (doses)"]
+    loading, maintenance = found.regimen.doses
+    assert loading.duration == maintenance.time == found.values["loading_time"] / 60
+    assert (maintenance.every, maintenance.count) == (found.values["every"], found.values["count"])
+    assert maintenance.amount == 20.0 and loading.amount == 40.0
+    # every point was evaluated (12 <= budget): the choice is the least total dose among the feasible
+    total = found.table["total_dose (mg)"]
+    assert total.iloc[found.chosen] == total[found.table["feasible"]].min()
