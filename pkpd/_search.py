@@ -359,7 +359,8 @@ def _variable(check, model, regimen, name, spec):
         try:
             _candidate(regimen, [variable], (index,))
         except PkpdError as error:
-            check.fail(key, f"{variable.text(index)} makes an invalid dose ({error})")
+            check.fail(key, f"{variable.text(index)} makes an invalid dose: {error.key} {error.rule}",
+                       **error.fields())
     return variable
 
 
