@@ -10,6 +10,7 @@ Dose, Regimen              what is given, when, in the model's units
 Population                 covariates and per-subject random streams, seeded
 load_scenario, run_scenario  scenario files (``scenarios/*.toml``) and what ``pkpd run`` writes
 trial                      crossover / parallel trial replicates -> power table
+search, SearchResult       the regimen (doses, rates, intervals) that best meets population targets within limits
 figure_set, write_figures  the protocol figures of a run (matplotlib Figures; PNG + SVG files)
 library_models             names of the shipped models
 PkpdError                  every error for bad input (a ValueError), with the fields file, key, row,
@@ -26,12 +27,13 @@ from ._regimen import Dose, Regimen
 from ._simulate import SimulationResult, simulate, simulate_summary
 from ._run import run_scenario
 from ._scenario import load_scenario
+from ._search import SearchResult, search
 from ._simulate_data import simulate_data
 
 __version__ = "0.1.0"
 
 __all__ = ["load_model", "Model", "library_models", "simulate_data", "simulate", "simulate_summary", "SimulationResult",
-           "Dose", "Regimen", "Population", "load_scenario", "run_scenario", "trial", "figure_set", "write_figures",
+           "Dose", "Regimen", "Population", "load_scenario", "run_scenario", "trial", "search", "SearchResult", "figure_set", "write_figures",
            "PkpdError", "ModelError", "ExpressionError", "DataError", "ScenarioError", "PopulationError",
            "RandomStreamError", "ResourceError", "OutputError", "SimulationError",
            "__version__"]

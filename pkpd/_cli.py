@@ -175,9 +175,17 @@ def _run(arguments):
             print(f"  arm {arm['name']!r}: {model}{settings + ' ' if settings else ''}({arm['method']})")
     print(_dose_lines(info))
     print(_summary_lines(result, scenario))
+    if result.search is not None:
+        found = result.search
+        print(f"search: {len(found.table)} candidates x {found.subjects} subjects in {found.seconds:.1f} s "
+              f"({found.strategy})\n  {found.message}")
+        for note in found.notes:
+            print(f"  note: {note}")
     files = ["manifest.json", "profiles.csv", "exposure.csv", "summary.csv"]
     if result.power is not None:
         files.append("power.csv")
+    if result.search is not None:
+        files += [name for name in ("search.csv", "search_arm.toml") if name in info.get("output_files", [])]
     if not arguments.no_figures:
         files.append(f"figures/ ({len(info.get('figures', []))} figures)")
     print(f"wrote {arguments.output}/: {', '.join(files)}")

@@ -15,6 +15,7 @@ function                              figure
 :func:`adverse_event_figure`          expected adverse-event incidence by arm (bar chart)
 :func:`sweep_figure`                  heat map of a summary metric over a [sweep] grid
 :func:`power_figure`                  trial power against the number of subjects
+``SearchResult.figures``              a regimen search: objective over two variables, feasible region
 ====================================  ===========================================================
 
 :func:`figure_set` yields ``(stem, figure, caption)`` for every figure that applies to a run
@@ -1286,6 +1287,9 @@ def figure_set(run: "RunResult", scenario: "Scenario") -> Iterator[tuple[str, Fi
             _, label = sweep_values(run, scenario, output, metric)
             stem = f"sweep_{output.lower()}_{metric}"
             yield stem, fig, f"Sweep summary: {label} over {grid}. {base}."
+
+    if run.search is not None:
+        yield from run.search.figures(f"{base}.")
 
     if run.power is not None and len(run.power):
         fig = power_figure(run.power)

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,9 @@ from ._population import Population
 from ._scenario import Scenario, check_resources, resolved_doses
 from ._simulate import MapExecutor, simulate
 from .report._record import write_report_inputs
+
+if TYPE_CHECKING:  # _run loads _search only for a scenario with a [search] section
+    from ._search import SearchResult
 
 PACKAGES = ["pkpd", "numpy", "scipy", "numba", "pandas", "matplotlib", "pint", "tqdm"]
 
@@ -34,6 +38,7 @@ class RunResult:
     manifest: dict
     results: dict          # arm name -> SimulationResult
     power: pd.DataFrame | None = None
+    search: "SearchResult | None" = None  # of a [search] section
 
 
 def versions():
@@ -213,6 +218,12 @@ def run_scenario(scenario: Scenario, outdir: Path | str | None = None, *, force:
     check_run(scenario, outdir, force=force)
     started = time.perf_counter()
     population = make_population(scenario)
+    found = None
+    if scenario.search is not None:
+        from ._search import search_scenario, with_search_arm
+
+        found = search_scenario(scenario, population=population, progress=progress, executor=executor)
+        scenario = with_search_arm(scenario, found)  # the chosen regimen is reported as one more arm
     results = simulate_arms(scenario, population, progress=progress, executor=executor)
     profiles = profiles_table(scenario, results)
     exposure = exposure_table(scenario, results)
@@ -223,9 +234,11 @@ def run_scenario(scenario: Scenario, outdir: Path | str | None = None, *, force:
         from ._trial import run_trial_section
 
         power, extra = run_trial_section(scenario, progress=progress, executor=executor)
+    if found is not None:
+        extra["search"] = found.manifest_record()
     info = manifest(scenario, population, time.perf_counter() - started, results, extra)
     run = RunResult(profiles=profiles, exposure=exposure, summary=summary, manifest=info, results=results,
-                    power=power)
+                    power=power, search=found)
     if outdir is not None:
         _write_atomically(run, scenario, Path(outdir), force=force, figures=figures)
     return run
@@ -247,6 +260,13 @@ def _write_atomically(run, scenario, target, *, force, figures):
         write_csv(run.summary, folder / "summary.csv", float_format="%.6g")
         if run.power is not None:
             write_csv(run.power, folder / "power.csv", float_format="%.6g")
+        if run.search is not None:
+            from ._search import recommended_arm_toml
+
+            write_csv(run.search.table, folder / "search.csv", float_format="%.6g")
+            arm = recommended_arm_toml(scenario, run.search)
+            if arm is not None:
+                (folder / "search_arm.toml").write_text(arm, encoding="utf-8")
         if figures:
             from ._figures import write_figures
 

@@ -28,7 +28,7 @@ from ._resources import check_memory
 from ._units import _per_mass, magnitude_in, parse_quantity
 
 TOP_KEYS = ["model", "seed", "description", "parameters", "population", "arms", "sweep", "outputs", "trial",
-            "solver"]
+            "solver", "search"]
 POPULATION_KEYS = ["n", "covariates", "correlations", "csv", "variability"]
 ARM_KEYS = ["name", "model", "doses", "parameters", "description"]
 DOSE_KEYS = ["drug", "amount", "duration", "rate", "start", "every", "count", "until", "route"]
@@ -88,6 +88,8 @@ class Scenario:
     designs : list of TrialDesign
         The ``[trial]`` section checked when the scenario loaded: one design, or
         one per comparison with ``versus``; empty without a trial.
+    search : SearchSpec or None
+        The ``[search]`` section checked when the scenario loaded (:mod:`pkpd._search`).
     solver : dict
     hash : str
         SHA-256 of the file's text.
@@ -112,6 +114,7 @@ class Scenario:
     description: str = ""
     raw: dict = field(default_factory=dict, repr=False)
     designs: list = field(default_factory=list)
+    search: object = None
 
     @property
     def hash(self):
@@ -417,6 +420,10 @@ def load_scenario(path: Path | str) -> "Scenario":
         from ._trial import designs_of  # scipy loads only for a scenario with a trial
 
         scenario = dataclasses.replace(scenario, designs=designs_of(scenario))
+    if "search" in raw:
+        from ._search import search_of
+
+        scenario = dataclasses.replace(scenario, search=search_of(scenario, check))
     return scenario
 
 
@@ -649,6 +656,15 @@ def _written(dose):
     if "duration" in dose:
         parts.append(f"{'for' if 'rate' in dose else 'over'} {dose['duration']}")
     return " ".join(parts)
+
+
+def parse_amount(text, unit, drug, key, *, rate=False):
+    """A dose amount (or rate) with a unit as a scenario's doses read it: (magnitude in `unit`, or in
+    `unit`/kg, and whether it is per kg), the drug's conversions (e.g. g of MgSO4·7H2O) included.
+
+    Raises ScenarioError naming `key` (the caller adds its file).
+    """
+    return _amount(_Checker(Path("-")), key, text, unit, drug, rate=rate)
 
 
 def _amount(check, key, text, unit, drug, rate=False):

@@ -17,6 +17,9 @@ LAZY_CYCLE_EDGES = {
     # trial() accepts a scenario file and loads it, while loading a scenario checks its [trial]
     # section with _trial's parser; drop this once the [trial] parsing lives in _scenario
     ("_trial", "_scenario"),
+    # search() accepts a scenario file and reads doses by the scenario's unit rules (parse_amount), while
+    # loading a scenario checks its [search] section with _search's parser; as for _trial
+    ("_search", "_scenario"),
 }
 
 # (importing module, module, name): leading-underscore names used across modules today. Shrink it;

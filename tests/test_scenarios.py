@@ -47,7 +47,9 @@ def test_shipped_scenario_runs_and_its_outputs_make_sense(name, tmp_path):
     assert {"numpy", "numba", "pkpd"} <= set(manifest["versions"])
     profiles = pd.read_csv(outdir / "profiles.csv")
     assert list(profiles.columns[:4]) == ["arm", "output", "unit", "TIME (h)"]
-    assert set(profiles["arm"]) == {arm.name for arm in scenario.arms}
+    searched = {name for name in profiles["arm"] if name.startswith("search ")}  # a [search] adds its choice
+    assert set(profiles["arm"]) - searched == {arm.name for arm in scenario.arms}
+    assert len(searched) == (scenario.search is not None)
     assert set(profiles["output"]) == set(scenario.variables)
     quantiles = profiles[[f"P{q:g}" for q in scenario.quantiles]].to_numpy()
     assert np.all(np.diff(quantiles, axis=1) >= -1e-9 * np.abs(quantiles[:, 1:]).clip(1))  # monotone percentiles

@@ -25,6 +25,7 @@ PUBLIC_MODULES = [
     "pkpd/_scenario.py",       # load_scenario
     "pkpd/_simulate_data.py",  # simulate_data
     "pkpd/_trial.py",          # trial
+    "pkpd/_search.py",         # search, SearchResult
     "pkpd/_figures.py",        # figure_set, write_figures
 ]
 
