@@ -37,6 +37,7 @@ from scipy.linalg import expm
 
 import pkpd
 from pkpd._regimen import resolve_target
+from pkpd.engine import pointer
 
 MODELS = Path(__file__).resolve().parent / "models"
 W1_MODEL = MODELS / "w1_ketamine_nk.toml"
@@ -286,50 +287,50 @@ def w1_reference(workload, result, weights, subjects):
 # --- W3 baseline: the model's own right-hand side ---------------------------------
 
 def generic_rhs(t, y, context, rate):
-    module, e, dydt = context
-    module.model_rhs(y, e, dydt)
+    kernels, e, dydt = context
+    kernels.rhs(pointer(np.ascontiguousarray(y)), pointer(e), pointer(dydt))
     return dydt + rate
 
 
 def generic_baseline(workload, result, weights, arm, subjects, rtol, atol, method="LSODA"):
     """solve_ivp of the model's generated right-hand side (W3): outputs of the first `subjects` subjects.
 
-    The right-hand side is the model's compiled ``model_rhs`` called from Python
+    The right-hand side is the model's compiled right-hand side called from Python
     (what a user with the model as a Python function would write); infusions of
     several drugs are restarted at every start and end.
     """
     model = result.model
-    module = model.module
+    module, kernels = model.module, model.kernels
     n_states = len(model.compartments)
     out = np.empty((subjects, workload.times.size, len(model.outputs)))
     doses = workload.arms[arm]
     for i in range(subjects):
         e = np.zeros(module.N_ENV)
         e[:module.N_INPUTS] = result.parameters.iloc[i].to_numpy(float)
-        module.model_derive(e)
+        kernels.derive(pointer(e))
         weight = float(weights[i])
         by_compartment = {}
         for dose in doses:
             cmt = resolve_target(model, dose.target)
             by_compartment.setdefault(cmt, []).extend(infusions([dose], weight))
-        states = _solve_multi(module, e, by_compartment, workload.times, n_states, rtol, atol, method)
+        states = _solve_multi(kernels, e, by_compartment, workload.times, n_states, rtol, atol, method)
         values = np.empty((workload.times.size, len(model.outputs)))
         for k in range(workload.times.size):
-            module.model_outputs(states[k], e, values[k])
+            kernels.outputs(pointer(states[k]), pointer(e), pointer(values[k]))
         out[i] = values
     return out
 
 
-def _solve_multi(module, e, by_compartment, times, n_states, rtol, atol, method):
+def _solve_multi(kernels, e, by_compartment, times, n_states, rtol, atol, method):
     edges = {float(times[0]), float(times[-1])}
     for items in by_compartment.values():
         for start, end, _ in items:
             edges.update(t for t in (start, end) if times[0] <= t <= times[-1])
     edges = sorted(edges)
     y = np.zeros(n_states)
-    module.model_initial(e, y)
+    kernels.initial(pointer(e), pointer(y))
     out = np.empty((times.size, n_states))
-    context = (module, e, np.empty(n_states))
+    context = (kernels, e, np.empty(n_states))
     for index, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
         rate = np.zeros(n_states)
         for cmt, items in by_compartment.items():

@@ -114,6 +114,7 @@ def _simulate(arguments):
     check_output_file(arguments.output, force=arguments.force, inputs=inputs)
     _check_data_file(arguments.data)
     model = load_model(arguments.model)
+    _compile_first([model])
     summary = simulate_data_file(model, arguments.data, arguments.output, force=arguments.force, inputs=inputs,
                                  replicates=arguments.replicates, seed=arguments.seed,
                                  variability=arguments.variability, return_etas=arguments.etas, dv=arguments.dv,
@@ -144,7 +145,7 @@ def _run(arguments):
                                                                 parameters=_parameter_settings(arguments.set))
     check_run(scenario, arguments.output, force=arguments.force)  # before any compilation
     if not arguments.quiet:
-        _announce_compilation([scenario.model] + [arm.model for arm in scenario.arms if arm.model is not None])
+        _compile_first([scenario.model] + [arm.model for arm in scenario.arms if arm.model is not None])
     if arguments.workers is not None or arguments.scheduler:
         from ._distributed import DaskExecutor, cluster
 
@@ -219,13 +220,12 @@ def _parameter_settings(settings):
     return values
 
 
-def _announce_compilation(models):
-    """Say so when a model will compile on first use (otherwise the wait looks like a hang)."""
-    from ._simulate import engines_compiled
+def _compile_first(models):
+    """Compile what the run needs before it starts (so the progress bar counts subjects, not
+    compilation), saying so only when it happens (otherwise the wait looks like a hang)."""
+    from ._warm import compile_first
 
-    if not all(engines_compiled(model) for model in models):
-        print(f"compiling model {models[0].name} for first use (about 15 s; cached for every later run)",
-              file=sys.stderr)
+    compile_first(models, lambda message: print(message, file=sys.stderr, flush=True))
 
 
 def _dose_lines(info):

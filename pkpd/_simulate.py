@@ -508,8 +508,11 @@ def engine_variants(model):
 
 
 def engines_compiled(model):
-    """Whether every engine :func:`simulate` may run for `model` is in Numba's on-disk cache (no compilation)."""
-    return all(is_compiled(variant) for variant in engine_variants(model))
+    """Whether the engine and the functions of every variant :func:`simulate` may run for `model` are in
+    Numba's on-disk cache (no compilation)."""
+    from .engine import is_cached
+
+    return is_cached() and all(is_compiled(variant) for variant in engine_variants(model))
 
 
 def _linear_specialisation(model):

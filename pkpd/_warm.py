@@ -1,11 +1,12 @@
-"""Compile models ahead of use, several processes at once.
+"""Compile the engine and models ahead of use.
 
-``python -m pkpd._warm [--jobs N] MODEL...`` compiles each model (and, when it has
-one, its linear specialisation) into the on-disk cache, spreading the models over
-N processes. A model already in the cache costs about a second. The test suite
-calls this before its tests run, for the models the selected tests declare, so
-that on a fresh machine the ~15 s compilations run on every core instead of one
-after another.
+``python -m pkpd._warm [--jobs N] MODEL...`` compiles the engine (once per
+installation and Numba version) and each model's functions (and, when it has one,
+its linear specialisation's) into the on-disk cache: the engine first, in one
+process, then the models spread over N processes. A model costs about a second;
+one already in the cache, a fraction of that. The test suite calls this before
+its tests run, for the models the selected tests declare. :func:`compile_first`
+is what ``pkpd run`` and ``pkpd simulate`` do before their progress bar starts.
 
 Warming is only an optimisation: a model left uncompiled is compiled on first
 use. A failure is therefore reported, not raised: each worker compiles all of its
@@ -35,22 +36,46 @@ class WarmFailure:
 
 
 def compile_model(name_or_path):
-    """Load the model and run its kernel once on a one-record data set (compiles or loads from cache)."""
+    """Load the model and run the engine once on a one-record data set with each of its variants
+    (compiles, or loads from the cache, the engine and the model's functions)."""
+    from ._model import load_model
+    from ._simulate import engine_variants
+
+    for variant in engine_variants(load_model(name_or_path)):
+        _run_once(variant)
+
+
+def compile_first(models, say):
+    """Compile whatever `models` (:class:`pkpd.Model`) need before a run starts, saying once what is
+    compiled and why (``say(message)``): the engine, once per installation, and each model's functions."""
+    from ._model import is_compiled
+    from ._simulate import engine_variants
+    from .engine import is_cached
+
+    if not is_cached():
+        say("compiling the simulation engine: once per installation and Numba version (about 30 s on 2 cores)")
+    named = set()
+    for model in models:
+        for variant in engine_variants(model):
+            if not is_compiled(variant) and model.name not in named:
+                say(f"compiling model {model.name} (about a second; cached for every later run)")
+                named.add(model.name)
+            _run_once(variant)
+
+
+def _run_once(model):
+    """Run the engine on one observation record of `model` (compiles or loads what it needs)."""
     import numpy as np
 
     from ._engine import run_stream
     from ._events import KIND_OBS, EventStream
-    from ._model import load_model
-    from ._simulate import engine_variants
 
-    model = load_model(name_or_path)
-    for variant in engine_variants(model):
-        stream = EventStream(subject_start=np.array([0, 1]), subject_ids=np.array([1.0]), time=np.zeros(1),
-                             kind=np.array([KIND_OBS]), amt=np.zeros(1), cmt=np.zeros(1, np.int64),
-                             rate=np.zeros(1), ii=np.zeros(1), ss=np.zeros(1, np.int64), prow=np.zeros(1, np.int64),
-                             drow=np.zeros(1, np.int64), out=np.zeros(1, np.int64), parent=np.zeros(1, np.int64),
-                             inputs=np.array([variant.input_defaults], dtype=np.float64), n_outputs=1)
-        run_stream(variant, stream, method="rk45")
+    stream = EventStream(subject_start=np.array([0, 1]), subject_ids=np.array([1.0]), time=np.zeros(1),
+                         kind=np.array([KIND_OBS]), amt=np.zeros(1), cmt=np.zeros(1, np.int64),
+                         rate=np.zeros(1), ii=np.zeros(1), ss=np.zeros(1, np.int64), prow=np.zeros(1, np.int64),
+                         drow=np.zeros(1, np.int64), out=np.zeros(1, np.int64), parent=np.zeros(1, np.int64),
+                         inputs=np.array([model.input_defaults], dtype=np.float64), n_outputs=1)
+    run_stream(model, stream, method="rk45")
 
 
 def needs_compiling(name_or_path):
@@ -80,8 +105,17 @@ def warm(models, jobs=2):
     list of WarmFailure
         One per process that exited with a non-zero code (empty when all succeeded).
     """
+    from .engine import is_cached
+
     models = [str(m) for m in models if needs_compiling(m)]
-    groups = [tuple(models[i::jobs]) for i in range(jobs) if models[i::jobs]]
+    failures = []
+    if models and not is_cached():   # the engine first, in one process: the others then load it
+        failures += _compile_groups([tuple(models[:1])])
+        models = models[1:]
+    return failures + _compile_groups([tuple(models[i::jobs]) for i in range(jobs) if models[i::jobs]])
+
+
+def _compile_groups(groups):
     running = []
     for group in groups:
         log = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")

@@ -1,27 +1,42 @@
 """The engine's calls into a model (its :class:`~pkpd.engine.interface.ModelKernels`)."""
 
+from numba import types
+from numba.extending import intrinsic
+
 from .._jit import jit
 
 
-@jit
+@intrinsic
+def data(typingctx, array):
+    """The pointer to an array's first element, for a model function: no reference counting and
+    no ctypes object (``array.ctypes`` costs atomic operations on every call)."""
+    signature = types.CPointer(array.dtype)(array)
+
+    def codegen(context, builder, sig, args):
+        return context.make_array(array)(context, builder, args[0]).data
+
+    return signature, codegen
+
+
+@jit(inline="always")
 def evaluate_rhs(model, y, e, rate, dydt):
     """dydt = the model's right-hand side at y, plus the dose rates."""
-    model.rhs(y.ctypes, e.ctypes, dydt.ctypes)
+    model.rhs(data(y), data(e), data(dydt))
     for i in range(y.size):
         dydt[i] += rate[i]
 
 
-@jit
+@jit(inline="always")
 def record_output(model, row, y, e, out_state, out_values):
     """Write state y and the model's outputs at y into row `row` of the results."""
     for i in range(y.size):
         out_state[row, i] = y[i]
-    model.outputs(y.ctypes, e.ctypes, out_values[row].ctypes)
+    model.outputs(data(y), data(e), data(out_values[row]))
 
 
-@jit
+@jit(inline="always")
 def load_env(model, P, row, e):
     """e = the inputs of parameter row `row`, then the model's derived parameters."""
     for c in range(P.shape[1]):
         e[c] = P[row, c]
-    model.derive(e.ctypes)
+    model.derive(data(e))

@@ -126,7 +126,7 @@ def dopri_step(model, h, y, rate, e, work):
         err[i] = h * acc
 
 
-@jit
+@jit(inline="always")
 def dopri_dense(x, h, work):
     """State at fraction x of the step of length h just taken from work[W_Y0], into work[W_TMP]:
     y = y0 + h * K^T P [x, x^2, x^3, x^4].
@@ -145,7 +145,7 @@ def dopri_dense(x, h, work):
         work[W_TMP, i] = work[W_Y0, i] + h * work[W_TMP, i]
 
 
-@jit
+@jit(inline="always")
 def first_same_as_last(work):
     """After an accepted step, its last stage is the next step's first."""
     for i in range(work.shape[1]):

@@ -3,6 +3,7 @@
 import math
 
 from .._jit import jit
+from .calls import data
 from .constants import (MOD_ALAG, MOD_D, MOD_F, MOD_R, Q_DURATION, Q_SEQUENCE, Q_TIME, Q_VALUE, QI_CMT, QI_KIND,
                         QUEUE_INFUSION_END, STATUS_BAD_BIOAVAILABILITY, STATUS_BAD_LAG,
                         STATUS_BAD_MODELLED_DURATION, STATUS_BAD_MODELLED_RATE, STATUS_OK)
@@ -10,7 +11,7 @@ from .constants import (MOD_ALAG, MOD_D, MOD_F, MOD_R, Q_DURATION, Q_SEQUENCE, Q
 
 # --- the event queue -------------------------------------------------------------------
 
-@jit
+@jit(inline="always")
 def queue_push(qf, qi, count, sequence, time, kind, cmt, value, duration):
     """Add an event; returns the new count, -1 when the queue is full."""
     if count >= qf.shape[0]:
@@ -24,7 +25,7 @@ def queue_push(qf, qi, count, sequence, time, kind, cmt, value, duration):
     return count + 1
 
 
-@jit
+@jit(inline="always")
 def queue_first(qf, count):
     """Index of the earliest pending event (ties: first pushed), or -1."""
     best = -1
@@ -35,7 +36,7 @@ def queue_first(qf, count):
     return best
 
 
-@jit
+@jit(inline="always")
 def queue_remove(qf, qi, count, index):
     last = count - 1
     for c in range(qf.shape[1]):
@@ -47,7 +48,7 @@ def queue_remove(qf, qi, count, index):
 
 # --- doses ---------------------------------------------------------------------------------
 
-@jit
+@jit(inline="always")
 def start_dose(t, cmt, amount, rate_value, duration, y, rate, active, qf, qi, count, sequence):
     """Give a dose now: a bolus adds to y, an infusion adds to the rate vector
     and schedules its end. Returns the new queue count (-1 on overflow)."""
@@ -61,7 +62,7 @@ def start_dose(t, cmt, amount, rate_value, duration, y, rate, active, qf, qi, co
     return queue_push(qf, qi, count, sequence, t + duration, QUEUE_INFUSION_END, cmt, rate_value, 0.0)
 
 
-@jit
+@jit(inline="always")
 def end_infusion(cmt, rate_value, rate, active):
     active[cmt] -= 1
     if active[cmt] <= 0:
@@ -81,7 +82,7 @@ def dose_terms(model, amt, cmt, rate_code, e, mods):
     mods[MOD_ALAG] = 0.0
     mods[MOD_R] = 0.0
     mods[MOD_D] = 0.0
-    model.dose(e.ctypes, cmt, mods.ctypes)
+    model.dose(data(e), cmt, data(mods))
     bio = mods[MOD_F]
     lag = mods[MOD_ALAG]
     if not (bio >= 0.0) or not math.isfinite(bio):

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from .._jit import jit
-from .calls import evaluate_rhs
+from .calls import data, evaluate_rhs
 from .constants import CACHE_SLOTS, HS_CACHE, HS_NEXT, MATS_CACHE, MATS_JAC, MATS_PADE, W_C, W_G, W_NEW, W_TMP
 from .linalg import lu_factor, lu_solve, matmul_into
 
@@ -39,7 +39,7 @@ PADE_B = np.array([
      40840800.0, 960960.0, 16380.0, 182.0, 1.0]])
 
 
-@jit
+@jit(inline="always")
 def hstate_size(n_env):
     """Length of the step-size state for a model with n_env environment values."""
     return HS_CACHE + CACHE_SLOTS * (n_env + 2)
@@ -149,7 +149,7 @@ def phi_gamma(a_mat, dt, mats, phi, gamma):
     return True
 
 
-@jit
+@jit(inline="always")
 def invalidate_cache(hstate, n_env):
     for slot in range(CACHE_SLOTS):
         hstate[HS_CACHE + slot * (n_env + 2)] = 0.0
@@ -179,7 +179,7 @@ def transition(model, e, dt, tolerance, hstate, mats, work):
     zero = work[W_TMP]
     for i in range(zero.size):
         zero[i] = 0.0
-    model.jacobian(zero.ctypes, e.ctypes, a_mat.ctypes)
+    model.jacobian(data(zero), data(e), data(a_mat))
     index = MATS_CACHE + 2 * slot
     hstate[base] = 0.0
     if not phi_gamma(a_mat, dt, mats, mats[index], mats[index + 1]):
@@ -191,7 +191,7 @@ def transition(model, e, dt, tolerance, hstate, mats, work):
     return index
 
 
-@jit
+@jit(inline="always")
 def constant_term(model, rate, e, work):
     """c = f(0) + rate, the constant of dy/dt = A y + c, into work[W_C]."""
     c_vec = work[W_C]
@@ -202,27 +202,34 @@ def constant_term(model, rate, e, work):
 
 
 @jit
-def exact_step(model, t, target, y, e, hstate, mats, work, index, last_dt):
-    """y <- Phi y + Gamma c over [t, target] (the exact method's step: no error, no dense output:
-    its steps end at the output times). The propagator of the previous step (`index`, of
-    length `last_dt`; -1.0 for none) is reused when the length is the same.
-
-    Returns (index, step length) of the propagator used; index -1 when it is not finite."""
-    n = y.size
+def propagator(model, t, target, e, hstate, mats, work):
+    """Index into mats of the propagator (Phi, Gamma) over [t, target], with Gamma c (c in
+    work[W_C]) into work[W_G]; -1 when it is not finite. Called when the step length changes."""
+    n = work.shape[1]
     dt = target - t
-    tolerance = DT_ULPS * (abs(t) + abs(target))
-    if abs(dt - last_dt) > tolerance:
-        index = transition(model, e, dt, tolerance, hstate, mats, work)
-        if index < 0:
-            return -1, dt
-        last_dt = dt
-        g = work[W_G]          # Gamma c of the current step length
+    index = transition(model, e, dt, DT_ULPS * (abs(t) + abs(target)), hstate, mats, work)
+    if index >= 0:
+        g = work[W_G]
         c_vec = work[W_C]
         for i in range(n):
             acc = 0.0
             for j in range(n):
                 acc += mats[index + 1, i, j] * c_vec[j]
             g[i] = acc
+    return index
+
+
+@jit(inline="always")
+def same_length(t, target, last_dt):
+    """Whether the step [t, target] has the length of the last one, within the rounding of record times."""
+    return abs((target - t) - last_dt) <= DT_ULPS * (abs(t) + abs(target))
+
+
+@jit(inline="always")
+def exact_step(index, y, mats, work):
+    """y <- Phi y + Gamma c with the propagator `index` (see :func:`propagator`): the exact method's
+    step (no error estimate, no dense output: its steps end at the output times)."""
+    n = y.size
     new = work[W_NEW]
     for i in range(n):
         acc = work[W_G, i]
@@ -231,4 +238,3 @@ def exact_step(model, t, target, y, e, hstate, mats, work, index, last_dt):
         new[i] = acc
     for i in range(n):
         y[i] = new[i]
-    return index, last_dt

@@ -8,7 +8,8 @@ no outputs (the steady-state search). Both take their steps from the same pieces
 
 - a step function per method with one contract (:mod:`~pkpd.engine.dopri`,
   :mod:`~pkpd.engine.rodas`; :mod:`~pkpd.engine.exact` steps land on the output times);
-- :func:`accepted_step`, which tries steps under the controller until one is accepted;
+- :func:`attempt_step` (one step by the method and its error norm), :func:`next_step_size`
+  (the controller) and :func:`accept_step`;
 - the output loops :func:`save_at` (a state at the records' times) and :func:`save_dense`
   (records inside an accepted step, by the method's dense output).
 """
@@ -24,7 +25,7 @@ from .constants import (HS_H, METHOD_EXACT, METHOD_RK45, OPT_ATOL, OPT_H_MAX, OP
                         STATUS_STEP_UNDERFLOW, W_ERR, W_K, W_NEW, W_TMP, W_Y0)
 from .dopri import ORDER as DOPRI_ORDER
 from .dopri import dopri_dense, dopri_step, first_same_as_last, initial_step
-from .exact import constant_term, exact_step
+from .exact import constant_term, exact_step, propagator, same_length
 from .linalg import all_finite, error_norm
 from .rodas import ORDER as RODAS_ORDER
 from .rodas import rodas_dense, rodas_step
@@ -38,7 +39,7 @@ STAGE_READY = np.int64(2)
 
 # --- output saving -------------------------------------------------------------------
 
-@jit
+@jit(inline="always")
 def save_at(model, t_limit, strict, y, e, k, k_to, ev_time, ev_out, out_state, out_values):
     """Write y as the output of the observation records k.. at times up to t_limit
     (before t_limit if strict). Returns the index of the first record not written."""
@@ -52,7 +53,7 @@ def save_at(model, t_limit, strict, y, e, k, k_to, ev_time, ev_out, out_state, o
     return k
 
 
-@jit
+@jit(inline="always")
 def save_dense(model, method, t, t_new, h, strict, e, work, k, k_to, ev_time, ev_out, out_state, out_values):
     """Write the outputs of the records k.. inside the step [t, t_new] of length h just
     taken, from the method's dense output. Returns the index of the first record not written."""
@@ -72,7 +73,7 @@ def save_dense(model, method, t, t_new, h, strict, e, work, k, k_to, ev_time, ev
 
 # --- adaptive steps ------------------------------------------------------------------
 
-@jit
+@jit(inline="always")
 def next_step_size(h, h_try, error, order, accepted, last):
     """The controller: the step to try after a step of length h_try with this error norm
     (h: the step proposed before the last step of an interval was cut to fit)."""
@@ -91,7 +92,7 @@ def next_step_size(h, h_try, error, order, accepted, last):
     return h_try * factor
 
 
-@jit
+@jit(inline="always")
 def first_step(model, t0, t1, y, rate, e, hstate, opts, work):
     """(status, step size) to start an interval: the one carried over, or a new estimate."""
     h = hstate[HS_H]
@@ -104,53 +105,42 @@ def first_step(model, t0, t1, y, rate, e, hstate, opts, work):
     return STATUS_OK, h
 
 
-@jit
-def accepted_step(model, method, t, t1, h, steps, stage, y, rate, e, opts, work, mats):
-    """Try steps from t towards t1 until one is accepted; y is then the new state and
-    work[W_Y0] the step's start.
+@jit(inline="always")
+def attempt_step(model, method, h, y, rate, e, opts, work, mats, stage):
+    """One step of length h from y by the method (new state in work[W_NEW]); returns its error norm
+    (1e10 when the new state is not finite)."""
+    if method == METHOD_RK45:
+        if stage == STAGE_EVALUATE:
+            evaluate_rhs(model, y, e, rate, work[W_K])
+        elif stage == STAGE_FROM_LAST:
+            first_same_as_last(work)
+        dopri_step(model, h, y, rate, e, work)
+    else:
+        rodas_step(model, h, y, rate, e, work, mats)
+    if not all_finite(work[W_NEW]):
+        return 1e10
+    return error_norm(work[W_ERR], y, work[W_NEW], opts[OPT_RTOL], opts[OPT_ATOL])
 
-    Returns (status, t_new, length of the accepted step (0.0: t1 is within time resolution
-    of t, treated as reached, y unchanged), next step size, steps taken, first-stage state)."""
-    rtol = opts[OPT_RTOL]
-    atol = opts[OPT_ATOL]
-    h_max = opts[OPT_H_MAX]
-    order = DOPRI_ORDER if method == METHOD_RK45 else RODAS_ORDER
-    new = work[W_NEW]
-    while True:
-        if steps >= int(opts[OPT_MAX_STEPS]):
-            return STATUS_MAX_STEPS, t, 0.0, h, steps, stage
-        h = min(h, h_max)
-        last = False
-        if t + h >= t1 or t + 1.01 * h >= t1:
-            h_try = t1 - t
-            last = True
-        else:
-            h_try = h
-        if h_try < 1e-14 * max(1.0, abs(t)):
-            return STATUS_OK, t1, 0.0, h, steps, stage
-        if method == METHOD_RK45:
-            if stage == STAGE_EVALUATE:
-                evaluate_rhs(model, y, e, rate, work[W_K])
-            elif stage == STAGE_FROM_LAST:
-                first_same_as_last(work)
-            stage = STAGE_READY
-            dopri_step(model, h_try, y, rate, e, work)
-        else:
-            rodas_step(model, h_try, y, rate, e, work, mats)
-        steps += 1
-        if not all_finite(new):
-            error = 1e10
-        else:
-            error = error_norm(work[W_ERR], y, new, rtol, atol)
-        accepted = error <= 1.0
-        h = next_step_size(h, h_try, error, order, accepted, last)
-        if accepted:
-            for i in range(y.size):
-                work[W_Y0, i] = y[i]
-                y[i] = new[i]
-            return STATUS_OK, t1 if last else t + h_try, h_try, h, steps, STAGE_FROM_LAST
-        if h < 1e-14 * max(1.0, abs(t)):
-            return STATUS_STEP_UNDERFLOW, t, 0.0, h, steps, stage
+
+@jit(inline="always")
+def accept_step(y, work):
+    """y <- the new state; its start kept in work[W_Y0] for the dense output."""
+    for i in range(y.size):
+        work[W_Y0, i] = y[i]
+        y[i] = work[W_NEW, i]
+
+
+@jit(inline="always")
+def step_to_try(t, t1, h):
+    """(step to try, whether it ends the interval): the last step is stretched or cut to reach t1."""
+    if t + h >= t1 or t + 1.01 * h >= t1:
+        return t1 - t, True
+    return h, False
+
+
+@jit(inline="always")
+def below_resolution(h, t):
+    return h < 1e-14 * max(1.0, abs(t))
 
 
 # --- the interval between two events -----------------------------------------------------
@@ -172,19 +162,30 @@ def integrate(model, t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, stri
     status, h = first_step(model, t0, t1, y, rate, e, hstate, opts, work)
     if status != STATUS_OK:
         return status, k
-    t = t0
-    steps = np.int64(0)
+    order = DOPRI_ORDER if method == METHOD_RK45 else RODAS_ORDER
     stage = STAGE_READY if method == METHOD_RK45 and hstate[HS_H] <= 0.0 else STAGE_EVALUATE
+    t = t0
+    steps = 0
     while t < t1:
-        status, t_new, h_taken, h, steps, stage = accepted_step(model, method, t, t1, h, steps, stage,
-                                                                y, rate, e, opts, work, mats)
-        if status != STATUS_OK:
-            return status, k
-        if h_taken == 0.0:
+        if steps >= int(opts[OPT_MAX_STEPS]):
+            return STATUS_MAX_STEPS, k
+        h = min(h, opts[OPT_H_MAX])
+        h_try, last = step_to_try(t, t1, h)
+        if below_resolution(h_try, t):   # the rest of the interval is below time resolution: reached
             return STATUS_OK, save_at(model, t1, strict, y, e, k, k_to, ev_time, ev_out, out_state, out_values)
-        k = save_dense(model, method, t, t_new, h_taken, strict, e, work, k, k_to, ev_time, ev_out,
-                       out_state, out_values)
-        t = t_new
+        error = attempt_step(model, method, h_try, y, rate, e, opts, work, mats, stage)
+        stage = STAGE_READY
+        steps += 1
+        h = next_step_size(h, h_try, error, order, error <= 1.0, last)
+        if error <= 1.0:
+            accept_step(y, work)
+            t_new = t1 if last else t + h_try
+            k = save_dense(model, method, t, t_new, h_try, strict, e, work, k, k_to, ev_time, ev_out,
+                           out_state, out_values)
+            t = t_new
+            stage = STAGE_FROM_LAST
+        elif below_resolution(h, t):
+            return STATUS_STEP_UNDERFLOW, k
     hstate[HS_H] = h
     if not all_finite(y):
         return STATUS_NOT_FINITE, k
@@ -207,9 +208,12 @@ def exact_integrate(model, t0, t1, y, rate, e, hstate, work, mats, k, k_to, stri
             done = te > t1 or (strict and te >= t1)
         target = t1 if done else te
         if target > t:
-            index, last_dt = exact_step(model, t, target, y, e, hstate, mats, work, index, last_dt)
-            if index < 0:
-                return STATUS_PROPAGATOR_NOT_FINITE, k
+            if not same_length(t, target, last_dt):
+                index = propagator(model, t, target, e, hstate, mats, work)
+                if index < 0:
+                    return STATUS_PROPAGATOR_NOT_FINITE, k
+                last_dt = target - t
+            exact_step(index, y, mats, work)
             t = target
         if done:
             break
@@ -228,25 +232,37 @@ def advance(model, t0, t1, y, rate, e, hstate, opts, work, mats):
     if method == METHOD_EXACT:
         if t1 > t0:
             constant_term(model, rate, e, work)
-            index, _ = exact_step(model, t0, t1, y, e, hstate, mats, work, np.int64(0), -1.0)
+            index = propagator(model, t0, t1, e, hstate, mats, work)
             if index < 0:
                 return STATUS_PROPAGATOR_NOT_FINITE
+            exact_step(index, y, mats, work)
         return STATUS_NOT_FINITE if not all_finite(y) else STATUS_OK
     if t1 <= t0:
         return STATUS_OK
     status, h = first_step(model, t0, t1, y, rate, e, hstate, opts, work)
     if status != STATUS_OK:
         return status
-    t = t0
-    steps = np.int64(0)
+    order = DOPRI_ORDER if method == METHOD_RK45 else RODAS_ORDER
     stage = STAGE_READY if method == METHOD_RK45 and hstate[HS_H] <= 0.0 else STAGE_EVALUATE
+    t = t0
+    steps = 0
     while t < t1:
-        status, t, h_taken, h, steps, stage = accepted_step(model, method, t, t1, h, steps, stage,
-                                                            y, rate, e, opts, work, mats)
-        if status != STATUS_OK:
-            return status
-        if h_taken == 0.0:
+        if steps >= int(opts[OPT_MAX_STEPS]):
+            return STATUS_MAX_STEPS
+        h = min(h, opts[OPT_H_MAX])
+        h_try, last = step_to_try(t, t1, h)
+        if below_resolution(h_try, t):
             return STATUS_OK
+        error = attempt_step(model, method, h_try, y, rate, e, opts, work, mats, stage)
+        stage = STAGE_READY
+        steps += 1
+        h = next_step_size(h, h_try, error, order, error <= 1.0, last)
+        if error <= 1.0:
+            accept_step(y, work)
+            t = t1 if last else t + h_try
+            stage = STAGE_FROM_LAST
+        elif below_resolution(h, t):
+            return STATUS_STEP_UNDERFLOW
     hstate[HS_H] = h
     if not all_finite(y):
         return STATUS_NOT_FINITE

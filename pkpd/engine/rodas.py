@@ -12,7 +12,7 @@ estimate in ``work[W_ERR]``, the two dense-output vectors in ``work[W_K + 6]`` a
 import numpy as np
 
 from .._jit import jit
-from .calls import evaluate_rhs
+from .calls import data, evaluate_rhs
 from .constants import MATS_JAC, MATS_W, W_ERR, W_K, W_NEW, W_PIVOT, W_TMP, W_Y0
 from .linalg import lu_factor, lu_solve
 
@@ -61,7 +61,7 @@ def rodas_step(model, h, y, rate, e, work, mats):
     n = y.size
     jac = mats[MATS_JAC]
     wmat = mats[MATS_W]
-    model.jacobian(y.ctypes, e.ctypes, jac.ctypes)
+    model.jacobian(data(y), data(e), data(jac))
     inv = 1.0 / (h * GAMMA)
     for i in range(n):
         for j in range(n):
@@ -103,7 +103,7 @@ def rodas_step(model, h, y, rate, e, work, mats):
                  + H[1, 4] * k5[i])   # the second dense-output vector, in k6's row
 
 
-@jit
+@jit(inline="always")
 def rodas_dense(x, work):
     """State at fraction x of the step just taken, into work[W_TMP]:
     y0 (1 - x) + x (y1 + (1 - x) (d1 + x d2)), with y0 in W_Y0 and y1 still in W_NEW."""

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .._jit import jit
-from .calls import evaluate_rhs
+from .calls import data, evaluate_rhs
 from .constants import (MATS_JAC, OPT_ATOL, OPT_RTOL, QUEUE_INFUSION_END, STATUS_OK, STATUS_QUEUE_OVERFLOW,
                         STATUS_SINGULAR, STATUS_SS_NOT_CONVERGED, W_PIVOT, W_SS_BASE, W_SS_G, W_SS_P, W_SS_RATE,
                         W_SS_Y)
@@ -49,7 +49,7 @@ def ss_cycle(model, y, phase_end, cmt, amount, rate_value, duration, interval, e
     return status
 
 
-@jit
+@jit(inline="always")
 def converged(delta, y, rtol, atol):
     for i in range(y.size):
         if abs(delta[i]) > atol + rtol * abs(y[i]):
@@ -123,7 +123,7 @@ def ss_constant(model, cmt, rate_value, e, ss_opts, work, mats, result):
     g = work[W_SS_G]
     for iteration in range(NEWTON_ITERATIONS):
         evaluate_rhs(model, result, e, srate, g)
-        model.jacobian(result.ctypes, e.ctypes, jac.ctypes)
+        model.jacobian(data(result), data(e), data(jac))
         for i in range(result.size):
             g[i] = -g[i]
         lu_factor(jac, work[W_PIVOT])

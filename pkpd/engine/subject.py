@@ -16,7 +16,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import jit
-from .calls import load_env, record_output
+from .calls import data, load_env, record_output
 from .constants import (HS_H, KIND_DOSE, KIND_OBS, KIND_RESET, KIND_RESET_DOSE, MATS_SIZE, MOD_SIZE, METHOD_ROSENBROCK,
                         OPT_METHOD, Q_DURATION, Q_TIME, Q_VALUE, QI_CMT, QI_KIND, QUEUE_DOSE, QUEUE_INFUSION_END,
                         STATUS_NOT_FINITE, STATUS_OK, STATUS_QUEUE_OVERFLOW, W_RATE, W_ROWS, W_Y)
@@ -27,15 +27,15 @@ from .linalg import all_finite
 from .steady_state import steady_state_dose
 
 
-@jit
+@jit(inline="always")
 def reset_state(model, y, rate, active, e):
-    model.initial(e.ctypes, y.ctypes)
+    model.initial(data(e), data(y))
     for i in range(y.size):
         rate[i] = 0.0
         active[i] = 0
 
 
-@jit
+@jit(inline="always")
 def mark_jump(hstate, restart):
     """A dose, an infusion start or end, or a parameter change: the right-hand side jumps.
 
