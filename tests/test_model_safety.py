@@ -17,6 +17,7 @@ from conftest import ROOT, TEST_MODELS
 from pkpd._cli import main
 from pkpd._engine import MESSAGES
 from pkpd._model import _generated_location, generate_source
+from pkpd.engine import pointer
 
 pytestmark = pytest.mark.models("pk1cmt", TEST_MODELS / "pk1cmt_iiv.toml")
 
@@ -25,7 +26,7 @@ PK1CMT = (ROOT / "models" / "pk1cmt.toml").read_text()
 DATA = pd.DataFrame({"ID": [1, 1, 1], "TIME": [0.0, 1.0, 2.0], "EVID": [1, 0, 0],
                      "AMT": [100.0, 0.0, 0.0], "CMT": [1, 0, 0]})
 CODE = "import os; os.system('touch PWNED')"   # run, it would leave PWNED in the working folder
-ALLOWED_IMPORTS = {"math", "numpy", "numba", "pkpd._jit"}
+ALLOWED_IMPORTS = {"math"}
 
 
 def _model_file(folder, *, name="pk1cmt_variant", file_name="variant.toml", cent=None, output=None):
@@ -45,10 +46,23 @@ def _toml_string(text):
 
 
 def _fresh_module(model):
-    """Import the model's generated module anew (new kernels that consult the disk cache);
-    executing it compiles nothing."""
+    """Import the model's generated module anew (plain Python functions; executing it compiles nothing)."""
     sys.modules.pop(_generated_location(model)[1], None)
-    return dataclasses.replace(model, _module=None).module
+    return dataclasses.replace(model, _module=None, _kernels=None).module
+
+
+def _fresh_kernels(model):
+    """The model's functions compiled anew in this process (loaded from the disk cache when it holds them)."""
+    sys.modules.pop(_generated_location(model)[1], None)
+    return dataclasses.replace(model, _module=None, _kernels=None).kernels
+
+
+def _environment(module, model):
+    """The model's environment at its default inputs (derived parameters and hoisted terms filled in)."""
+    e = np.zeros(module.N_ENV)
+    e[:module.N_INPUTS] = model.input_defaults
+    module.model_derive(e)
+    return e
 
 
 def _top_level_imports(source):
@@ -120,12 +134,12 @@ def test_max_of_three_arguments_is_differentiated_piecewise(tmp_path, monkeypatc
     monkeypatch.setenv("PKPD_CACHE_DIR", str(tmp_path / "cache"))
     model = pkpd.load_model(_model_file(tmp_path, cent="KA*DEPOT - CL/V*max(CENT - 1, 0, 2*CENT - 5)"))
     assert not model.is_linear
-    module = _fresh_module(model)   # the kernels' Python originals: nothing compiles
-    e = np.array(model.input_defaults + [0.0] * (module.N_ENV - module.N_INPUTS))
+    module = _fresh_module(model)   # the model's functions in Python: nothing compiles
+    e = _environment(module, model)
     for cent, largest, slope in ((0.5, 0.0, 0.0), (3.0, 2.0, 1.0), (6.0, 7.0, 2.0)):   # each argument in turn
         dydt, jacobian = np.zeros(2), np.zeros((2, 2))
-        module.model_rhs.py_func(np.array([1.0, cent]), e, dydt)
-        module.model_jacobian.py_func(np.array([1.0, cent]), e, jacobian)
+        module.model_rhs(np.array([1.0, cent]), e, dydt)
+        module.model_jacobian(np.array([1.0, cent]), e, jacobian.ravel())
         assert dydt[1] == 1.0 - 1.0 / 20.0 * largest     # KA = 1 /h, DEPOT = 1 mg, CL = 1 L/h, V = 20 L
         assert jacobian[1, 1] == -slope / 20.0
 
@@ -136,10 +150,10 @@ def test_a_sum_of_600_terms_is_a_model(tmp_path, monkeypatch):
     model = pkpd.load_model(_model_file(tmp_path, cent=f"KA*DEPOT - {terms}"))
     assert model.is_linear
     module = _fresh_module(model)
-    e = np.array(model.input_defaults + [0.0] * (module.N_ENV - module.N_INPUTS))
+    e = _environment(module, model)
     dydt, jacobian = np.zeros(2), np.zeros((2, 2))
-    module.model_rhs.py_func(np.array([1.0, 1.0]), e, dydt)
-    module.model_jacobian.py_func(np.array([1.0, 1.0]), e, jacobian)
+    module.model_rhs(np.array([1.0, 1.0]), e, dydt)
+    module.model_jacobian(np.array([1.0, 1.0]), e, jacobian.ravel())
     rate = sum(k * 1e-3 for k in range(600)) / 20.0      # CL = 1 L/h, V = 20 L
     assert dydt[1] == pytest.approx(1.0 + rate, rel=1e-12)
     assert jacobian[1, 1] == pytest.approx(rate, rel=1e-12)
@@ -249,22 +263,22 @@ def test_cache_dir_that_cannot_be_created_is_a_one_line_error(tmp_path, monkeypa
 
 @pytest.fixture(scope="module")
 def compiled_cache(tmp_path_factory):
-    """A cache holding pk1cmt_iiv's generated module and two of its small kernels
-    (model_derive, model_jacobian: compiled in about a second, unlike the engine)."""
+    """A cache holding pk1cmt_iiv's generated module and its six compiled functions (about a second)."""
     folder = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PKPD_CACHE_DIR", str(folder))
         model = pkpd.load_model(TEST_MODELS / "pk1cmt_iiv.toml")
-        _kernel_results(_fresh_module(model), model)
+        _kernel_results(_fresh_kernels(model), model)
     return folder
 
 
-def _kernel_results(module, model):
-    e = np.zeros(module.N_ENV)
-    e[:module.N_INPUTS] = model.input_defaults
-    module.model_derive(e)
+def _kernel_results(kernels, model):
+    """The compiled derive and Jacobian at the model's default inputs."""
+    e = np.zeros(model.module.N_ENV)
+    e[:model.module.N_INPUTS] = model.input_defaults
+    kernels.derive(pointer(e))
     jacobian = np.zeros((2, 2))
-    module.model_jacobian(np.zeros(2), e, jacobian)
+    kernels.jacobian(pointer(np.zeros(2)), pointer(e), pointer(jacobian))
     return e, jacobian
 
 
@@ -287,23 +301,20 @@ def test_corrupt_cache_entry_is_reported_once_and_rebuilt(compiled_cache, tmp_pa
     shutil.copytree(compiled_cache, folder)
     monkeypatch.setenv("PKPD_CACHE_DIR", str(folder))
     model = pkpd.load_model(TEST_MODELS / "pk1cmt_iiv.toml")
-    expected = _kernel_results(_fresh_module(model), model)
+    expected = _kernel_results(_fresh_kernels(model), model)
     capfd.readouterr()
     _, module_name, file = _generated_location(model)
     target = file if kind == ".py" else next((folder / "__pycache__").glob(f"{module_name}.model_derive-*{kind}"))
     _corrupt(target, how)
 
-    module = _fresh_module(model)
-    for got, want in zip(_kernel_results(module, model), expected):
+    for got, want in zip(_kernel_results(_fresh_kernels(model), model), expected):
         np.testing.assert_array_equal(got, want)
     assert capfd.readouterr().err == "pkpd: cache entry for model pk1cmt_iiv was corrupt; rebuilding\n"
 
     # the next run loads the rebuilt entry from the cache, silently
-    module = _fresh_module(model)
-    _kernel_results(module, model)
+    _kernel_results(_fresh_kernels(model), model)
     assert capfd.readouterr().err == ""
-    assert sum(module.model_derive.stats.cache_hits.values()) == 1
-    assert sum(module.model_derive.stats.cache_misses.values()) == 0
+    assert all(function.cache_hits == 1 for function in sys.modules[module_name].COMPILED.values())
 
 
 def test_parameter_name_with_a_newline_gives_a_one_line_error(tmp_path):

@@ -119,15 +119,17 @@ def test_parameter_columns_override_per_record(method):
     assert not np.allclose(base["CENT"], doubled["CENT"])
 
 
-def test_no_recompilation_for_a_second_data_set():
+def test_no_recompilation_for_a_second_data_set_or_another_model():
+    from pkpd.engine import run_population as kernel
+
     model = pkpd.load_model("pk2cmt")
     first = frame([dict(TIME=0.0, AMT=100.0, CMT=1)], [1.0, 2.0])
     pkpd.simulate_data(model, first)
-    kernel = model.module.run_population
     signatures = len(kernel.signatures)
     second = pd.concat([first, first.assign(ID=2, AMT=first["AMT"] * 3)], ignore_index=True)
     pkpd.simulate_data(model, second, method="rk45")
     pkpd.simulate_data(model, second, method="rosenbrock")
+    pkpd.simulate_data("pk1cmt", frame([dict(TIME=0.0, AMT=100.0, CMT=1)], [1.0, 2.0]))  # one engine for every model
     assert len(kernel.signatures) == signatures == 1
 
 
