@@ -42,7 +42,7 @@ SIGTERMANS = ("Sigtermans MJ, et al. Pain 2009;145:304-311, doi:10.1016/j.pain.2
 CHOI_PARMAR = ("Choi H, Parmar N. Eur J Emerg Med 2014;21(1):2-9, doi:10.1097/MEJ.0b013e3283646e1b: IV MgSO4 "
                "1-2 g over 10-15 min vs control, adverse events risk difference 0.370 (95 % CI 0.06-0.68), "
                "5 RCTs, 295 adults")
-DUARTE = ("Duarte GS, et al. medRxiv 2022.02.18.22271196: 50 % of 5,693 placebo patients in neuropathic-pain "
+DUARTE = ("Duarte GS, et al. medRxiv 2022, doi:10.1101/2022.02.18.22271196: 50 % of 5,693 placebo patients in neuropathic-pain "
           "trials of >= 8 weeks reported an adverse event")
 
 
@@ -74,7 +74,6 @@ ARMS = (
         stop=110.0, step=0.05),
     Arm("Sigtermans 2009", "placebo (saline) over 100 h", (), 0.18 * 30, 30, stop=1.0, step=0.5),
 )
-SOURCES = {"Motov 2017": MOTOV, "Sigtermans 2009": SIGTERMANS}
 
 
 def _typical():
@@ -181,6 +180,9 @@ NOCEBO = 0.5                    # Duarte 2022: placebo patients with an AE over 
 NOCEBO_WEEKS = 8.0              # Duarte's minimum trial length (ASSUMED the observation period)
 AE_WINDOW_WEEKS = 1.0           # ASSUMED: adverse events of one infusion counted over one week
 CHOI_REGIMEN = (Dose(1.5 * MMOL_MG_PER_G_MGSO4_7H2O, "magnesium", duration=12.5 / 60),)   # middle of 1-2 g / 10-15 min
+
+
+SOURCES = (MOTOV, SIGTERMANS, CHOI_PARMAR, DUARTE)
 
 
 def background_any():

@@ -391,7 +391,7 @@ def render(predictions, adverse_event_lines=()):
     """The text of ``validation.md``."""
     validation = [p for p in predictions if not p.comparison.used_to_build]
     built = [p for p in predictions if p.comparison.used_to_build]
-    sources = sorted({p.comparison.source for p in predictions})
+    sources = sorted({p.comparison.source for p in predictions} | set(incidence.SOURCES if adverse_event_lines else ()))
     counts = {verdict: sum(p.verdict.startswith(verdict) for p in validation)
               for verdict in ("pass", "known failure", "FAIL", "unexpected pass")}
     lines = [
