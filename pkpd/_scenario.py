@@ -472,13 +472,16 @@ def _levels(check, model, outputs):
         if not isinstance(levels, list):
             levels = [levels]
         unit = model.outputs[name].unit
-        thresholds[name] = [_level(check, f"{key}[{i}]", level, unit, model) for i, level in enumerate(levels)]
+        thresholds[name] = [_level(check, f"{key}[{i}]", _matrix_checked(check, model, name, f"{key}[{i}]", level,
+                                                                           "level"), unit, model)
+                            for i, level in enumerate(levels)]
     for name, pairs in outputs.get("windows", {}).items():
         key = f"outputs.windows.{name}"
         if name not in model.outputs:
             check.fail(key, f"model {model.name!r} has no output {name!r}")
-        if pairs and not isinstance(pairs[0], list):
+        if isinstance(pairs, dict) or (pairs and not isinstance(pairs[0], (list, dict))):
             pairs = [pairs]
+        pairs = [_matrix_checked(check, model, name, f"{key}[{i}]", pair, "window") for i, pair in enumerate(pairs)]
         unit = model.outputs[name].unit
         windows[name] = []
         for i, pair in enumerate(pairs):
@@ -490,6 +493,28 @@ def _levels(check, model, outputs):
                 check.fail(f"{key}[{i}]", f"low ({pair[0]}) must be below high ({pair[1]})")
             windows[name].append((low, high))
     return thresholds, windows
+
+
+def _matrix_checked(check, model, name, key, item, field):
+    """A level or window, written bare or as ``{ <field> = ..., matrix = "venous plasma" }``: the table form
+    states the matrix the number was measured in, which must be the output's (a venous threshold is never
+    compared with an arterial curve); the bare form inherits the output's matrix."""
+    if not isinstance(item, dict):
+        return item
+    check.keys(key, item, [field, "matrix", "source"], required=[field, "matrix"])
+    output = model.outputs[name]
+    matrix = item["matrix"]
+    if output.role != "concentration":
+        check.fail(f"{key}.matrix", f"output {name!r} is not a concentration (role {output.role}); only a "
+                                    f"concentration has a matrix", value=matrix)
+    if matrix != output.matrix:
+        same = [other for other, spec in model.outputs.items() if spec.role == "concentration"
+                and spec.matrix == matrix and spec.analyte == output.analyte]
+        hint = (f"; compare it with {', '.join(same)} ({matrix})" if same
+                else f"; model {model.name!r} has no {output.analyte} output in {matrix!r}")
+        check.fail(f"{key}.matrix", f"output {name!r} is {output.analyte}, {output.matrix}; a {field} "
+                                    f"measured in {matrix} cannot be compared with it{hint}", value=matrix)
+    return item[field]
 
 
 def _level(check, key, text, unit, model):

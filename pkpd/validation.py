@@ -32,6 +32,7 @@ from ._population import (
 )
 from ._regimen import Dose
 from ._simulate import simulate
+from . import _incidence as incidence
 from ._units import MMOL_MG_PER_G_MGSO4_7H2O
 
 N_SUBJECTS = 500
@@ -66,11 +67,14 @@ class Comparison:
     times : output times (h); statistic : ``("at", t)`` value at time t, ``("peak",)`` maximum,
     ``("auc_days",)`` AUC in unit-days, ``("ratio", other_regimen, t)`` value at t over the value
     at t after `other_regimen` (same subject), ``("fraction_of_last",)`` value at the first time
-    over the value at the last; covariates : population overrides (constants), typical :
+    over the value at the last, ``("incidence", n)`` a per-subject probability's maximum over time, compared
+    as the expected rate over the virtual population with the 90 % interval of the rate observed in a trial
+    of n patients (events drawn per patient); covariates : population overrides (constants), typical :
     covariates of the typical subject (the model's reference values otherwise); observed,
     observed_range : central value and (low, high) or None; label : how the row names what is
     compared (the output's label otherwise); tolerance : relative error allowed,
-    or None to require the observed range; known_failure : the reason a failure is expected;
+    or None to require the observed range (an incidence: the observed rate inside the trial's 90 %
+    interval); known_failure : the reason a failure is expected;
     used_to_build : why this is not a validation (None for a validation).
     """
     regimen_text: str
@@ -174,7 +178,28 @@ def _sigtermans():
                        used_to_build="EMAX_CHR (= 1) was chosen to reproduce this ratio")]
 
 
-COMPARISONS = _fuchs_buder() + _brookfield() + _ketamine() + _pickering() + _csf_shape() + _sigtermans()
+PICKERING_AE = ("Pickering G, et al. Anesthesiology 2020;133(1):154-164, doi:10.1097/ALN.0000000000003345: "
+                "at least one adverse event in 10 %, 20 % and 35 % of 20 patients (abstract; LITERATURE.md section 1)")
+MG_AE_FAILURE = ("the magnesium term rests on one pooled risk difference from migraine trials with 1-2 g pushed over "
+                 "10-15 min (Choi & Parmar 2014, 95 % CI 0.06-0.68) and an assumed hyperbolic shape; Pickering's "
+                 "magnesium salt, duration and adverse-event ascertainment are not known")
+AE_TIMES = tuple(np.arange(0.0, 24.0, 1 / 60))
+AE_TRIAL = 20
+
+
+def _pickering_adverse_events():
+    arms = [("saline", [], 0.10), ("ketamine 0.5 mg/kg over 2 h", [KETAMINE_2H], 0.20),
+            ("ketamine 0.5 mg/kg over 2 h + MgSO4·7H2O 3 g over 30 min", [MAGNESIUM_3G, KETAMINE_2H], 0.35)]
+    return [Comparison(name, f"refractory neuropathic pain (n = {AE_TRIAL}, crossover)", "ketamine_mg_pain", "P_ANY_AE",
+                       "any adverse event of the infusion", regimen, AE_TIMES, ("incidence", AE_TRIAL), rate,
+                       f"{100 * rate:.0f} % ({round(rate * AE_TRIAL)}/{AE_TRIAL} patients)", PICKERING_AE,
+                       tolerance=None, typical={"WT": 70.0}, label="any adverse event (nocebo, ketamine, magnesium)",
+                       known_failure=MG_AE_FAILURE if regimen and regimen[0] is MAGNESIUM_3G else "")
+            for name, regimen, rate in arms]
+
+
+COMPARISONS = (_fuchs_buder() + _brookfield() + _ketamine() + _pickering_adverse_events() + _pickering()
+               + _csf_shape() + _sigtermans())
 
 
 def _population(comparison, model, n):
@@ -201,7 +226,7 @@ def _statistic(comparison, model, population, variability):
     kind = comparison.statistic[0]
     if kind == "at":
         return values[:, int(np.searchsorted(times, comparison.statistic[1]))]
-    if kind == "peak":
+    if kind in ("peak", "incidence"):
         return values.max(axis=1)
     if kind == "auc_days":
         return np.trapezoid(values, times, axis=1) / 24.0
@@ -231,6 +256,8 @@ class Prediction:
     @property
     def within(self):
         c = self.comparison
+        if c.statistic[0] == "incidence":
+            return self.low <= c.observed <= self.high
         if c.tolerance is None:
             return c.observed_range[0] <= self.typical <= c.observed_range[1]
         return abs(self.typical / c.observed - 1.0) <= c.tolerance
@@ -250,6 +277,8 @@ def predict(comparison, n=N_SUBJECTS):
     model = load_model(comparison.model)
     typical = float(_statistic(comparison, model, _population(comparison, model, 1), False)[0])
     values = _statistic(comparison, model, _population(comparison, model, n), True)
+    if comparison.statistic[0] == "incidence":
+        typical, values = float(values.mean()), _trial_rates(values, comparison.statistic[1])
     low, median, high = np.percentile(values, [5.0, 50.0, 95.0])
     output = model.outputs.get(comparison.output)
     if comparison.label:
@@ -259,12 +288,22 @@ def predict(comparison, n=N_SUBJECTS):
     return Prediction(comparison, typical, float(median), float(low), float(high), label)
 
 
+def _trial_rates(probabilities, patients, replicates=4000):
+    """Observed event rates of `replicates` trials of `patients` drawn from the virtual population, each
+    patient having an event with its own probability (seeded: the same rates on every run)."""
+    rng = np.random.default_rng(SEED)
+    chosen = probabilities[rng.integers(0, probabilities.size, (replicates, patients))]
+    return (rng.random(chosen.shape) < chosen).mean(axis=1)
+
+
 def _number(value):
     """Three significant digits, the same text on every run."""
     return f"{value:.3g}"
 
 
 def _tolerance(comparison):
+    if comparison.statistic[0] == "incidence":
+        return f"observed inside the {comparison.statistic[1]}-patient trial's 90 % interval"
     if comparison.tolerance is None:
         low, high = comparison.observed_range
         return f"inside {low:g}-{high:g}"
@@ -275,6 +314,9 @@ def _row(prediction):
     c = prediction.comparison
     predicted = (f"{_number(prediction.typical)}; {_number(prediction.median)} "
                  f"({_number(prediction.low)}-{_number(prediction.high)})")
+    if c.statistic[0] == "incidence":
+        predicted = (f"expected {_number(prediction.typical)}; {c.statistic[1]}-patient trial {_number(prediction.median)} "
+                     f"({_number(prediction.low)}-{_number(prediction.high)})")
     return (f"| {c.regimen_text} | {c.population_text} | `{c.model}` {c.output}: {prediction.label} | {c.time_text} "
             f"| {c.observed_text} | {predicted} | {prediction.error:+.0f} | {_tolerance(c)} | {prediction.verdict} |")
 
@@ -284,11 +326,72 @@ HEADER = ("| regimen | population | model, output: analyte and matrix | time | o
           "|---|---|---|---|---|---|---|---|---|")
 
 
-def render(predictions):
+def _estimate(value, se_log=None, se=None):
+    """'value (SE s; 95 % CI low-high)', the interval on the log scale when `se_log` is given."""
+    if se_log is not None:
+        low, high = value * np.exp(-1.959964 * se_log), value * np.exp(1.959964 * se_log)
+        return f"{_number(value)} (SE {_number(value * se_log)}; 95 % CI {_number(low)}-{_number(high)})"
+    return f"{_number(value)} (SE {_number(se)})"
+
+
+def adverse_event_section():
+    """Lines of the report's section on the adverse-event model: data, fit, uncertainty, magnesium term."""
+    fits = incidence.psychotomimetic_fits()
+    chosen = max(fits.values(), key=lambda f: f.log_likelihood)
+    other = min(fits.values(), key=lambda f: f.log_likelihood)
+    magnesium = incidence.magnesium_term()
+    rows = [f"| {arm.study} | {arm.label} | {arm.events:g}/{arm.patients} ({100 * arm.events / arm.patients:.0f} %) "
+            f"| {_number(fits['arterial'].concentrations[i])} | {_number(fits['effect site'].concentrations[i])} "
+            f"| {100 * chosen.predicted[i]:.0f} % |" for i, arm in enumerate(incidence.ARMS)]
+    return [
+        "## Adverse-event model of `ketamine_mg_pain` (fitted to published incidences)",
+        "",
+        "Psychotomimetic events (`P_PSYCHO`): `1 - (1 - P_PSY0)(1 - E)`, `E = C^g / (C^g + C50^g)`, fitted by binomial",
+        "maximum likelihood (`pkpd/_incidence.py`, scipy) to the published arms below; each arm's exposure C is the",
+        "peak S-ketamine-equivalent concentration this model gives for that arm's regimen (typical 70-kg subject).",
+        "Pickering 2020's rates were NOT used; they are the validation rows above.",
+        "",
+        "| study | arm | events/patients | peak arterial (nmol/mL) | peak 8.3-min effect site (nmol/mL) | fitted |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Exposure chosen by likelihood: **{chosen.exposure}** (log-likelihood {chosen.log_likelihood:.2f}, AIC "
+        f"{chosen.aic:.1f}) against the {other.exposure} ({other.log_likelihood:.2f}, AIC {other.aic:.1f}), same three",
+        "parameters: the push and the 15-min arm of Motov 2017 differ much at the artery and hardly at the",
+        "effect site, yet their incidences differ (92 vs 54 %).",
+        "",
+        f"- C50_AE = {_estimate(chosen.c50, chosen.se_log_c50)} nmol/mL arterial S-ketamine equivalent",
+        f"- GAM_AE = {_estimate(chosen.gamma, chosen.se_log_gamma)}",
+        f"- P_PSY0 = {_estimate(chosen.background, se=chosen.se_background)} (logit SE {_number(chosen.se_logit_background)})",
+        "",
+        "SEs are from the inverse observed information at the optimum (log C50, log gamma and logit P_PSY0",
+        "scales; the natural-scale SEs by the delta method); four arms and three parameters leave one degree",
+        "of freedom, so the SEs, not the point values, are the message.",
+        "",
+        "Magnesium-infusion events (`P_MG_AE`): `X / (X + C50_MG_AE)` in the central magnesium excess X; Choi &",
+        f"Parmar 2014's risk difference 0.37 (95 % CI 0.06-0.68) over a background of {_number(incidence.background_any())}",
+        f"(Duarte 2022: 50 % over 8 weeks, one-week window) is an independent risk of {_number(magnesium.probability)} at",
+        f"this model's peak excess {_number(magnesium.reference_excess)} mmol/L for 1.5 g MgSO4·7H2O over 12.5 min, so",
+        f"C50_MG_AE = {_number(magnesium.c50)} mmol/L (SE {_number(magnesium.se_c50)}, delta method from the published interval).",
+        "`P_ANY_AE` = `1 - (1 - background)(1 - E)(1 - P_MG_AE)`.",
+        "",
+        "How it compares with Pickering 2020 (rows above): saline < ketamine < ketamine + magnesium holds, and so do",
+        "the saline and ketamine magnitudes; ketamine + magnesium is over-predicted. Structural reasons, none of them",
+        "fitted away: (1) the magnesium term is one pooled risk difference from migraine trials that pushed 1-2 g over",
+        "10-15 min, with an assumed hyperbolic shape and a wide interval; (2) Pickering's magnesium salt and duration",
+        "are not known (anhydrous 3 g would be twice the magnesium); (3) both psychotomimetic sources SOLICITED",
+        "symptoms on rating scales (any severity), Pickering counted reported adverse events, so `P_PSYCHO` (with its",
+        "solicited background P_PSY0) is higher than a spontaneous-report rate and is not compared with Pickering;",
+        "(4) ketamine's other adverse events (nausea, dizziness, headache) are not in `P_ANY_AE`.",
+        "",
+    ]
+
+
+def render(predictions, adverse_event_lines=()):
     """The text of ``validation.md``."""
     validation = [p for p in predictions if not p.comparison.used_to_build]
     built = [p for p in predictions if p.comparison.used_to_build]
-    sources = sorted({p.comparison.source for p in predictions})
+    sources = sorted({p.comparison.source for p in predictions} | set(incidence.SOURCES if adverse_event_lines else ()))
     counts = {verdict: sum(p.verdict.startswith(verdict) for p in validation)
               for verdict in ("pass", "known failure", "FAIL", "unexpected pass")}
     lines = [
@@ -327,8 +430,14 @@ def render(predictions):
         "Known failures: `magnesium_du2019` and `magnesium_salinger2013` were estimated in pregnant",
         "women with pre-eclampsia; their smaller central volumes over-predict the plasma magnesium of",
         "non-pregnant patients after a bolus. Use `magnesium_lu2002` (the default of `ketamine_mg_pain`)",
-        "for non-pregnant adults.",
+        "for non-pregnant adults. The adverse events of ketamine + magnesium: see the adverse-event section.",
         "",
+        "Adverse-event rows: the prediction is the expected rate over the virtual population (each subject's",
+        "probability is its maximum over the first 24 h) and the median and 90 % interval of the rate observed in",
+        f"trials of {AE_TRIAL} patients drawn from it ({AE_TRIAL} patients, events drawn per patient, 4000 trials, seed",
+        f"{SEED}); nothing in the adverse-event model was fitted to these rates.",
+        "",
+        *adverse_event_lines,
         "## Comparisons with data used to build the model (not validation)",
         "",
         HEADER,
@@ -372,6 +481,9 @@ def figure(predictions):
         fig, ax = plt.subplots(figsize=(4.5, 4.0))
         colours = {"pass": "#009E73", "known failure": "#D55E00", "FAIL": "#CC0000",
                    "used to build": "#999999", "unexpected pass": "#0072B2"}
+        positive = [v for p in predictions for v in (p.comparison.observed, p.low, p.typical) if v > 0]
+        low = min(positive) / 1.5
+        high = max(max(p.comparison.observed, p.high, p.typical) for p in predictions) * 1.5
         seen = set()
         for p in predictions:
             c = p.comparison
@@ -381,13 +493,12 @@ def figure(predictions):
                 xerr = [[c.observed - c.observed_range[0]], [c.observed_range[1] - c.observed]]
             label = kind if kind not in seen else None
             seen.add(kind)
-            ax.errorbar([c.observed], [p.median], yerr=[[p.median - p.low], [p.high - p.median]], xerr=xerr,
+            bottom = max(p.low, low)        # a trial rate of 0 is drawn at the axis floor
+            ax.errorbar([c.observed], [p.median], yerr=[[p.median - bottom], [p.high - p.median]], xerr=xerr,
                         fmt="o", color=colours[kind], markersize=3, elinewidth=0.6, label=label)
             ax.plot([c.observed], [p.typical], marker="x", color=colours[kind], linestyle="none")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        low = min(min(p.comparison.observed, p.low, p.typical) for p in predictions) / 1.5
-        high = max(max(p.comparison.observed, p.high, p.typical) for p in predictions) * 1.5
         line = np.geomspace(low, high, 50)
         ax.plot(line, line, color="black", linewidth=0.6)
         for factor, label in ((0.75, "±25 %"), (1.25, None)):
@@ -406,7 +517,7 @@ def generate(folder, n=N_SUBJECTS, figure_file=True):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     predictions = [predict(comparison, n) for comparison in COMPARISONS]
-    (folder / "validation.md").write_text(render(predictions), encoding="utf-8")
+    (folder / "validation.md").write_text(render(predictions, adverse_event_section()), encoding="utf-8")
     if figure_file:
         import matplotlib.pyplot as plt
 

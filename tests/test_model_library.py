@@ -554,8 +554,10 @@ def test_saline_arm_is_exactly_baseline_and_placebo(models):
         out = observed(model, events([], DAYS_35, U_RESP=u))
         assert (out["MAGNESIUM"] == 0.74).all()
         for column in ("KETAMINE", "NORKETAMINE", "CE_ACTIVE", "ANALGESIA", "DISSOCIATION",
-                       "P_PSYCHO", "RELIEF", "NMDA_CHRONIC", "MG_EFFECT"):
+                       "PSYCHO_KET", "P_MG_AE", "RELIEF", "NMDA_CHRONIC", "MG_EFFECT"):
             assert (out[column] == 0.0).all(), column
+        background = raw("ketamine_mg_pain")["parameters"]["P_PSY0"]["value"]
+        np.testing.assert_allclose(out["P_PSYCHO"], background, rtol=1e-12)   # the fitted background only
         responder = 1.0 if u < 0.23 else 0.0
         np.testing.assert_allclose(out["PAIN"], 6.8 * (1 - responder * 0.5 * placebo), rtol=1e-7)
         np.testing.assert_allclose(out["PAIN_EXPECTED"], 6.8 * (1 - 0.23 * 0.5 * placebo), rtol=1e-7)
@@ -564,7 +566,7 @@ def test_saline_arm_is_exactly_baseline_and_placebo(models):
 def test_ketamine_arm_leaves_magnesium_at_baseline(models):
     out = observed(models["ketamine_mg_pain"], events([KETAMINE_DOSE], DAYS_35))
     assert (out["MAGNESIUM"] == 0.74).all()
-    assert out["P_PSYCHO"].max() > 0 and out["RELIEF"].max() > 0
+    assert out["PSYCHO_KET"].max() > 0 and out["RELIEF"].max() > 0 and out["P_MG_AE"].max() == 0
 
 
 def test_pickering_2020_arms(models):
@@ -604,13 +606,15 @@ def test_interaction_parameter_sign_and_additivity(models):
 
 
 def test_adverse_event_probability_rises_with_dose(models):
-    # Psychotomimetic event probability: 0 without ketamine, increasing with dose;
-    # at the effect-site peak it equals the sigmoid of the S-equivalent concentration.
+    # Psychotomimetic event probability: the background without ketamine, increasing with dose; at
+    # every time the fitted log-logistic of the arterial S-equivalent concentration (tests/test_adverse_events.py)
     model = models["ketamine_mg_pain"]
+    parameters = raw("ketamine_mg_pain")["parameters"]
+    c50, gamma, background = (parameters[name]["value"] for name in ("C50_AE", "GAM_AE", "P_PSY0"))
     peaks = []
     for mg_per_kg in (0.25, 0.5, 1.0):
         out = observed(model, events([(0.0, 2, mg_per_kg * 70.0, 2.0)], np.arange(0.0, 6.0, 0.05)))
         peaks.append(out["P_PSYCHO"].max())
-        ce = out["KET_EFFECT"] / KETAMINE_MOLAR_MASS / 0.3
-        np.testing.assert_allclose(out["P_PSYCHO"], ce ** 2 / (1 + ce ** 2), rtol=1e-12)
-    assert 0 < peaks[0] < peaks[1] < peaks[2] < 1
+        ratio = 0.5 * out["KETAMINE"] / KETAMINE_MOLAR_MASS / c50
+        np.testing.assert_allclose(out["P_PSYCHO"], 1 - (1 - background) / (1 + ratio ** gamma), rtol=1e-12)
+    assert background < peaks[0] < peaks[1] < peaks[2] < 1
