@@ -9,7 +9,7 @@ if pkpd wrote it (:mod:`pkpd._output`).
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -33,6 +33,9 @@ class RunResult:
     manifest: dict
     results: dict          # arm name -> SimulationResult
     power: pd.DataFrame | None = None
+    uncertainty: object = None        # UncertaintyResult of the [uncertainty] draws
+    sensitivity: tuple | None = None  # (tornado table, Sobol table or None) of [sensitivity]
+    tables: dict = field(default_factory=dict)  # further CSV files: name -> DataFrame
 
 
 def versions():
@@ -222,9 +225,16 @@ def run_scenario(scenario: Scenario, outdir: Path | str | None = None, *, force:
         from ._trial import run_trial_section
 
         power, extra = run_trial_section(scenario, progress=progress, executor=executor)
+    uncertainty, sensitivity, tables = None, None, {}
+    if scenario.uncertainty is not None or scenario.sensitivity is not None:
+        from ._draws import run_sections
+
+        uncertainty, sensitivity, tables, more = run_sections(scenario, population, executor=executor,
+                                                              progress=progress)
+        extra = {**extra, **more}
     info = manifest(scenario, population, time.perf_counter() - started, results, extra)
     run = RunResult(profiles=profiles, exposure=exposure, summary=summary, manifest=info, results=results,
-                    power=power)
+                    power=power, uncertainty=uncertainty, sensitivity=sensitivity, tables=tables)
     if outdir is not None:
         _write_atomically(run, scenario, Path(outdir), force=force, figures=figures)
     return run
@@ -246,6 +256,8 @@ def _write_atomically(run, scenario, target, *, force, figures):
         write_csv(run.summary, folder / "summary.csv", float_format="%.6g")
         if run.power is not None:
             write_csv(run.power, folder / "power.csv", float_format="%.6g")
+        for name, table in run.tables.items():
+            write_csv(table, folder / f"{name}.csv", float_format="%.6g")
         if figures:
             from ._figures import write_figures
 

@@ -211,7 +211,8 @@ def simulate(model: Model | str, regimen: Regimen | Sequence[Dose], population: 
              *, method: str = DEFAULT.method, rtol: float = DEFAULT.rtol, atol: float = DEFAULT.atol,
              variability: bool = True, chunk_subjects: int | None = None, progress: bool | None = None,
              max_steps: int = DEFAULT.max_steps, occasions: ArrayLike | None = None,
-             max_memory: int | str | None = None, executor: MapExecutor | None = None) -> "SimulationResult":
+             max_memory: int | str | None = None, executor: MapExecutor | None = None,
+             uncertainty: Any = None) -> "SimulationResult":
     """Simulate a regimen in a virtual population.
 
     Parameters
@@ -248,6 +249,12 @@ def simulate(model: Model | str, regimen: Regimen | Sequence[Dose], population: 
         Runs the chunks of subjects elsewhere (a :class:`concurrent.futures.Executor`,
         or :class:`pkpd._distributed.DaskExecutor` for a dask cluster); the results are
         those of the in-process run. By default the chunks run here, one after another.
+        With `uncertainty`, it runs the parameter draws instead.
+    uncertainty : int or pkpd.UncertaintyOptions, optional
+        Parameter uncertainty (the model's, see :mod:`pkpd._uncertainty`): this many draws (or
+        the options), each simulating the same virtual subjects; returns a
+        :class:`pkpd._draws.UncertaintyResult` (percentiles and exposure statistics per draw,
+        and their intervals over draws) instead of a SimulationResult.
 
     Returns
     -------
@@ -261,6 +268,11 @@ def simulate(model: Model | str, regimen: Regimen | Sequence[Dose], population: 
     >>> result.values.shape
     (10, 25, 1)
     """
+    if uncertainty is not None:
+        from ._draws import simulate_with_uncertainty
+
+        return simulate_with_uncertainty(model, regimen, population, times, uncertainty, method=method, rtol=rtol,
+                                         atol=atol, variability=variability, progress=progress, executor=executor)
     run = SimulationPlan(model, regimen, population, times, method=method, rtol=rtol, atol=atol,
                          variability=variability, chunk_subjects=chunk_subjects, progress=progress,
                          max_steps=max_steps, occasions=occasions, max_memory=max_memory)
