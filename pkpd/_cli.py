@@ -164,6 +164,7 @@ def _run(arguments):
     files = ["manifest.json", "profiles.csv", "exposure.csv", "summary.csv"]
     if result.power is not None:
         files.append("power.csv")
+    files += [f"{name}.csv" for name in result.tables]
     if not arguments.no_figures:
         files.append(f"figures/ ({len(info.get('figures', []))} figures)")
     print(f"wrote {arguments.output}/: {', '.join(files)}")
@@ -231,6 +232,10 @@ def _summary_lines(result, scenario):
         for _, row in result.power.iterrows():
             lines.append(f"  power {row['comparison']:40s} n={int(row['n_total']):4d}: {row['power']:.3f} "
                          f"[{row['power_low']:.3f}, {row['power_high']:.3f}]")
+    if result.uncertainty is not None or result.sensitivity is not None:
+        from ._draws import uncertainty_lines
+
+        lines += uncertainty_lines(result, scenario)
     return "\n".join(lines)
 
 

@@ -484,3 +484,36 @@ def run_sections(scenario, population, *, executor=None, progress=True):
                 "method": "SALib Sobol' sampling (Saltelli) and analysis, first-order and total indices, 95 % "
                           "bootstrap intervals; a covariance block is one group"}}
     return uncertainty, sensitivity, tables, manifest
+
+
+def uncertainty_lines(run, scenario):
+    """Console lines of ``pkpd run``: the uncertainty of the first outputs' median Cmax and AUC, the
+    assurance of each comparison and sample size, and the three parameters each tornado metric
+    depends on most."""
+    lines = []
+    result = run.uncertainty
+    if result is not None:
+        intervals = result.summary_intervals()
+        lines.append(f"  parameter uncertainty: {len(result.draws)} draws of {', '.join(result.draws.columns)}; "
+                     f"median over subjects, {interval_text(result.level)}")
+        chosen = intervals[(intervals["statistic"] == "median") & intervals["metric"].isin(["cmax", "auc"])
+                           & intervals["output"].isin(scenario.variables[:3])]
+        for row in chosen.itertuples():
+            lines.append(f"  {row.arm[:40]:40s} {row.output:12s} {row.metric:5s} median {row.median:.4g} "
+                         f"({row.low:.4g}-{row.high:.4g}) {row.unit}")
+        assurance = result.assurance()
+        for row in (assurance.itertuples() if assurance is not None else ()):
+            lines.append(f"  assurance {row.comparison:36s} n={int(row.n_total):4d}: {row.assurance:.3f} (power over "
+                         f"draws: median {row.power_median:.3f}, {row.level:g} % {row.power_low:.3f}-"
+                         f"{row.power_high:.3f}; P(power >= 0.8) {row.fraction_power_80:.2f})")
+    if run.sensitivity is not None:
+        local, sobol = run.sensitivity
+        for (metric, where), rows in local.groupby(["metric", "where"], sort=False):
+            top = ", ".join(f"{r.parameter} {r.at_low:.3g}/{r.at_high:.3g}" for r in rows.head(3).itertuples())
+            lines.append(f"  sensitivity {metric} [{where}] nominal {rows['nominal'].iloc[0]:.4g}; "
+                         f"at low/high ends: {top}")
+        if sobol is not None:
+            ranked = sobol.sort_values("ST", ascending=False).head(3)
+            lines.append(f"  Sobol {sobol['metric'].iloc[0]} [{sobol['where'].iloc[0]}]: " + ", ".join(
+                f"{r.group} S1 {r.S1:.2f} ST {r.ST:.2f}" for r in ranked.itertuples()))
+    return lines
