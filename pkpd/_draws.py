@@ -122,11 +122,14 @@ def specialised(model):
     special = _SPECIALISED[(key, zeros)]
     if special.unfolded is None:   # folding does not make it linear: simulate runs the model itself
         return model
+    special.module  # loaded once: every copy below shares it (a copy made before would look it up again)
     return dataclasses.replace(special, parameters=model.parameters, uncertainty=model.uncertainty, unfolded=model)
 
 
 def derive(model, values, origin):
     """`model` with parameter `values` (a mapping), specialised as simulate would."""
+    if specialised(model) is model:
+        model.module  # loaded once: the derived copies share it
     return specialised(model.with_parameters(values, origin=origin) if values else model)
 
 

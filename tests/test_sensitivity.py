@@ -67,8 +67,8 @@ def test_sobol_indices_of_the_ishigami_function_are_within_their_bootstrap_inter
 
 
 def test_sobol_of_a_pk_auc_ranks_clearance_first(tmp_path):
-    scenario = _scenario(tmp_path, "metrics = ['CP auc']\nsobol = { metric = 'CP auc', samples = 32, bootstrap = 100 }\n")
+    scenario = _scenario(tmp_path, "metrics = ['CP auc']\nsobol = { metric = 'CP auc', samples = 16, bootstrap = 100 }\n")
     table = scenario_sobol(scenario, make_population(scenario), scenario.sensitivity, progress=False).set_index("group")
     assert table["S1"].sum() <= 1 + table["S1_conf"].sum()
     assert table["S1"].idxmax() == "CL" and table["ST"].idxmax() == "CL"
-    assert table.attrs["evaluations"] == 32 * (3 + 2)
+    assert table.attrs["evaluations"] == 16 * (3 + 2)

@@ -136,16 +136,16 @@ def test_a_derived_model_with_other_values_shares_the_compiled_module():
 @pytest.mark.models(PK1)
 def test_auc_over_draws_is_dose_over_cl_and_has_the_analytic_distribution():
     model = _lognormal_cl(rse=25.0)
-    times = np.arange(0.0, 1500.0, 1.0)                 # k >= 0.02/h: the tail after 1500 h is < 1e-13
+    times = np.arange(0.0, 1500.0, 2.0)                 # k >= 0.02/h: the tail after 1500 h is < 1e-13
     result = pkpd.simulate(model, [pkpd.Dose(100.0, "CENT")], pkpd.Population(2, seed=1), times,
-                           uncertainty=UncertaintyOptions(draws=300, seed=4), progress=False)
+                           uncertainty=UncertaintyOptions(draws=200, seed=4), progress=False)
     auc = result.statistics.query("metric == 'auc'").set_index("draw")["median"]
     assert np.allclose(auc.to_numpy(), 100.0 / result.draws["CL"].to_numpy(), rtol=1e-6)
     # quantiles of AUC over draws against the log-normal of 100/CL (median 100, log-SD of CL)
     s = math.sqrt(math.log1p(0.25 ** 2))
     for q in (0.1, 0.5, 0.9):
         expected = 100.0 * math.exp(-s * stats.norm.ppf(1 - q))
-        rank_error = 3 * math.sqrt(q * (1 - q) / 300) / stats.norm.pdf(stats.norm.ppf(q)) * s * expected
+        rank_error = 3 * math.sqrt(q * (1 - q) / 200) / stats.norm.pdf(stats.norm.ppf(q)) * s * expected
         assert abs(np.quantile(auc, q) - expected) < rank_error
 
 
@@ -181,7 +181,7 @@ def test_zero_uncertainty_reproduces_the_ordinary_run_exactly():
 # --- trials: power per draw and assurance -------------------------------------------------------------
 
 def _trial_scenario(tmp_path):
-    text = f'''model = "ketamine_mg_pain"
+    text = '''model = "ketamine_mg_pain"
 seed = 5
 [population]
 n = 4
@@ -190,16 +190,16 @@ name = "saline"
 doses = []
 [[arms]]
 name = "ketamine"
-doses = [{{ drug = "ketamine", amount = "1 mg/kg", duration = "2 h" }}]
+doses = [{ drug = "ketamine", amount = "1 mg/kg", duration = "2 h" }]
 [outputs]
-times = {{ start = "0 h", stop = "2 d", step = "6 h" }}
+times = { start = "0 h", stop = "2 d", step = "6 h" }
 variables = ["KETAMINE", "PAIN"]
 [trial]
 period = "14 d"
 baseline = "7 d"
 n = [6, 12]
 replicates = 12
-endpoint = {{ type = "auc", output = "PAIN", days = [1, 14] }}
+endpoint = { type = "auc", output = "PAIN", days = [1, 14] }
 '''
     (tmp_path / "trial.toml").write_text(text)
     return pkpd.load_scenario(tmp_path / "trial.toml")
