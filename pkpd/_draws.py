@@ -512,6 +512,8 @@ def uncertainty_lines(run, scenario):
     if run.sensitivity is not None:
         local, sobol = run.sensitivity
         for (metric, where), rows in local.groupby(["metric", "where"], sort=False):
+            if not rows["swing"].gt(0).any():
+                continue
             top = ", ".join(f"{r.parameter} {r.at_low:.3g}/{r.at_high:.3g}" for r in rows.head(3).itertuples())
             lines.append(f"  sensitivity {metric} [{where}] nominal {rows['nominal'].iloc[0]:.4g}; "
                          f"at low/high ends: {top}")
