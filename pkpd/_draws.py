@@ -29,7 +29,8 @@ import pandas as pd
 
 from . import _metrics
 from ._errors import PkpdError, ScenarioError, suggestion
-from ._simulate import _linear_specialisation, _nonlinear_names, simulate
+from ._random import MAX_SEED
+from ._simulate import linear_specialisation, simulate
 
 STATISTICS = ("median", "p5", "p95", "mean")
 UNCERTAINTY_KEYS = ["draws", "seed", "parameters", "level", "replicates"]
@@ -62,10 +63,8 @@ def parse_section(check, raw, model, arms):
     check.keys("uncertainty", raw, UNCERTAINTY_KEYS, required=["draws"])
     draws = check.integer("uncertainty.draws", raw["draws"], minimum=1)
     seed = raw.get("seed")
-    if seed is not None:
-        from ._scenario import check_seed
-
-        seed = check_seed(seed, "uncertainty.seed", file=check.path.name)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        check.fail("uncertainty.seed", "must be an integer in [0, 2**64 - 1]", value=seed)
     known = model.uncertainty.names
     if not known:
         check.fail("uncertainty", f"model {model.name!r} gives no parameter an uncertainty (a parameter's "
@@ -99,37 +98,16 @@ def parse_section(check, raw, model, arms):
 
 # --- models of draws ---------------------------------------------------------------------------------
 
-_INVOLVED: dict = {}
-_SPECIALISED: dict = {}
-
-
 def specialised(model):
     """What :func:`pkpd.simulate` runs for `model` (its linear specialisation when folding zero-valued
-    switches makes it linear), found once per model source and set of folded parameters: the draws of
-    a model share one specialised module and skip the symbolic work ``simulate`` would repeat per call."""
-    if model.is_linear or model.unfolded is not None:
-        return model
-    key = (str(model.path), model.hash)
-    if key not in _INVOLVED:
-        random = set(model.variability.get("iiv", {}).get("parameters", []))
-        random |= set(model.variability.get("iov", {}).get("parameters", []))
-        _INVOLVED[key] = sorted(_nonlinear_names(model) & set(model.parameters) - random)
-    zeros = frozenset(n for n in _INVOLVED[key] if model.parameters[n].value == 0.0)
-    if not zeros:
-        return model
-    if (key, zeros) not in _SPECIALISED:
-        _SPECIALISED[(key, zeros)] = _linear_specialisation(model)
-    special = _SPECIALISED[(key, zeros)]
-    if special.unfolded is None:   # folding does not make it linear: simulate runs the model itself
-        return model
-    special.module  # loaded once: every copy below shares it (a copy made before would look it up again)
-    return dataclasses.replace(special, parameters=model.parameters, uncertainty=model.uncertainty, unfolded=model)
+    switches makes it linear), with the compiled module loaded once and shared by every draw."""
+    return linear_specialisation(model, load=True)
 
 
 def derive(model, values, origin):
     """`model` with parameter `values` (a mapping), specialised as simulate would."""
     if specialised(model) is model:
-        model.module  # loaded once: the derived copies share it
+        model.module  # loaded once: the derived copies (with_parameters) share it
     return specialised(model.with_parameters(values, origin=origin) if values else model)
 
 
@@ -433,60 +411,38 @@ def interval_text(level):
 
 
 
-def run_sections(scenario, population, *, executor=None, progress=True):
-    """For ``pkpd run``: the ``[uncertainty]`` draws and the ``[sensitivity]`` analyses of a scenario.
+def uncertainty_section(scenario, population, *, executor=None, progress=True):
+    """For ``pkpd run``: the ``[uncertainty]`` draws of a scenario.
 
     Returns
     -------
-    uncertainty : UncertaintyResult or None
-    sensitivity : (tornado table, Sobol table or None) or None
+    uncertainty : UncertaintyResult
     tables : dict of str to DataFrame
         The CSV files to write: ``uncertainty_draws``, ``uncertainty_profiles``, ``uncertainty_summary``,
-        with a trial ``power_draws`` and ``assurance``, and ``sensitivity``.
+        with a trial ``power_draws`` and ``assurance``.
     manifest : dict
         What the manifest records about them.
     """
-    uncertainty = sensitivity = None
-    tables, manifest = {}, {}
     model = scenario.model
-    if scenario.uncertainty is not None:
-        options = scenario.uncertainty
-        uncertainty = scenario_with_uncertainty(scenario, population, executor=executor, progress=progress)
-        tables["uncertainty_draws"] = uncertainty.draws.reset_index()
-        tables["uncertainty_profiles"] = uncertainty.profile_intervals().rename(
-            columns={"TIME": f"TIME ({model.units.get('time', 'h')})"})
-        tables["uncertainty_summary"] = uncertainty.summary_intervals()
-        if uncertainty.power is not None:
-            tables["power_draws"] = uncertainty.power
-            tables["assurance"] = uncertainty.assurance()
-        names = list(uncertainty.draws.columns)
-        manifest["uncertainty"] = {
-            "draws": options.draws, "seed": uncertainty.seed, "level_percent": options.level,
-            "interval": interval_text(options.level),
-            "replicates_per_draw": options.replicates,
-            "parameters": [row for row in model.uncertainty.subset(names).table()],
-            "not_drawn": [n for n in model.uncertainty.names if n not in names],
-            "populations": "common random numbers: every draw simulates the same virtual subjects (seed and ids of "
-                           "the ordinary run), so the spread over draws is parameter uncertainty alone"}
-    if scenario.sensitivity is not None:
-        from ._sensitivity import run_sensitivity, sensitivity_table
-
-        sensitivity = run_sensitivity(scenario, population, executor=executor, progress=progress)
-        tables["sensitivity"] = sensitivity_table(*sensitivity)
-        options = scenario.sensitivity
-        manifest["sensitivity"] = {
-            "metrics": [m.label for m in options.metrics],
-            "parameters": list(options.parameters or model.uncertainty.names),
-            "subjects": options.n or scenario.n, "replicates": options.replicates,
-            "local": "one at a time, each parameter at the ends of its uncertainty (a range's low and high, else "
-                     "its 2.5 % and 97.5 % quantiles), the others at their values",
-            "sobol": None if options.sobol is None else {
-                "metric": options.sobol.metric.label, "samples": options.sobol.samples,
-                "evaluations": int(sensitivity[1].attrs.get("evaluations", 0)),
-                "bootstrap": options.sobol.bootstrap, "seed": options.sobol.seed,
-                "method": "SALib Sobol' sampling (Saltelli) and analysis, first-order and total indices, 95 % "
-                          "bootstrap intervals; a covariance block is one group"}}
-    return uncertainty, sensitivity, tables, manifest
+    options = scenario.uncertainty
+    uncertainty = scenario_with_uncertainty(scenario, population, executor=executor, progress=progress)
+    tables = {"uncertainty_draws": uncertainty.draws.reset_index(),
+              "uncertainty_profiles": uncertainty.profile_intervals().rename(
+                  columns={"TIME": f"TIME ({model.units.get('time', 'h')})"}),
+              "uncertainty_summary": uncertainty.summary_intervals()}
+    if uncertainty.power is not None:
+        tables["power_draws"] = uncertainty.power
+        tables["assurance"] = uncertainty.assurance()
+    names = list(uncertainty.draws.columns)
+    manifest = {"uncertainty": {
+        "draws": options.draws, "seed": uncertainty.seed, "level_percent": options.level,
+        "interval": interval_text(options.level),
+        "replicates_per_draw": options.replicates,
+        "parameters": model.uncertainty.subset(names).table(),
+        "not_drawn": [n for n in model.uncertainty.names if n not in names],
+        "populations": "common random numbers: every draw simulates the same virtual subjects (seed and ids of "
+                       "the ordinary run), so the spread over draws is parameter uncertainty alone"}}
+    return uncertainty, tables, manifest
 
 
 def uncertainty_lines(run, scenario):

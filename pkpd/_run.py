@@ -226,12 +226,17 @@ def run_scenario(scenario: Scenario, outdir: Path | str | None = None, *, force:
 
         power, extra = run_trial_section(scenario, progress=progress, executor=executor)
     uncertainty, sensitivity, tables = None, None, {}
-    if scenario.uncertainty is not None or scenario.sensitivity is not None:
-        from ._draws import run_sections
+    if scenario.uncertainty is not None:
+        from ._draws import uncertainty_section
 
-        uncertainty, sensitivity, tables, more = run_sections(scenario, population, executor=executor,
-                                                              progress=progress)
+        uncertainty, tables, more = uncertainty_section(scenario, population, executor=executor, progress=progress)
         extra = {**extra, **more}
+    if scenario.sensitivity is not None:
+        from ._sensitivity import sensitivity_section
+
+        sensitivity, more_tables, more = sensitivity_section(scenario, population, executor=executor,
+                                                             progress=progress)
+        tables, extra = {**tables, **more_tables}, {**extra, **more}
     info = manifest(scenario, population, time.perf_counter() - started, results, extra)
     run = RunResult(profiles=profiles, exposure=exposure, summary=summary, manifest=info, results=results,
                     power=power, uncertainty=uncertainty, sensitivity=sensitivity, tables=tables)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from ._draws import run_draws, scenario_context
 from ._errors import PkpdError
+from ._population import Population
 
 SENSITIVITY_KEYS = ["metrics", "parameters", "n", "replicates", "sobol"]
 SOBOL_KEYS = ["metric", "arm", "samples", "bootstrap", "seed"]
@@ -275,9 +276,7 @@ def run_sensitivity(scenario, population, *, executor=None, progress=True):
     """The scenario's ``[sensitivity]``: the tornado table and, with ``sobol``, the Sobol table."""
     options = scenario.sensitivity
     if options.n is not None:
-        from ._run import make_population
-
-        population = make_population(scenario, options.n)
+        population = Population(options.n, seed=scenario.seed, **scenario.population_spec)
     local = tornado(scenario, population, options, executor=executor, progress=progress)
     sobol = scenario_sobol(scenario, population, options, executor=executor, progress=progress) \
         if options.sobol is not None else None
@@ -290,5 +289,36 @@ def sensitivity_table(local, sobol):
     return pd.concat(frames, ignore_index=True)
 
 
+def sensitivity_section(scenario, population, *, executor=None, progress=True):
+    """For ``pkpd run``: the ``[sensitivity]`` analyses of a scenario.
 
-__all__ = ["tornado", "sobol_indices", "scenario_sobol", "run_sensitivity", "sensitivity_table"]
+    Returns
+    -------
+    sensitivity : (tornado table, Sobol table or None)
+    tables : dict of str to DataFrame
+        ``sensitivity``: the CSV file to write.
+    manifest : dict
+        What the manifest records about them.
+    """
+    model = scenario.model
+    tables, manifest = {}, {}
+    sensitivity = run_sensitivity(scenario, population, executor=executor, progress=progress)
+    tables["sensitivity"] = sensitivity_table(*sensitivity)
+    options = scenario.sensitivity
+    manifest["sensitivity"] = {
+        "metrics": [m.label for m in options.metrics],
+        "parameters": list(options.parameters or model.uncertainty.names),
+        "subjects": options.n or scenario.n, "replicates": options.replicates,
+        "local": "one at a time, each parameter at the ends of its uncertainty (a range's low and high, else "
+                 "its 2.5 % and 97.5 % quantiles), the others at their values",
+        "sobol": None if options.sobol is None else {
+            "metric": options.sobol.metric.label, "samples": options.sobol.samples,
+            "evaluations": int(sensitivity[1].attrs.get("evaluations", 0)),
+            "bootstrap": options.sobol.bootstrap, "seed": options.sobol.seed,
+            "method": "SALib Sobol' sampling (Saltelli) and analysis, first-order and total indices, 95 % "
+                      "bootstrap intervals; a covariance block is one group"}}
+    return sensitivity, tables, manifest
+
+
+__all__ = ["tornado", "sobol_indices", "scenario_sobol", "run_sensitivity", "sensitivity_table",
+           "sensitivity_section"]

@@ -102,7 +102,10 @@ def assurance_figure(result, power=None, target=0.8):
     right.set_xlim(0, 100)
     right.set_xlabel("Power (%)")
     right.set_ylabel("Fraction of parameter draws")
-    right.set_title(f"distribution of power over draws: {comparisons[0]}", fontsize=6.5)
+    right.set_title("distribution of power over draws (first comparison)", fontsize=6.5)
+    sizes = np.unique(table["n_total"].to_numpy(float))
+    if sizes.size <= 10:
+        left.set_xticks(sizes, [f"{v:g}" for v in sizes])
     right.legend(loc="lower right")
     handles, labels = left.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=1)

@@ -14,7 +14,8 @@ import pytest
 from scipy import stats
 
 import pkpd
-from pkpd._draws import UncertaintyOptions, scenario_with
+from pkpd import UncertaintyOptions
+from pkpd._draws import scenario_with
 from pkpd._errors import ModelError, ScenarioError
 from pkpd._model import Parameter
 from pkpd._uncertainty import parse_uncertainty
