@@ -26,6 +26,7 @@ PUBLIC_MODULES = [
     "pkpd/_simulate_data.py",  # simulate_data
     "pkpd/_trial.py",          # trial
     "pkpd/_figures.py",        # figure_set, write_figures
+    "pkpd/_draws.py",          # UncertaintyOptions
 ]
 
 
