@@ -284,3 +284,19 @@ def test_library_assumptions_of_ketamine_mg_pain_all_have_a_range():
     assert missing == []
     for name in model.uncertainty.names:
         assert model.uncertainty.marginals[name].source
+
+
+@pytest.mark.models("ketamine_mg_pain")
+def test_the_assurance_figure_draws_the_assurance_and_the_band_of_power(tmp_path):
+    from pkpd._uncertainty_figures import assurance_figure
+
+    result = pkpd.trial(_trial_scenario(tmp_path), uncertainty=UncertaintyOptions(draws=3, parameters=("C50_CHR",)))
+    table = result.assurance()
+    fig = assurance_figure(result)
+    axes = fig.axes[0]
+    comparison = table["comparison"].iloc[0]
+    line = next(l for l in axes.get_lines() if l.get_label() == f"assurance: {comparison}")
+    assert np.allclose(line.get_ydata(), 100 * table["assurance"]) and np.allclose(line.get_xdata(), table["n_total"])
+    band = next(c for c in axes.collections if c.get_label() == f"_power_band|{comparison}")
+    y = band.get_paths()[0].vertices[:, 1]
+    assert np.isclose(y.min(), 100 * table["power_low"].min()) and np.isclose(y.max(), 100 * table["power_high"].max())
