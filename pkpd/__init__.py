@@ -11,6 +11,7 @@ Population                 covariates and per-subject random streams, seeded
 load_scenario, run_scenario  scenario files (``scenarios/*.toml``) and what ``pkpd run`` writes
 trial                      crossover / parallel trial replicates -> power table
 search, SearchResult       the regimen (doses, rates, intervals) that best meets population targets within limits
+UncertaintyOptions         simulate(..., uncertainty=) / trial(..., uncertainty=): parameter draws
 figure_set, write_figures  the protocol figures of a run (matplotlib Figures; PNG + SVG files)
 library_models             names of the shipped models
 PkpdError                  every error for bad input (a ValueError), with the fields file, key, row,
@@ -25,6 +26,7 @@ from ._model import Model, library_models, load_model
 from ._population import Population
 from ._regimen import Dose, Regimen
 from ._simulate import SimulationResult, simulate, simulate_summary
+from ._draws import UncertaintyOptions
 from ._run import run_scenario
 from ._scenario import load_scenario
 from ._search import SearchResult, search
@@ -33,7 +35,8 @@ from ._simulate_data import simulate_data
 __version__ = "0.1.0"
 
 __all__ = ["load_model", "Model", "library_models", "simulate_data", "simulate", "simulate_summary", "SimulationResult",
-           "Dose", "Regimen", "Population", "load_scenario", "run_scenario", "trial", "search", "SearchResult", "figure_set", "write_figures",
+           "Dose", "Regimen", "Population", "load_scenario", "run_scenario", "trial", "search", "SearchResult",
+           "figure_set", "write_figures", "UncertaintyOptions",
            "PkpdError", "ModelError", "ExpressionError", "DataError", "ScenarioError", "PopulationError",
            "RandomStreamError", "ResourceError", "OutputError", "SimulationError",
            "__version__"]

@@ -187,6 +187,7 @@ def _run(arguments):
         files.append("power.csv")
     if result.search is not None:
         files += [name for name in ("search.csv", "search_arm.toml") if name in info.get("output_files", [])]
+    files += [f"{name}.csv" for name in result.tables]
     if not arguments.no_figures:
         files.append(f"figures/ ({len(info.get('figures', []))} figures)")
     print(f"wrote {arguments.output}/: {', '.join(files)}")
@@ -272,6 +273,10 @@ def _summary_lines(result, scenario):
         for comparison, needed in sample_size_for_power(result.power).items():
             lines.append(f"  power {comparison:40s} " + (f"80 % reached at n = {needed:g} (smallest of the grid)"
                                                          if needed is not None else "80 % not reached in the grid"))
+    if result.uncertainty is not None or result.sensitivity is not None:
+        from ._draws import uncertainty_lines
+
+        lines += uncertainty_lines(result, scenario)
     return "\n".join(lines)
 
 

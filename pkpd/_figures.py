@@ -1308,6 +1308,11 @@ def figure_set(run: "RunResult", scenario: "Scenario") -> Iterator[tuple[str, Fi
             + f".{endpoint} Model {info['model']['name']}, "
             f"seed {info['seed']}, pkpd {info['versions'].get('pkpd')}, scenario {info['scenario']['file']}.")
 
+    if getattr(run, "uncertainty", None) is not None or getattr(run, "sensitivity", None) is not None:
+        from ._uncertainty_figures import uncertainty_figures
+
+        yield from uncertainty_figures(run, scenario)
+
 
 def save_figure(fig, folder, stem, caption):
     """Write `stem`.png (300 dpi) and `stem`.svg with the caption in their metadata; close the figure.

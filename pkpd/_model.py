@@ -36,13 +36,14 @@ import numba
 from . import _expr
 from ._errors import ModelError, PkpdError, suggestion
 from ._numba_cache import guard
+from ._uncertainty import ParameterUncertainty, parse_uncertainty
 
 __all__ = ["Model", "load_model", "library_models", "model_directories"]
 
 CODEGEN_VERSION = "3"   # 2: Numba cache files end in a checksum; 3: model functions only, the engine apart
 _SECTIONS = ["model", "compartments", "parameters", "covariates", "derived", "odes",
-             "dosing", "outputs", "initial", "variability", "residual", "drugs"]
-_PARAMETER_KEYS = ["value", "unit", "description", "source", "reliability", "assumption", "allowed"]
+             "dosing", "outputs", "initial", "variability", "residual", "drugs", "uncertainty"]
+_PARAMETER_KEYS = ["value", "unit", "description", "source", "reliability", "assumption", "allowed", "uncertainty"]
 _COVARIATE_KEYS = ["value", "unit", "description", "source", "reliability", "assumption", "distribution"]
 _OUTPUT_KEYS = ["expr", "unit", "role", "analyte", "matrix", "event", "description", "source", "reliability",
                 "assumption"]
@@ -197,6 +198,9 @@ class Model:
     unfolded : Model or None
         For a copy with constants folded in (:meth:`with_constants`), the model it
         was folded from; None otherwise.
+    uncertainty : ParameterUncertainty
+        What is not known about the parameters (each one's ``uncertainty`` key and the
+        ``[[uncertainty]]`` covariance blocks; see :mod:`pkpd._uncertainty`); empty when none.
     """
     name: str
     path: Path
@@ -219,6 +223,7 @@ class Model:
     compartment_units: dict
     is_linear: bool
     _trees: dict = field(repr=False, default_factory=dict)
+    uncertainty: ParameterUncertainty = field(repr=False, compare=False, default_factory=ParameterUncertainty)
     unfolded: "Model | None" = field(repr=False, compare=False, default=None)
     _module: object = field(repr=False, compare=False, default=None)  # compiled on first use: see `module`
     _kernels: object = field(repr=False, compare=False, default=None)  # see `kernels`
@@ -261,7 +266,8 @@ class Model:
 
         Values reach the engine as inputs, so the copy shares the compiled module: no
         recompilation. Each changed parameter's ``source`` says it was overridden and
-        keeps the file's value and source; its reliability becomes ``"override"``.
+        keeps the file's value and source; its reliability becomes ``"override"``, and
+        its uncertainty is dropped (a value set by the user is taken as known).
 
         Parameters
         ----------
@@ -300,7 +306,32 @@ class Model:
                 old, value=float(value), reliability="override",
                 source=f"OVERRIDE ({origin}): {float(value):g}{unit} instead of the file's {old.value:g}{unit} "
                        f"(file source: {old.source})")
-        return dataclasses.replace(self, parameters=parameters)  # shares the compiled module
+        known = [n for n in self.uncertainty.names if n not in values]
+        return dataclasses.replace(self, parameters=parameters,  # shares the compiled module
+                                   uncertainty=self.uncertainty.subset(known) if len(known) < len(
+                                       self.uncertainty.names) else self.uncertainty)
+
+    def with_uncertainty(self, specs: Mapping[str, Mapping], blocks: list | tuple = ()) -> "Model":
+        """A copy with another parameter uncertainty (replacing the file's); shares the compiled module.
+
+        Parameters
+        ----------
+        specs : mapping of str to mapping
+            Parameter name -> its ``uncertainty`` table, as in a model file (``{"se": 0.1,
+            "source": "..."}``, ``{"distribution": "log-uniform", "low": 1, "high": 4, "source":
+            "..."}``; see :mod:`pkpd._uncertainty`).
+        blocks : sequence of mapping
+            Covariance blocks, as ``[[uncertainty]]`` tables of a model file.
+
+        Examples
+        --------
+        >>> import pkpd
+        >>> model = pkpd.load_model("pk1cmt").with_uncertainty({"CL": {"rse": 20, "source": "example"}})
+        >>> model.uncertainty.names
+        ['CL']
+        """
+        return dataclasses.replace(self, uncertainty=parse_uncertainty(self.path.name, self.parameters, specs,
+                                                                       list(blocks), where="uncertainty"))
 
     @property
     def kernels(self):
@@ -559,6 +590,10 @@ def _build(path, source, data):
         drugs[name] = dict(spec)
 
     is_linear = _is_linear(trees, compartments)
+    uncertainty = parse_uncertainty(path.name, parameters, {name: spec["uncertainty"] for name, spec in
+                                                            data.get("parameters", {}).items()
+                                                            if isinstance(spec, dict) and "uncertainty" in spec},
+                                    data.get("uncertainty", []))
     model = Model(name=str(header["name"]), path=path.resolve(), description=str(header.get("description", "")),
                   source_text=source, units=dict(header.get("units", {})), compartments=compartments,
                   numbers=numbers, parameters=parameters, covariates=covariates, derived=derived,
@@ -567,7 +602,7 @@ def _build(path, source, data):
                   drugs=drugs, covariate_distributions=covariate_distributions,
                   compartment_units={name: str(spec["unit"]) for name, spec in raw_compartments.items()
                                      if "unit" in spec},
-                  is_linear=is_linear, _trees=trees)
+                  is_linear=is_linear, _trees=trees, uncertainty=uncertainty)
     return model
 
 
@@ -712,11 +747,11 @@ def _hoist(trees, varying):
             if key not in slots:
                 slots[key] = (f"v_h{len(slots)}", node)
             return ast.Name(id=slots[key][0], ctx=ast.Load())
-        for field, value in ast.iter_fields(node):
+        for name, value in ast.iter_fields(node):
             if isinstance(value, list):
-                setattr(node, field, [visit(item) if isinstance(item, ast.AST) else item for item in value])
+                setattr(node, name, [visit(item) if isinstance(item, ast.AST) else item for item in value])
             elif isinstance(value, ast.AST):
-                setattr(node, field, visit(value))
+                setattr(node, name, visit(value))
         return node
 
     with _expr.deep_recursion():

@@ -9,7 +9,7 @@ if pkpd wrote it (:mod:`pkpd._output`).
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +39,9 @@ class RunResult:
     results: dict          # arm name -> SimulationResult
     power: pd.DataFrame | None = None
     search: "SearchResult | None" = None  # of a [search] section
+    uncertainty: object = None        # UncertaintyResult of the [uncertainty] draws
+    sensitivity: tuple | None = None  # (tornado table, Sobol table or None) of [sensitivity]
+    tables: dict = field(default_factory=dict)  # further CSV files: name -> DataFrame
 
 
 def versions():
@@ -236,9 +239,21 @@ def run_scenario(scenario: Scenario, outdir: Path | str | None = None, *, force:
         power, extra = run_trial_section(scenario, progress=progress, executor=executor)
     if found is not None:
         extra["search"] = found.manifest_record()
+    uncertainty, sensitivity, tables = None, None, {}
+    if scenario.uncertainty is not None:
+        from ._draws import uncertainty_section
+
+        uncertainty, tables, more = uncertainty_section(scenario, population, executor=executor, progress=progress)
+        extra = {**extra, **more}
+    if scenario.sensitivity is not None:
+        from ._sensitivity import sensitivity_section
+
+        sensitivity, more_tables, more = sensitivity_section(scenario, population, executor=executor,
+                                                             progress=progress)
+        tables, extra = {**tables, **more_tables}, {**extra, **more}
     info = manifest(scenario, population, time.perf_counter() - started, results, extra)
     run = RunResult(profiles=profiles, exposure=exposure, summary=summary, manifest=info, results=results,
-                    power=power, search=found)
+                    power=power, search=found, uncertainty=uncertainty, sensitivity=sensitivity, tables=tables)
     if outdir is not None:
         _write_atomically(run, scenario, Path(outdir), force=force, figures=figures)
     return run
@@ -267,6 +282,8 @@ def _write_atomically(run, scenario, target, *, force, figures):
             arm = recommended_arm_toml(scenario, run.search)
             if arm is not None:
                 (folder / "search_arm.toml").write_text(arm, encoding="utf-8")
+        for name, table in run.tables.items():
+            write_csv(table, folder / f"{name}.csv", float_format="%.6g")
         if figures:
             from ._figures import write_figures
 

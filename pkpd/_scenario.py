@@ -28,7 +28,7 @@ from ._resources import check_memory
 from ._units import _per_mass, magnitude_in, parse_quantity
 
 TOP_KEYS = ["model", "seed", "description", "parameters", "population", "arms", "sweep", "outputs", "trial",
-            "solver", "search"]
+            "solver", "search", "uncertainty", "sensitivity"]
 POPULATION_KEYS = ["n", "covariates", "correlations", "csv", "variability"]
 ARM_KEYS = ["name", "model", "doses", "parameters", "description"]
 DOSE_KEYS = ["drug", "amount", "duration", "rate", "start", "every", "count", "until", "route"]
@@ -91,6 +91,10 @@ class Scenario:
     search : SearchSpec or None
         The ``[search]`` section checked when the scenario loaded (:mod:`pkpd._search`).
     solver : dict
+    uncertainty : UncertaintyOptions or None
+        The ``[uncertainty]`` section: parameter draws (see :mod:`pkpd._draws`).
+    sensitivity : SensitivityOptions or None
+        The ``[sensitivity]`` section (see :mod:`pkpd._sensitivity`).
     hash : str
         SHA-256 of the file's text.
     """
@@ -115,6 +119,8 @@ class Scenario:
     raw: dict = field(default_factory=dict, repr=False)
     designs: list = field(default_factory=list)
     search: object = None
+    uncertainty: object = None
+    sensitivity: object = None
 
     @property
     def hash(self):
@@ -254,6 +260,11 @@ def check_resources(scenario, max_memory=None):
             seconds += trial_seconds * len(design.sequences)
         size += largest
         what += f", trial {design.replicates:,} replicates x {max(design.sample_sizes):,} patients"
+    if scenario.uncertainty is not None:   # every draw repeats the run; its percentiles are kept
+        draws = scenario.uncertainty.draws
+        size += 8.0 * draws * len(scenario.arms) * len(scenario.variables) * len(scenario.quantiles) * n_times
+        seconds *= 1 + draws
+        what += f", {draws:,} parameter draws"
     check_memory(size, what, max_memory, seconds)
     return size, seconds
 
@@ -424,6 +435,14 @@ def load_scenario(path: Path | str) -> "Scenario":
         from ._search import search_of
 
         scenario = dataclasses.replace(scenario, search=search_of(scenario, check))
+    if "uncertainty" in raw:
+        from ._draws import parse_section
+
+        scenario = dataclasses.replace(scenario, uncertainty=parse_section(check, raw["uncertainty"], model, arms))
+    if "sensitivity" in raw:
+        from ._sensitivity import parse_section as parse_sensitivity
+
+        scenario = dataclasses.replace(scenario, sensitivity=parse_sensitivity(check, raw["sensitivity"], scenario))
     return scenario
 
 

@@ -6,6 +6,7 @@ population stay independent objects; this module joins them into the
 engine's flat event records, subjects in chunks, and collects the outputs.
 """
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -211,7 +212,8 @@ def simulate(model: Model | str, regimen: Regimen | Sequence[Dose], population: 
              *, method: str = DEFAULT.method, rtol: float = DEFAULT.rtol, atol: float = DEFAULT.atol,
              variability: bool = True, chunk_subjects: int | None = None, progress: bool | None = None,
              max_steps: int = DEFAULT.max_steps, occasions: ArrayLike | None = None,
-             max_memory: int | str | None = None, executor: MapExecutor | None = None) -> "SimulationResult":
+             max_memory: int | str | None = None, executor: MapExecutor | None = None,
+             uncertainty: Any = None) -> "SimulationResult":
     """Simulate a regimen in a virtual population.
 
     Parameters
@@ -248,6 +250,12 @@ def simulate(model: Model | str, regimen: Regimen | Sequence[Dose], population: 
         Runs the chunks of subjects elsewhere (a :class:`concurrent.futures.Executor`,
         or :class:`pkpd._distributed.DaskExecutor` for a dask cluster); the results are
         those of the in-process run. By default the chunks run here, one after another.
+        With `uncertainty`, it runs the parameter draws instead.
+    uncertainty : int or pkpd.UncertaintyOptions, optional
+        Parameter uncertainty (the model's, see :mod:`pkpd._uncertainty`): this many draws (or
+        the options), each simulating the same virtual subjects; returns a
+        :class:`pkpd._draws.UncertaintyResult` (percentiles and exposure statistics per draw,
+        and their intervals over draws) instead of a SimulationResult.
 
     Returns
     -------
@@ -261,6 +269,11 @@ def simulate(model: Model | str, regimen: Regimen | Sequence[Dose], population: 
     >>> result.values.shape
     (10, 25, 1)
     """
+    if uncertainty is not None:
+        from ._draws import simulate_with_uncertainty
+
+        return simulate_with_uncertainty(model, regimen, population, times, uncertainty, method=method, rtol=rtol,
+                                         atol=atol, variability=variability, progress=progress, executor=executor)
     run = SimulationPlan(model, regimen, population, times, method=method, rtol=rtol, atol=atol,
                          variability=variability, chunk_subjects=chunk_subjects, progress=progress,
                          max_steps=max_steps, occasions=occasions, max_memory=max_memory)
@@ -425,7 +438,7 @@ class SimulationPlan:
                                               None)
             self.occasion_table = occasion_inputs(model, population, inputs, occasions, variability=variability)
         if method == "auto" and not model.is_linear:
-            model = _linear_specialisation(model)
+            model = linear_specialisation(model)
         if method == "auto":  # decided once for the whole run: the same method for every chunk
             method = resolve_method(model, "auto", span=float(self.template[0][-1] - self.template[0][0]))
         self.model = model
@@ -502,8 +515,8 @@ class SimulationPlan:
 
 def engine_variants(model):
     """The models whose engines :func:`simulate` may run for `model`: itself and, when folding its
-    zero-valued switches makes it linear, that specialisation (see :func:`_linear_specialisation`)."""
-    special = _linear_specialisation(model)
+    zero-valued switches makes it linear, that specialisation (see :func:`linear_specialisation`)."""
+    special = linear_specialisation(model)
     return [model] if special is model else [model, special]
 
 
@@ -515,7 +528,11 @@ def engines_compiled(model):
     return is_cached() and all(is_compiled(variant) for variant in engine_variants(model))
 
 
-def _linear_specialisation(model):
+_INVOLVED: dict = {}        # (model file, source hash) -> parameters in the nonlinear terms, without random effects
+_SPECIALISATIONS: dict = {}  # (model file, source hash, folded parameters) -> the model with them folded
+
+
+def linear_specialisation(model, load=False):
     """The model with its zero-valued fixed parameters folded in, if that makes it linear.
 
     A parameter without random effects whose value is exactly 0 (e.g. an interaction
@@ -524,18 +541,32 @@ def _linear_specialisation(model):
     appear in the nonlinear terms (directly or through derived names) are folded, so the
     values of unrelated switches (MG_SOURCE, NK_ANTAG) do not change the generated code
     and never cause a recompilation.
+
+    The symbolic work is done once per model source and set of folded parameters: a model
+    derived with other values (``with_parameters``, e.g. parameter draws) gets a copy of the
+    same specialisation with its own values. With `load`, that specialisation's compiled
+    module is loaded first, so that every copy shares it.
     """
     if model.is_linear:
         return model
-    random = set(model.variability.get("iiv", {}).get("parameters", []))
-    random |= set(model.variability.get("iov", {}).get("parameters", []))
-    involved = _nonlinear_names(model)
-    zeros = {name: 0.0 for name, p in model.parameters.items()
-             if p.value == 0.0 and name not in random and name in involved}
+    key = (str(model.path), model.hash)
+    if key not in _INVOLVED:
+        random = set(model.variability.get("iiv", {}).get("parameters", []))
+        random |= set(model.variability.get("iov", {}).get("parameters", []))
+        _INVOLVED[key] = sorted((_nonlinear_names(model) & set(model.parameters)) - random)
+    zeros = tuple(name for name in _INVOLVED[key] if model.parameters[name].value == 0.0)
     if not zeros:
         return model
-    special = model.with_constants(zeros)
-    return special if special.is_linear else model
+    if key + (zeros,) not in _SPECIALISATIONS:
+        _SPECIALISATIONS[key + (zeros,)] = model.with_constants(dict.fromkeys(zeros, 0.0))
+    special = _SPECIALISATIONS[key + (zeros,)]
+    if not special.is_linear:
+        return model
+    if load:
+        special.module
+    if special.unfolded is model:
+        return special
+    return dataclasses.replace(special, parameters=model.parameters, uncertainty=model.uncertainty, unfolded=model)
 
 
 def _nonlinear_names(model):

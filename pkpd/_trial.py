@@ -446,7 +446,7 @@ def designs_of(scenario):
     return [parse_trial(scenario, common | {"arms": [versus, name]}) for name in names if name != versus]
 
 
-def trial(scenario, *, replicates=None, progress=False, executor=None, chunk_replicates=50):
+def trial(scenario, *, replicates=None, progress=False, executor=None, chunk_replicates=50, uncertainty=None):
     """Simulate and analyse the scenario's trial; return the power table.
 
     Parameters
@@ -459,6 +459,12 @@ def trial(scenario, *, replicates=None, progress=False, executor=None, chunk_rep
         Runs chunks of `chunk_replicates` replicate trials elsewhere (a
         :class:`concurrent.futures.Executor`, or :class:`pkpd._distributed.DaskExecutor`);
         only their endpoint arrays come back, and the table is the in-process one.
+        With `uncertainty`, it runs the parameter draws instead.
+    uncertainty : int or pkpd.UncertaintyOptions, optional
+        Parameter uncertainty: this many draws of the model's parameters (or the options),
+        each a whole trial of `replicates` replicates on the same virtual patients. Returns a
+        :class:`pkpd._draws.UncertaintyResult`: ``.power`` per draw, ``.assurance()``
+        (assurance = mean power over draws, with the distribution of power).
 
     Returns
     -------
@@ -472,6 +478,11 @@ def trial(scenario, *, replicates=None, progress=False, executor=None, chunk_rep
         scenario = load_scenario(scenario)
     if scenario.trial is None:
         raise ScenarioError("has no [trial] section", file=scenario.path.name)
+    if uncertainty is not None:
+        from ._draws import trial_with_uncertainty
+
+        return trial_with_uncertainty(scenario, uncertainty, replicates=replicates, executor=executor,
+                                      progress=progress)
     tables = []
     for design in scenario.designs:
         if replicates is not None:

@@ -20,6 +20,12 @@ LAZY_CYCLE_EDGES = {
     # search() accepts a scenario file and reads doses by the scenario's unit rules (parse_amount), while
     # loading a scenario checks its [search] section with _search's parser; as for _trial
     ("_search", "_scenario"),
+    # simulate(uncertainty=) and trial(uncertainty=) hand over to the parameter draws, and each draw's
+    # evaluation runs simulate() and trial()
+    ("_simulate", "_draws"),
+    ("_trial", "_draws"),
+    # the figure set of a run ends with the uncertainty figures, which draw with _figures' helpers
+    ("_figures", "_uncertainty_figures"),
 }
 
 # (importing module, module, name): leading-underscore names used across modules today. Shrink it;
@@ -28,6 +34,12 @@ PRIVATE_USES = {
     ("_model", "_units", "_parse_unit"),
     ("_model", "_units", "_per_mass"),
     ("_scenario", "_units", "_per_mass"),
+    # the uncertainty figures keep the house style of the others with its helpers; public once
+    # _figures is split into a package
+    ("_uncertainty_figures", "_figures", "_label"),
+    ("_uncertainty_figures", "_figures", "_new_figure"),
+    ("_uncertainty_figures", "_figures", "_styled"),
+    ("_uncertainty_figures", "_figures", "_time_scale"),
 }
 
 
