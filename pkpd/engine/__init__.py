@@ -36,6 +36,8 @@ def _rebuild(cache):
 
 def is_cached():
     """Whether Numba's disk cache holds the compiled engine (no compilation on first use)."""
+    if not hasattr(run_population, "_cache"):   # NUMBA_DISABLE_JIT=1: nothing is compiled
+        return True
     return os.path.exists(run_population._cache._cache_file._index_path)
 
 

@@ -1,21 +1,25 @@
 """The engine's calls into a model (its :class:`~pkpd.engine.interface.ModelKernels`)."""
 
+import numba
 from numba import types
 from numba.extending import intrinsic
 
 from .._jit import jit
 
+if numba.config.DISABLE_JIT:   # the engine runs as Python (coverage): model functions take flat arrays
+    def data(array):
+        return array.reshape(-1)
+else:
+    @intrinsic
+    def data(typingctx, array):
+        """The pointer to an array's first element, for a model function: no reference counting and
+        no ctypes object (``array.ctypes`` costs atomic operations on every call)."""
+        signature = types.CPointer(array.dtype)(array)
 
-@intrinsic
-def data(typingctx, array):
-    """The pointer to an array's first element, for a model function: no reference counting and
-    no ctypes object (``array.ctypes`` costs atomic operations on every call)."""
-    signature = types.CPointer(array.dtype)(array)
+        def codegen(context, builder, sig, args):
+            return context.make_array(array)(context, builder, args[0]).data
 
-    def codegen(context, builder, sig, args):
-        return context.make_array(array)(context, builder, args[0]).data
-
-    return signature, codegen
+        return signature, codegen
 
 
 @jit(inline="always")

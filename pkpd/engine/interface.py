@@ -26,6 +26,7 @@ initial    ``initial(e, y)``              initial amounts
 import ctypes
 from typing import NamedTuple
 
+import numba
 from numba import types
 from numba.core import sigutils
 from numba.core.ccallback import CFunc
@@ -59,7 +60,12 @@ class ModelKernels(NamedTuple):
 def compile_model_functions(module, guard=None):
     """The :class:`ModelKernels` of a model's generated module (plain functions ``model_<name>``),
     each compiled as a C callback with Numba's disk cache; `guard(cache)`, if given, is
-    called on each function's cache before it is first read (see pkpd._numba_cache)."""
+    called on each function's cache before it is first read (see pkpd._numba_cache).
+
+    Under ``NUMBA_DISABLE_JIT=1`` (the engine's coverage run) the plain Python functions, which
+    take flat arrays where the compiled ones take pointers (see :func:`pointer`)."""
+    if numba.config.DISABLE_JIT:
+        return ModelKernels(**{name: getattr(module, f"model_{name}") for name in SIGNATURES})
     compiled = {}
     for name, signature in SIGNATURES.items():
         function = CFunc(getattr(module, f"model_{name}"), sigutils.normalize_signature(signature), locals={}, options=_CFUNC_OPTIONS)
@@ -76,4 +82,6 @@ def pointer(array):
     """A C-contiguous float64 array as the pointer a model function takes (Python calls)."""
     if array.dtype != "float64" or not array.flags.c_contiguous:
         raise TypeError("model functions take C-contiguous float64 arrays")
+    if numba.config.DISABLE_JIT:
+        return array.reshape(-1)
     return array.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
