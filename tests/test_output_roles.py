@@ -142,7 +142,7 @@ def _scenario_with(model_file, variables):
 def _summary(outputs, arms=("placebo", "drug")):
     rows = [dict(arm=arm, output=output, metric=metric, median=0.5, p5=0.1, p95=0.9, mean=0.25 * (i + 1),
                  n=10, unit="1") for i, arm in enumerate(arms) for output in outputs for metric in ("cmax", "auc")]
-    return SimpleNamespace(summary=pd.DataFrame(rows), power=None)
+    return SimpleNamespace(summary=pd.DataFrame(rows), power=None, uncertainty=None, sensitivity=None)
 
 
 def test_adverse_event_line_follows_the_role_not_the_name(tmp_path):
@@ -219,7 +219,7 @@ def test_figures_choose_outputs_by_role_and_label_their_axes(study):
     # an output of role adverse_event_probability, whatever its name, gets the adverse-event figure
     risk = _with_output(scenario, "CP", role="adverse_event_probability", event="toy event", analyte="", matrix="")
     fig = _figures.adverse_event_figure(run, risk)
-    assert fig.axes[0].get_xlabel() == "Toy event\n(expected % of subjects)"
+    assert fig.axes[0].get_xlabel().startswith("Toy event\n(expected % of subjects)\nerror bars: Monte Carlo 95 %")
     assert "adverse_events" in stems(risk)
     # an output of role pain_score is drawn as the daily-pain figure, not as a time course
     pain = _with_output(scenario, "CP", role="pain_score", analyte="", matrix="")
