@@ -2,6 +2,7 @@
 
 import numba
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .._jit import jit
@@ -9,7 +10,23 @@ from .._jit import jit
 if numba.config.DISABLE_JIT:   # the engine runs as Python (coverage): model functions take flat arrays
     def data(array):
         return array.reshape(-1)
+
+    def row_data(matrix, row):
+        return matrix[row]
 else:
+    @intrinsic
+    def row_data(typingctx, matrix, row):
+        """The pointer to matrix[row, 0] (C-contiguous), without making a view of the row (a view
+        costs an atomic reference-count pair)."""
+        signature = types.CPointer(matrix.dtype)(matrix, row)
+
+        def codegen(context, builder, sig, args):
+            array = context.make_array(matrix)(context, builder, args[0])
+            zero = context.get_constant(types.intp, 0)
+            return cgutils.get_item_pointer(context, builder, matrix, array, [args[1], zero], wraparound=False)
+
+        return signature, codegen
+
     @intrinsic
     def data(typingctx, array):
         """The pointer to an array's first element, for a model function: no reference counting and
@@ -22,7 +39,7 @@ else:
         return signature, codegen
 
 
-@jit(inline="always")
+@jit
 def evaluate_rhs(model, y, e, rate, dydt):
     """dydt = the model's right-hand side at y, plus the dose rates."""
     model.rhs(data(y), data(e), data(dydt))
@@ -31,6 +48,14 @@ def evaluate_rhs(model, y, e, rate, dydt):
 
 
 @jit(inline="always")
+def stage_rhs(model, work, source, target, e, rate):
+    """work[target] = the right-hand side at the state in work[source], plus the dose rates."""
+    model.rhs(row_data(work, source), data(e), row_data(work, target))
+    for i in range(work.shape[1]):
+        work[target, i] += rate[i]
+
+
+@jit
 def record_output(model, row, y, e, out_state, out_values):
     """Write state y and the model's outputs at y into row `row` of the results."""
     for i in range(y.size):
@@ -38,7 +63,7 @@ def record_output(model, row, y, e, out_state, out_values):
     model.outputs(data(y), data(e), data(out_values[row]))
 
 
-@jit(inline="always")
+@jit
 def load_env(model, P, row, e):
     """e = the inputs of parameter row `row`, then the model's derived parameters."""
     for c in range(P.shape[1]):

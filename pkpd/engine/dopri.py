@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from .._jit import jit
-from .calls import evaluate_rhs
+from .calls import evaluate_rhs, stage_rhs
 from .constants import W_ERR, W_K, W_NEW, W_TMP, W_Y0
 
 ORDER = 5.0   # the controller's exponent is 1/ORDER: local error of the embedded pair
@@ -89,44 +89,41 @@ def initial_step(model, t0, t1, y, rate, e, rtol, atol, work):
 
 @jit
 def dopri_step(model, h, y, rate, e, work):
-    """One Dormand-Prince step from y, its first stage already in work[W_K] (first same as last)."""
+    """One Dormand-Prince step from y, its first stage already in work[W_K] (first same as last).
+
+    Stages are rows of work, read by index and passed to the model as pointers: no array views
+    (each costs an atomic reference-count pair) on the hot path."""
     n = y.size
-    k1 = work[W_K]
-    k2 = work[W_K + 1]
-    k3 = work[W_K + 2]
-    k4 = work[W_K + 3]
-    k5 = work[W_K + 4]
-    k6 = work[W_K + 5]
-    k7 = work[W_K + 6]
-    tmp = work[W_TMP]
-    new = work[W_NEW]
+    K = W_K
     for i in range(n):
-        tmp[i] = y[i] + h * A21 * k1[i]
-    evaluate_rhs(model, tmp, e, rate, k2)
+        work[W_TMP, i] = y[i] + h * A21 * work[K, i]
+    stage_rhs(model, work, W_TMP, K + 1, e, rate)
     for i in range(n):
-        tmp[i] = y[i] + h * (A31 * k1[i] + A32 * k2[i])
-    evaluate_rhs(model, tmp, e, rate, k3)
+        work[W_TMP, i] = y[i] + h * (A31 * work[K, i] + A32 * work[K + 1, i])
+    stage_rhs(model, work, W_TMP, K + 2, e, rate)
     for i in range(n):
-        tmp[i] = y[i] + h * (A41 * k1[i] + A42 * k2[i] + A43 * k3[i])
-    evaluate_rhs(model, tmp, e, rate, k4)
+        work[W_TMP, i] = y[i] + h * (A41 * work[K, i] + A42 * work[K + 1, i] + A43 * work[K + 2, i])
+    stage_rhs(model, work, W_TMP, K + 3, e, rate)
     for i in range(n):
-        tmp[i] = y[i] + h * (A51 * k1[i] + A52 * k2[i] + A53 * k3[i] + A54 * k4[i])
-    evaluate_rhs(model, tmp, e, rate, k5)
+        work[W_TMP, i] = y[i] + h * (A51 * work[K, i] + A52 * work[K + 1, i] + A53 * work[K + 2, i]
+                                     + A54 * work[K + 3, i])
+    stage_rhs(model, work, W_TMP, K + 4, e, rate)
     for i in range(n):
-        tmp[i] = y[i] + h * (A61 * k1[i] + A62 * k2[i] + A63 * k3[i] + A64 * k4[i] + A65 * k5[i])
-    evaluate_rhs(model, tmp, e, rate, k6)
+        work[W_TMP, i] = y[i] + h * (A61 * work[K, i] + A62 * work[K + 1, i] + A63 * work[K + 2, i]
+                                     + A64 * work[K + 3, i] + A65 * work[K + 4, i])
+    stage_rhs(model, work, W_TMP, K + 5, e, rate)
     for i in range(n):
-        new[i] = y[i] + h * (B1 * k1[i] + B3 * k3[i] + B4 * k4[i] + B5 * k5[i] + B6 * k6[i])
-    evaluate_rhs(model, new, e, rate, k7)
-    err = work[W_ERR]
+        work[W_NEW, i] = y[i] + h * (B1 * work[K, i] + B3 * work[K + 2, i] + B4 * work[K + 3, i]
+                                     + B5 * work[K + 4, i] + B6 * work[K + 5, i])
+    stage_rhs(model, work, W_NEW, K + 6, e, rate)
     for i in range(n):
         acc = 0.0
         for s in range(7):
-            acc += work[W_K + s, i] * E[s]
-        err[i] = h * acc
+            acc += work[K + s, i] * E[s]
+        work[W_ERR, i] = h * acc
 
 
-@jit(inline="always")
+@jit
 def dopri_dense(x, h, work):
     """State at fraction x of the step of length h just taken from work[W_Y0], into work[W_TMP]:
     y = y0 + h * K^T P [x, x^2, x^3, x^4].
@@ -145,7 +142,7 @@ def dopri_dense(x, h, work):
         work[W_TMP, i] = work[W_Y0, i] + h * work[W_TMP, i]
 
 
-@jit(inline="always")
+@jit
 def first_same_as_last(work):
     """After an accepted step, its last stage is the next step's first."""
     for i in range(work.shape[1]):

@@ -11,7 +11,7 @@ from .constants import (MOD_ALAG, MOD_D, MOD_F, MOD_R, Q_DURATION, Q_SEQUENCE, Q
 
 # --- the event queue -------------------------------------------------------------------
 
-@jit(inline="always")
+@jit
 def queue_push(qf, qi, count, sequence, time, kind, cmt, value, duration):
     """Add an event; returns the new count, -1 when the queue is full."""
     if count >= qf.shape[0]:
@@ -25,7 +25,7 @@ def queue_push(qf, qi, count, sequence, time, kind, cmt, value, duration):
     return count + 1
 
 
-@jit(inline="always")
+@jit
 def queue_first(qf, count):
     """Index of the earliest pending event (ties: first pushed), or -1."""
     best = -1
@@ -36,7 +36,7 @@ def queue_first(qf, count):
     return best
 
 
-@jit(inline="always")
+@jit
 def queue_remove(qf, qi, count, index):
     last = count - 1
     for c in range(qf.shape[1]):
@@ -48,7 +48,7 @@ def queue_remove(qf, qi, count, index):
 
 # --- doses ---------------------------------------------------------------------------------
 
-@jit(inline="always")
+@jit
 def start_dose(t, cmt, amount, rate_value, duration, y, rate, active, qf, qi, count, sequence):
     """Give a dose now: a bolus adds to y, an infusion adds to the rate vector
     and schedules its end. Returns the new queue count (-1 on overflow)."""
@@ -62,7 +62,7 @@ def start_dose(t, cmt, amount, rate_value, duration, y, rate, active, qf, qi, co
     return queue_push(qf, qi, count, sequence, t + duration, QUEUE_INFUSION_END, cmt, rate_value, 0.0)
 
 
-@jit(inline="always")
+@jit
 def end_infusion(cmt, rate_value, rate, active):
     active[cmt] -= 1
     if active[cmt] <= 0:

@@ -149,7 +149,7 @@ def phi_gamma(a_mat, dt, mats, phi, gamma):
     return True
 
 
-@jit(inline="always")
+@jit
 def invalidate_cache(hstate, n_env):
     for slot in range(CACHE_SLOTS):
         hstate[HS_CACHE + slot * (n_env + 2)] = 0.0
@@ -191,7 +191,7 @@ def transition(model, e, dt, tolerance, hstate, mats, work):
     return index
 
 
-@jit(inline="always")
+@jit
 def constant_term(model, rate, e, work):
     """c = f(0) + rate, the constant of dy/dt = A y + c, into work[W_C]."""
     c_vec = work[W_C]
@@ -225,7 +225,7 @@ def same_length(t, target, last_dt):
     return abs((target - t) - last_dt) <= DT_ULPS * (abs(t) + abs(target))
 
 
-@jit(inline="always")
+@jit
 def exact_step(index, y, mats, work):
     """y <- Phi y + Gamma c with the propagator `index` (see :func:`propagator`): the exact method's
     step (no error estimate, no dense output: its steps end at the output times)."""

@@ -8,10 +8,9 @@ no outputs (the steady-state search). Both take their steps from the same pieces
 
 - a step function per method with one contract (:mod:`~pkpd.engine.dopri`,
   :mod:`~pkpd.engine.rodas`; :mod:`~pkpd.engine.exact` steps land on the output times);
-- :func:`attempt_step` (one step by the method and its error norm), :func:`next_step_size`
-  (the controller) and :func:`accept_step`;
-- the output loops :func:`save_at` (a state at the records' times) and :func:`save_dense`
-  (records inside an accepted step, by the method's dense output).
+- :func:`next_step_size`, the controller (scalars only, inlined);
+- output saving: :func:`save_at` (a state at the records' times) and, inside :func:`integrate`,
+  the loop over the records inside an accepted step, by the method's dense output.
 """
 
 import math
@@ -22,7 +21,7 @@ from .._jit import jit
 from .calls import evaluate_rhs, record_output
 from .constants import (HS_H, METHOD_EXACT, METHOD_RK45, OPT_ATOL, OPT_H_MAX, OPT_MAX_STEPS, OPT_METHOD,
                         OPT_RTOL, STATUS_MAX_STEPS, STATUS_NOT_FINITE, STATUS_OK, STATUS_PROPAGATOR_NOT_FINITE,
-                        STATUS_STEP_UNDERFLOW, W_ERR, W_K, W_NEW, W_TMP, W_Y0)
+                        STATUS_STEP_UNDERFLOW, W_ERR, W_G, W_K, W_NEW, W_TMP, W_Y0)
 from .dopri import ORDER as DOPRI_ORDER
 from .dopri import dopri_dense, dopri_step, first_same_as_last, initial_step
 from .exact import constant_term, exact_step, propagator, same_length
@@ -32,14 +31,11 @@ from .rodas import rodas_dense, rodas_step
 
 # the first stage of the next Dormand-Prince step: to evaluate, the last stage of the step
 # just accepted, or already in place (after a rejected step)
-STAGE_EVALUATE = np.int64(0)   # typed values, not literals: one compiled version of each callee
-STAGE_FROM_LAST = np.int64(1)
-STAGE_READY = np.int64(2)
 
 
 # --- output saving -------------------------------------------------------------------
 
-@jit(inline="always")
+@jit
 def save_at(model, t_limit, strict, y, e, k, k_to, ev_time, ev_out, out_state, out_values):
     """Write y as the output of the observation records k.. at times up to t_limit
     (before t_limit if strict). Returns the index of the first record not written."""
@@ -49,24 +45,6 @@ def save_at(model, t_limit, strict, y, e, k, k_to, ev_time, ev_out, out_state, o
             break
         if ev_out[k] >= 0:
             record_output(model, ev_out[k], y, e, out_state, out_values)
-        k += 1
-    return k
-
-
-@jit(inline="always")
-def save_dense(model, method, t, t_new, h, strict, e, work, k, k_to, ev_time, ev_out, out_state, out_values):
-    """Write the outputs of the records k.. inside the step [t, t_new] of length h just
-    taken, from the method's dense output. Returns the index of the first record not written."""
-    while k < k_to:
-        te = ev_time[k]
-        if te > t_new or (strict and te >= t_new):
-            break
-        if method == METHOD_RK45:
-            dopri_dense((te - t) / h, h, work)
-        else:
-            rodas_dense((te - t) / h, work)
-        if ev_out[k] >= 0:
-            record_output(model, ev_out[k], work[W_TMP], e, out_state, out_values)
         k += 1
     return k
 
@@ -93,44 +71,6 @@ def next_step_size(h, h_try, error, order, accepted, last):
 
 
 @jit(inline="always")
-def first_step(model, t0, t1, y, rate, e, hstate, opts, work):
-    """(status, step size) to start an interval: the one carried over, or a new estimate."""
-    h = hstate[HS_H]
-    if h <= 0.0:
-        h = initial_step(model, t0, t1, y, rate, e, opts[OPT_RTOL], opts[OPT_ATOL], work)
-        if not (all_finite(work[W_K]) and math.isfinite(h)):   # derivatives at t0 not finite (e.g. V = 0)
-            return STATUS_NOT_FINITE, h
-        if h <= 0.0:   # the estimate underflowed (derivatives near overflow): the controller finds the step
-            h = 1e-6 * (t1 - t0)
-    return STATUS_OK, h
-
-
-@jit(inline="always")
-def attempt_step(model, method, h, y, rate, e, opts, work, mats, stage):
-    """One step of length h from y by the method (new state in work[W_NEW]); returns its error norm
-    (1e10 when the new state is not finite)."""
-    if method == METHOD_RK45:
-        if stage == STAGE_EVALUATE:
-            evaluate_rhs(model, y, e, rate, work[W_K])
-        elif stage == STAGE_FROM_LAST:
-            first_same_as_last(work)
-        dopri_step(model, h, y, rate, e, work)
-    else:
-        rodas_step(model, h, y, rate, e, work, mats)
-    if not all_finite(work[W_NEW]):
-        return 1e10
-    return error_norm(work[W_ERR], y, work[W_NEW], opts[OPT_RTOL], opts[OPT_ATOL])
-
-
-@jit(inline="always")
-def accept_step(y, work):
-    """y <- the new state; its start kept in work[W_Y0] for the dense output."""
-    for i in range(y.size):
-        work[W_Y0, i] = y[i]
-        y[i] = work[W_NEW, i]
-
-
-@jit(inline="always")
 def step_to_try(t, t1, h):
     """(step to try, whether it ends the interval): the last step is stretched or cut to reach t1."""
     if t + h >= t1 or t + 1.01 * h >= t1:
@@ -151,7 +91,13 @@ def integrate(model, t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, stri
     """Advance y from t0 to t1 under constant rates and parameters, writing
     the outputs of observation records k..k_to-1 met on the way (at t1 only if not strict).
 
-    Returns (status, index of the first record not written)."""
+    Returns (status, index of the first record not written).
+
+    The loop takes steps with the method's step function, accepts or rejects them with
+    :func:`next_step_size`, and after each accepted step saves the outputs inside it from the
+    method's dense output. It is written out in one body, with the row views made once:
+    helpers taking arrays, called at every step, cost reference counting (atomic operations)
+    that doubled the time of a step."""
     method = int(opts[OPT_METHOD])
     if method == METHOD_EXACT:
         return exact_integrate(model, t0, t1, y, rate, e, hstate, work, mats, k, k_to, strict,
@@ -159,31 +105,60 @@ def integrate(model, t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, stri
     k = save_at(model, t0, strict and t0 >= t1, y, e, k, k_to, ev_time, ev_out, out_state, out_values)
     if t1 <= t0:
         return STATUS_OK, k
-    status, h = first_step(model, t0, t1, y, rate, e, hstate, opts, work)
-    if status != STATUS_OK:
-        return status, k
+    rtol = opts[OPT_RTOL]
+    atol = opts[OPT_ATOL]
+    max_steps = int(opts[OPT_MAX_STEPS])
+    h_max = opts[OPT_H_MAX]
     order = DOPRI_ORDER if method == METHOD_RK45 else RODAS_ORDER
-    stage = STAGE_READY if method == METHOD_RK45 and hstate[HS_H] <= 0.0 else STAGE_EVALUATE
+    start, dense, new, err = work[W_Y0], work[W_TMP], work[W_NEW], work[W_ERR]
+    h = hstate[HS_H]
+    need_first_stage = True
+    if h <= 0.0:
+        h = initial_step(model, t0, t1, y, rate, e, rtol, atol, work)   # leaves f(t0, y) in work[W_K]
+        if not (all_finite(work[W_K]) and math.isfinite(h)):   # derivatives at t0 not finite (e.g. V = 0)
+            return STATUS_NOT_FINITE, k
+        if h <= 0.0:   # the estimate underflowed (derivatives near overflow): the controller finds the step
+            h = 1e-6 * (t1 - t0)
+        need_first_stage = False
     t = t0
     steps = 0
     while t < t1:
-        if steps >= int(opts[OPT_MAX_STEPS]):
+        if steps >= max_steps:
             return STATUS_MAX_STEPS, k
-        h = min(h, opts[OPT_H_MAX])
+        h = min(h, h_max)
         h_try, last = step_to_try(t, t1, h)
         if below_resolution(h_try, t):   # the rest of the interval is below time resolution: reached
             return STATUS_OK, save_at(model, t1, strict, y, e, k, k_to, ev_time, ev_out, out_state, out_values)
-        error = attempt_step(model, method, h_try, y, rate, e, opts, work, mats, stage)
-        stage = STAGE_READY
+        if method == METHOD_RK45:
+            if need_first_stage:
+                evaluate_rhs(model, y, e, rate, work[W_K])
+            dopri_step(model, h_try, y, rate, e, work)
+        else:
+            rodas_step(model, h_try, y, rate, e, work, mats)
         steps += 1
+        error = error_norm(err, y, new, rtol, atol) if all_finite(new) else 1e10
         h = next_step_size(h, h_try, error, order, error <= 1.0, last)
+        need_first_stage = False   # after a rejected step the first stage is unchanged
         if error <= 1.0:
-            accept_step(y, work)
+            for i in range(y.size):
+                start[i] = y[i]
+                y[i] = new[i]
             t_new = t1 if last else t + h_try
-            k = save_dense(model, method, t, t_new, h_try, strict, e, work, k, k_to, ev_time, ev_out,
-                           out_state, out_values)
+            # the outputs inside the step, from its dense output
+            while k < k_to:
+                te = ev_time[k]
+                if te > t_new or (strict and te >= t_new):
+                    break
+                if method == METHOD_RK45:
+                    dopri_dense((te - t) / h_try, h_try, work)
+                else:
+                    rodas_dense((te - t) / h_try, work)
+                if ev_out[k] >= 0:
+                    record_output(model, ev_out[k], dense, e, out_state, out_values)
+                k += 1
             t = t_new
-            stage = STAGE_FROM_LAST
+            if method == METHOD_RK45:
+                first_same_as_last(work)
         elif below_resolution(h, t):
             return STATUS_STEP_UNDERFLOW, k
     hstate[HS_H] = h
@@ -195,8 +170,10 @@ def integrate(model, t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, stri
 @jit
 def exact_integrate(model, t0, t1, y, rate, e, hstate, work, mats, k, k_to, strict,
                     ev_time, ev_out, out_state, out_values):
-    """The exact counterpart of integrate: steps from output record to output record."""
+    """The exact counterpart of integrate: steps y <- Phi y + Gamma c from output record to output record."""
     constant_term(model, rate, e, work)
+    new, g = work[W_NEW], work[W_G]
+    n = y.size
     last_dt = -1.0
     index = np.int64(0)
     t = t0
@@ -213,7 +190,13 @@ def exact_integrate(model, t0, t1, y, rate, e, hstate, work, mats, k, k_to, stri
                 if index < 0:
                     return STATUS_PROPAGATOR_NOT_FINITE, k
                 last_dt = target - t
-            exact_step(index, y, mats, work)
+            for i in range(n):   # the exact step (exact.exact_step, written out: it runs once per output)
+                acc = g[i]
+                for j in range(n):
+                    acc += mats[index, i, j] * y[j]
+                new[i] = acc
+            for i in range(n):
+                y[i] = new[i]
             t = target
         if done:
             break
@@ -227,7 +210,8 @@ def exact_integrate(model, t0, t1, y, rate, e, hstate, work, mats, k, k_to, stri
 
 @jit
 def advance(model, t0, t1, y, rate, e, hstate, opts, work, mats):
-    """Advance y from t0 to t1 under constant rates and parameters, saving nothing. Returns the status."""
+    """Advance y from t0 to t1 under constant rates and parameters, saving nothing (the
+    steady-state search): the steps of :func:`integrate` without its output loop. Returns the status."""
     method = int(opts[OPT_METHOD])
     if method == METHOD_EXACT:
         if t1 > t0:
@@ -239,28 +223,46 @@ def advance(model, t0, t1, y, rate, e, hstate, opts, work, mats):
         return STATUS_NOT_FINITE if not all_finite(y) else STATUS_OK
     if t1 <= t0:
         return STATUS_OK
-    status, h = first_step(model, t0, t1, y, rate, e, hstate, opts, work)
-    if status != STATUS_OK:
-        return status
+    rtol = opts[OPT_RTOL]
+    atol = opts[OPT_ATOL]
+    max_steps = int(opts[OPT_MAX_STEPS])
+    h_max = opts[OPT_H_MAX]
     order = DOPRI_ORDER if method == METHOD_RK45 else RODAS_ORDER
-    stage = STAGE_READY if method == METHOD_RK45 and hstate[HS_H] <= 0.0 else STAGE_EVALUATE
+    new, err = work[W_NEW], work[W_ERR]
+    h = hstate[HS_H]
+    need_first_stage = True
+    if h <= 0.0:
+        h = initial_step(model, t0, t1, y, rate, e, rtol, atol, work)
+        if not (all_finite(work[W_K]) and math.isfinite(h)):
+            return STATUS_NOT_FINITE
+        if h <= 0.0:
+            h = 1e-6 * (t1 - t0)
+        need_first_stage = False
     t = t0
     steps = 0
     while t < t1:
-        if steps >= int(opts[OPT_MAX_STEPS]):
+        if steps >= max_steps:
             return STATUS_MAX_STEPS
-        h = min(h, opts[OPT_H_MAX])
+        h = min(h, h_max)
         h_try, last = step_to_try(t, t1, h)
         if below_resolution(h_try, t):
             return STATUS_OK
-        error = attempt_step(model, method, h_try, y, rate, e, opts, work, mats, stage)
-        stage = STAGE_READY
+        if method == METHOD_RK45:
+            if need_first_stage:
+                evaluate_rhs(model, y, e, rate, work[W_K])
+            dopri_step(model, h_try, y, rate, e, work)
+        else:
+            rodas_step(model, h_try, y, rate, e, work, mats)
         steps += 1
+        error = error_norm(err, y, new, rtol, atol) if all_finite(new) else 1e10
         h = next_step_size(h, h_try, error, order, error <= 1.0, last)
+        need_first_stage = False
         if error <= 1.0:
-            accept_step(y, work)
+            for i in range(y.size):
+                y[i] = new[i]
             t = t1 if last else t + h_try
-            stage = STAGE_FROM_LAST
+            if method == METHOD_RK45:
+                first_same_as_last(work)
         elif below_resolution(h, t):
             return STATUS_STEP_UNDERFLOW
     hstate[HS_H] = h

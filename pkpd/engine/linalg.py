@@ -61,7 +61,7 @@ def matmul_into(a, b, out):
             out[i, j] = acc
 
 
-@jit(inline="always")
+@jit
 def error_norm(err, y0, y1, rtol, atol):
     """RMS norm of err scaled by atol + rtol * max(|y0|, |y1|)."""
     total = 0.0
@@ -73,7 +73,7 @@ def error_norm(err, y0, y1, rtol, atol):
     return math.sqrt(total / n)
 
 
-@jit(inline="always")
+@jit
 def all_finite(y):
     for i in range(y.size):
         if not math.isfinite(y[i]):

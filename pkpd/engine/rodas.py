@@ -103,7 +103,7 @@ def rodas_step(model, h, y, rate, e, work, mats):
                  + H[1, 4] * k5[i])   # the second dense-output vector, in k6's row
 
 
-@jit(inline="always")
+@jit
 def rodas_dense(x, work):
     """State at fraction x of the step just taken, into work[W_TMP]:
     y0 (1 - x) + x (y1 + (1 - x) (d1 + x d2)), with y0 in W_Y0 and y1 still in W_NEW."""

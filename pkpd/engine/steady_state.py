@@ -49,7 +49,7 @@ def ss_cycle(model, y, phase_end, cmt, amount, rate_value, duration, interval, e
     return status
 
 
-@jit(inline="always")
+@jit
 def converged(delta, y, rtol, atol):
     for i in range(y.size):
         if abs(delta[i]) > atol + rtol * abs(y[i]):

@@ -27,7 +27,7 @@ from .linalg import all_finite
 from .steady_state import steady_state_dose
 
 
-@jit(inline="always")
+@jit
 def reset_state(model, y, rate, active, e):
     model.initial(data(e), data(y))
     for i in range(y.size):
@@ -35,7 +35,7 @@ def reset_state(model, y, rate, active, e):
         active[i] = 0
 
 
-@jit(inline="always")
+@jit
 def mark_jump(hstate, restart):
     """A dose, an infusion start or end, or a parameter change: the right-hand side jumps.
 
