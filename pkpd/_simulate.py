@@ -6,12 +6,16 @@ population stay independent objects; this module joins them into the
 engine's flat event records, subjects in chunks, and collects the outputs.
 """
 
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import repeat
 from typing import Any, Protocol
 
+import numba
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
@@ -359,7 +363,10 @@ def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], popu
     Subjects are simulated chunk by chunk; each chunk updates a mergeable quantile
     sketch per output (:class:`pkpd._metrics.PercentileAccumulator`, relative error
     at most `relative_accuracy`) and its per-subject exposure metrics, then is
-    dropped, so memory does not grow with the trajectories. With an `executor` (see
+    dropped, so memory does not grow with the trajectories. Chunks run on as many
+    threads as Numba's (``numba.set_num_threads``), each chunk whole on one of them
+    (engine, sketch and metrics), and are merged in chunk order: the numbers do not
+    depend on the thread count. With an `executor` (see
     :func:`simulate`) each chunk's sketch and metrics are computed where the chunk runs
     and merged here in chunk order: no trajectory is gathered, the numbers are the same.
 
@@ -380,7 +387,7 @@ def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], popu
     task = partial(summarise_chunk, times=run.times, columns=dict(zip(outputs, columns)), quantiles=tuple(quantiles),
                    relative_accuracy=relative_accuracy, interval=interval, thresholds=thresholds, windows=windows)
     if executor is None:
-        parts = (task(values=chunk_values) for _, _, chunk_values, _ in run.chunks(keep_states=False))
+        parts = (part for _, _, part in run.summarise_in_threads(task))
     else:
         parts = (part for _, _, part in run.map_chunks(executor, partial(_engine_then, task)))
     sketches: Any = None
@@ -561,6 +568,56 @@ class SimulationPlan:
         finally:
             bar.close()
 
+    def summarise_in_threads(self, task, threads=None):
+        """Yield (start, stop, task(values=...)) per chunk, in order; the chunks run whole (engine on one
+        Numba thread, then `task` on the chunk's values) on `threads` threads at once.
+
+        Coarse-grained on purpose: the threads never wait for each other inside a chunk, so a
+        core taken by another process delays one chunk, not every parallel region of every
+        chunk. Each thread reuses its own dose and output arrays from chunk to chunk; at most
+        two chunks per thread are in flight. With one thread, or a Numba threading layer that
+        cannot run kernels from several threads at once (workqueue), the chunks run here.
+        """
+        threads = numba.get_num_threads() if threads is None else threads
+        if threads <= 1 or len(self.ranges()) <= 1 or not _concurrent_kernels():
+            for start, stop, values, _ in self.chunks(keep_states=False):
+                yield start, stop, task(values=values)
+            return
+        local = threading.local()
+        layout = self.layout
+        width = (len(self.model.outputs), len(self.model.compartments))
+
+        def run(start, stop):
+            if not hasattr(local, "buffers"):
+                numba.set_num_threads(1)                  # per thread (Numba's setting is thread-local)
+                records = layout.capacity * layout.per_subject
+                local.buffers = np.zeros((2, records))
+                outputs = layout.capacity * self.times.size
+                local.values, local.states = np.empty((outputs, width[0])), np.empty((outputs, width[1]))
+            model, stream, options = self.chunk_inputs(start, stop, local.buffers)
+            rows = stream.n_outputs
+            _, values, status = run_stream(model, stream, **options, values=local.values[:rows],
+                                           states=local.states[:rows])
+            raise_failures(status, stream.subject_ids)
+            return task(values=values)
+
+        bar = self._bar()
+        try:
+            with ThreadPoolExecutor(threads, thread_name_prefix="pkpd-chunk") as pool:
+                pending = deque()
+                for start, stop in self.ranges():
+                    pending.append((start, stop, pool.submit(run, start, stop)))
+                    while len(pending) > 2 * threads or (pending and pending[0][2].done()):
+                        first, last, future = pending.popleft()
+                        yield first, last, future.result()
+                        bar.update(last - first)
+                while pending:
+                    first, last, future = pending.popleft()
+                    yield first, last, future.result()
+                    bar.update(last - first)
+        finally:
+            bar.close()
+
     def map_chunks(self, executor, task):
         """Yield (start, stop, task(model, stream, options)) per chunk, in order, the tasks run by
         ``executor.map`` (a :class:`concurrent.futures.Executor` or any object with that method)."""
@@ -574,6 +631,14 @@ class SimulationPlan:
                 bar.update(stop - start)
         finally:
             bar.close()
+
+
+def _concurrent_kernels():
+    """Whether Numba's threading layer runs parallel kernels called from several threads at once."""
+    from numba.np.ufunc import parallel
+
+    parallel._launch_threads()   # chooses the layer, if no kernel has run yet
+    return numba.threading_layer() in ("omp", "tbb")
 
 
 def engine_variants(model):

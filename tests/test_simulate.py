@@ -76,6 +76,38 @@ def test_an_executor_runs_the_chunks_and_gives_the_in_process_numbers(population
         assert np.array_equal(streamed.exposure["CP"][metric], values)
 
 
+def test_the_streamed_summary_runs_chunks_on_threads_with_the_numbers_of_one(population, monkeypatch):
+    """Chunks run whole on worker threads (engine, sketch, metrics), merged in chunk order: the
+    percentiles and exposure are those of one thread, whatever the thread count."""
+    import threading
+
+    from pkpd import _simulate
+
+    names = set()
+    summarise = _simulate.summarise_chunk
+
+    def recorded(values, **options):
+        names.add(threading.current_thread().name)
+        return summarise(values, **options)
+
+    monkeypatch.setattr(_simulate, "summarise_chunk", recorded)
+    previous = numba.get_num_threads()
+    results = {}
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            results[threads] = pkpd.simulate_summary(MODEL, REGIMEN, population, TIMES, chunk_subjects=40,
+                                                     thresholds={"CP": [1.0]}, progress=False)
+    finally:
+        numba.set_num_threads(previous)
+    assert results[2].percentiles.equals(results[1].percentiles)
+    for metric, values in results[1].exposure["CP"].items():
+        assert np.array_equal(results[2].exposure["CP"][metric], values), metric
+    assert results[1].exposure["CP"]["cmax"].shape == (300,)
+    if numba.config.NUMBA_NUM_THREADS >= 2 and numba.threading_layer() in ("omp", "tbb"):
+        assert any(name.startswith("pkpd-chunk") for name in names)
+
+
 def test_a_subset_of_subjects_gives_the_same_rows(population):
     whole = pkpd.simulate(MODEL, REGIMEN, population, TIMES)
     part = pkpd.simulate(MODEL, REGIMEN, population.subset(100, 150), TIMES)
