@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _metrics
 from ._engine import raise_failures, resolve_method, run_stream
-from ._errors import ModelError, PkpdError
+from ._errors import ModelError, PkpdError, PopulationError, suggestion
 from ._events import KIND_DOSE, KIND_OBS, EventStream
 from ._jit import jit
 from ._model import Model, is_compiled, load_model
@@ -57,11 +57,18 @@ def individual_inputs(model, population, *, variability=True):
     inputs : ndarray, shape (n_subjects, n_inputs)
         Columns in ``model.inputs`` order.
     etas : ndarray, shape (n_subjects, n_etas)
+        NaN for the parameters a table of given individuals gives
+        (:meth:`Population.from_table`): their values are taken as they are.
     """
     n = population.subject_ids.size
     inputs = np.tile(np.asarray(model.input_defaults, dtype=np.float64), (n, 1))
     columns = {name: i for i, name in enumerate(model.inputs)}
     table = population.covariates
+    given = [name for name in population.given if name not in model.covariates]   # individual parameters
+    for name in given:
+        if name not in columns and name != "WT":    # WT may only scale doses per kg
+            raise PopulationError(f"is not a parameter or covariate of model {model.name!r}"
+                                  f"{suggestion(name, model.inputs, 'its inputs are')}", column=name)
     for name in model.covariates:
         if name in table.columns:
             inputs[:, columns[name]] = table[name].to_numpy(dtype=np.float64)
@@ -72,6 +79,9 @@ def individual_inputs(model, population, *, variability=True):
             except PkpdError as error:
                 raise ModelError(error.rule, file=model.path.name, key=error.key, **error.fields()) from None
             inputs[:, columns[name]] = drawn[name].to_numpy(dtype=np.float64)
+    given = [name for name in given if name in columns]
+    for name in given:
+        inputs[:, columns[name]] = table[name].to_numpy(dtype=np.float64)
     iiv = model.variability.get("iiv")
     if not iiv:
         return inputs, np.zeros((n, 0))
@@ -89,7 +99,12 @@ def individual_inputs(model, population, *, variability=True):
                          file=model.path.name, key="variability.iiv.omega")
     forms = iiv.get("forms", "exp")
     index = [columns[name] for name in names]
-    inputs[:, index] = apply_random_effects(inputs[:, index], etas, forms)
+    drawn = apply_random_effects(inputs[:, index], etas, forms)
+    for k, name in enumerate(names):
+        if name in given:                 # an individual value as given: no random effect on it
+            drawn[:, k] = inputs[:, columns[name]]
+            etas[:, k] = np.nan
+    inputs[:, index] = drawn
     return inputs, etas
 
 
