@@ -1,13 +1,15 @@
 """``python -m benchmarks``: time the workloads against in-process baselines; check the floors.
 
 Every figure is a median over repeated rounds (after two warm-up rounds that are
-discarded). In each round the baseline
-(a per-subject ``solve_ivp`` loop on a subset of subjects) and pkpd run back to
-back in this process, and a ratio is the median over rounds of
-``baseline seconds per subject / pkpd seconds per subject``, so a busy or slow
-machine moves both sides together. pkpd's time is that of the whole
-``pkpd.simulate`` call (individual parameters, event records, engine, result),
-with the population drawn beforehand.
+discarded). pkpd's time is that of the whole ``pkpd.simulate`` call (individual
+parameters, event records, engine, result), with the population drawn beforehand.
+
+The guard (``--quick``, ``floors.toml``) divides the CPU time per subject of a fixed
+Numba reference kernel of the same model (:mod:`benchmarks.reference`) by pkpd's CPU
+time per subject, both measured in this process, back to back in every round: a busy
+or slow machine slows both compiled loops alike, and CPU time does not count the time
+the process waited for a core. The solve_ivp loop (interpreted Python, which load slows
+far more than compiled code) and its ratios are information only.
 """
 
 import argparse
@@ -30,6 +32,7 @@ import numpy as np
 import pkpd
 from pkpd import _simulate, _simulate_data
 
+from . import reference
 from . import workloads as wl
 
 HERE = Path(__file__).resolve().parent
@@ -65,6 +68,7 @@ class EngineClock:
 
     def __init__(self, module=_simulate, name="run_stream"):
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
         self.module = module
         self.name = name
 
@@ -76,11 +80,12 @@ class EngineClock:
             return
 
         def timed(*args, **kwargs):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             try:
                 return original(*args, **kwargs)
             finally:
                 self.seconds += time.perf_counter() - start
+                self.cpu_seconds += time.process_time() - cpu
 
         setattr(self.module, self.name, timed)
         try:
@@ -93,6 +98,13 @@ def clock(function, *args, **kwargs):
     start = time.perf_counter()
     result = function(*args, **kwargs)
     return time.perf_counter() - start, result
+
+
+def clock_cpu(function, *args, **kwargs):
+    """(wall seconds, CPU seconds of the whole process, i.e. of every thread, result) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - wall, time.process_time() - cpu, result
 
 
 def peak_traced_bytes(function, *args, **kwargs):
@@ -116,62 +128,75 @@ def outputs_of(result, names):
 # --- W1 and W2 ----------------------------------------------------------------------
 
 def linear_workload(workload, n, baseline_subjects, reference_subjects, repeats, thread_count, memory=True):
-    """Per-subject times, ratios to the solve_ivp loop, accuracy against expm, peak memory."""
+    """Per-subject wall and CPU times, ratios to the reference kernel (the guard) and to the
+    solve_ivp loop (information), accuracy against expm, peak memory."""
     subjects = wl.population(n)
     weights = wl.weights_of(subjects)
     with threads(thread_count):
         results = {method: wl.simulate(workload, subjects, method) for method in METHODS}
+        kernel_arguments = reference.inputs(workload, results["exact"], weights)
+        reference.reference_kernel(*kernel_arguments)          # compiled (or loaded) before the rounds
         rounds = []
         for _ in range(WARM_UP_ROUNDS + repeats):
-            row = {}
-            seconds, baseline = clock(wl.w1_baseline, workload, results["exact"], weights, baseline_subjects,
-                                      **wl.TOLERANCES)
-            row["solve_ivp"] = seconds / baseline_subjects
+            wall, cpu, _ = clock_cpu(reference.reference_kernel, *kernel_arguments)
+            row = {"reference": wall / n, "reference cpu": cpu / n}
+            wall, cpu, baseline = clock_cpu(wl.w1_baseline, workload, results["exact"], weights, baseline_subjects,
+                                            **wl.TOLERANCES)
+            row.update({"solve_ivp": wall / baseline_subjects, "solve_ivp cpu": cpu / baseline_subjects})
             for method in METHODS:
                 engine = EngineClock()
                 with engine.installed():
-                    seconds, results[method] = clock(wl.simulate, workload, subjects, method)
-                row[method] = seconds / n
-                row[f"{method} engine"] = engine.seconds / n
+                    wall, cpu, results[method] = clock_cpu(wl.simulate, workload, subjects, method)
+                row.update({method: wall / n, f"{method} cpu": cpu / n, f"{method} engine": engine.seconds / n,
+                            f"{method} engine cpu": engine.cpu_seconds / n})
             rounds.append(row)
         del rounds[:WARM_UP_ROUNDS]
         memory_peak = {method: peak_traced_bytes(wl.simulate, workload, subjects, method) if memory else None
                        for method in METHODS}
-    reference = wl.w1_reference(workload, results["exact"], weights, reference_subjects)
+    expm = wl.w1_reference(workload, results["exact"], weights, reference_subjects)
     difference = {method: wl.relative_difference(outputs_of(results[method], workload.outputs)[:reference_subjects],
-                                                 reference) for method in METHODS}
+                                                 expm) for method in METHODS}
     common = min(baseline_subjects, reference_subjects)
-    difference["solve_ivp"] = wl.relative_difference(baseline[:common], reference[:common])
-    keys = ["solve_ivp", *METHODS, *(f"{m} engine" for m in METHODS)]
+    difference["solve_ivp"] = wl.relative_difference(baseline[:common], expm[:common])
+    difference["reference"] = wl.relative_difference(kernel_arguments[-1][:reference_subjects], expm)
+    timed = (*METHODS, *(f"{m} engine" for m in METHODS))
+    keys = ["reference", "solve_ivp", *timed]
     return {
         "workload": workload.name, "subjects": n, "threads": thread_count, "repeats": repeats,
         "baseline_subjects": baseline_subjects, "reference_subjects": reference_subjects,
         "microseconds_per_subject": {k: 1e6 * median([r[k] for r in rounds]) for k in keys},
-        "ratio_to_solve_ivp": {m: median([r["solve_ivp"] / r[m] for r in rounds])
-                               for m in (*METHODS, *(f"{m} engine" for m in METHODS))},
+        "cpu_microseconds_per_subject": {k: 1e6 * median([r[f"{k} cpu"] for r in rounds]) for k in keys},
+        "ratio_to_reference": {m: median([r["reference cpu"] / r[f"{m} cpu"] for r in rounds]) for m in timed},
+        "ratio_to_solve_ivp": {m: median([r["solve_ivp"] / r[m] for r in rounds]) for m in timed},
         "max_relative_difference_from_expm": difference,
         "peak_traced_bytes": memory_peak,
     }
 
 
 def thread_scaling(workload, n, repeats):
-    """Per-subject microseconds with 1 and 2 Numba threads (rounds interleaved), whole call and engine alone."""
+    """Per-subject wall and CPU microseconds with 1 and 2 Numba threads (rounds interleaved), whole call and
+    engine alone; CPU / wall says how many cores a part kept busy."""
     subjects = wl.population(n)
     counts = [c for c in (1, 2) if c <= numba.config.NUMBA_NUM_THREADS]
-    times = {(m, c, part): [] for m in METHODS for c in counts for part in ("total", "engine")}
+    parts = ("total", "engine", "total cpu", "engine cpu")
+    times = {(m, c, part): [] for m in METHODS for c in counts for part in parts}
     for round_index in range(WARM_UP_ROUNDS + repeats):
         for count in counts:
             with threads(count):
                 for method in METHODS:
                     engine = EngineClock()
                     with engine.installed():
-                        seconds, _ = clock(wl.simulate, workload, subjects, method)
+                        wall, cpu, _ = clock_cpu(wl.simulate, workload, subjects, method)
                     if round_index >= WARM_UP_ROUNDS:
-                        times[method, count, "total"].append(seconds / n)
-                        times[method, count, "engine"].append(engine.seconds / n)
+                        for part, seconds in zip(parts, (wall, engine.seconds, cpu, engine.cpu_seconds)):
+                            times[method, count, part].append(seconds / n)
+    label = {c: f"{c} thread{'s' if c > 1 else ''}" for c in counts}
     out = {"workload": "threads", "workload_name": workload.name, "subjects": n, "repeats": repeats,
-           "microseconds_per_subject": {f"{m} {part} {c} thread{'s' if c > 1 else ''}": 1e6 * median(times[m, c, part])
-                                        for m in METHODS for part in ("total", "engine") for c in counts}}
+           "microseconds_per_subject": {f"{m} {part} {label[c]}": 1e6 * median(times[m, c, part])
+                                        for m in METHODS for part in parts for c in counts},
+           "cpu_per_wall": {f"{m} {part} {label[c]}": median([cpu / wall for cpu, wall in
+                                                              zip(times[m, c, f"{part} cpu"], times[m, c, part])])
+                            for m in METHODS for part in ("total", "engine") for c in counts}}
     if len(counts) == 2:
         out["speedup_2_threads"] = {f"{m} {part}": median(times[m, 1, part]) / median(times[m, 2, part])
                                     for m in METHODS for part in ("total", "engine")}
@@ -188,7 +213,7 @@ def data_path_workload(n, repeats, thread_count):
     last bit. Both take the exact path with W1's tolerances; each round runs
     ``simulate`` (the population drawn beforehand) and then ``simulate_data`` (the
     data set built beforehand) back to back, and the ratio is the median over rounds
-    of their per-subject times, so a busy machine moves both sides together.
+    of their per-subject CPU times, so a busy machine moves both sides together.
     """
     workload = wl.W1
     model = wl.load(workload.model)
@@ -198,22 +223,22 @@ def data_path_workload(n, repeats, thread_count):
         data = wl.w1_data_set(regimen, wl.weights_of(subjects))
         rounds = []
         for _ in range(WARM_UP_ROUNDS + repeats):
-            seconds, regimen = clock(wl.simulate, workload, subjects, "exact")
-            row = {"simulate": seconds / n}
+            wall, cpu, regimen = clock_cpu(wl.simulate, workload, subjects, "exact")
+            row = {"simulate": wall / n, "simulate cpu": cpu / n}
             stream = EngineClock(_simulate_data, "build_stream")
             engine = EngineClock(_simulate_data, "run_stream")
             with stream.installed(), engine.installed():
-                seconds, table = clock(pkpd.simulate_data, model, data, variability="none", method="exact",
-                                       **wl.TOLERANCES)
-            row.update({"simulate_data": seconds / n, "simulate_data build_stream": stream.seconds / n,
-                        "simulate_data engine": engine.seconds / n})
+                wall, cpu, table = clock_cpu(pkpd.simulate_data, model, data, variability="none", method="exact",
+                                             **wl.TOLERANCES)
+            row.update({"simulate_data": wall / n, "simulate_data cpu": cpu / n,
+                        "simulate_data build_stream": stream.seconds / n, "simulate_data engine": engine.seconds / n})
             rounds.append(row)
         del rounds[:WARM_UP_ROUNDS]
     observed = ~data["EVID"].to_numpy().astype(bool)
     values = np.stack([table[name].to_numpy()[observed].reshape(n, -1) for name in workload.outputs], axis=-1)
     return {"workload": "D1", "subjects": n, "records": len(data), "threads": thread_count, "repeats": repeats,
             "microseconds_per_subject": {k: 1e6 * median([r[k] for r in rounds]) for k in rounds[0]},
-            "ratio_to_simulate": median([r["simulate_data"] / r["simulate"] for r in rounds]),
+            "ratio_to_simulate": median([r["simulate_data cpu"] / r["simulate cpu"] for r in rounds]),
             "max_relative_difference_from_simulate": wl.relative_difference(
                 values, outputs_of(regimen, workload.outputs))}
 
@@ -368,7 +393,8 @@ def check_floors(results, floors):
             bounds = floors.get(name, {})
             if "max_ratio_to_simulate" in bounds:
                 measured, ceiling = result["ratio_to_simulate"], bounds["max_ratio_to_simulate"]
-                rows.append(("D1 simulate_data / simulate per subject", measured, ceiling, measured <= ceiling, "<="))
+                rows.append(("D1 simulate_data / simulate CPU per subject", measured, ceiling, measured <= ceiling,
+                             "<="))
             if "max_relative_difference_from_simulate" in bounds:
                 measured, ceiling = (result["max_relative_difference_from_simulate"],
                                      bounds["max_relative_difference_from_simulate"])
@@ -377,15 +403,26 @@ def check_floors(results, floors):
             continue
         for key, floor in floors.get(name, {}).items():
             method = key.replace("_", " ")          # exact_engine -> "exact engine"
-            measured = result.get("ratio_to_solve_ivp", {}).get(method)
+            measured = result.get("ratio_to_reference", {}).get(method)
             if measured is not None:
-                rows.append((f"{name} {method} ratio to solve_ivp", measured, floor, measured >= floor, ">="))
-        ceiling = floors.get("accuracy", {}).get("exact_max_relative_difference")
-        measured = result.get("max_relative_difference_from_expm", {}).get("exact")
-        if ceiling is not None and measured is not None:
-            rows.append((f"{name} exact max relative difference from expm", measured, ceiling, measured <= ceiling,
-                         "<="))
+                rows.append((f"{name} {method} speed relative to the reference kernel (CPU)", measured, floor,
+                             measured >= floor, ">="))
+        accuracy = floors.get("accuracy", {})
+        differences = result.get("max_relative_difference_from_expm", {})
+        for method, key in (("exact", "exact_max_relative_difference"),
+                            ("reference", "reference_max_relative_difference")):
+            ceiling, measured = accuracy.get(key), differences.get(method)
+            if ceiling is not None and measured is not None:
+                rows.append((f"{name} {method} max relative difference from expm", measured, ceiling,
+                             measured <= ceiling, "<="))
     return rows
+
+
+def loose_floors(rows, slack=1.5):
+    """Labels of floors the measurement exceeds by more than `slack` times: after a speed-up,
+    raise them (benchmarks/README.md), or a later regression of that size passes unseen."""
+    return [label for label, measured, bound, ok, relation in rows
+            if relation == ">=" and ok and measured > slack * bound]
 
 
 # --- report -------------------------------------------------------------------------------
@@ -397,23 +434,26 @@ def format_report(results, machine):
     for r in results:
         name = r["workload"]
         if name in ("W1", "W2"):
-            us = r["microseconds_per_subject"]
+            us, cpu = r["microseconds_per_subject"], r["cpu_microseconds_per_subject"]
             lines.append(f"{name} n={r['subjects']} threads={r['threads']} (median of {r['repeats']}; "
-                         f"solve_ivp on {r['baseline_subjects']}, expm on {r['reference_subjects']} subjects)")
-            for m in ("solve_ivp", *METHODS):
+                         f"solve_ivp on {r['baseline_subjects']}, expm on {r['reference_subjects']} subjects); "
+                         "speed = reference kernel CPU / pkpd CPU (the guard), ratio = solve_ivp / pkpd wall")
+            for m in ("reference", "solve_ivp", *METHODS):
                 extra = ""
                 if m in METHODS:
                     peak = r["peak_traced_bytes"][m]
-                    extra = (f"  ratio {r['ratio_to_solve_ivp'][m]:6.0f}x  engine {us[m + ' engine']:8.2f} us "
-                             f"ratio {r['ratio_to_solve_ivp'][m + ' engine']:6.0f}x"
-                             + (f"  peak {peak / 1e6:6.1f} MB" if peak else ""))
-                lines.append(f"  {m:10s} {us[m]:10.2f} us/subject{extra}  max rel diff "
+                    speed = r["ratio_to_reference"]
+                    extra = (f"  speed {speed[m]:5.3f}  ratio {r['ratio_to_solve_ivp'][m]:6.0f}x  engine "
+                             f"{us[m + ' engine']:7.2f} us (cpu {cpu[m + ' engine']:7.2f}) speed "
+                             f"{speed[m + ' engine']:5.3f}" + (f"  peak {peak / 1e6:6.1f} MB" if peak else ""))
+                lines.append(f"  {m:10s} {us[m]:9.2f} us/subject (cpu {cpu[m]:9.2f}){extra}  max rel diff "
                              f"{r['max_relative_difference_from_expm'][m]:.2e}")
         elif name == "threads":
             us = r["microseconds_per_subject"]
             lines.append(f"thread scaling {r['workload_name']} n={r['subjects']} (median of {r['repeats']}), "
                          "us/subject:")
             lines.append("  " + ", ".join(f"{k} {v:.2f}" for k, v in us.items()))
+            lines.append("  CPU / wall: " + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_per_wall"].items()))
             lines.append("  2-thread speedup: " + ", ".join(
                 f"{m} {v:.2f}x" for m, v in r.get("speedup_2_threads", {}).items()))
         elif name == "W3":
@@ -457,8 +497,76 @@ def parse_arguments(argv):
                         help="run only these (repeatable); default: all")
     parser.add_argument("--repeats", type=int, default=None, help="rounds per measurement (default 7; quick 5)")
     parser.add_argument("--w4-subjects", type=int, default=1_000_000)
-    parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    parser.add_argument("--json", type=Path,
+                        help="also write the run's record (machine, commit, every figure) as JSON to this file")
+    parser.add_argument("--compare", type=Path, metavar="PREVIOUS.json",
+                        help="print every figure beside the same figure of an earlier --json record")
     return parser.parse_args(argv)
+
+
+# --- the record of a run, and comparing two -------------------------------------------------
+
+def commit_of(directory=HERE.parent):
+    """The checked-out git commit ('+dirty' with uncommitted changes to tracked files), or 'unknown'."""
+    try:
+        def git(*words):
+            return subprocess.run(["git", *words], cwd=directory, capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        head = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def figures_of(results):
+    """Every number of `results` under a flat name, e.g.
+    ``"W1 n=1000 threads=1: cpu_microseconds_per_subject exact"`` (an asv-like benchmark name)."""
+    flat = {}
+
+    def walk(prefix, value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix} {key}", item)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[prefix] = float(value)
+
+    for result in results:
+        name = result["workload"]
+        label = " ".join([name] + [f"{key}={result[key]}" for key in ("workload_name", "subjects", "threads")
+                                   if key in result]) + ":"
+        for key, value in result.items():
+            if key not in ("workload", "workload_name", "subjects", "threads", "repeats"):
+                walk(f"{label} {key}", value)
+    return flat
+
+
+def record(results, machine, rows, elapsed, arguments):
+    """The run as one JSON-ready mapping (after asv's results files: machine, commit, figures)."""
+    return {"version": 1, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "commit": commit_of(),
+            "machine": machine, "mode": "quick" if arguments.quick else "full", "seconds": elapsed,
+            "figures": figures_of(results), "floors": [list(r) for r in rows], "results": results}
+
+
+def higher_is_better(name):
+    return "ratio" in name or "speedup" in name or "cpu_per_wall" in name
+
+
+def compare(current, previous, worse_by=0.10):
+    """Lines: each figure of `current` also in `previous`, both values and the change; '<-' marks a
+    change for the worse by more than `worse_by` (a fraction) of a time or ratio."""
+    old = previous.get("figures", {})
+    lines = [f"compared with {previous.get('commit', '?')} ({previous.get('date', '?')}, "
+             f"{previous.get('mode', '?')} run):"]
+    for name, value in current["figures"].items():
+        if name not in old or not old[name]:
+            continue
+        change = value / old[name] - 1.0
+        timed = "microseconds" in name or "seconds" in name or higher_is_better(name)
+        worse = -change if higher_is_better(name) else change
+        mark = "  <-" if timed and worse > worse_by else ""
+        lines.append(f"  {name}: {old[name]:.4g} -> {value:.4g} ({100 * change:+.1f} %){mark}")
+    return lines
 
 
 def main(argv=None):
@@ -508,7 +616,11 @@ def main(argv=None):
         print(f"{'ok  ' if ok else 'FAIL'} {label}: {measured:.3g} (must be {relation} {bound:g})")
         if not ok:
             status = 1
+    for label in loose_floors(rows):
+        print(f"note: {label} is over 1.5x its floor: if pkpd got faster, raise the floor (benchmarks/README.md)")
+    this_run = record(results, machine, rows, elapsed, arguments)
+    if arguments.compare:
+        print("\n".join(compare(this_run, json.loads(arguments.compare.read_text()))))
     if arguments.json:
-        arguments.json.write_text(json.dumps({"machine": machine, "seconds": elapsed, "results": results,
-                                              "floors": [list(r) for r in rows]}, indent=2, default=float))
+        arguments.json.write_text(json.dumps(this_run, indent=2, default=float))
     return status

@@ -36,7 +36,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
-from pkpd._errors import PopulationError
+from pkpd._errors import PopulationError, suggestion
 from pkpd._random import RandomStreamError, _check_seed, subject_normals, subject_uniforms
 
 MALE = 0
@@ -86,6 +86,37 @@ def _seed(seed, key):
         return _check_seed(seed)
     except RandomStreamError as error:
         raise PopulationError(error.rule, key=key, **error.fields()) from None
+
+
+def _given_column(column, name, source):
+    """A column of a table of given individuals as float64: numeric, finite, no empty cell."""
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        cell = column.iloc[index]
+        empty = cell is None or (isinstance(cell, float) and math.isnan(cell)) or str(cell).strip() in ("", ".")
+        rule = "must not be empty" if empty else ("must be finite" if np.isinf(values[index]) else "must be a number")
+        raise PopulationError(rule, file=source, row=index + 2, column=str(name), value=cell,
+                              got=None if empty else repr(cell) if isinstance(cell, str) else str(cell))
+    return values
+
+
+def _given_ids(values, name, source):
+    """Subject IDs of a table of given individuals: non-negative integers, each once."""
+    bad = (values != np.round(values)) | (values < 0) | (values > 2.0 ** 63 - 1024)
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        raise PopulationError("must be a non-negative integer", file=source, row=index + 2, column=name,
+                              value=values[index], got=_format(values[index]))
+    ids = values.astype(np.int64)
+    order = np.argsort(ids, kind="stable")
+    same = np.flatnonzero(ids[order][1:] == ids[order][:-1])
+    if same.size:
+        first, second = sorted(order[same[0]:same[0] + 2])
+        raise PopulationError(f"must be distinct: row {second + 2} repeats row {first + 2}", file=source,
+                              row=second + 2, column=name, value=ids[second], got=str(ids[second]))
+    return ids
 
 
 def _subject_ids(n, subject_ids, key):
@@ -1151,11 +1182,92 @@ class Population:
             if name not in self.covariates:
                 raise PopulationError(f"missing required covariate {name!r}", key="population")
 
+    #: Columns of a table of given individuals (:meth:`from_table`); empty for a drawn population.
+    given: tuple[str, ...] = ()
+
     @classmethod
-    def _from_parts(cls, seed, subject_ids, covariates):
+    def from_table(cls, table: pd.DataFrame, *, seed: int = 0, id_column: str | None = None,
+                   required: str | Iterable[str] = (), source: str = "table") -> "Population":
+        """Given individuals: one row per subject with its covariates and/or individual parameters.
+
+        Nothing is resampled or drawn for what the table gives: :func:`pkpd.simulate`
+        uses each subject's covariates as they are and each parameter column as that
+        subject's individual value, without a random effect. Model parameters the table
+        does not give take the model's value and its random effects, drawn from `seed`
+        and the subject's ID as for any population; covariates it does not give take the
+        model's value (or its distribution), as for a table of patients. Each column must
+        name a model parameter or covariate (or WT, for doses per kg), which is checked
+        against the model when it is simulated. CRCL and BMI are derived when their
+        inputs are given.
+
+        Parameters
+        ----------
+        table : pandas.DataFrame
+            One row per subject; numeric, finite, non-empty cells (units those of the
+            model: WT in kg, CL in L/h, ...).
+        seed : int
+            Seed of the random effects of parameters the table does not give.
+        id_column : str, optional
+            Column of distinct non-negative integer subject IDs; by default "ID" if
+            the table has it, else the subjects are numbered 0..n-1 in table order.
+        required : str or sequence of str, optional
+            Columns that must be present (e.g. the covariates the model needs).
+        source : str
+            Name of the table in error messages (e.g. its file name).
+
+        Returns
+        -------
+        Population
+            ``covariates`` holds the table's columns (index the subject IDs),
+            ``given`` their names.
+
+        Raises
+        ------
+        PopulationError
+            Naming the table, the row (as a spreadsheet numbers it), the column, the
+            rule and the value: an empty table, a missing required or ID column, a
+            non-numeric, empty or infinite cell, a duplicate or non-integer ID.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> table = pd.DataFrame({"ID": [1, 2], "WT": [70.0, 82.5], "CL": [4.1, 5.3]})
+        >>> population = Population.from_table(table)
+        >>> population.subject_ids.tolist(), population.given
+        ([1, 2], ('WT', 'CL'))
+        """
+        if not isinstance(table, pd.DataFrame):
+            raise PopulationError("must be a pandas DataFrame", file=source, value=type(table).__name__,
+                                  got=type(table).__name__)
+        if len(table) == 0:
+            raise PopulationError("must have at least one row (a subject)", file=source)
+        names = [str(name) for name in table.columns]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise PopulationError("names a column twice", file=source, column=repeated[0])
+        for name in ([required] if isinstance(required, str) else list(required)) + [id_column or "ID"]:
+            if name not in names and (name != "ID" or id_column is not None):
+                raise PopulationError(f"is missing{suggestion(name, names, 'the table has')}", file=source,
+                                      column=name)
+        columns = {name: _given_column(table[original], name, source) for name, original in zip(names, table.columns)}
+        ids = columns.pop(id_column or "ID", None)
+        if ids is None:
+            subject_ids = np.arange(len(table), dtype=np.int64)
+        else:
+            subject_ids = _given_ids(ids, id_column or "ID", source)
+        if not columns:
+            raise PopulationError("has no column besides the IDs: give covariates or parameters", file=source)
+        frame = pd.DataFrame(columns, index=pd.Index(subject_ids, name="subject_id"))
+        population = cls._from_parts(_seed(seed, "seed"), subject_ids, add_derived_covariates(frame, source))
+        population.given = tuple(columns)
+        return population
+
+    @classmethod
+    def _from_parts(cls, seed, subject_ids, covariates, given=()):
         population = cls.__new__(cls)
         population.seed, population.subject_ids, population.covariates = \
             seed, subject_ids, covariates
+        population.given = tuple(given)
         return population
 
     def __len__(self) -> int:
@@ -1177,8 +1289,8 @@ class Population:
         -------
         Population
         """
-        return self._from_parts(self.seed, self.subject_ids[start:stop],
-                                self.covariates.iloc[start:stop])
+        return self._from_parts(self.seed, self.subject_ids[start:stop], self.covariates.iloc[start:stop],
+                                self.given)
 
     def covariate_array(self, names: Iterable[str]) -> NDArray[np.float64]:
         """Covariates as a C-contiguous float64 array for the engine.

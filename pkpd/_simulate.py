@@ -7,20 +7,25 @@ engine's flat event records, subjects in chunks, and collects the outputs.
 """
 
 import dataclasses
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import repeat
 from typing import Any, Protocol
 
+import numba
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from . import _metrics
 from ._engine import raise_failures, resolve_method, run_stream
-from ._errors import ModelError, PkpdError
+from ._errors import ModelError, PkpdError, PopulationError, suggestion
 from ._events import KIND_DOSE, KIND_OBS, EventStream
+from ._jit import jit
 from ._model import Model, is_compiled, load_model
 from ._options import DEFAULT
 from ._population import (Population, add_residual_error, apply_random_effects, sample_covariates, sample_iiv,
@@ -53,11 +58,18 @@ def individual_inputs(model, population, *, variability=True):
     inputs : ndarray, shape (n_subjects, n_inputs)
         Columns in ``model.inputs`` order.
     etas : ndarray, shape (n_subjects, n_etas)
+        NaN for the parameters a table of given individuals gives
+        (:meth:`Population.from_table`): their values are taken as they are.
     """
     n = population.subject_ids.size
     inputs = np.tile(np.asarray(model.input_defaults, dtype=np.float64), (n, 1))
     columns = {name: i for i, name in enumerate(model.inputs)}
     table = population.covariates
+    given = [name for name in population.given if name not in model.covariates]   # individual parameters
+    for name in given:
+        if name not in columns and name != "WT":    # WT may only scale doses per kg
+            raise PopulationError(f"is not a parameter or covariate of model {model.name!r}"
+                                  f"{suggestion(name, model.inputs, 'its inputs are')}", column=name)
     for name in model.covariates:
         if name in table.columns:
             inputs[:, columns[name]] = table[name].to_numpy(dtype=np.float64)
@@ -68,6 +80,9 @@ def individual_inputs(model, population, *, variability=True):
             except PkpdError as error:
                 raise ModelError(error.rule, file=model.path.name, key=error.key, **error.fields()) from None
             inputs[:, columns[name]] = drawn[name].to_numpy(dtype=np.float64)
+    given = [name for name in given if name in columns]
+    for name in given:
+        inputs[:, columns[name]] = table[name].to_numpy(dtype=np.float64)
     iiv = model.variability.get("iiv")
     if not iiv:
         return inputs, np.zeros((n, 0))
@@ -85,7 +100,12 @@ def individual_inputs(model, population, *, variability=True):
                          file=model.path.name, key="variability.iiv.omega")
     forms = iiv.get("forms", "exp")
     index = [columns[name] for name in names]
-    inputs[:, index] = apply_random_effects(inputs[:, index], etas, forms)
+    drawn = apply_random_effects(inputs[:, index], etas, forms)
+    for k, name in enumerate(names):
+        if name in given:                 # an individual value as given: no random effect on it
+            drawn[:, k] = inputs[:, columns[name]]
+            etas[:, k] = np.nan
+    inputs[:, index] = drawn
     return inputs, etas
 
 
@@ -121,44 +141,108 @@ def _template(dose_times, dose_cmt, times):
     return record_time[order], is_obs[order], cmt, order
 
 
-def _chunk_stream(inputs, subject_ids, template, amounts, rates, n_times, occasion_of_record=None,
-                  n_occasions=1):
+@dataclass(frozen=True)
+class ChunkLayout:
+    """The event records of a chunk of up to `capacity` subjects that are the same in every chunk.
+
+    Every subject has the template's records, so times, kinds, compartments, output rows,
+    parameter rows and record numbers depend only on a subject's position in its chunk:
+    they are built once per simulation, read-only, and a chunk of m subjects takes the
+    first m subjects' records of them (no copy). Only the doses' amounts and rates
+    (per weight) differ between chunks; :func:`_chunk_stream` writes them.
+    """
+    capacity: int
+    per_subject: int             # records per subject
+    dose_slots: np.ndarray       # positions of the dose records among a subject's records
+    dose_columns: np.ndarray     # the column of `amounts` / `rates` each dose slot takes
+    subject_start: np.ndarray    # (capacity + 1,)
+    time: np.ndarray             # (capacity * per_subject,), and so on
+    kind: np.ndarray
+    cmt: np.ndarray
+    ii: np.ndarray
+    ss: np.ndarray
+    rows: np.ndarray             # parameter row of each record (prow and drow)
+    out: np.ndarray
+    parent: np.ndarray
+
+
+def _chunk_layout(template, capacity, n_times, occasion_of_record=None, n_occasions=1):
+    """The :class:`ChunkLayout` of chunks of up to `capacity` subjects (see :func:`_template`).
+
+    Its nine arrays are rows of one allocation (large enough for the kernel to back it
+    with huge pages: a few page faults instead of thousands), filled in one pass.
+    """
     record_time, is_obs, cmt, order = template
-    m = subject_ids.size
     per_subject = record_time.size
-    n_doses = amounts.shape[1]
-    amt = np.zeros((m, per_subject))
-    rate = np.zeros((m, per_subject))
+    total = capacity * per_subject
+    occasion = np.zeros(per_subject, np.int64) if occasion_of_record is None else occasion_of_record.astype(np.int64)
+    block = np.empty((8, total), np.int64)
+    time, ii = block[0].view(np.float64), block[1].view(np.float64)
+    kind, cmt_all, ss, rows, out, parent = block[2], block[3], block[4], block[5], block[6], block[7]
+    _fill_layout(record_time, is_obs, cmt.astype(np.int64), occasion, n_occasions if occasion_of_record is not None
+                 else 1, n_times, time, ii, kind, cmt_all, ss, rows, out, parent)
+    start = np.arange(capacity + 1, dtype=np.int64) * per_subject
+    for array in (time, ii, kind, cmt_all, ss, rows, out, parent, start):
+        array.flags.writeable = False   # shared by every chunk (and by chunks run elsewhere at once)
     dose_slots = np.flatnonzero(~is_obs)
     # order maps template position -> original index (doses first in the original concatenation)
-    amt[:, dose_slots] = amounts[:, order[dose_slots]]
-    rate[:, dose_slots] = rates[:, order[dose_slots]]
-    out = np.full((m, per_subject), -1, np.int64)
-    obs_slots = np.flatnonzero(is_obs)
-    out[:, obs_slots] = np.arange(m)[:, None] * n_times + np.arange(n_times)[None, :]
-    total = m * per_subject
-    if occasion_of_record is None:
-        rows = np.repeat(np.arange(m, dtype=np.int64), per_subject)
+    return ChunkLayout(capacity=capacity, per_subject=per_subject, dose_slots=dose_slots,
+                       dose_columns=order[dose_slots], subject_start=start, time=time, kind=kind, cmt=cmt_all,
+                       ii=ii, ss=ss, rows=rows, out=out, parent=parent)
+
+
+@jit
+def _fill_layout(record_time, is_obs, record_cmt, occasion, n_occasions, n_times, time, ii, kind, cmt, ss, rows,
+                 out, parent):
+    """Write the records of every subject position of a :class:`ChunkLayout` (one pass, no temporaries)."""
+    per_subject = record_time.size
+    for subject in range(time.size // per_subject):
+        output = subject * n_times
+        for slot in range(per_subject):
+            record = subject * per_subject + slot
+            time[record] = record_time[slot]
+            ii[record] = 0.0
+            kind[record] = KIND_OBS if is_obs[slot] else KIND_DOSE
+            cmt[record] = record_cmt[slot]
+            ss[record] = 0
+            rows[record] = subject * n_occasions + occasion[slot]
+            parent[record] = record
+            if is_obs[slot]:
+                out[record] = output
+                output += 1
+            else:
+                out[record] = -1
+
+
+def _chunk_stream(layout, inputs, subject_ids, amounts, rates, n_times, buffers=None):
+    """The EventStream of a chunk of subjects: the layout's first records and the chunk's doses.
+
+    Parameters
+    ----------
+    layout : ChunkLayout
+    inputs : ndarray, shape (rows of the chunk, n_inputs)
+    subject_ids : ndarray, shape (m,), m <= layout.capacity
+    amounts, rates : ndarray, shape (m, n_doses)
+        The chunk's dose amounts and rates (columns as :func:`pkpd._regimen.expand` gives them).
+    buffers : (ndarray, ndarray), optional
+        Amount and rate arrays of ``layout.capacity * layout.per_subject`` records, zero
+        outside the dose slots (as this function leaves them), to write the doses into
+        instead of new arrays: one run of chunks then allocates nothing per chunk. A
+        stream that may outlive the next chunk (one sent to an executor) takes new ones.
+    """
+    m = subject_ids.size
+    total = m * layout.per_subject
+    if buffers is None:
+        amt, rate = np.zeros(total), np.zeros(total)
     else:
-        rows = (np.arange(m, dtype=np.int64)[:, None] * n_occasions + occasion_of_record[None, :]).ravel()
-    assert n_doses == dose_slots.size
+        amt, rate = buffers[0][:total], buffers[1][:total]
+    amt.reshape(m, layout.per_subject)[:, layout.dose_slots] = amounts[:, layout.dose_columns]
+    rate.reshape(m, layout.per_subject)[:, layout.dose_slots] = rates[:, layout.dose_columns]
     return EventStream(
-        subject_start=(np.arange(m + 1) * per_subject).astype(np.int64),
-        subject_ids=subject_ids,
-        time=np.tile(record_time, m),
-        kind=np.tile(np.where(is_obs, KIND_OBS, KIND_DOSE), m).astype(np.int64),
-        amt=amt.ravel(),
-        cmt=np.tile(cmt, m).astype(np.int64),
-        rate=rate.ravel(),
-        ii=np.zeros(total),
-        ss=np.zeros(total, np.int64),
-        prow=rows,
-        drow=rows,
-        out=out.ravel(),
-        parent=np.arange(total, dtype=np.int64),
-        inputs=np.ascontiguousarray(inputs),
-        n_outputs=m * n_times,
-    )
+        subject_start=layout.subject_start[:m + 1], subject_ids=subject_ids, time=layout.time[:total],
+        kind=layout.kind[:total], amt=amt, cmt=layout.cmt[:total], rate=rate, ii=layout.ii[:total],
+        ss=layout.ss[:total], prow=layout.rows[:total], drow=layout.rows[:total], out=layout.out[:total],
+        parent=layout.parent[:total], inputs=np.ascontiguousarray(inputs), n_outputs=m * n_times)
 
 
 def estimate_memory(model, n_subjects, n_times, n_doses, *, keep_trajectories=True):
@@ -307,7 +391,10 @@ def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], popu
     Subjects are simulated chunk by chunk; each chunk updates a mergeable quantile
     sketch per output (:class:`pkpd._metrics.PercentileAccumulator`, relative error
     at most `relative_accuracy`) and its per-subject exposure metrics, then is
-    dropped, so memory does not grow with the trajectories. With an `executor` (see
+    dropped, so memory does not grow with the trajectories. Chunks run on as many
+    threads as Numba's (``numba.set_num_threads``), each chunk whole on one of them
+    (engine, sketch and metrics), and are merged in chunk order: the numbers do not
+    depend on the thread count. With an `executor` (see
     :func:`simulate`) each chunk's sketch and metrics are computed where the chunk runs
     and merged here in chunk order: no trajectory is gathered, the numbers are the same.
 
@@ -328,7 +415,7 @@ def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], popu
     task = partial(summarise_chunk, times=run.times, columns=dict(zip(outputs, columns)), quantiles=tuple(quantiles),
                    relative_accuracy=relative_accuracy, interval=interval, thresholds=thresholds, windows=windows)
     if executor is None:
-        parts = (task(values=chunk_values) for _, _, chunk_values, _ in run.chunks(keep_states=False))
+        parts = (part for _, _, part in run.summarise_in_threads(task))
     else:
         parts = (part for _, _, part in run.map_chunks(executor, partial(_engine_then, task)))
     sketches: Any = None
@@ -447,24 +534,33 @@ class SimulationPlan:
             chunk_subjects = _chunk_size(n, self.template[0].size)
         self.chunk_subjects = chunk_subjects
         self.progress = progress
+        self._layout = None
+
+    @property
+    def layout(self):
+        """The records every chunk shares (:class:`ChunkLayout`), built at first use."""
+        if self._layout is None:
+            self._layout = _chunk_layout(self.template, max(1, min(self.chunk_subjects, self.n)), self.times.size,
+                                         self.occasion_of_record, self.n_occasions)
+        return self._layout
 
     def ranges(self):
         """(start, stop) of each chunk of subjects, in order."""
         return [(start, min(start + self.chunk_subjects, self.n)) for start in range(0, self.n, self.chunk_subjects)]
 
-    def chunk_inputs(self, start, stop):
+    def chunk_inputs(self, start, stop, buffers=None):
         """What the engine needs for subjects `start` to `stop` - 1: (model, EventStream, options).
 
         Everything random (parameters, random effects, doses per weight) is already
         drawn here, so a chunk's numbers do not depend on where, or with which others, it runs.
+        With `buffers` (see :func:`_chunk_stream`) the stream's doses are written into them.
         """
         if self.occasion_of_record is None:
             chunk_inputs = self.inputs[start:stop]
         else:
             chunk_inputs = self.occasion_table[start * self.n_occasions:stop * self.n_occasions]
-        stream = _chunk_stream(chunk_inputs, self.population.subject_ids[start:stop], self.template,
-                               self.amounts[start:stop], self.rates[start:stop], self.times.size,
-                               self.occasion_of_record, self.n_occasions)
+        stream = _chunk_stream(self.layout, chunk_inputs, self.population.subject_ids[start:stop],
+                               self.amounts[start:stop], self.rates[start:stop], self.times.size, buffers)
         return self.model, stream, self.options
 
     def _bar(self):
@@ -480,10 +576,12 @@ class SimulationPlan:
         writes each chunk into their rows directly and the yielded arrays are views of them.
         """
         times = self.times
+        # each chunk's doses, written over the last chunk's (one allocation: huge pages, few page faults)
+        buffers = np.zeros((2, self.layout.capacity * self.layout.per_subject))
         bar = self._bar()
         try:
             for start, stop in self.ranges():
-                model, stream, options = self.chunk_inputs(start, stop)
+                model, stream, options = self.chunk_inputs(start, stop, buffers)
                 m = stop - start
                 views = {}
                 if values_out is not None:
@@ -495,6 +593,56 @@ class SimulationPlan:
                 yield (start, stop, chunk_values.reshape(m, times.size, -1),
                        chunk_states.reshape(m, times.size, -1) if keep_states else None)
                 bar.update(m)
+        finally:
+            bar.close()
+
+    def summarise_in_threads(self, task, threads=None):
+        """Yield (start, stop, task(values=...)) per chunk, in order; the chunks run whole (engine on one
+        Numba thread, then `task` on the chunk's values) on `threads` threads at once.
+
+        Coarse-grained on purpose: the threads never wait for each other inside a chunk, so a
+        core taken by another process delays one chunk, not every parallel region of every
+        chunk. Each thread reuses its own dose and output arrays from chunk to chunk; at most
+        two chunks per thread are in flight. With one thread, or a Numba threading layer that
+        cannot run kernels from several threads at once (workqueue), the chunks run here.
+        """
+        threads = numba.get_num_threads() if threads is None else threads
+        if threads <= 1 or len(self.ranges()) <= 1 or not _concurrent_kernels():
+            for start, stop, values, _ in self.chunks(keep_states=False):
+                yield start, stop, task(values=values)
+            return
+        local = threading.local()
+        layout = self.layout
+        width = (len(self.model.outputs), len(self.model.compartments))
+
+        def run(start, stop):
+            if not hasattr(local, "buffers"):
+                numba.set_num_threads(1)                  # per thread (Numba's setting is thread-local)
+                records = layout.capacity * layout.per_subject
+                local.buffers = np.zeros((2, records))
+                outputs = layout.capacity * self.times.size
+                local.values, local.states = np.empty((outputs, width[0])), np.empty((outputs, width[1]))
+            model, stream, options = self.chunk_inputs(start, stop, local.buffers)
+            rows = stream.n_outputs
+            _, values, status = run_stream(model, stream, **options, values=local.values[:rows],
+                                           states=local.states[:rows])
+            raise_failures(status, stream.subject_ids)
+            return task(values=values)
+
+        bar = self._bar()
+        try:
+            with ThreadPoolExecutor(threads, thread_name_prefix="pkpd-chunk") as pool:
+                pending = deque()
+                for start, stop in self.ranges():
+                    pending.append((start, stop, pool.submit(run, start, stop)))
+                    while len(pending) > 2 * threads or (pending and pending[0][2].done()):
+                        first, last, future = pending.popleft()
+                        yield first, last, future.result()
+                        bar.update(last - first)
+                while pending:
+                    first, last, future = pending.popleft()
+                    yield first, last, future.result()
+                    bar.update(last - first)
         finally:
             bar.close()
 
@@ -511,6 +659,14 @@ class SimulationPlan:
                 bar.update(stop - start)
         finally:
             bar.close()
+
+
+def _concurrent_kernels():
+    """Whether Numba's threading layer runs parallel kernels called from several threads at once."""
+    from numba.np.ufunc import parallel
+
+    parallel._launch_threads()   # chooses the layer, if no kernel has run yet
+    return numba.threading_layer() in ("omp", "tbb")
 
 
 def engine_variants(model):

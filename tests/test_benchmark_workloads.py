@@ -1,12 +1,14 @@
 """The benchmark workloads compute what they time, and the guard reads its floors right.
 
 No timing here: the performance guard is ``python -m benchmarks --quick``, which
-times W1 and W2 against an in-process solve_ivp loop and checks the ratios
-against ``benchmarks/floors.toml``. These tests check, on a few subjects, the
-functional half of that guard: the linear workloads take the exact path and
-match scipy.linalg.expm within the floors' accuracy bound, the RK45 path and the
-solve_ivp baseline (the denominator of every ratio) agree with expm too, and a
-ratio below its floor or an error above its ceiling is reported as a failure.
+times W1 and W2 (CPU time) against a fixed Numba reference kernel of the same model
+in the same process and checks the speeds against ``benchmarks/floors.toml``. These
+tests check, on a few subjects, the functional half of that guard: the linear
+workloads take the exact path and match scipy.linalg.expm within the floors'
+accuracy bound, the reference kernel (the numerator of every speed), the RK45 path
+and the solve_ivp baseline agree with expm too, a speed below its floor or an error
+above its ceiling is reported as a failure, and a run's record compares with an
+earlier one.
 """
 
 import tomllib
@@ -15,8 +17,9 @@ import numpy as np
 import pytest
 
 import pkpd
+from benchmarks import reference
 from benchmarks import workloads as wl
-from benchmarks.runner import FLOORS, check_floors, outputs_of
+from benchmarks.runner import FLOORS, check_floors, compare, figures_of, loose_floors, outputs_of
 
 pytestmark = pytest.mark.models(wl.W1_MODEL)
 
@@ -38,13 +41,44 @@ def test_linear_workload_takes_the_exact_path_and_matches_expm(workload):
     assert wl.relative_difference(baseline, reference[:1], peak_fraction=1e-3) < 1e-4
 
 
+@pytest.mark.parametrize("workload", [wl.W1, wl.W2], ids=lambda w: w.name)
+def test_reference_kernel_matches_expm(workload):
+    """The guard's yardstick computes the workload: within the floors' ceiling of scipy.linalg.expm."""
+    subjects = wl.population(4)
+    weights = wl.weights_of(subjects)
+    result = wl.simulate(workload, subjects, "exact")
+    arguments = reference.inputs(workload, result, weights)
+    reference.reference_kernel(*arguments)
+    ceiling = tomllib.loads(FLOORS.read_text())["accuracy"]["reference_max_relative_difference"]
+    assert wl.relative_difference(arguments[-1], wl.w1_reference(workload, result, weights, 4)) <= ceiling
+
+
 def test_floors_flag_a_slow_path_and_an_inaccurate_one():
-    floors = {"W1": {"exact": 150, "rk45_engine": 50}, "accuracy": {"exact_max_relative_difference": 1e-9}}
-    result = {"workload": "W1", "ratio_to_solve_ivp": {"exact": 149.0, "rk45 engine": 51.0},
-              "max_relative_difference_from_expm": {"exact": 2e-9}}
-    rows = {label: ok for label, _, _, ok, _ in check_floors([result], floors)}
-    assert rows == {"W1 exact ratio to solve_ivp": False, "W1 rk45 engine ratio to solve_ivp": True,
-                    "W1 exact max relative difference from expm": False}
+    floors = {"W1": {"exact": 0.12, "rk45_engine": 0.04},
+              "accuracy": {"exact_max_relative_difference": 1e-9, "reference_max_relative_difference": 1e-9}}
+    result = {"workload": "W1", "ratio_to_reference": {"exact": 0.119, "rk45 engine": 0.07},
+              "ratio_to_solve_ivp": {"exact": 1e6}, "max_relative_difference_from_expm": {"exact": 2e-9,
+                                                                                          "reference": 1e-12}}
+    rows = check_floors([result], floors)
+    assert {label: ok for label, _, _, ok, _ in rows} == {
+        "W1 exact speed relative to the reference kernel (CPU)": False,
+        "W1 rk45 engine speed relative to the reference kernel (CPU)": True,
+        "W1 exact max relative difference from expm": False,
+        "W1 reference max relative difference from expm": True}
+    # 0.07 is over 1.5x its floor of 0.04: after a speed-up the floor must be raised
+    assert loose_floors(rows) == ["W1 rk45 engine speed relative to the reference kernel (CPU)"]
+
+
+def test_a_record_compares_with_an_earlier_one():
+    earlier = {"workload": "W1", "subjects": 10, "threads": 1,
+               "cpu_microseconds_per_subject": {"exact": 10.0, "rk45": 50.0}, "ratio_to_reference": {"exact": 0.2}}
+    later = {**earlier, "cpu_microseconds_per_subject": {"exact": 13.0, "rk45": 49.0},
+             "ratio_to_reference": {"exact": 0.15}}
+    lines = compare({"figures": figures_of([later])}, {"figures": figures_of([earlier]), "commit": "abc"})
+    assert lines[1:] == [
+        "  W1 subjects=10 threads=1: cpu_microseconds_per_subject exact: 10 -> 13 (+30.0 %)  <-",
+        "  W1 subjects=10 threads=1: cpu_microseconds_per_subject rk45: 50 -> 49 (-2.0 %)",
+        "  W1 subjects=10 threads=1: ratio_to_reference exact: 0.2 -> 0.15 (-25.0 %)  <-"]
 
 
 def test_the_data_path_workload_gives_simulate_its_own_numbers():
@@ -63,9 +97,9 @@ def test_floors_flag_a_slow_data_path_and_a_wrong_one():
     floors = {"D1": {"max_ratio_to_simulate": 2.0, "max_relative_difference_from_simulate": 1e-12}}
     result = {"workload": "D1", "ratio_to_simulate": 2.5, "max_relative_difference_from_simulate": 0.0}
     rows = {label: ok for label, _, _, ok, _ in check_floors([result], floors)}
-    assert rows == {"D1 simulate_data / simulate per subject": False,
+    assert rows == {"D1 simulate_data / simulate CPU per subject": False,
                     "D1 simulate_data max relative difference from simulate": True}
     result.update(ratio_to_simulate=1.4, max_relative_difference_from_simulate=1e-6)
     rows = {label: ok for label, _, _, ok, _ in check_floors([result], floors)}
-    assert rows == {"D1 simulate_data / simulate per subject": True,
+    assert rows == {"D1 simulate_data / simulate CPU per subject": True,
                     "D1 simulate_data max relative difference from simulate": False}

@@ -36,6 +36,28 @@ def test_same_seed_same_numbers_whatever_threads_and_chunks(population, method):
         numba.set_num_threads(previous)
 
 
+def test_chunks_share_one_read_only_layout_and_reuse_their_dose_buffers(population):
+    """A chunk's stream is the shared layout's first records plus its own doses, whether the doses go
+    into new arrays or into buffers that held another chunk's doses."""
+    from pkpd._simulate import SimulationPlan
+
+    plan = SimulationPlan(MODEL, REGIMEN, population, TIMES, method="exact", rtol=1e-6, atol=1e-9,
+                          variability=True, chunk_subjects=64, progress=False, max_steps=10_000)
+    buffers = np.zeros((2, 64 * plan.layout.per_subject))
+    plan.chunk_inputs(0, 64, buffers)                       # the buffers now hold chunk 0's doses
+    _, reused, _ = plan.chunk_inputs(256, 300, buffers)    # a shorter, last chunk
+    _, fresh, _ = plan.chunk_inputs(256, 300)
+    per_subject = TIMES.size + 4                           # 4 administrations, each a dose record
+    assert fresh.amt.size == 44 * per_subject and fresh.n_outputs == 44 * TIMES.size
+    for name in ("subject_start", "time", "kind", "amt", "cmt", "rate", "ii", "ss", "prow", "drow", "out", "parent"):
+        assert np.array_equal(getattr(reused, name), getattr(fresh, name)), name
+    # the doses are the chunk's own: 1 mg/kg of each subject's weight, then 100 mg three times
+    weights = population.covariates["WT"].to_numpy()[256:300]
+    doses = fresh.amt.reshape(44, per_subject)[:, fresh.kind[:per_subject] == pkpd._events.KIND_DOSE]
+    assert np.array_equal(doses, np.column_stack([weights, np.full((44, 3), 100.0)]))
+    assert not fresh.time.flags.writeable and not fresh.out.flags.writeable
+
+
 def test_an_executor_runs_the_chunks_and_gives_the_in_process_numbers(population):
     # the chunks travel as a process pool or a dask worker would get them (pickled), the model without
     # its compiled module; trajectories, parameters, summaries and exposure are those of the run here
@@ -52,6 +74,38 @@ def test_an_executor_runs_the_chunks_and_gives_the_in_process_numbers(population
     assert streamed.percentiles.equals(summary.percentiles)
     for metric, values in summary.exposure["CP"].items():
         assert np.array_equal(streamed.exposure["CP"][metric], values)
+
+
+def test_the_streamed_summary_runs_chunks_on_threads_with_the_numbers_of_one(population, monkeypatch):
+    """Chunks run whole on worker threads (engine, sketch, metrics), merged in chunk order: the
+    percentiles and exposure are those of one thread, whatever the thread count."""
+    import threading
+
+    from pkpd import _simulate
+
+    names = set()
+    summarise = _simulate.summarise_chunk
+
+    def recorded(values, **options):
+        names.add(threading.current_thread().name)
+        return summarise(values, **options)
+
+    monkeypatch.setattr(_simulate, "summarise_chunk", recorded)
+    previous = numba.get_num_threads()
+    results = {}
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            results[threads] = pkpd.simulate_summary(MODEL, REGIMEN, population, TIMES, chunk_subjects=40,
+                                                     thresholds={"CP": [1.0]}, progress=False)
+    finally:
+        numba.set_num_threads(previous)
+    assert results[2].percentiles.equals(results[1].percentiles)
+    for metric, values in results[1].exposure["CP"].items():
+        assert np.array_equal(results[2].exposure["CP"][metric], values), metric
+    assert results[1].exposure["CP"]["cmax"].shape == (300,)
+    if numba.config.NUMBA_NUM_THREADS >= 2 and numba.threading_layer() in ("omp", "tbb"):
+        assert any(name.startswith("pkpd-chunk") for name in names)
 
 
 def test_a_subset_of_subjects_gives_the_same_rows(population):
