@@ -145,3 +145,17 @@ def test_warm_worker_compiles_the_other_models_after_a_failure(monkeypatch, caps
     assert _warm.main(["--jobs", "1", "broken", "pk1cmt", "pk2cmt"]) == 1
     assert compiled == ["pk1cmt", "pk2cmt"]
     assert "broken: could not be compiled" in capsys.readouterr().err
+
+
+def test_the_engine_cache_key_covers_every_engine_module(monkeypatch):
+    # run_population's compiled code contains every engine function it calls, but Numba keys its
+    # disk cache by subject.py alone: the digest of all engine modules is a closure variable of
+    # run_population, which Numba's cache key includes, so an edit of integrate.py recompiles
+    from pkpd.engine import run_population, subject
+
+    key = subject._engine_source_key()
+    assert [cell.cell_contents for cell in run_population.py_func.__closure__] == [key]
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read_bytes(self) + (
+        b"\n# an edit\n" if self.name == "integrate.py" else b""))
+    assert subject._engine_source_key() != key

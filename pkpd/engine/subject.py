@@ -12,6 +12,9 @@ Layout of one subject's event stream (arrays sliced by subject_start):
 Kernels return a status per subject; pkpd._engine maps codes to messages.
 """
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 from numba import prange
 
@@ -164,34 +167,55 @@ def run_subject(model, start, stop, ev_time, ev_kind, ev_amt, ev_cmt, ev_rate, e
     return STATUS_OK
 
 
-@jit(parallel=True)
-def run_population(model, subject_start, ev_time, ev_kind, ev_amt, ev_cmt, ev_rate, ev_ii, ev_ss,
-                   ev_prow, ev_drow, ev_out, ev_parent, P, n_env, opts, ss_opts, queue_capacity,
-                   chunk_size, out_state, out_values, status):
-    """Integrate every subject of an event stream (see the module's docstring) with the
-    model's functions `model` (a :class:`~pkpd.engine.interface.ModelKernels`); n_env is the
-    length of the model's environment (inputs, then derived parameters)."""
-    n_subjects = subject_start.size - 1
-    n_states = out_state.shape[1]
-    n_chunks = (n_subjects + chunk_size - 1) // chunk_size
-    for c in prange(n_chunks):
-        # one workspace per chunk of subjects, reused subject after subject
-        work = np.zeros((W_ROWS, n_states))
-        mats = np.zeros((MATS_SIZE, n_states, n_states))
-        e = np.zeros(n_env)
-        e_dose = np.zeros(n_env)
-        mods = np.zeros(MOD_SIZE)
-        active = np.zeros(n_states, np.int64)
-        qf = np.zeros((queue_capacity, 4))
-        qi = np.zeros((queue_capacity, 2), np.int64)
-        hstate = np.zeros(hstate_size(n_env))
-        first = c * chunk_size
-        last = min(first + chunk_size, n_subjects)
-        for s in range(first, last):
-            start = subject_start[s]
-            stop = subject_start[s + 1]
-            if stop > start:
-                status[s] = run_subject(model, start, stop, ev_time, ev_kind, ev_amt, ev_cmt, ev_rate, ev_ii,
-                                        ev_ss, ev_prow, ev_drow, ev_out, ev_parent, P, opts, ss_opts,
-                                        work, mats, e, e_dose, mods, active, qf, qi, hstate,
-                                        out_state, out_values)
+def _engine_source_key():
+    """An integer digest of the source of every engine module.
+
+    Numba keys a function's disk cache by its own file's time stamp and bytecode only, but
+    run_population's compiled code contains every engine function it calls: after an edit of
+    another engine module (integrate.py, say) it would load stale code. The digest is a
+    closure variable of run_population, and Numba's cache key includes closure variables."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return int(digest.hexdigest()[:15], 16)
+
+
+def _run_population(source_key):
+    @jit(parallel=True)
+    def run_population(model, subject_start, ev_time, ev_kind, ev_amt, ev_cmt, ev_rate, ev_ii, ev_ss,
+                       ev_prow, ev_drow, ev_out, ev_parent, P, n_env, opts, ss_opts, queue_capacity,
+                       chunk_size, out_state, out_values, status):
+        """Integrate every subject of an event stream (see the module's docstring) with the
+        model's functions `model` (a :class:`~pkpd.engine.interface.ModelKernels`); n_env is the
+        length of the model's environment (inputs, then derived parameters)."""
+        if source_key < 0:   # never true: it makes the key a closure variable, part of Numba's cache key
+            return
+        n_subjects = subject_start.size - 1
+        n_states = out_state.shape[1]
+        n_chunks = (n_subjects + chunk_size - 1) // chunk_size
+        for c in prange(n_chunks):
+            # one workspace per chunk of subjects, reused subject after subject
+            work = np.zeros((W_ROWS, n_states))
+            mats = np.zeros((MATS_SIZE, n_states, n_states))
+            e = np.zeros(n_env)
+            e_dose = np.zeros(n_env)
+            mods = np.zeros(MOD_SIZE)
+            active = np.zeros(n_states, np.int64)
+            qf = np.zeros((queue_capacity, 4))
+            qi = np.zeros((queue_capacity, 2), np.int64)
+            hstate = np.zeros(hstate_size(n_env))
+            first = c * chunk_size
+            last = min(first + chunk_size, n_subjects)
+            for s in range(first, last):
+                start = subject_start[s]
+                stop = subject_start[s + 1]
+                if stop > start:
+                    status[s] = run_subject(model, start, stop, ev_time, ev_kind, ev_amt, ev_cmt, ev_rate, ev_ii,
+                                            ev_ss, ev_prow, ev_drow, ev_out, ev_parent, P, opts, ss_opts,
+                                            work, mats, e, e_dose, mods, active, qf, qi, hstate,
+                                            out_state, out_values)
+
+    return run_population
+
+
+run_population = _run_population(_engine_source_key())
