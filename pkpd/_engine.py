@@ -117,10 +117,11 @@ def run_stream(model, stream, *, method=DEFAULT.method, rtol=DEFAULT.rtol, atol=
     parameter_rows = shared_parameter_rows(stream.prow, stream.inputs)
     # dynamic scheduling: a thread that finishes its chunk of subjects takes the
     # next one, so subjects of unequal cost (or a busy core) do not leave a thread idle
+    inputs = [_read_only(array) for array in (
+        stream.subject_start, stream.time, stream.kind, stream.amt, stream.cmt, stream.rate, stream.ii, stream.ss,
+        parameter_rows, stream.drow, stream.out, stream.parent, stream.inputs)]
     with numba.parallel_chunksize(1):
-        run_population(kernels, stream.subject_start, stream.time, stream.kind, stream.amt, stream.cmt,
-                       stream.rate, stream.ii, stream.ss, parameter_rows, stream.drow, stream.out,
-                       stream.parent, stream.inputs, model.module.N_ENV, options, ss_options, capacity,
+        run_population(kernels, *inputs, model.module.N_ENV, _read_only(options), _read_only(ss_options), capacity,
                        int(chunk_size), states, kernel_values, status)
     failed = np.flatnonzero(status)
     if failed.size:
@@ -130,6 +131,17 @@ def run_stream(model, stream, *, method=DEFAULT.method, rtol=DEFAULT.rtol, atol=
             states[rows] = np.nan
             values[rows] = np.nan
     return states, values, status
+
+
+def _read_only(array):
+    """A read-only, C-contiguous view of an input of the engine (a copy only if it is not contiguous).
+
+    The engine reads its inputs, and Numba compiles one version of it per combination of array
+    types: passing every input read-only, whatever the caller built, keeps that to one compiled
+    engine (some callers pass views of read-only layouts, others fresh arrays)."""
+    view = np.ascontiguousarray(array).view()
+    view.flags.writeable = False
+    return view
 
 
 def _output_array(array, shape, name):
