@@ -60,7 +60,7 @@ def record_output(model, row, y, e, out_state, out_values):
     """Write state y and the model's outputs at y into row `row` of the results."""
     for i in range(y.size):
         out_state[row, i] = y[i]
-    model.outputs(data(y), data(e), data(out_values[row]))
+    model.outputs(data(y), data(e), row_data(out_values, row))   # a pointer, not a view: no reference counting
 
 
 @jit
