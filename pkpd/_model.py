@@ -66,6 +66,9 @@ _DOSING_KEYS = {"F": "bioavailability", "ALAG": "lag time", "R": "modelled rate"
 _RESERVED = {"ID", "TIME", "EVID", "AMT", "CMT", "RATE", "II", "ADDL", "SS", "MDV", "DV", "REC"}
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_. -]{0,63}")
 _MODULE_PREFIX_LENGTH = 32       # characters of the model name kept in its module's file name
+# (model text hash, cache folder) -> (module name, generated module, compiled kernels or None), for this process: a model's
+# copies share them; an entry counts only while its module is the one imported under that name
+_LOADED = {}
 
 
 def model_directories():
@@ -337,14 +340,28 @@ class Model:
     def kernels(self):
         """The model's compiled functions as the engine takes them (:class:`pkpd.engine.ModelKernels`)."""
         if self._kernels is None:
-            object.__setattr__(self, "_kernels", _compile_kernels(self))  # a cache, not a value of the model
+            module = self.module
+            key = (self.hash, cache_directory())
+            name, shared, kernels = _LOADED.get(key, (None, None, None))
+            if shared is not module or kernels is None:
+                kernels = _compile_kernels(self)
+                _LOADED[key] = (module.__name__, module, kernels)
+            object.__setattr__(self, "_kernels", kernels)  # a cache, not a value of the model
         return self._kernels
 
     @property
     def module(self):
-        """The model's compiled module: its six functions (generated and imported on first use)."""
+        """The model's compiled module: its six functions (generated and imported on first use).
+
+        Models with the same text (the same file, or copies made by with_parameters before either
+        was used, e.g. one per parameter draw) share it without generating the source again."""
         if self._module is None:
-            object.__setattr__(self, "_module", _import_generated(self))  # a cache, not a value of the model
+            key = (self.hash, cache_directory())
+            name, module, _ = _LOADED.get(key, (None, None, None))
+            if module is None or sys.modules.get(name) is not module:
+                module = _import_generated(self)
+                _LOADED[key] = (module.__name__, module, None)
+            object.__setattr__(self, "_module", module)  # a cache, not a value of the model
         return self._module
 
     def __getstate__(self):

@@ -120,3 +120,18 @@ def test_a_trial_design_refuses_assignment(tmp_path):
         design.replicates = 10
     fewer = dataclasses.replace(design, replicates=1)
     assert (fewer.replicates, design.replicates) == (1, 2)
+
+
+@pytest.mark.models("pk1cmt")
+def test_copies_made_before_first_use_share_the_compiled_functions(monkeypatch):
+    # one model per parameter draw (issue 19): none may generate, import or compile the functions again
+    from pkpd import _model
+
+    base = pkpd.load_model("pk1cmt")
+    copies = [base.with_parameters({"CL": 1.0 + i / 10}) for i in range(5)]
+    first = copies[0].kernels
+    generated = []
+    original = _model.generate_source
+    monkeypatch.setattr(_model, "generate_source", lambda model: generated.append(model) or original(model))
+    assert all(copy.kernels is first and copy.module is copies[0].module for copy in copies[1:] + [base])
+    assert generated == []
