@@ -55,7 +55,7 @@ def stage_rhs(model, work, source, target, e, rate):
         work[target, i] += rate[i]
 
 
-@jit
+@jit(inline="always")
 def record_output(model, row, y, e, out_state, out_values):
     """Write state y and the model's outputs at y into row `row` of the results."""
     for i in range(y.size):
