@@ -286,6 +286,27 @@ def test_library_assumptions_of_ketamine_mg_pain_all_have_a_range():
         assert model.uncertainty.marginals[name].source
 
 
+# Published relative standard errors (%): Otto 2021 Table 3 (S-norketamine) and Du 2019 Table 3.
+PUBLISHED_RSE = {
+    "esketamine_otto2021": {"V_NK": 3.77, "CL_NK": 5.7, "VP_NK": 17.6, "Q_NK": 7.51},
+    "ketamine_kamp2020": {"V_NK": 3.77, "CL_NK": 5.7, "VP_NK": 17.6, "Q_NK": 7.51},
+    "magnesium_du2019": {"CL": 3.5, "VC": 11.6, "Q": 24.5, "VP": 9.8, "CL_SCR": 14.2},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_RSE))
+def test_library_models_carry_the_published_relative_standard_errors(name):
+    model = pkpd.load_model(ROOT / "models" / f"{name}.toml")
+    for parameter, rse in PUBLISHED_RSE[name].items():
+        marginal = model.uncertainty.marginals[parameter]
+        value = model.parameters[parameter].value
+        assert marginal.given == "rse" and "Table 3" in marginal.source
+        if marginal.distribution == "log-normal":    # CV = RSE: log-SD = sqrt(ln(1 + CV^2))
+            assert (marginal.location, marginal.scale) == pytest.approx((value, math.sqrt(math.log1p((rse / 100) ** 2))))
+        else:                                        # normal: SD = RSE x |value|
+            assert (marginal.location, marginal.scale) == pytest.approx((value, rse / 100 * abs(value)))
+
+
 @pytest.mark.models("ketamine_mg_pain")
 def test_the_assurance_figure_draws_the_assurance_and_the_band_of_power(tmp_path):
     from pkpd._uncertainty_figures import assurance_figure
