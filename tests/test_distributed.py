@@ -18,7 +18,7 @@ distributed = pytest.importorskip("distributed")
 from pkpd import _distributed  # noqa: E402
 from pkpd._trial import designs_of  # noqa: E402
 
-pytestmark = pytest.mark.models(TEST_MODELS / "pk1cmt_iiv.toml", "ketamine_mg_pain")
+pytestmark = pytest.mark.models(TEST_MODELS / "pk1cmt_iiv.toml", "ketamine_mg_pain", TEST_MODELS / "pk1cmt_uncertain.toml")
 
 MODEL = TEST_MODELS / "pk1cmt_iiv.toml"
 TIMES = np.arange(0.0, 48.5, 0.5)
@@ -113,3 +113,16 @@ def test_a_killed_worker_loses_and_duplicates_nothing(client, population):
     parts = client.gather(futures)
     values = np.concatenate([p[0] for p in parts]).reshape(local.values.shape)
     assert np.array_equal(values, local.values)
+
+
+def test_parameter_draws_on_dask_workers_equal_in_process(dask):
+    # issue 19: the outer loop of parameter draws runs on a dask cluster as it does here
+    model = TEST_MODELS / "pk1cmt_uncertain.toml"
+    pkpd.load_model(model).kernels   # compiled on disk before the workers load it
+    arguments = (model, [pkpd.Dose(100.0, "DEPOT")], pkpd.Population(30, seed=2), np.arange(0.0, 48.0, 2.0))
+    here = pkpd.simulate(*arguments, uncertainty=6, progress=False)
+    remote = pkpd.simulate(*arguments, uncertainty=6, progress=False, executor=dask)
+    assert here.draws.equals(remote.draws)
+    for key, table in here.percentiles.items():
+        assert np.array_equal(table, remote.percentiles[key])
+    assert here.statistics.equals(remote.statistics)
