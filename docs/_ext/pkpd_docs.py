@@ -1,0 +1,173 @@
+"""Sphinx extension: the pages of the pkpd documentation that the package itself defines.
+
+At ``builder-inited`` it writes ``docs/_generated/``: the API reference (one autodoc entry per
+name in ``pkpd.__all__``), one page per library model and the scenario-key reference. The
+model pages and the key reference are directives (``pkpd-model``, ``pkpd-scenario-keys``)
+that build docutils tables from :func:`pkpd.load_model` and the checkers' allowed-key lists,
+so no text of a model file is pasted into markup (nothing to escape, nothing run).
+"""
+
+import importlib
+import inspect
+import tomllib
+from pathlib import Path
+
+from docutils import nodes
+from docutils.parsers.rst import Directive
+
+import pkpd
+
+# (key path in a scenario file, module, name of its allowed-key list, what the table holds)
+SCENARIO_SECTIONS = [
+    ("(top level)", "pkpd._scenario", "TOP_KEYS", "the tables and values a scenario file may hold"),
+    ("population", "pkpd._scenario", "POPULATION_KEYS", "the virtual population"),
+    ("arms[i]", "pkpd._scenario", "ARM_KEYS", "one arm"),
+    ("arms[i].doses[j]", "pkpd._scenario", "DOSE_KEYS", "one dose or repeated doses of an arm"),
+    ("sweep", "pkpd._scenario", "SWEEP_KEYS", "arms made from a grid of dose values"),
+    ("outputs", "pkpd._scenario", "OUTPUT_KEYS", "what is reported"),
+    ("outputs.times", "pkpd._scenario", "TIME_KEYS", "the output time grid"),
+    ("solver", "pkpd._scenario", "SOLVER_KEYS", "the ODE solver"),
+    ("trial", "pkpd._trial", "TRIAL_KEYS", "crossover or parallel trial replicates"),
+    ("trial.endpoint", "pkpd._trial", "ENDPOINT_KEYS", "the trial's endpoint"),
+    ("search", "pkpd._search", "SEARCH_KEYS", "the regimen search"),
+    ("search.variables[i]", "pkpd._search", "VARIABLE_KEYS", "one searched dose value"),
+    ("search.constraints[i]", "pkpd._search", "CONSTRAINT_KEYS", "one population target or limit"),
+    ("search.objective", "pkpd._search", "OBJECTIVE_KEYS", "what the search optimises"),
+    ("uncertainty", "pkpd._draws", "UNCERTAINTY_KEYS", "parameter draws"),
+    ("sensitivity", "pkpd._sensitivity", "SENSITIVITY_KEYS", "local sensitivity"),
+    ("sensitivity.sobol", "pkpd._sensitivity", "SOBOL_KEYS", "global (Sobol) indices"),
+]
+
+
+def table(headers, rows, widths=None):
+    """A docutils table node: `headers` and `rows` of plain text (shown as written)."""
+    tgroup = nodes.tgroup(cols=len(headers))
+    for width in widths or [1] * len(headers):
+        tgroup += nodes.colspec(colwidth=width)
+    tgroup += nodes.thead("", _row(headers))
+    tgroup += nodes.tbody("", *(_row(row) for row in rows))
+    return nodes.table("", tgroup)
+
+
+def _row(cells):
+    return nodes.row("", *(nodes.entry("", nodes.paragraph(text=str(cell))) for cell in cells))
+
+
+def _section(document_id, title, *content):
+    """A titled section with a unique id under the current document."""
+    section = nodes.section(ids=[nodes.make_id(f"{document_id}-{title}")])
+    section += nodes.title(text=title)
+    for node in content:
+        section += node
+    return section
+
+
+def _equations(mapping):
+    """``NAME = expression`` lines, one literal block."""
+    return nodes.literal_block(text="\n".join(f"{name} = {expr}" for name, expr in mapping.items()))
+
+
+def _uncertainty(model, name):
+    """What is not known about parameter `name`: its marginal and source, else "-"."""
+    marginal = model.uncertainty.marginals.get(name)
+    return f"{marginal.describe()}; {marginal.source}" if marginal else "-"
+
+
+class ModelDirective(Directive):
+    """``pkpd-model NAME``: a library model's description, compartments, parameters, covariates,
+    equations and outputs, as :func:`pkpd.load_model` reads them."""
+    required_arguments = 1
+
+    def run(self):
+        name = self.arguments[0]
+        model = pkpd.load_model(name)
+        # compartment descriptions are kept in the file only: read the TOML text (data, never run)
+        described = tomllib.loads(model.source_text).get("compartments", {})
+        units = ", ".join(f"{kind} {unit}" for kind, unit in model.units.items())
+        parts = [nodes.paragraph(text=model.description), nodes.paragraph(text=f"Units: {units}."),
+                 _section(name, "Compartments", table(
+                     ["CMT", "Name", "Unit", "Description"],
+                     [[model.numbers[c], c, model.compartment_units.get(c, ""), described.get(c, {}).get("description", "")]
+                      for c in model.compartments], [1, 2, 2, 6])),
+                 _section(name, "Parameters", table(
+                     ["Name", "Value", "Unit", "Description", "Source", "Reliability", "Uncertainty"],
+                     [[p.name, f"{p.value:g}", p.unit, p.description, p.source, p.reliability, _uncertainty(model, p.name)]
+                      for p in model.parameters.values()], [2, 2, 2, 4, 6, 2, 5]))]
+        if model.covariates:
+            parts.append(_section(name, "Covariates", table(
+                ["Name", "Default", "Unit", "Description", "Source"],
+                [[c.name, f"{c.value:g}", c.unit, c.description, c.source] for c in model.covariates.values()],
+                [2, 2, 2, 5, 5])))
+        if model.derived:
+            parts.append(_section(name, "Individual parameters", _equations(model.derived)))
+        parts.append(_section(name, "Differential equations", _equations(model.odes)))
+        parts.append(_section(name, "Outputs", table(
+            ["Name", "Unit", "Role", "Analyte", "Matrix", "Event", "Description"],
+            [[o.name, o.unit, o.role, o.analyte or "-", o.matrix or "-", o.event or "-", o.description]
+             for o in model.outputs.values()], [2, 2, 3, 2, 2, 3, 5])))
+        return parts
+
+
+class ScenarioKeysDirective(Directive):
+    """``pkpd-scenario-keys``: every key a scenario file accepts, from the checkers' own lists."""
+
+    def run(self):
+        rows = [[path, ", ".join(getattr(importlib.import_module(module), constant)), what]
+                for path, module, constant, what in SCENARIO_SECTIONS]
+        return [table(["Table", "Keys it accepts", "What it describes"], rows, [3, 8, 4])]
+
+
+def _api_page():
+    """MyST text of the API reference: an autodoc entry per public name, in ``__all__`` order."""
+    lines = ["# API reference", "", "Everything `import pkpd` offers (`pkpd.__all__`).", ""]
+    for name in pkpd.__all__:
+        if name == "__version__":
+            lines += [f"`pkpd.__version__`: the package version, `{pkpd.__version__}`.", ""]
+            continue
+        obj = getattr(pkpd, name)
+        if inspect.isclass(obj) and issubclass(obj, BaseException):
+            kind = "autoexception"
+        elif inspect.isclass(obj):
+            kind = "autoclass"
+        else:
+            kind = "autofunction"
+        options = [":members:"] if kind == "autoclass" else []
+        lines += [f"```{{{kind}}} pkpd.{name}", *options, "```", ""]
+    return "\n".join(lines)
+
+
+def _model_index(names):
+    lines = ["# Library models", "", "One page per model of `models/`, generated from its file.", "",
+             "```{toctree}", ":maxdepth: 1", "", *names, "```", ""]
+    return "\n".join(lines)
+
+
+def _write(path, text):
+    """Write `text` unless the file already holds it (an unchanged page is not rebuilt)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
+def generate(app):
+    """Write the generated pages under ``<source>/_generated/`` and remove stale model pages."""
+    out = Path(app.srcdir) / "_generated"
+    names = pkpd.library_models()
+    _write(out / "api.md", _api_page())
+    _write(out / "scenario_keys.md",
+           "# Scenario keys\n\nEvery key a scenario file accepts, by table, read from the lists the "
+           "scenario checker itself uses (a key not listed is refused with a one-line error).\n\n"
+           "```{pkpd-scenario-keys}\n```\n")
+    _write(out / "models" / "index.md", _model_index(names))
+    for name in names:
+        _write(out / "models" / f"{name}.md", f"# {name}\n\n```{{pkpd-model}} {name}\n```\n")
+    for page in (out / "models").glob("*.md"):
+        if page.stem not in names and page.stem != "index":
+            page.unlink()
+
+
+def setup(app):
+    app.add_directive("pkpd-model", ModelDirective)
+    app.add_directive("pkpd-scenario-keys", ScenarioKeysDirective)
+    app.connect("builder-inited", generate)
+    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
