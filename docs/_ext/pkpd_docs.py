@@ -131,8 +131,8 @@ def _api_page():
             kind = "autoclass"
         else:
             kind = "autofunction"
-        options = [":members:"] if kind == "autoclass" else []
-        lines += [f"```{{{kind}}} pkpd.{name}", *options, "```", ""]
+        options = ["   :members:"] if kind == "autoclass" else []
+        lines += ["```{eval-rst}", f".. {kind}:: pkpd.{name}", *options, "```", ""]   # autodoc writes reST
     return "\n".join(lines)
 
 
