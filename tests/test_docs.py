@@ -71,6 +71,12 @@ def test_each_library_model_has_its_page(site, name):
         # name, value (as the page prints it) and unit, then its description and source
         assert f"{parameter} {float(item['value']):g} {item['unit']}" in text, parameter
         assert " ".join(item["source"].split()) in text
+    for level, block in spec.get("variability", {}).items():
+        for i, parameter in enumerate(block["parameters"]):
+            assert f"{level.upper()} {parameter} " in text and f" {block['omega'][i][i]:g} " in text, parameter
+    for drug, item in spec.get("drugs", {}).items():
+        for route, compartment in item.get("routes", {}).items():
+            assert f"{route}: {compartment}" in text, drug
     for output, item in spec["outputs"].items():
         row = [output, item["unit"], item.get("role", "other")]
         if item.get("role") == "concentration":

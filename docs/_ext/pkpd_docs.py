@@ -68,14 +68,48 @@ def _equations(mapping):
 
 
 def _uncertainty(model, name):
-    """What is not known about parameter `name`: its marginal and source, else "-"."""
+    """What is not known about parameter `name`: its marginal or covariance block and source, else "-"."""
     marginal = model.uncertainty.marginals.get(name)
-    return f"{marginal.describe()}; {marginal.source}" if marginal else "-"
+    if marginal:
+        return f"{marginal.describe()}; {marginal.source}"
+    for block in model.uncertainty.blocks:
+        if name in block.names:
+            low, high = block.ends()[name]
+            scale = "log-normal" if block.log else "normal"
+            return f"joint {scale} with {', '.join(block.names)}, 2.5-97.5 % {low:.4g}-{high:.4g}; {block.source}"
+    return "-"
+
+
+def _variability(model, name):
+    """The ``[variability]`` blocks (IIV, IOV): each parameter's form and variance, with the block's source."""
+    rows = []
+    for level, block in model.variability.items():
+        forms = block.get("forms", ["exp"] * len(block["parameters"]))
+        for i, (parameter, form) in enumerate(zip(block["parameters"], forms)):
+            covaried = [other for j, other in enumerate(block["parameters"]) if j != i and block["omega"][i][j] != 0.0]
+            rows.append([level.upper(), parameter, form, f"{block['omega'][i][i]:g}", ", ".join(covaried) or "-",
+                         block.get("source", "")])
+    return _section(name, "Variability", table(["Level", "Parameter", "Form", "Variance", "Covaries with", "Source"],
+                                               rows, [1, 2, 1, 2, 3, 6]))
+
+
+def _drugs(model, name):
+    """The ``[drugs]`` section: what may be dosed, into which compartment by which route, and in what unit."""
+    rows = []
+    for drug, spec in model.drugs.items():
+        routes = spec.get("routes") or {"default": spec.get("compartment", "")}
+        doses = spec.get("dose_range", {})
+        documented = "; ".join(f"{kind} {' to '.join(doses[kind])}" for kind in ("amount", "rate") if kind in doses)
+        rows.append([drug, spec.get("unit", ""), ", ".join(f"{route}: {cmt}" for route, cmt in routes.items()),
+                     documented or "-", spec.get("description", "")])
+    return _section(name, "Drugs", table(["Drug", "Unit", "Routes (compartment)", "Documented doses", "Description"],
+                                         rows, [2, 1, 3, 4, 6]))
 
 
 class ModelDirective(Directive):
-    """``pkpd-model NAME``: a library model's description, compartments, parameters, covariates,
-    equations and outputs, as :func:`pkpd.load_model` reads them."""
+    """``pkpd-model NAME``: a library model's description, compartments, parameters (value, unit,
+    source, reliability, uncertainty), covariates, drugs and routes, variability, residual error,
+    equations and outputs (role, analyte, matrix), as :func:`pkpd.load_model` reads them."""
     required_arguments = 1
 
     def run(self):
@@ -98,6 +132,15 @@ class ModelDirective(Directive):
                 ["Name", "Default", "Unit", "Description", "Source"],
                 [[c.name, f"{c.value:g}", c.unit, c.description, c.source] for c in model.covariates.values()],
                 [2, 2, 2, 5, 5])))
+        if model.drugs:
+            parts.append(_drugs(model, name))
+        if model.variability:
+            parts.append(_variability(model, name))
+        if model.residual:
+            parts.append(_section(name, "Residual error", table(
+                ["Output", "Proportional (SD)", "Additive (SD)", "Source"],
+                [[output, f"{spec.get('proportional', 0.0):g}", f"{spec.get('additive', 0.0):g}", spec.get("source", "")]
+                 for output, spec in model.residual.items()], [2, 2, 2, 8])))
         if model.derived:
             parts.append(_section(name, "Individual parameters", _equations(model.derived)))
         parts.append(_section(name, "Differential equations", _equations(model.odes)))
