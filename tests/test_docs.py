@@ -90,20 +90,38 @@ def test_a_parameter_uncertainty_is_on_its_model_page(site):
     assert "log-normal, 2.5-97.5 % 73.4-95.7" in text
 
 
-def test_scenario_key_page_lists_every_allowed_key(site):
+def documented_sections():
+    """SECTIONS of docs/_ext/pkpd_docs.py: the allowed-key lists the key references show."""
     sys.path.insert(0, str(DOCS / "_ext"))
     try:
-        sections = importlib.import_module("pkpd_docs").SCENARIO_SECTIONS
+        return importlib.import_module("pkpd_docs").SECTIONS
     finally:
         sys.path.remove(str(DOCS / "_ext"))
-    text = text_of(site / "_generated" / "scenario_keys.html")
-    for path, module, constant, _ in sections:
+
+
+@pytest.mark.parametrize("kind, page", [("scenario", "_generated/scenario_keys.html"), ("model", "models/README.html")])
+def test_key_references_list_every_allowed_key(site, kind, page):
+    text = text_of(site / page)
+    for path, module, constant, _ in documented_sections()[kind]:
         keys = getattr(importlib.import_module(module), constant)
         assert f"{path} {', '.join(keys)}" in text, path
-    # every allowed-key list of the scenario checker has its row
-    listed = {constant for _, module, constant, _ in sections if module == "pkpd._scenario"}
-    from pkpd import _scenario
-    assert {name for name in vars(_scenario) if name.endswith("_KEYS")} == listed
+
+
+# allowed-key lists that are not tables of their own: METRIC_KEYS is part of CONSTRAINT_KEYS and OBJECTIVE_KEYS
+NOT_TABLES = {("pkpd._search", "METRIC_KEYS")}
+
+
+@pytest.mark.parametrize("kind, modules", [
+    ("scenario", ["pkpd._scenario", "pkpd._trial", "pkpd._search", "pkpd._draws", "pkpd._sensitivity"]),
+    ("model", ["pkpd._model", "pkpd._uncertainty"])])
+def test_every_allowed_key_list_is_documented(kind, modules):
+    """A new ``*_KEYS`` list in a checker must get its row in the key reference."""
+    documented = {(module, constant) for _, module, constant, _ in documented_sections()[kind]}
+    defined = {(module, name) for module in modules for name in vars(importlib.import_module(module))
+               if name.endswith("_KEYS") and name != "_ROLE_KEYS"} - NOT_TABLES
+    if kind == "model":
+        defined.add(("pkpd._model", "_SECTIONS"))
+    assert defined == documented
 
 
 def test_existing_documents_are_pages(site):

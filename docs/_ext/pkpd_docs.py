@@ -2,7 +2,7 @@
 
 At ``builder-inited`` it writes ``docs/_generated/``: the API reference (one autodoc entry per
 name in ``pkpd.__all__``), one page per library model and the scenario-key reference. The
-model pages and the key reference are directives (``pkpd-model``, ``pkpd-scenario-keys``)
+model pages and the key references are directives (``pkpd-model``, ``pkpd-keys``)
 that build docutils tables from :func:`pkpd.load_model` and the checkers' allowed-key lists,
 so no text of a model file is pasted into markup (nothing to escape, nothing run).
 """
@@ -37,6 +37,19 @@ SCENARIO_SECTIONS = [
     ("sensitivity", "pkpd._sensitivity", "SENSITIVITY_KEYS", "local sensitivity"),
     ("sensitivity.sobol", "pkpd._sensitivity", "SOBOL_KEYS", "global (Sobol) indices"),
 ]
+
+# the same for a model file (models/README.md describes each key)
+MODEL_FILE_SECTIONS = [
+    ("(top level)", "pkpd._model", "_SECTIONS", "the sections a model file may hold"),
+    ("compartments.NAME", "pkpd._model", "_COMPARTMENT_KEYS", "one state of the ODE system"),
+    ("parameters.NAME", "pkpd._model", "_PARAMETER_KEYS", "one fixed parameter (THETA)"),
+    ("parameters.NAME.uncertainty", "pkpd._uncertainty", "SPEC_KEYS", "what is not known about a parameter"),
+    ("[[uncertainty]]", "pkpd._uncertainty", "BLOCK_KEYS", "a joint (covariance) uncertainty of parameters"),
+    ("covariates.NAME", "pkpd._model", "_COVARIATE_KEYS", "one per-record input with its default"),
+    ("dosing.COMPARTMENT", "pkpd._model", "_DOSING_KEYS", "bioavailability, lag, modelled rate or duration of doses"),
+    ("outputs.NAME", "pkpd._model", "_OUTPUT_KEYS", "one output and what it is"),
+]
+SECTIONS = {"scenario": SCENARIO_SECTIONS, "model": MODEL_FILE_SECTIONS}
 
 
 def table(headers, rows, widths=None):
@@ -151,12 +164,16 @@ class ModelDirective(Directive):
         return parts
 
 
-class ScenarioKeysDirective(Directive):
-    """``pkpd-scenario-keys``: every key a scenario file accepts, from the checkers' own lists."""
+class KeysDirective(Directive):
+    """``pkpd-keys scenario`` or ``pkpd-keys model``: every key a scenario or model file accepts,
+    from the checkers' own lists."""
+    required_arguments = 1
 
     def run(self):
+        if self.arguments[0] not in SECTIONS:
+            raise self.error(f"pkpd-keys: the argument must be one of {', '.join(SECTIONS)}")
         rows = [[path, ", ".join(getattr(importlib.import_module(module), constant)), what]
-                for path, module, constant, what in SCENARIO_SECTIONS]
+                for path, module, constant, what in SECTIONS[self.arguments[0]]]
         return [table(["Table", "Keys it accepts", "What it describes"], rows, [3, 8, 4])]
 
 
@@ -200,7 +217,7 @@ def generate(app):
     _write(out / "scenario_keys.md",
            "# Scenario keys\n\nEvery key a scenario file accepts, by table, read from the lists the "
            "scenario checker itself uses (a key not listed is refused with a one-line error).\n\n"
-           "```{pkpd-scenario-keys}\n```\n")
+           "```{pkpd-keys} scenario\n```\n")
     _write(out / "models" / "index.md", _model_index(names))
     for name in names:
         _write(out / "models" / f"{name}.md", f"# {name}\n\n```{{pkpd-model}} {name}\n```\n")
@@ -211,6 +228,6 @@ def generate(app):
 
 def setup(app):
     app.add_directive("pkpd-model", ModelDirective)
-    app.add_directive("pkpd-scenario-keys", ScenarioKeysDirective)
+    app.add_directive("pkpd-keys", KeysDirective)
     app.connect("builder-inited", generate)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
