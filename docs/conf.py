@@ -29,4 +29,4 @@ napoleon_use_rtype = False
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 html_theme = "alabaster"
-html_static_path = []
+html_theme_options = {"page_width": "1280px"}   # the model pages' tables have up to seven columns
