@@ -68,7 +68,7 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_. -]{0,63}")
 _MODULE_PREFIX_LENGTH = 32       # characters of the model name kept in its module's file name
 # (model text hash, cache folder) -> (module name, generated module, compiled kernels or None), for this process: a model's
 # copies share them; an entry counts only while its module is the one imported under that name
-_LOADED = {}
+_LOADED: dict[tuple[str, Path], tuple[str, object, object]] = {}
 
 
 def model_directories():
