@@ -33,6 +33,8 @@ import signal
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from . import _signals
 from ._errors import PkpdError, SimulationError
 from ._options import DEFAULT, METHOD_NAMES
@@ -244,19 +246,42 @@ def _elsewhere(row, output):
     return f" [{own[0]}, {own[1]}]" if own != (output.analyte, output.matrix) else ""
 
 
+def _flat_profiles(exposure):
+    """{(arm, output)} whose every subject's Cmax equals its mean level (Cavg): a flat profile
+    (when Cavg was not computed, a Cmax of zero)."""
+    wide = exposure[exposure["metric"].isin(["cmax", "cavg"])].pivot_table(
+        index=["arm", "output", "ID"], columns="metric", values="value", observed=True)
+    level = wide["cavg"] if "cavg" in wide else 0.0
+    same = wide["cmax"].eq(level) | np.isclose(wide["cmax"], level, rtol=1e-9, atol=0.0)
+    same = same.groupby(level=["arm", "output"]).all()
+    return set(same[same].index)
+
+
 def _summary_lines(result, scenario):
-    """Median (90 % interval) of Cmax and AUC of the first three outputs, each named by its label, per
-    arm; the expected rate of every adverse event the scenario reports (outputs of that role)."""
+    """Per arm, the median (90 % interval) of the scenario's exposure metrics for every output it
+    lists, each named by its label (a pain score by its mean level and AUC); "-" for the Tmax of an
+    arm whose output stays flat in every subject (nothing of it was given: a peak time means nothing);
+    the expected rate of every adverse event the scenario reports (outputs of that role)."""
     summary = result.summary
     outputs = scenario.model.outputs
+    flat = _flat_profiles(result.exposure)
     lines = []
-    for output in scenario.variables[:3]:
+    for output in scenario.variables:
+        role = outputs[output].role
+        if role == "adverse_event_probability":
+            continue
+        metrics = ["cavg", "auc"] if role == "pain_score" else [m for m in scenario.metrics
+                                                                  if m in ("cmax", "tmax", "auc", "cavg")]
         lines.append(f"  {output}: {outputs[output].label}")
-        for metric in ("cmax", "auc"):
+        for metric in metrics:
             rows = summary[(summary["output"] == output) & (summary["metric"] == metric)]
             for _, row in rows.iterrows():
-                lines.append(f"  {row['arm'][:40]:40s} {output:12s} {metric:5s} median {row['median']:.4g} "
-                             f"({row['p5']:.4g}-{row['p95']:.4g}) {row['unit']}{_elsewhere(row, outputs[output])}")
+                head = f"  {row['arm'][:40]:40s} {output:12s} {metric:5s} "
+                if metric == "tmax" and (row["arm"], output) in flat:
+                    lines.append(head + "-   (flat: no dose of it in this arm)")
+                    continue
+                lines.append(head + f"median {row['median']:.4g} ({row['p5']:.4g}-{row['p95']:.4g}) {row['unit']}"
+                             f"{_elsewhere(row, outputs[output])}")
     for output in scenario.variables:
         if outputs[output].role != "adverse_event_probability":
             continue

@@ -134,15 +134,21 @@ def test_library_matrices_are_those_the_sources_measured():
 # ---------------------------------------------------------------- console, tables and figures by role
 
 
-def _scenario_with(model_file, variables):
+def _scenario_with(model_file, variables, metrics=("cmax", "auc")):
     model = pkpd.load_model(model_file)
-    return SimpleNamespace(model=model, variables=variables)
+    return SimpleNamespace(model=model, variables=variables, metrics=list(metrics))
 
 
-def _summary(outputs, arms=("placebo", "drug")):
+def _summary(outputs, arms=("placebo", "drug"), metrics=("cmax", "auc")):
+    """A run's summary and exposure tables: every output flat (Cmax = Cavg = 0) in the first arm."""
     rows = [dict(arm=arm, output=output, metric=metric, median=0.5, p5=0.1, p95=0.9, mean=0.25 * (i + 1),
-                 n=10, unit="1") for i, arm in enumerate(arms) for output in outputs for metric in ("cmax", "auc")]
-    return SimpleNamespace(summary=pd.DataFrame(rows), power=None, uncertainty=None, sensitivity=None)
+                 n=10, unit="1") for i, arm in enumerate(arms) for output in outputs for metric in metrics]
+    exposure = [dict(arm=arm, ID=subject, output=output, metric=metric,
+                     value=0.0 if i == 0 else (1.0 if metric == "cmax" else 0.5), unit="1")
+                for i, arm in enumerate(arms) for output in outputs for subject in range(3)
+                for metric in ("cmax", "cavg")]
+    return SimpleNamespace(summary=pd.DataFrame(rows), exposure=pd.DataFrame(exposure), power=None,
+                           uncertainty=None, sensitivity=None)
 
 
 def test_adverse_event_line_follows_the_role_not_the_name(tmp_path):
@@ -155,6 +161,23 @@ def test_adverse_event_line_follows_the_role_not_the_name(tmp_path):
     assert [line.split()[0] for line in events] == ["placebo", "drug"]
     assert all("nausea (RISK): expected rate" in line for line in events)
     assert "expected rate 50.0 %" in events[1]
+
+
+def test_console_lists_every_variable_pain_by_level_and_a_flat_arm_without_tmax(tmp_path):
+    # issue 20: every variable the scenario lists (a pain score included), Tmax "-" where nothing was given
+    path = _model_file(tmp_path, CONCENTRATION + (
+        'EFFECT = { expr = "CP/(1 + CP)", unit = "1", role = "effect" }\n'
+        'AMOUNT = { expr = "CENT", unit = "mg", role = "amount" }\n'
+        'PAIN = { expr = "6 - CP", unit = "NRS 0-10", role = "pain_score" }\n'))
+    variables = ["CP", "EFFECT", "AMOUNT", "PAIN"]
+    metrics = ("cmax", "tmax", "auc", "cavg")
+    lines = _summary_lines(_summary(variables, metrics=metrics), _scenario_with(path, variables, metrics))
+    assert all(f"  {name}: " in lines for name in variables)
+    pain = [line.split()[1:3] for line in lines.splitlines() if line.split()[1:2] == ["PAIN"]]
+    assert pain == [["PAIN", "cavg"], ["PAIN", "cavg"], ["PAIN", "auc"], ["PAIN", "auc"]]
+    tmax = [line for line in lines.splitlines() if line.split()[1:3] == ["CP", "tmax"]]
+    assert tmax[0].split()[0] == "placebo" and tmax[0].split()[3] == "-"
+    assert tmax[1].split()[0] == "drug" and "median 0.5 (0.1-0.9)" in tmax[1]
 
 
 STUDY = """
