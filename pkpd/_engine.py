@@ -1,6 +1,7 @@
 """Python side of the engine: options, the kernel call, status codes to messages."""
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -115,14 +116,25 @@ def run_stream(model, stream, *, method=DEFAULT.method, rtol=DEFAULT.rtol, atol=
     # records repeating the previous record's parameter values share its row: the kernel
     # then integrates through them instead of restarting at every record of a data set
     parameter_rows = shared_parameter_rows(stream.prow, stream.inputs)
-    # dynamic scheduling: a thread that finishes its chunk of subjects takes the
-    # next one, so subjects of unequal cost (or a busy core) do not leave a thread idle
     inputs = [_read_only(array) for array in (
         stream.subject_start, stream.time, stream.kind, stream.amt, stream.cmt, stream.rate, stream.ii, stream.ss,
         parameter_rows, stream.drow, stream.out, stream.parent, stream.inputs)]
-    with numba.parallel_chunksize(1):
-        run_population(kernels, *inputs, model.module.N_ENV, _read_only(options), _read_only(ss_options), capacity,
-                       int(chunk_size), states, kernel_values, status)
+    chunk_size = int(chunk_size)
+    n_chunks = (stream.n_subjects + chunk_size - 1) // chunk_size
+
+    def run(first, last):
+        run_population(kernels, *inputs, model.module.N_ENV, _read_only(options), _read_only(ss_options),
+                       capacity, chunk_size, first, last, states, kernel_values, status)
+
+    threads = min(numba.get_num_threads(), n_chunks)
+    if threads <= 1:
+        run(0, n_chunks)
+    else:
+        # dynamic scheduling: a thread that finishes its chunk of subjects takes the next one, so
+        # subjects of unequal cost (or a busy core) do not leave a thread idle; the engine runs
+        # without the GIL, and each chunk writes only its own subjects' rows
+        for _ in _pool(threads).map(lambda chunk: run(chunk, chunk + 1), range(n_chunks)):
+            pass
     failed = np.flatnonzero(status)
     if failed.size:
         for subject in failed:
@@ -131,6 +143,16 @@ def run_stream(model, stream, *, method=DEFAULT.method, rtol=DEFAULT.rtol, atol=
             states[rows] = np.nan
             values[rows] = np.nan
     return states, values, status
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(threads):
+    """A pool of `threads` threads for the engine's chunks, made once per size and reused."""
+    if threads not in _POOLS:
+        _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="pkpd-engine")
+    return _POOLS[threads]
 
 
 def _read_only(array):

@@ -8,7 +8,8 @@ Modules, from the bottom up: :mod:`.constants` (shared with the Python side),
 :mod:`.linalg`, :mod:`.calls` (into the model), the step functions :mod:`.dopri`,
 :mod:`.rodas` and :mod:`.exact`, :mod:`.integrate` (controller, step loops, output
 saving), :mod:`.doses` (NONMEM dose rules, event queue), :mod:`.steady_state` and
-:mod:`.subject` (one subject's events; the parallel loop over subjects).
+:mod:`.subject` (one subject's events; the loop over a chunk of subjects, which
+:func:`pkpd._engine.run_stream` runs on a thread pool).
 """
 
 import os
