@@ -58,6 +58,25 @@ def as_options(uncertainty) -> UncertaintyOptions:
     return UncertaintyOptions(draws=uncertainty)
 
 
+def uncertain_parameters(check, section, model, names):
+    """The `parameters` list of an [uncertainty] or [sensitivity] section, checked against the parameters
+    the model gives an uncertainty (a tuple; None when the section names none: every such parameter)."""
+    known = model.uncertainty.names
+    if not known:
+        check.fail(section, f"model {model.name!r} gives no parameter an uncertainty (a parameter's "
+                            f"`uncertainty` key in the model file), or the scenario sets all of them")
+    if names is None:
+        return None
+    if not (isinstance(names, list) and names):
+        check.fail(f"{section}.parameters", "must be a non-empty list of parameter names", value=names)
+    for index, name in enumerate(names):
+        if name not in known:
+            why = " (the scenario sets it)" if name in model.parameters else ""
+            check.fail(f"{section}.parameters[{index}]", f"{name!r} has no uncertainty in model "
+                                                         f"{model.name!r}{why}{suggestion(str(name), known)}")
+    return tuple(names)
+
+
 def parse_section(check, raw, model, arms):
     """The checked ``[uncertainty]`` table of a scenario (`check`: the scenario's checker)."""
     check.keys("uncertainty", raw, UNCERTAINTY_KEYS, required=["draws"])
@@ -65,20 +84,7 @@ def parse_section(check, raw, model, arms):
     seed = raw.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
         check.fail("uncertainty.seed", "must be an integer in [0, 2**64 - 1]", value=seed)
-    known = model.uncertainty.names
-    if not known:
-        check.fail("uncertainty", f"model {model.name!r} gives no parameter an uncertainty (a parameter's "
-                                  f"`uncertainty` key in the model file), or the scenario sets all of them")
-    names = raw.get("parameters")
-    if names is not None:
-        if not (isinstance(names, list) and names):
-            check.fail("uncertainty.parameters", "must be a non-empty list of parameter names", value=names)
-        for index, name in enumerate(names):
-            if name not in known:
-                why = " (the scenario sets it)" if name in model.parameters else ""
-                check.fail(f"uncertainty.parameters[{index}]", f"{name!r} has no uncertainty in model "
-                                                              f"{model.name!r}{why}{suggestion(str(name), known)}")
-        names = tuple(names)
+    names = uncertain_parameters(check, "uncertainty", model, raw.get("parameters"))
     for arm in arms:
         if arm.own_model is not None:
             check.fail("uncertainty", f"arm {arm.name!r} names a model of its own; parameter draws need the "

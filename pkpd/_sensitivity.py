@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from ._draws import run_draws, scenario_context
+from ._draws import run_draws, scenario_context, uncertain_parameters
 from ._errors import PkpdError
 from ._population import Population
 
@@ -101,19 +101,7 @@ def parse_section(check, raw, scenario):
     if not (isinstance(texts, list) and texts):
         check.fail("sensitivity.metrics", "must be a non-empty list such as ['KETAMINE auc', 'power']", value=texts)
     metrics = tuple(parse_metric(check, f"sensitivity.metrics[{i}]", t, scenario) for i, t in enumerate(texts))
-    known = scenario.model.uncertainty.names
-    if not known:
-        check.fail("sensitivity", f"model {scenario.model.name!r} gives no parameter an uncertainty (a parameter's "
-                                  f"`uncertainty` key in the model file), or the scenario sets all of them")
-    names = raw.get("parameters")
-    if names is not None:
-        if not (isinstance(names, list) and names):
-            check.fail("sensitivity.parameters", "must be a non-empty list of parameter names", value=names)
-        for index, name in enumerate(names):
-            if name not in known:
-                check.fail(f"sensitivity.parameters[{index}]", f"{name!r} has no uncertainty in model "
-                                                              f"{scenario.model.name!r}")
-        names = tuple(names)
+    names = uncertain_parameters(check, "sensitivity", scenario.model, raw.get("parameters"))
     n = check.integer("sensitivity.n", raw["n"], minimum=1) if "n" in raw else None
     replicates = check.integer("sensitivity.replicates", raw["replicates"], minimum=1) if "replicates" in raw else None
     sobol = None
