@@ -211,7 +211,11 @@ def exact_integrate(model, t0, t1, y, rate, e, hstate, work, mats, k, k_to, stri
 @jit
 def advance(model, t0, t1, y, rate, e, hstate, opts, work, mats):
     """Advance y from t0 to t1 under constant rates and parameters, saving nothing (the
-    steady-state search): the steps of :func:`integrate` without its output loop. Returns the status."""
+    steady-state search): the steps of :func:`integrate` without its output loop. Returns the status.
+
+    The step loop is written out again rather than shared through a helper: every form of sharing
+    tried (an inlined helper taking arrays, a called one, the start-of-interval block as a function)
+    measured slower on the rk45 benchmarks, by reference counting or lost optimisation."""
     method = int(opts[OPT_METHOD])
     if method == METHOD_EXACT:
         if t1 > t0:
