@@ -119,12 +119,12 @@ def run_stream(model, stream, *, method=DEFAULT.method, rtol=DEFAULT.rtol, atol=
     inputs = [_read_only(array) for array in (
         stream.subject_start, stream.time, stream.kind, stream.amt, stream.cmt, stream.rate, stream.ii, stream.ss,
         parameter_rows, stream.drow, stream.out, stream.parent, stream.inputs)]
+    inputs += [model.module.N_ENV, _read_only(options), _read_only(ss_options), capacity]
     chunk_size = int(chunk_size)
     n_chunks = (stream.n_subjects + chunk_size - 1) // chunk_size
 
     def run(first, last):
-        run_population(kernels, *inputs, model.module.N_ENV, _read_only(options), _read_only(ss_options),
-                       capacity, chunk_size, first, last, states, kernel_values, status)
+        run_population(kernels, *inputs, chunk_size, first, last, states, kernel_values, status)
 
     threads = min(numba.get_num_threads(), n_chunks)
     if threads <= 1:
