@@ -392,9 +392,11 @@ def adverse_event_section():
         "(Cochrane review of asthma trials, 7 studies) to 58 % minor effects (one asthma trial; LITERATURE-3.md",
         "section 3), so the magnesium term's interval, not its point value, is the message.",
         "",
-        "`esketamine_otto2021` carries the same curve (same parameters and SEs) on its VENOUS S-ketamine, the only",
+        "The S-ketamine models carry the same curve (same parameters and SEs): `esketamine_simons2022` on its",
+        "arterial S-ketamine, the fit's analyte and matrix; `esketamine_otto2021` on its VENOUS S-ketamine, the only",
         "concentration it has: close to the arterial scale of the fit over infusions of hours, too low after a",
-        "bolus or a short infusion (ratios in the model file); its `P_PSYCHO` is not in the tables.",
+        "bolus or a short infusion (ratios in the model files). Their `P_PSYCHO` is not in the tables: no",
+        "published incidence of an S-ketamine arm outside the fit was found.",
         "",
     ]
 

@@ -123,25 +123,27 @@ def test_pickering_design_orders_saline_ketamine_magnesium():
     assert saline < ketamine < both
 
 
-@pytest.mark.models("ketamine_mg_pain", "esketamine_otto2021")
-def test_esketamine_otto_has_the_same_fitted_psychotomimetic_curve(model):
-    otto = load_model("esketamine_otto2021")
-    for name in ("C50_AE", "GAM_AE", "P_PSY0"):              # same values, sources and standard errors
-        ours, theirs = otto.parameters[name], model.parameters[name]
-        assert (ours.value, ours.source) == (theirs.value, theirs.source), name
-        assert otto.uncertainty.marginals[name] == model.uncertainty.marginals[name], name
-    assert otto.outputs["P_PSYCHO"].event == model.outputs["P_PSYCHO"].event
+@pytest.mark.models("ketamine_mg_pain", "esketamine_otto2021", "esketamine_simons2022")
+@pytest.mark.parametrize(("name", "matrix"), [("esketamine_otto2021", "venous plasma"),
+                                              ("esketamine_simons2022", "arterial plasma")])
+def test_the_esketamine_models_have_the_same_fitted_psychotomimetic_curve(model, name, matrix):
+    esketamine = load_model(name)
+    for parameter in ("C50_AE", "GAM_AE", "P_PSY0"):          # same values, sources and standard errors
+        ours, theirs = esketamine.parameters[parameter], model.parameters[parameter]
+        assert (ours.value, ours.source) == (theirs.value, theirs.source), parameter
+        assert esketamine.uncertainty.marginals[parameter] == model.uncertainty.marginals[parameter], parameter
+    assert esketamine.outputs["P_PSYCHO"].event == model.outputs["P_PSYCHO"].event
+    assert esketamine.outputs["KETAMINE_NMOL"].matrix == matrix     # Otto 2021 has venous S-ketamine only
     # the same concentration gives the same probability: ketamine_mg_pain's P_PSYCHO against its CS_ARTERIAL while an
-    # infusion raises it (monotonic), interpolated at the venous S-ketamine concentrations of esketamine_otto2021
+    # infusion raises it (monotonic), interpolated at the S-ketamine concentrations of the esketamine model
     racemic = typical_run(model, [Dose(1.0, "ketamine", duration=2.0, per_weight=True)], hours=2.0, step=1 / 600)
     concentration, probability = racemic.output("CS_ARTERIAL")[0], racemic.output("P_PSYCHO")[0]
     assert np.all(np.diff(concentration) > 0)
-    s_ketamine = typical_run(otto, [Dose(0.5, "esketamine", duration=2.0, per_weight=True)], hours=8.0, step=1 / 60)
-    venous = s_ketamine.output("KETAMINE_NMOL")[0]
-    inside = (venous > concentration[1]) & (venous < concentration[-1])
-    assert inside.sum() > 100 and venous.max() > 0.3
-    np.testing.assert_allclose(s_ketamine.output("P_PSYCHO")[0][inside],
-                               np.interp(venous[inside], concentration, probability), rtol=1e-4)   # linear interpolation
-    np.testing.assert_allclose(s_ketamine.output("P_PSYCHO")[0],
-                               incidence.incidence(venous, *(model.parameters[n].value for n in ("C50_AE", "GAM_AE",
-                                                                                                 "P_PSY0"))), rtol=1e-12)
+    run = typical_run(esketamine, [Dose(0.5, "esketamine", duration=2.0, per_weight=True)], hours=8.0, step=1 / 60)
+    s_ketamine = run.output("KETAMINE_NMOL")[0]
+    inside = (s_ketamine > concentration[1]) & (s_ketamine < concentration[-1])
+    assert inside.sum() > 100 and s_ketamine.max() > 0.3
+    np.testing.assert_allclose(run.output("P_PSYCHO")[0][inside],
+                               np.interp(s_ketamine[inside], concentration, probability), rtol=1e-4)  # interpolation
+    fitted = (model.parameters[parameter].value for parameter in ("C50_AE", "GAM_AE", "P_PSY0"))
+    np.testing.assert_allclose(run.output("P_PSYCHO")[0], incidence.incidence(s_ketamine, *fitted), rtol=1e-12)
