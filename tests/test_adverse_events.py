@@ -147,3 +147,17 @@ def test_the_esketamine_models_have_the_same_fitted_psychotomimetic_curve(model,
                                np.interp(s_ketamine[inside], concentration, probability), rtol=1e-4)  # interpolation
     fitted = (model.parameters[parameter].value for parameter in ("C50_AE", "GAM_AE", "P_PSY0"))
     np.testing.assert_allclose(run.output("P_PSYCHO")[0], incidence.incidence(s_ketamine, *fitted), rtol=1e-12)
+
+
+@pytest.mark.models("ketamine_mg_pain", "esketamine_otto2021")
+def test_otto_venous_scale_is_close_over_hours_and_low_after_a_short_infusion(model):
+    # the bias esketamine_otto2021's header states for its P_PSYCHO (venous S-ketamine on the fit's arterial scale)
+    otto = load_model("esketamine_otto2021")
+    sigtermans = list(incidence.ARMS[2].regimen)                    # racemate at twice the S-ketamine rate
+    s_sigtermans = [dataclasses.replace(dose, target="esketamine", rate=dose.rate / 2) for dose in sigtermans]
+    short = ([Dose(0.6, "ketamine", duration=0.25, per_weight=True)], [Dose(0.3, "esketamine", duration=0.25, per_weight=True)])
+    ratios = []
+    for racemic, s_ketamine, hours, step in ((sigtermans, s_sigtermans, 110.0, 0.05), (*short, 4.0, 1 / 600)):
+        arterial = typical_run(model, racemic, hours, step).output("CS_ARTERIAL")[0].max()
+        ratios.append(typical_run(otto, s_ketamine, hours, step).output("KETAMINE_NMOL")[0].max() / arterial)
+    assert ratios[0] == pytest.approx(0.88, abs=0.01) and ratios[1] == pytest.approx(0.44, abs=0.01)
