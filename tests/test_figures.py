@@ -31,9 +31,13 @@ PICKERING_ARMS = ["saline", "ketamine 0.5 mg/kg over 2 h", "ketamine 0.5 mg/kg +
 
 @pytest.fixture(scope="module")
 def pickering(tmp_path_factory):
-    """The default scenario, n = 10, every 3rd output time, written by ``run_scenario`` (with figures)."""
+    """The default scenario, n = 10, every 3rd output time, written by ``run_scenario`` (with figures).
+
+    The drawing of thresholds and windows is tested on KETAMINE (a threshold 10.5 ng/mL near a window edge at
+    10 ng/mL); the shipped scenario puts its sourced levels on S_KETAMINE_VEN (tests/test_threshold_matrix.py)."""
     scenario = load_scenario(SCENARIOS / "pickering2020.toml").with_overrides(n=10)
-    scenario = dataclasses.replace(scenario, times=scenario.times[::3])
+    scenario = dataclasses.replace(scenario, times=scenario.times[::3], thresholds={"KETAMINE": [10.5], "MAGNESIUM": [1.2]},
+                                   windows={"KETAMINE": [(10.0, 150.0)]})
     outdir = tmp_path_factory.mktemp("figures") / "pickering"
     run = run_scenario(scenario, outdir, progress=False)
     return scenario, run, outdir

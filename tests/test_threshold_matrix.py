@@ -47,3 +47,44 @@ def test_a_matrix_the_output_does_not_have_is_a_one_line_error_naming_the_key(tm
     with pytest.raises(ScenarioError) as error:
         load_scenario(_scenario(tmp_path, outputs))
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+# The sourced levels of the Pickering scenarios: where each number comes from and what it was measured on.
+# Dahan 2011 (Eur J Pain 15:258, PMID 20638877): chronic-pain C50 10.5 ng/mL of S-ketamine; its PK samples were
+# venous (Otto 2021, Eur J Clin Pharmacol 77:1181, Table 2; LITERATURE-2.md section 2).
+DAHAN_C50 = {"level": 10.5, "analyte": "S-ketamine", "matrix": "venous plasma"}
+
+
+@pytest.mark.models("ketamine_mg_pain")
+@pytest.mark.parametrize("name", ["pickering2020.toml", "pickering2020_assurance.toml"])
+def test_the_pickering_levels_sit_on_the_analyte_and_matrix_of_their_source(name):
+    from pathlib import Path
+    scenario = load_scenario(Path(__file__).resolve().parent.parent / "scenarios" / name)
+    outputs = scenario.model.outputs
+    levels = [(output, level) for output, values in scenario.thresholds.items() for level in values]
+    levels += [(output, low) for output, pairs in scenario.windows.items() for low, _ in pairs]
+    dahan = [output for output, level in levels if level == pytest.approx(DAHAN_C50["level"])]
+    assert dahan, "the Dahan 2011 C50 is a threshold or a window edge of the scenario"
+    for output in dahan:
+        spec = outputs[output]
+        assert spec.unit == "ng/mL" and spec.matrix == DAHAN_C50["matrix"]
+        assert spec.analyte.startswith(DAHAN_C50["analyte"])          # S-ketamine or its equivalent, not the racemate
+    # and the output is what its label says: the S-ketamine equivalent (FS_EQ x racemic) of the venous racemate
+    assert scenario.model.parameters["C50_CHR"].value == DAHAN_C50["level"]
+    assert not any(outputs[output].matrix == "arterial plasma" and level in (10.0, 10.5) for output, level in levels)
+
+
+@pytest.mark.models("ketamine_mg_pain")
+def test_venous_s_ketamine_is_half_the_venous_racemate_and_below_the_arterial_peak():
+    import numpy as np
+
+    from pkpd import Population, load_model, simulate
+    from pkpd._regimen import Dose
+    model = load_model("ketamine_mg_pain")
+    times = np.linspace(0.0, 6.0, 721)
+    result = simulate(model, [Dose(0.5, "ketamine", duration=40 / 60, per_weight=True)],
+                      Population(1, {"WT": {"distribution": "constant", "value": 70.0}}, seed=1), times,
+                      variability=False, progress=False)
+    venous, s_venous = result.output("KETAMINE_VEN")[0], result.output("S_KETAMINE_VEN")[0]
+    np.testing.assert_allclose(s_venous, model.parameters["FS_EQ"].value * venous, rtol=1e-12)
+    assert s_venous.max() < 0.5 * result.output("KETAMINE")[0].max()     # venous peak below the arterial one
