@@ -255,6 +255,52 @@ def _time_within_in_piece(lower, upper, time_1, time_2, value_1, value_2, low, h
 
 
 @jit
+def _exposure_row(times, row, start, stop, first_segment, end_segment, thresholds, window_lows, window_highs,
+                  time_above, time_within):
+    """One subject's metrics: returns (cmax, tmax, cmin, auc) and adds its times above
+    thresholds and within windows to ``time_above`` (n_thresholds,) and ``time_within``
+    (n_windows,), which the caller zeroes. ``row`` (n_times,) may be a strided view.
+    """
+    best_max = -math.inf
+    best_min = math.inf
+    time_of_max = start
+    area = 0.0
+    for segment in range(first_segment, end_segment):
+        time_1 = times[segment]
+        time_2 = times[segment + 1]
+        value_1 = row[segment]
+        value_2 = row[segment + 1]
+        log_segment = value_1 > value_2 > 0.0
+        low = max(time_1, start)
+        high = min(time_2, stop)
+        value_low = value_1
+        if low > time_1:
+            value_low = _interpolate(low, time_1, time_2, value_1, value_2, log_segment)
+        value_high = value_2
+        if high < time_2:
+            value_high = _interpolate(high, time_1, time_2, value_1, value_2, log_segment)
+        if segment == first_segment:
+            best_max = value_low
+            best_min = value_low
+            time_of_max = low
+        if value_high > best_max:
+            best_max = value_high
+            time_of_max = high
+        best_min = min(best_min, value_high)
+        area += _piece_area(high - low, value_low, value_high, log_segment)
+        for index in range(thresholds.size):
+            time_above[index] += _time_above_in_piece(
+                thresholds[index], time_1, time_2, value_1, value_2, low, high
+            )
+        for index in range(window_lows.size):
+            time_within[index] += _time_within_in_piece(
+                window_lows[index], window_highs[index],
+                time_1, time_2, value_1, value_2, low, high,
+            )
+    return best_max, time_of_max, best_min, area
+
+
+@jit
 def _exposure_kernel(
     times,
     values,
@@ -279,56 +325,24 @@ def _exposure_kernel(
     clipped to the interval.  ``time_above`` has shape (n_subjects,
     n_thresholds) and ``time_within`` (n_subjects, n_windows).
     """
-    n_subjects = values.shape[0]
-    for subject in range(n_subjects):
-        row = values[subject]
-        best_max = -math.inf
-        best_min = math.inf
-        time_of_max = start
-        area = 0.0
+    for subject in range(values.shape[0]):
         time_above[subject, :] = 0.0
         time_within[subject, :] = 0.0
-        for segment in range(first_segment, end_segment):
-            time_1 = times[segment]
-            time_2 = times[segment + 1]
-            value_1 = row[segment]
-            value_2 = row[segment + 1]
-            log_segment = value_1 > value_2 > 0.0
-            low = max(time_1, start)
-            high = min(time_2, stop)
-            value_low = value_1
-            if low > time_1:
-                value_low = _interpolate(low, time_1, time_2, value_1, value_2, log_segment)
-            value_high = value_2
-            if high < time_2:
-                value_high = _interpolate(high, time_1, time_2, value_1, value_2, log_segment)
-            if segment == first_segment:
-                best_max = value_low
-                best_min = value_low
-                time_of_max = low
-            if value_high > best_max:
-                best_max = value_high
-                time_of_max = high
-            best_min = min(best_min, value_high)
-            area += _piece_area(high - low, value_low, value_high, log_segment)
-            for index in range(thresholds.size):
-                time_above[subject, index] += _time_above_in_piece(
-                    thresholds[index], time_1, time_2, value_1, value_2, low, high
-                )
-            for index in range(window_lows.size):
-                time_within[subject, index] += _time_within_in_piece(
-                    window_lows[index], window_highs[index],
-                    time_1, time_2, value_1, value_2, low, high,
-                )
-        cmax[subject] = best_max
-        tmax[subject] = time_of_max
-        cmin[subject] = best_min
-        auc[subject] = area
+        cmax[subject], tmax[subject], cmin[subject], auc[subject] = _exposure_row(
+            times, values[subject], start, stop, first_segment, end_segment, thresholds, window_lows,
+            window_highs, time_above[subject], time_within[subject],
+        )
 
 
 # --------------------------------------------------------------------------
 # Exposure metrics: public functions
 # --------------------------------------------------------------------------
+
+
+def _segments(times: np.ndarray, start: float, stop: float) -> tuple[int, int]:
+    """``(first_segment, end_segment)``: the segments of the grid that overlap ``[start, stop]``."""
+    first_segment = min(int(np.searchsorted(times, start, side="right")) - 1, times.size - 2)
+    return first_segment, int(np.searchsorted(times, stop, side="left"))
 
 
 def exposure_metrics(
@@ -408,8 +422,7 @@ def exposure_metrics(
     levels = _validate_thresholds(thresholds)
     window_lows, window_highs = _validate_windows(windows)
 
-    first_segment = min(int(np.searchsorted(times, start, side="right")) - 1, times.size - 2)
-    end_segment = int(np.searchsorted(times, stop, side="left"))
+    first_segment, end_segment = _segments(times, start, stop)
     n_subjects = values.shape[0]
     metrics = {
         name: np.empty(n_subjects, dtype=np.float64) for name in ("cmax", "tmax", "cmin", "auc")
@@ -565,27 +578,38 @@ _EMPTY_MAX_KEY = np.iinfo(np.int64).min
 
 
 @jit
+def _bucket_key(value, inverse_log_gamma):
+    """Bucket key of a nonzero value: its magnitude lies in (gamma**(key-1), gamma**key]."""
+    return np.int64(math.ceil(math.log(abs(value)) * inverse_log_gamma))
+
+
+@jit
+def _sketch_row_keys(row, inverse_log_gamma, keys, chunk_min_keys, chunk_max_keys, zero_counts):
+    """:func:`_sketch_keys` for one subject: ``row`` and ``keys`` (n_times,), either may be a strided view."""
+    for column in range(row.size):
+        value = row[column]
+        if value == 0.0:
+            zero_counts[column] += 1
+            keys[column] = 0
+            continue
+        sign_row = 0 if value > 0.0 else 1
+        key = _bucket_key(value, inverse_log_gamma)
+        keys[column] = key
+        if key < chunk_min_keys[sign_row, column]:
+            chunk_min_keys[sign_row, column] = key
+        if key > chunk_max_keys[sign_row, column]:
+            chunk_max_keys[sign_row, column] = key
+
+
+@jit
 def _sketch_keys(chunk, inverse_log_gamma, keys, chunk_min_keys, chunk_max_keys, zero_counts):
     """Bucket key of every nonzero value; per-column key range for each sign.
 
     ``chunk_min_keys`` and ``chunk_max_keys`` have shape (2, n_times): row 0
     for positive values, row 1 for negative values.
     """
-    n_rows, n_times = chunk.shape
-    for row in range(n_rows):
-        for column in range(n_times):
-            value = chunk[row, column]
-            if value == 0.0:
-                zero_counts[column] += 1
-                keys[row, column] = 0
-                continue
-            sign_row = 0 if value > 0.0 else 1
-            key = np.int64(math.ceil(math.log(abs(value)) * inverse_log_gamma))
-            keys[row, column] = key
-            if key < chunk_min_keys[sign_row, column]:
-                chunk_min_keys[sign_row, column] = key
-            if key > chunk_max_keys[sign_row, column]:
-                chunk_max_keys[sign_row, column] = key
+    for row in range(chunk.shape[0]):
+        _sketch_row_keys(chunk[row], inverse_log_gamma, keys[row], chunk_min_keys, chunk_max_keys, zero_counts)
 
 
 @jit
@@ -827,10 +851,38 @@ class PercentileAccumulator:
         """
         chunk = _validate_values(chunk, self.n_times, name="chunk")
         keys = np.empty(chunk.shape, dtype=np.int64)
-        chunk_min_keys = np.full((2, self.n_times), _EMPTY_MIN_KEY, dtype=np.int64)
-        chunk_max_keys = np.full((2, self.n_times), _EMPTY_MAX_KEY, dtype=np.int64)
-        _sketch_keys(chunk, 1.0 / self._log_gamma, keys, chunk_min_keys, chunk_max_keys,
+        chunk_min_keys, chunk_max_keys = self.empty_key_ranges()
+        _sketch_keys(chunk, self.inverse_log_gamma, keys, chunk_min_keys, chunk_max_keys,
                      self._zero_counts)
+        self.add_keys(chunk, keys, chunk_min_keys, chunk_max_keys)
+
+    @property
+    def inverse_log_gamma(self) -> float:
+        """``1 / log(gamma)``: a value's bucket key is ``ceil(log|value| * inverse_log_gamma)``."""
+        return 1.0 / self._log_gamma
+
+    @property
+    def zero_counts(self) -> np.ndarray:
+        """Exact zeros counted per time, shape (n_times,) (written in place by the key pass)."""
+        return self._zero_counts
+
+    def empty_key_ranges(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (min, max) key arrays, shape (2, n_times) each (positive, negative), of no values."""
+        return (np.full((2, self.n_times), _EMPTY_MIN_KEY, dtype=np.int64),
+                np.full((2, self.n_times), _EMPTY_MAX_KEY, dtype=np.int64))
+
+    def add_keys(self, chunk, keys, chunk_min_keys, chunk_max_keys) -> None:
+        """Count a chunk whose bucket keys a key pass has already computed (:meth:`add`'s second half).
+
+        Parameters
+        ----------
+        chunk : ndarray, shape (n_chunk, n_times)
+            The finite values (a strided view is fine); their zeros are already in
+            :attr:`zero_counts`.
+        keys : ndarray of int64, shape (n_chunk, n_times)
+        chunk_min_keys, chunk_max_keys : ndarray of int64, shape (2, n_times)
+            Per time, the smallest and largest key of the positive (row 0) and negative (row 1) values.
+        """
         self._positive.add(chunk, keys, 1, chunk_min_keys[0], chunk_max_keys[0])
         if (chunk_min_keys[1] <= chunk_max_keys[1]).any():
             if self._negative is None:

@@ -1,0 +1,211 @@
+"""The streamed summary of a population: percentile sketches and exposure metrics, chunk by chunk.
+
+:func:`pkpd.simulate_summary` hands each chunk of subjects, as the engine wrote it
+(values, shape (m * n_times, n_outputs)), to a :class:`SummaryReducer`. The design
+choice: one compiled pass per output and chunk reads the engine's array in place
+(no copy of a column, no Python per subject or metric) and, subject by subject while
+its trajectory is in the L1 cache, computes its exposure metrics
+(:func:`pkpd._metrics._exposure_row`) and the bucket keys of the percentile sketch
+(:func:`pkpd._metrics._sketch_row_keys`); the keys are then counted into the sketch of
+the thread that ran the chunk. Each thread keeps one sketch per output for the whole
+run; the exposure metrics go straight into the run's arrays, rows ``start:stop``.
+
+Invariants: the numbers are those of :func:`pkpd._metrics.exposure_metrics` and
+:meth:`pkpd._metrics.PercentileAccumulator.add` on the same values (the same
+arithmetic, in the same order), whatever the thread count, chunking or executor: a
+sketch's state depends only on the multiset of values added to it, so the threads'
+sketches merged in any order are the sketch of one thread, and every exposure row is
+written once, by the chunk that holds the subject.
+"""
+
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _metrics
+from ._errors import SimulationError
+from ._jit import jit
+
+SCALAR_METRICS = ("cmax", "tmax", "cmin", "auc", "cavg")
+
+
+@jit
+def _reduce_output(times, values, column, start, stop, first_segment, end_segment, thresholds, window_lows,
+                   window_highs, inverse_log_gamma, cmax, tmax, cmin, auc, cavg, time_above, time_within, keys,
+                   chunk_min_keys, chunk_max_keys, zero_counts):
+    """Exposure metrics and sketch keys of output `column` for every subject of a chunk, in one pass.
+
+    Parameters
+    ----------
+    times : ndarray, shape (n_times,)
+    values : ndarray, shape (m * n_times, n_outputs)
+        The engine's outputs: subject s at rows ``s * n_times`` to ``(s + 1) * n_times - 1``.
+    cmax, tmax, cmin, auc, cavg : ndarray, shape (m,)
+    time_above, time_within : ndarray, shape (m, n_thresholds), (m, n_windows)
+    keys : ndarray of int64, shape (m, n_times)
+    chunk_min_keys, chunk_max_keys, zero_counts
+        As :func:`pkpd._metrics._sketch_keys` takes them (updated in place).
+
+    Returns
+    -------
+    int
+        The row of `values` whose value in `column` is not finite (nothing is written for
+        that subject or the next ones), or -1.
+    """
+    n_times = times.size
+    for subject in range(cmax.size):
+        row = values[subject * n_times:(subject + 1) * n_times, column]
+        for index in range(n_times):
+            if not math.isfinite(row[index]):
+                return subject * n_times + index
+        time_above[subject, :] = 0.0
+        time_within[subject, :] = 0.0
+        cmax[subject], tmax[subject], cmin[subject], auc[subject] = _metrics._exposure_row(
+            times, row, start, stop, first_segment, end_segment, thresholds, window_lows, window_highs,
+            time_above[subject], time_within[subject])
+        cavg[subject] = auc[subject] / (stop - start)
+        _metrics._sketch_row_keys(row, inverse_log_gamma, keys[subject], chunk_min_keys, chunk_max_keys,
+                                  zero_counts)
+    return -1
+
+
+class SummaryReducer:
+    """Percentile sketches and exposure metrics of `n` subjects, fed chunk by chunk from any threads.
+
+    Parameters
+    ----------
+    n : int
+        Subjects of the run (exposure arrays have n rows).
+    times : ndarray, shape (n_times,), h
+    columns : dict of str to int
+        Output name -> its column in the engine's values.
+    quantiles, relative_accuracy
+        As :class:`pkpd._metrics.PercentileAccumulator` takes them.
+    interval, thresholds, windows
+        As :func:`pkpd._metrics.exposure_metrics` takes them (thresholds and windows:
+        dict of output -> levels or pairs); checked here, once.
+    subject_ids : ndarray, shape (n,), optional
+        The subjects' IDs, to name a subject with a non-finite output.
+
+    Attributes
+    ----------
+    exposure : dict of output -> dict of metric -> ndarray
+        (n,) for the scalar metrics, (n, k) for ``time_above`` and ``time_within``.
+    """
+
+    def __init__(self, n: int, times: np.ndarray, columns: Mapping[str, int], *, quantiles: Sequence[float],
+                 relative_accuracy: float, interval: tuple[float, float] | None = None,
+                 thresholds: Mapping[str, Any] | None = None, windows: Mapping[str, Any] | None = None,
+                 subject_ids: np.ndarray | None = None) -> None:
+        self.times = _metrics._validate_times(times)
+        self.columns = dict(columns)
+        self.quantiles, self.relative_accuracy = tuple(quantiles), relative_accuracy
+        _metrics.PercentileAccumulator(self.times.size, self.quantiles, relative_accuracy, max_bins=2)  # checks them
+        self.start, self.stop = _metrics._validate_interval(interval, self.times)
+        self.first_segment, self.end_segment = _metrics._segments(self.times, self.start, self.stop)
+        thresholds, windows = thresholds or {}, windows or {}
+        self.levels = {o: _metrics._validate_thresholds(thresholds.get(o, ())) for o in self.columns}
+        self.windows = {o: _metrics._validate_windows(windows.get(o, ())) for o in self.columns}
+        self.subject_ids = subject_ids
+        self.exposure = {o: {**{name: np.empty(n) for name in SCALAR_METRICS},
+                             "time_above": np.empty((n, self.levels[o].size)),
+                             "time_within": np.empty((n, self.windows[o][0].size))} for o in self.columns}
+        self._sketches: list[dict[str, _metrics.PercentileAccumulator]] = []   # one dict per thread (or part)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def _new_sketches(self):
+        return {o: _metrics.PercentileAccumulator(self.times.size, quantiles=self.quantiles,
+                                                  relative_accuracy=self.relative_accuracy) for o in self.columns}
+
+    def _thread_sketches(self):
+        """This thread's sketch per output, made (and registered) at its first chunk."""
+        sketches = getattr(self._local, "sketches", None)
+        if sketches is None:
+            sketches = self._local.sketches = self._new_sketches()
+            with self._lock:
+                self._sketches.append(sketches)
+        return sketches
+
+    def _keys(self, m):
+        """This thread's key array (m, n_times), reused from chunk to chunk."""
+        keys = getattr(self._local, "keys", None)
+        if keys is None or keys.shape[0] < m:
+            keys = self._local.keys = np.empty((m, self.times.size), dtype=np.int64)
+        return keys[:m]
+
+    def add(self, start: int, stop: int, values: np.ndarray) -> None:
+        """Reduce subjects `start` to `stop` - 1, whose outputs are `values` (shape ((stop - start) * n_times,
+        n_outputs), as the engine writes them); callable from several threads at once for different chunks."""
+        m, n_times = stop - start, self.times.size
+        sketches, keys = self._thread_sketches(), self._keys(m)
+        for output, column in self.columns.items():
+            sketch, metrics = sketches[output], self.exposure[output]
+            low, high = sketch.empty_key_ranges()
+            lows, highs = self.windows[output]
+            bad = _reduce_output(self.times, values, column, self.start, self.stop, self.first_segment,
+                                 self.end_segment, self.levels[output], lows, highs, sketch.inverse_log_gamma,
+                                 *(metrics[name][start:stop] for name in SCALAR_METRICS),
+                                 metrics["time_above"][start:stop], metrics["time_within"][start:stop], keys, low,
+                                 high, sketch.zero_counts)
+            if bad >= 0:
+                self._raise_not_finite(output, start, bad, values[bad, column])
+            sketch.add_keys(values[:, column].reshape(m, n_times), keys, low, high)
+
+    def _raise_not_finite(self, output, start, row, value):
+        subject, time = divmod(int(row), self.times.size)
+        ids = self.subject_ids
+        name = ids[start + subject].item() if ids is not None else start + subject
+        raise SimulationError({name: f"output {output} is {value} at time {self.times[time]:g} (not finite)"})
+
+    def merge(self, start: int, stop: int, part: tuple[dict, dict]) -> None:
+        """Take in the (sketches, exposure) of a chunk reduced elsewhere (:func:`summarise_chunk`)."""
+        sketches, exposure = part
+        for output in self.columns:
+            for name, array in exposure[output].items():
+                self.exposure[output][name][start:stop] = array
+        with self._lock:
+            self._sketches.append(sketches)
+
+    def sketches(self) -> dict[str, _metrics.PercentileAccumulator]:
+        """Every chunk's sketch per output, merged (in any order: the state is the same)."""
+        merged = self._new_sketches()
+        for part in self._sketches:
+            for output, sketch in part.items():
+                merged[output].merge(sketch)
+        return merged
+
+    def percentiles(self) -> pd.DataFrame:
+        """Long table: output, TIME, then one column per quantile (P5, ...)."""
+        frames = []
+        for output, sketch in self.sketches().items():
+            frame = pd.DataFrame({"output": output, "TIME": self.times})
+            for q, row in zip(self.quantiles, sketch.result()):
+                frame[f"P{q:g}"] = row
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+
+def summarise_chunk(values, *, times, columns, subject_ids=None, **options):
+    """A chunk's sketches and exposure metrics, reduced where the chunk ran (an executor's task).
+
+    Parameters
+    ----------
+    values : ndarray, shape (m * n_times, n_outputs)
+    times, columns, **options
+        As :class:`SummaryReducer` takes them.
+    subject_ids : ndarray, shape (m,), optional
+
+    Returns
+    -------
+    (dict of output -> PercentileAccumulator, dict of output -> dict of metric -> ndarray (m,) or (m, k)),
+    what :meth:`SummaryReducer.merge` takes.
+    """
+    m = values.shape[0] // np.asarray(times).size
+    reducer = SummaryReducer(m, times, columns, subject_ids=subject_ids, **options)
+    reducer.add(0, m, values)
+    return reducer.sketches(), reducer.exposure
