@@ -35,7 +35,7 @@ SCALAR_METRICS = ("cmax", "tmax", "cmin", "auc", "cavg")
 
 @jit
 def _reduce_output(times, values, column, start, stop, first_segment, end_segment, thresholds, window_lows,
-                   window_highs, inverse_log_gamma, cmax, tmax, cmin, auc, cavg, time_above, time_within, keys,
+                   window_highs, inverse_log_gamma, cmax, tmax, cmin, auc, cavg, time_above, time_within, rows, keys,
                    chunk_min_keys, chunk_max_keys, zero_counts):
     """Exposure metrics and sketch keys of output `column` for every subject of a chunk, in one pass.
 
@@ -46,6 +46,8 @@ def _reduce_output(times, values, column, start, stop, first_segment, end_segmen
         The engine's outputs: subject s at rows ``s * n_times`` to ``(s + 1) * n_times - 1``.
     cmax, tmax, cmin, auc, cavg : ndarray, shape (m,)
     time_above, time_within : ndarray, shape (m, n_thresholds), (m, n_windows)
+    rows : ndarray, shape (m, n_times)
+        Receives the output's values, subject by subject (contiguous, for the sketch's count).
     keys : ndarray of int64, shape (m, n_times)
     chunk_min_keys, chunk_max_keys, zero_counts
         As :func:`pkpd._metrics._sketch_keys` takes them (updated in place).
@@ -58,8 +60,9 @@ def _reduce_output(times, values, column, start, stop, first_segment, end_segmen
     """
     n_times = times.size
     for subject in range(cmax.size):
-        row = values[subject * n_times:(subject + 1) * n_times, column]
+        row = rows[subject]
         for index in range(n_times):
+            row[index] = values[subject * n_times + index, column]
             if not math.isfinite(row[index]):
                 return subject * n_times + index
         time_above[subject, :] = 0.0
@@ -131,18 +134,19 @@ class SummaryReducer:
                 self._sketches.append(sketches)
         return sketches
 
-    def _keys(self, m):
-        """This thread's key array (m, n_times), reused from chunk to chunk."""
-        keys = getattr(self._local, "keys", None)
-        if keys is None or keys.shape[0] < m:
-            keys = self._local.keys = np.empty((m, self.times.size), dtype=np.int64)
-        return keys[:m]
+    def _buffers(self, m):
+        """This thread's (rows, keys) arrays, shape (m, n_times) each, reused from chunk to chunk."""
+        buffers = getattr(self._local, "buffers", None)
+        if buffers is None or buffers[0].shape[0] < m:
+            buffers = self._local.buffers = (np.empty((m, self.times.size)),
+                                             np.empty((m, self.times.size), dtype=np.int64))
+        return buffers[0][:m], buffers[1][:m]
 
     def add(self, start: int, stop: int, values: np.ndarray) -> None:
         """Reduce subjects `start` to `stop` - 1, whose outputs are `values` (shape ((stop - start) * n_times,
         n_outputs), as the engine writes them); callable from several threads at once for different chunks."""
-        m, n_times = stop - start, self.times.size
-        sketches, keys = self._thread_sketches(), self._keys(m)
+        m = stop - start
+        sketches, (rows, keys) = self._thread_sketches(), self._buffers(m)
         for output, column in self.columns.items():
             sketch, metrics = sketches[output], self.exposure[output]
             low, high = sketch.empty_key_ranges()
@@ -150,11 +154,11 @@ class SummaryReducer:
             bad = _reduce_output(self.times, values, column, self.start, self.stop, self.first_segment,
                                  self.end_segment, self.levels[output], lows, highs, sketch.inverse_log_gamma,
                                  *(metrics[name][start:stop] for name in SCALAR_METRICS),
-                                 metrics["time_above"][start:stop], metrics["time_within"][start:stop], keys, low,
-                                 high, sketch.zero_counts)
+                                 metrics["time_above"][start:stop], metrics["time_within"][start:stop], rows, keys,
+                                 low, high, sketch.zero_counts)
             if bad >= 0:
                 self._raise_not_finite(output, start, bad, values[bad, column])
-            sketch.add_keys(values[:, column].reshape(m, n_times), keys, low, high)
+            sketch.add_keys(rows, keys, low, high)
 
     def _raise_not_finite(self, output, start, row, value):
         subject, time = divmod(int(row), self.times.size)
