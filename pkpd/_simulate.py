@@ -394,10 +394,12 @@ def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], popu
     at most `relative_accuracy`) and its per-subject exposure metrics, then is
     dropped, so memory does not grow with the trajectories. Chunks run on as many
     threads as Numba's (``numba.set_num_threads``), each chunk whole on one of them
-    (engine, sketch and metrics), and are merged in chunk order: the numbers do not
-    depend on the thread count. With an `executor` (see
-    :func:`simulate`) each chunk's sketch and metrics are computed where the chunk runs
-    and merged here in chunk order: no trajectory is gathered, the numbers are the same.
+    (engine, then one compiled pass per output: :class:`pkpd._summary.SummaryReducer`);
+    each thread keeps one sketch per output, merged at the end, and writes its chunks'
+    exposure rows in place: the numbers do not depend on the thread count or the
+    chunking. With an `executor` (see :func:`simulate`) each chunk's sketch and metrics
+    are computed where the chunk runs and merged here: no trajectory is gathered, the
+    numbers are the same.
 
     Returns
     -------
@@ -413,12 +415,14 @@ def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], popu
     columns = {output: list(run.model.outputs).index(output) for output in outputs}
     options = dict(quantiles=tuple(quantiles), relative_accuracy=relative_accuracy, interval=interval,
                    thresholds=thresholds, windows=windows)
-    reducer = SummaryReducer(run.n, run.times, columns, subject_ids=run.population.subject_ids, **options)
+    reducer = SummaryReducer(run.n, run.times, columns, subject_ids=run.population.subject_ids,
+                             time_unit=run.model.units.get("time", "h"), **options)
     if executor is None:
         for _ in run.summarise_in_threads(reducer.add):
             pass  # each chunk's metrics are in reducer.exposure, its sketch in its thread's
     else:
-        task = partial(_engine_then, partial(summarise_chunk, times=run.times, columns=columns, **options))
+        task = partial(_engine_then, partial(summarise_chunk, times=run.times, columns=columns,
+                                             time_unit=reducer.time_unit, **options))
         for start, stop, part in run.map_chunks(executor, task):
             reducer.merge(start, stop, part)
     return SummaryResult(percentiles=reducer.percentiles(), exposure=reducer.exposure, n=run.n,

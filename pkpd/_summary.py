@@ -92,7 +92,9 @@ class SummaryReducer:
         As :func:`pkpd._metrics.exposure_metrics` takes them (thresholds and windows:
         dict of output -> levels or pairs); checked here, once.
     subject_ids : ndarray, shape (n,), optional
-        The subjects' IDs, to name a subject with a non-finite output.
+        The subjects' IDs, to name a subject with a non-finite output (default: row numbers).
+    time_unit : str
+        The unit of `times`, for that message.
 
     Attributes
     ----------
@@ -103,17 +105,17 @@ class SummaryReducer:
     def __init__(self, n: int, times: np.ndarray, columns: Mapping[str, int], *, quantiles: Sequence[float],
                  relative_accuracy: float, interval: tuple[float, float] | None = None,
                  thresholds: Mapping[str, Any] | None = None, windows: Mapping[str, Any] | None = None,
-                 subject_ids: np.ndarray | None = None) -> None:
+                 subject_ids: np.ndarray | None = None, time_unit: str = "h") -> None:
         self.times = _metrics._validate_times(times)
         self.columns = dict(columns)
         self.quantiles, self.relative_accuracy = tuple(quantiles), relative_accuracy
-        _metrics.PercentileAccumulator(self.times.size, self.quantiles, relative_accuracy, max_bins=2)  # checks them
+        _metrics.PercentileAccumulator(self.times.size, self.quantiles, relative_accuracy, max_bins=2)  # checked now
         self.start, self.stop = _metrics._validate_interval(interval, self.times)
         self.first_segment, self.end_segment = _metrics._segments(self.times, self.start, self.stop)
         thresholds, windows = thresholds or {}, windows or {}
         self.levels = {o: _metrics._validate_thresholds(thresholds.get(o, ())) for o in self.columns}
         self.windows = {o: _metrics._validate_windows(windows.get(o, ())) for o in self.columns}
-        self.subject_ids = subject_ids
+        self.subject_ids, self.time_unit = subject_ids, time_unit
         self.exposure = {o: {**{name: np.empty(n) for name in SCALAR_METRICS},
                              "time_above": np.empty((n, self.levels[o].size)),
                              "time_within": np.empty((n, self.windows[o][0].size))} for o in self.columns}
@@ -164,7 +166,8 @@ class SummaryReducer:
         subject, time = divmod(int(row), self.times.size)
         ids = self.subject_ids
         name = ids[start + subject].item() if ids is not None else start + subject
-        raise SimulationError({name: f"output {output} is {value} at time {self.times[time]:g} (not finite)"})
+        raise SimulationError({name: f"output {output} must be finite; got {value} at time {self.times[time]:g} "
+                                     f"{self.time_unit}"})
 
     def merge(self, start: int, stop: int, part: tuple[dict, dict]) -> None:
         """Take in the (sketches, exposure) of a chunk reduced elsewhere (:func:`summarise_chunk`)."""
