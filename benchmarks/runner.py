@@ -311,8 +311,8 @@ def w4_workload(n_total, chunk, baseline_subjects):
     population_seconds, subjects = clock(wl.population, n_total)
     rss_before = max_rss_bytes()
     tracemalloc.start()
-    elapsed, summary = clock(pkpd.simulate_summary, model, doses, subjects, workload.times, method="exact",
-                             chunk_subjects=chunk, progress=False, **wl.TOLERANCES)
+    elapsed, cpu, summary = clock_cpu(pkpd.simulate_summary, model, doses, subjects, workload.times, method="exact",
+                                      chunk_subjects=chunk, progress=False, **wl.TOLERANCES)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     per_subject = elapsed / n_total
@@ -321,8 +321,8 @@ def w4_workload(n_total, chunk, baseline_subjects):
         exposure = summary.exposure[name]
         figures[name] = {f"{m} P{q}": float(np.percentile(exposure[m], q)) for m in ("cmax", "auc")
                          for q in (5, 50, 95)}
-    return {"workload": "W4", "subjects": n_total, "chunk": chunk, "seconds": elapsed,
-            "population_seconds": population_seconds,
+    return {"workload": "W4", "subjects": n_total, "chunk": chunk, "seconds": elapsed, "cpu_seconds": cpu,
+            "threads": numba.get_num_threads(), "population_seconds": population_seconds,
             "microseconds_per_subject": {"solve_ivp": 1e6 * base_seconds / baseline_subjects,
                                          "pkpd exact + reduction": 1e6 * per_subject},
             "ratio_to_solve_ivp": base_seconds / baseline_subjects / per_subject,
@@ -474,7 +474,9 @@ def format_report(results, machine):
                          f"engine {us['simulate_data engine']:.2f})  "
                          f"max rel diff {r['max_relative_difference_from_simulate']:.1e}")
         elif name == "W4":
-            lines.append(f"W4 {r['subjects']} subjects in chunks of {r['chunk']}: {r['seconds']:.1f} s, "
+            lines.append(f"W4 {r['subjects']} subjects in chunks of {r['chunk']}, {r['threads']} threads: "
+                         f"{r['seconds']:.1f} s ({r['cpu_seconds']:.1f} s CPU, "
+                         f"{1e6 * r['cpu_seconds'] / r['subjects']:.2f} us CPU/subject), "
                          f"{r['microseconds_per_subject']['pkpd exact + reduction']:.2f} us/subject, ratio "
                          f"{r['ratio_to_solve_ivp']:.0f}x; peak traced {r['peak_traced_bytes'] / 1e6:.0f} MB, "
                          f"max RSS {r['max_rss_bytes'] / 1e6:.0f} MB")
