@@ -260,6 +260,9 @@ def _exposure_row(times, row, start, stop, first_segment, end_segment, threshold
     """One subject's metrics: returns (cmax, tmax, cmin, auc) and adds its times above
     thresholds and within windows to ``time_above`` (n_thresholds,) and ``time_within``
     (n_windows,), which the caller zeroes. ``row`` (n_times,) may be a strided view.
+
+    Only the first and the last segment can reach outside ``[start, stop]``: the others
+    are taken whole, without clipping (the same numbers, fewer operations).
     """
     best_max = -math.inf
     best_min = math.inf
@@ -271,32 +274,38 @@ def _exposure_row(times, row, start, stop, first_segment, end_segment, threshold
         value_1 = row[segment]
         value_2 = row[segment + 1]
         log_segment = value_1 > value_2 > 0.0
-        low = max(time_1, start)
-        high = min(time_2, stop)
-        value_low = value_1
-        if low > time_1:
-            value_low = _interpolate(low, time_1, time_2, value_1, value_2, log_segment)
-        value_high = value_2
-        if high < time_2:
-            value_high = _interpolate(high, time_1, time_2, value_1, value_2, log_segment)
-        if segment == first_segment:
-            best_max = value_low
-            best_min = value_low
-            time_of_max = low
+        low, high, value_low, value_high = time_1, time_2, value_1, value_2
+        if segment == first_segment or segment == end_segment - 1:
+            low = max(time_1, start)
+            high = min(time_2, stop)
+            if low > time_1:
+                value_low = _interpolate(low, time_1, time_2, value_1, value_2, log_segment)
+            if high < time_2:
+                value_high = _interpolate(high, time_1, time_2, value_1, value_2, log_segment)
+            if segment == first_segment:
+                best_max = value_low
+                best_min = value_low
+                time_of_max = low
         if value_high > best_max:
             best_max = value_high
             time_of_max = high
         best_min = min(best_min, value_high)
         area += _piece_area(high - low, value_low, value_high, log_segment)
-        for index in range(thresholds.size):
-            time_above[index] += _time_above_in_piece(
-                thresholds[index], time_1, time_2, value_1, value_2, low, high
-            )
-        for index in range(window_lows.size):
-            time_within[index] += _time_within_in_piece(
-                window_lows[index], window_highs[index],
-                time_1, time_2, value_1, value_2, low, high,
-            )
+    if thresholds.size or window_lows.size:   # a loop of its own: without them the one above runs faster
+        for segment in range(first_segment, end_segment):
+            time_1 = times[segment]
+            time_2 = times[segment + 1]
+            low = max(time_1, start)
+            high = min(time_2, stop)
+            for index in range(thresholds.size):
+                time_above[index] += _time_above_in_piece(
+                    thresholds[index], time_1, time_2, row[segment], row[segment + 1], low, high
+                )
+            for index in range(window_lows.size):
+                time_within[index] += _time_within_in_piece(
+                    window_lows[index], window_highs[index],
+                    time_1, time_2, row[segment], row[segment + 1], low, high,
+                )
     return best_max, time_of_max, best_min, area
 
 
@@ -720,6 +729,55 @@ def _sketch_quantiles(positive_counts, positive_offsets, negative_counts, negati
                                          log_gamma, midpoint_factor)
                 value = lower + weight * (upper - lower)
             out[index, column] = value
+
+
+# --------------------------------------------------------------------------
+# Both in one pass (the streamed summary)
+# --------------------------------------------------------------------------
+
+
+@jit
+def _summarise_output(times, values, column, start, stop, first_segment, end_segment, thresholds, window_lows,
+                      window_highs, inverse_log_gamma, cmax, tmax, cmin, auc, cavg, time_above, time_within, rows,
+                      keys, chunk_min_keys, chunk_max_keys, zero_counts):
+    """Exposure metrics and sketch keys of output `column` for every subject of a chunk, in one pass
+    (:class:`pkpd._summary.SummaryReducer`; here, beside the kernels it calls, so that Numba's
+    cache of it is rebuilt when they change).
+
+    Parameters
+    ----------
+    times : ndarray, shape (n_times,)
+    values : ndarray, shape (m * n_times, n_outputs)
+        The engine's outputs: subject s at rows ``s * n_times`` to ``(s + 1) * n_times - 1``.
+    cmax, tmax, cmin, auc, cavg : ndarray, shape (m,)
+    time_above, time_within : ndarray, shape (m, n_thresholds), (m, n_windows)
+    rows : ndarray, shape (m, n_times)
+        Receives the output's values, subject by subject (contiguous, for the sketch's count).
+    keys : ndarray of int64, shape (m, n_times)
+    chunk_min_keys, chunk_max_keys, zero_counts
+        As :func:`_sketch_keys` takes them (updated in place).
+
+    Returns
+    -------
+    int
+        The row of `values` whose value in `column` is not finite (nothing is written for
+        that subject or the next ones), or -1.
+    """
+    n_times = times.size
+    for subject in range(cmax.size):
+        row = rows[subject]
+        for index in range(n_times):
+            row[index] = values[subject * n_times + index, column]
+            if not math.isfinite(row[index]):
+                return subject * n_times + index
+        time_above[subject, :] = 0.0
+        time_within[subject, :] = 0.0
+        cmax[subject], tmax[subject], cmin[subject], auc[subject] = _exposure_row(
+            times, row, start, stop, first_segment, end_segment, thresholds, window_lows, window_highs,
+            time_above[subject], time_within[subject])
+        cavg[subject] = auc[subject] / (stop - start)
+        _sketch_row_keys(row, inverse_log_gamma, keys[subject], chunk_min_keys, chunk_max_keys, zero_counts)
+    return -1
 
 
 # --------------------------------------------------------------------------

@@ -3,11 +3,10 @@
 :func:`pkpd.simulate_summary` hands each chunk of subjects, as the engine wrote it
 (values, shape (m * n_times, n_outputs)), to a :class:`SummaryReducer`. The design
 choice: one compiled pass per output and chunk reads the engine's array in place
-(no copy of a column, no Python per subject or metric) and, subject by subject while
-its trajectory is in the L1 cache, computes its exposure metrics
-(:func:`pkpd._metrics._exposure_row`) and the bucket keys of the percentile sketch
-(:func:`pkpd._metrics._sketch_row_keys`); the keys are then counted into the sketch of
-the thread that ran the chunk. Each thread keeps one sketch per output for the whole
+(:func:`pkpd._metrics._summarise_output`: no Python per subject or metric) and,
+subject by subject while its trajectory is in the L1 cache, computes its exposure
+metrics and the bucket keys of the percentile sketch; the keys are then counted into
+the sketch of the thread that ran the chunk. Each thread keeps one sketch per output for the whole
 run; the exposure metrics go straight into the run's arrays, rows ``start:stop``.
 
 Invariants: the numbers are those of :func:`pkpd._metrics.exposure_metrics` and
@@ -18,7 +17,6 @@ sketches merged in any order are the sketch of one thread, and every exposure ro
 written once, by the chunk that holds the subject.
 """
 
-import math
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -28,52 +26,8 @@ import pandas as pd
 
 from . import _metrics
 from ._errors import SimulationError
-from ._jit import jit
 
 SCALAR_METRICS = ("cmax", "tmax", "cmin", "auc", "cavg")
-
-
-@jit
-def _reduce_output(times, values, column, start, stop, first_segment, end_segment, thresholds, window_lows,
-                   window_highs, inverse_log_gamma, cmax, tmax, cmin, auc, cavg, time_above, time_within, rows, keys,
-                   chunk_min_keys, chunk_max_keys, zero_counts):
-    """Exposure metrics and sketch keys of output `column` for every subject of a chunk, in one pass.
-
-    Parameters
-    ----------
-    times : ndarray, shape (n_times,)
-    values : ndarray, shape (m * n_times, n_outputs)
-        The engine's outputs: subject s at rows ``s * n_times`` to ``(s + 1) * n_times - 1``.
-    cmax, tmax, cmin, auc, cavg : ndarray, shape (m,)
-    time_above, time_within : ndarray, shape (m, n_thresholds), (m, n_windows)
-    rows : ndarray, shape (m, n_times)
-        Receives the output's values, subject by subject (contiguous, for the sketch's count).
-    keys : ndarray of int64, shape (m, n_times)
-    chunk_min_keys, chunk_max_keys, zero_counts
-        As :func:`pkpd._metrics._sketch_keys` takes them (updated in place).
-
-    Returns
-    -------
-    int
-        The row of `values` whose value in `column` is not finite (nothing is written for
-        that subject or the next ones), or -1.
-    """
-    n_times = times.size
-    for subject in range(cmax.size):
-        row = rows[subject]
-        for index in range(n_times):
-            row[index] = values[subject * n_times + index, column]
-            if not math.isfinite(row[index]):
-                return subject * n_times + index
-        time_above[subject, :] = 0.0
-        time_within[subject, :] = 0.0
-        cmax[subject], tmax[subject], cmin[subject], auc[subject] = _metrics._exposure_row(
-            times, row, start, stop, first_segment, end_segment, thresholds, window_lows, window_highs,
-            time_above[subject], time_within[subject])
-        cavg[subject] = auc[subject] / (stop - start)
-        _metrics._sketch_row_keys(row, inverse_log_gamma, keys[subject], chunk_min_keys, chunk_max_keys,
-                                  zero_counts)
-    return -1
 
 
 class SummaryReducer:
@@ -153,11 +107,11 @@ class SummaryReducer:
             sketch, metrics = sketches[output], self.exposure[output]
             low, high = sketch.empty_key_ranges()
             lows, highs = self.windows[output]
-            bad = _reduce_output(self.times, values, column, self.start, self.stop, self.first_segment,
-                                 self.end_segment, self.levels[output], lows, highs, sketch.inverse_log_gamma,
-                                 *(metrics[name][start:stop] for name in SCALAR_METRICS),
-                                 metrics["time_above"][start:stop], metrics["time_within"][start:stop], rows, keys,
-                                 low, high, sketch.zero_counts)
+            bad = _metrics._summarise_output(
+                self.times, values, column, self.start, self.stop, self.first_segment, self.end_segment,
+                self.levels[output], lows, highs, sketch.inverse_log_gamma,
+                *(metrics[name][start:stop] for name in SCALAR_METRICS), metrics["time_above"][start:stop],
+                metrics["time_within"][start:stop], rows, keys, low, high, sketch.zero_counts)
             if bad >= 0:
                 self._raise_not_finite(output, start, bad, values[bad, column])
             sketch.add_keys(rows, keys, low, high)
