@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,9 @@ from ._jit import jit
 
 __all__ = [
     "exposure_metrics",
+    "exposure_settings",
+    "ExposureSettings",
+    "summarise_output",
     "exposure_table",
     "percentiles",
     "PercentileAccumulator",
@@ -57,6 +61,9 @@ __all__ = [
 
 DEFAULT_QUANTILES = (5.0, 25.0, 50.0, 75.0, 95.0)
 """Percentiles (in %) reported by default."""
+
+METRICS = ("cmax", "tmax", "cmin", "auc", "cavg", "time_above", "time_within")
+"""The keys of :func:`exposure_metrics`, in order."""
 
 
 # --------------------------------------------------------------------------
@@ -348,10 +355,46 @@ def _exposure_kernel(
 # --------------------------------------------------------------------------
 
 
-def _segments(times: np.ndarray, start: float, stop: float) -> tuple[int, int]:
-    """``(first_segment, end_segment)``: the segments of the grid that overlap ``[start, stop]``."""
+@dataclass(frozen=True)
+class ExposureSettings:
+    """What the exposure metrics of a time grid need, checked once (see :func:`exposure_settings`).
+
+    Attributes
+    ----------
+    times : ndarray, shape (n_times,), h
+    start, stop : float, h
+        The interval.
+    first_segment, end_segment : int
+        Segments ``first_segment .. end_segment - 1`` (segment ``j`` joins samples ``j``
+        and ``j + 1``) overlap the interval.
+    thresholds : ndarray, shape (n_thresholds,), concentration unit
+    window_lows, window_highs : ndarray, shape (n_windows,), concentration unit
+    """
+    times: np.ndarray
+    start: float
+    stop: float
+    first_segment: int
+    end_segment: int
+    thresholds: np.ndarray
+    window_lows: np.ndarray
+    window_highs: np.ndarray
+
+
+def exposure_settings(times, *, interval: tuple[float, float] | None = None, thresholds: Sequence[float] = (),
+                      windows: Sequence[tuple[float, float]] = ()) -> ExposureSettings:
+    """Check the arguments of :func:`exposure_metrics` other than the values, once for many calls.
+
+    Raises :class:`pkpd.PkpdError` naming the argument, the rule and the value.
+    """
+    times = _validate_times(times)
+    start, stop = _validate_interval(interval, times)
+    levels = _validate_thresholds(thresholds)
+    window_lows, window_highs = _validate_windows(windows)
     first_segment = min(int(np.searchsorted(times, start, side="right")) - 1, times.size - 2)
-    return first_segment, int(np.searchsorted(times, stop, side="left"))
+    end_segment = int(np.searchsorted(times, stop, side="left"))
+    return ExposureSettings(times=times, start=start, stop=stop, first_segment=first_segment,
+                            end_segment=end_segment, thresholds=levels, window_lows=window_lows,
+                            window_highs=window_highs)
 
 
 def exposure_metrics(
@@ -425,28 +468,22 @@ def exposure_metrics(
     >>> float(metrics["time_above"][0, 0])  # from 0.75 h to 1.5 h
     0.75
     """
-    times = _validate_times(times)
-    values = _validate_values(values, times.size)
-    start, stop = _validate_interval(interval, times)
-    levels = _validate_thresholds(thresholds)
-    window_lows, window_highs = _validate_windows(windows)
-
-    first_segment, end_segment = _segments(times, start, stop)
+    settings = exposure_settings(times, interval=interval, thresholds=thresholds, windows=windows)
+    values = _validate_values(values, settings.times.size)
     n_subjects = values.shape[0]
     metrics = {
         name: np.empty(n_subjects, dtype=np.float64) for name in ("cmax", "tmax", "cmin", "auc")
     }
-    metrics["time_above"] = np.empty((n_subjects, levels.size), dtype=np.float64)
-    metrics["time_within"] = np.empty((n_subjects, window_lows.size), dtype=np.float64)
+    metrics["time_above"] = np.empty((n_subjects, settings.thresholds.size), dtype=np.float64)
+    metrics["time_within"] = np.empty((n_subjects, settings.window_lows.size), dtype=np.float64)
     _exposure_kernel(
-        times, values, start, stop, first_segment, end_segment,
-        levels, window_lows, window_highs,
+        settings.times, values, settings.start, settings.stop, settings.first_segment, settings.end_segment,
+        settings.thresholds, settings.window_lows, settings.window_highs,
         metrics["cmax"], metrics["tmax"], metrics["cmin"], metrics["auc"],
         metrics["time_above"], metrics["time_within"],
     )
-    metrics["cavg"] = metrics["auc"] / (stop - start)
-    order = ("cmax", "tmax", "cmin", "auc", "cavg", "time_above", "time_within")
-    return {name: metrics[name] for name in order}
+    metrics["cavg"] = metrics["auc"] / (settings.stop - settings.start)
+    return {name: metrics[name] for name in METRICS}
 
 
 def _metric_units(concentration_unit: str, time_unit: str) -> dict[str, str]:
@@ -741,8 +778,7 @@ def _summarise_output(times, values, column, start, stop, first_segment, end_seg
                       window_highs, inverse_log_gamma, cmax, tmax, cmin, auc, cavg, time_above, time_within, rows,
                       keys, chunk_min_keys, chunk_max_keys, zero_counts):
     """Exposure metrics and sketch keys of output `column` for every subject of a chunk, in one pass
-    (:class:`pkpd._summary.SummaryReducer`; here, beside the kernels it calls, so that Numba's
-    cache of it is rebuilt when they change).
+    (see :func:`summarise_output`).
 
     Parameters
     ----------
@@ -909,34 +945,23 @@ class PercentileAccumulator:
         """
         chunk = _validate_values(chunk, self.n_times, name="chunk")
         keys = np.empty(chunk.shape, dtype=np.int64)
-        chunk_min_keys, chunk_max_keys = self.empty_key_ranges()
-        _sketch_keys(chunk, self.inverse_log_gamma, keys, chunk_min_keys, chunk_max_keys,
+        chunk_min_keys, chunk_max_keys = self._empty_key_ranges()
+        _sketch_keys(chunk, 1.0 / self._log_gamma, keys, chunk_min_keys, chunk_max_keys,
                      self._zero_counts)
-        self.add_keys(chunk, keys, chunk_min_keys, chunk_max_keys)
+        self._add_keys(chunk, keys, chunk_min_keys, chunk_max_keys)
 
-    @property
-    def inverse_log_gamma(self) -> float:
-        """``1 / log(gamma)``: a value's bucket key is ``ceil(log|value| * inverse_log_gamma)``."""
-        return 1.0 / self._log_gamma
-
-    @property
-    def zero_counts(self) -> np.ndarray:
-        """Exact zeros counted per time, shape (n_times,) (written in place by the key pass)."""
-        return self._zero_counts
-
-    def empty_key_ranges(self) -> tuple[np.ndarray, np.ndarray]:
+    def _empty_key_ranges(self) -> tuple[np.ndarray, np.ndarray]:
         """The (min, max) key arrays, shape (2, n_times) each (positive, negative), of no values."""
         return (np.full((2, self.n_times), _EMPTY_MIN_KEY, dtype=np.int64),
                 np.full((2, self.n_times), _EMPTY_MAX_KEY, dtype=np.int64))
 
-    def add_keys(self, chunk, keys, chunk_min_keys, chunk_max_keys) -> None:
+    def _add_keys(self, chunk, keys, chunk_min_keys, chunk_max_keys) -> None:
         """Count a chunk whose bucket keys a key pass has already computed (:meth:`add`'s second half).
 
         Parameters
         ----------
         chunk : ndarray, shape (n_chunk, n_times)
-            The finite values (a strided view is fine); their zeros are already in
-            :attr:`zero_counts`.
+            The finite values; their zeros are already counted.
         keys : ndarray of int64, shape (n_chunk, n_times)
         chunk_min_keys, chunk_max_keys : ndarray of int64, shape (2, n_times)
             Per time, the smallest and largest key of the positive (row 0) and negative (row 1) values.
@@ -1018,3 +1043,48 @@ class PercentileAccumulator:
         """Bytes held by the sketch state (independent of the number of subjects)."""
         negative = 0 if self._negative is None else self._negative.nbytes
         return self._zero_counts.nbytes + self._positive.nbytes + negative
+
+
+# --------------------------------------------------------------------------
+# Exposure metrics and percentiles of a chunk in one pass (the streamed summary)
+# --------------------------------------------------------------------------
+
+
+def summarise_output(settings: ExposureSettings, values: np.ndarray, column: int, metrics: dict[str, np.ndarray],
+                     sketch: PercentileAccumulator, rows: np.ndarray, keys: np.ndarray) -> int:
+    """Exposure metrics and percentile sketch of one output of a chunk of subjects, in one compiled pass.
+
+    The numbers are those of :func:`exposure_metrics` with `settings` and of
+    ``sketch.add`` on the output's values (the same arithmetic in the same order).
+
+    Parameters
+    ----------
+    settings : ExposureSettings
+    values : ndarray, shape (m * n_times, n_outputs)
+        Several outputs side by side, as the engine writes them: subject s at rows
+        ``s * n_times`` to ``(s + 1) * n_times - 1``; read in place.
+    column : int
+        The output's column of `values`.
+    metrics : dict of str to ndarray
+        The arrays to write the chunk's metrics into: :data:`METRICS` as keys, (m,) for the
+        scalar metrics, (m, n_thresholds) and (m, n_windows) for ``time_above`` and
+        ``time_within`` (e.g. rows start:stop of a whole population's arrays).
+    sketch : PercentileAccumulator
+        Receives the chunk's values.
+    rows, keys : ndarray, shape (m, n_times), float64 and int64
+        Work arrays (reusable from chunk to chunk).
+
+    Returns
+    -------
+    int
+        -1, or the row of `values` whose value in `column` is not finite: then the sketch
+        must not be used any more (its zero counts may hold part of the chunk).
+    """
+    low, high = sketch._empty_key_ranges()
+    bad = _summarise_output(
+        settings.times, values, column, settings.start, settings.stop, settings.first_segment, settings.end_segment,
+        settings.thresholds, settings.window_lows, settings.window_highs, 1.0 / sketch._log_gamma,
+        *(metrics[name] for name in METRICS), rows, keys, low, high, sketch._zero_counts)
+    if bad < 0:
+        sketch._add_keys(rows, keys, low, high)
+    return int(bad)

@@ -3,7 +3,7 @@
 :func:`pkpd.simulate_summary` hands each chunk of subjects, as the engine wrote it
 (values, shape (m * n_times, n_outputs)), to a :class:`SummaryReducer`. The design
 choice: one compiled pass per output and chunk reads the engine's array in place
-(:func:`pkpd._metrics._summarise_output`: no Python per subject or metric) and,
+(:func:`pkpd._metrics.summarise_output`: no Python per subject or metric) and,
 subject by subject while its trajectory is in the L1 cache, computes its exposure
 metrics and the bucket keys of the percentile sketch; the keys are then counted into
 the sketch of the thread that ran the chunk. Each thread keeps one sketch per output for the whole
@@ -24,10 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import _metrics
 from ._errors import SimulationError
+from ._metrics import METRICS, PercentileAccumulator, exposure_settings, summarise_output
 
-SCALAR_METRICS = ("cmax", "tmax", "cmin", "auc", "cavg")
+
+def _exposure_arrays(n, settings):
+    """Empty arrays for the metrics of n subjects: (n,) each, (n, k) for the times above and within."""
+    widths = {"time_above": (settings.thresholds.size,), "time_within": (settings.window_lows.size,)}
+    return {name: np.empty((n, *widths.get(name, ()))) for name in METRICS}
 
 
 class SummaryReducer:
@@ -60,26 +64,22 @@ class SummaryReducer:
                  relative_accuracy: float, interval: tuple[float, float] | None = None,
                  thresholds: Mapping[str, Any] | None = None, windows: Mapping[str, Any] | None = None,
                  subject_ids: np.ndarray | None = None, time_unit: str = "h") -> None:
-        self.times = _metrics._validate_times(times)
         self.columns = dict(columns)
-        self.quantiles, self.relative_accuracy = tuple(quantiles), relative_accuracy
-        _metrics.PercentileAccumulator(self.times.size, self.quantiles, relative_accuracy, max_bins=2)  # checked now
-        self.start, self.stop = _metrics._validate_interval(interval, self.times)
-        self.first_segment, self.end_segment = _metrics._segments(self.times, self.start, self.stop)
+        self.times = exposure_settings(times, interval=interval).times
         thresholds, windows = thresholds or {}, windows or {}
-        self.levels = {o: _metrics._validate_thresholds(thresholds.get(o, ())) for o in self.columns}
-        self.windows = {o: _metrics._validate_windows(windows.get(o, ())) for o in self.columns}
+        self.settings = {o: exposure_settings(self.times, interval=interval, thresholds=thresholds.get(o, ()),
+                                              windows=windows.get(o, ())) for o in self.columns}
+        self.quantiles, self.relative_accuracy = tuple(quantiles), relative_accuracy
+        PercentileAccumulator(self.times.size, self.quantiles, relative_accuracy, max_bins=2)  # checked now
         self.subject_ids, self.time_unit = subject_ids, time_unit
-        self.exposure = {o: {**{name: np.empty(n) for name in SCALAR_METRICS},
-                             "time_above": np.empty((n, self.levels[o].size)),
-                             "time_within": np.empty((n, self.windows[o][0].size))} for o in self.columns}
-        self._sketches: list[dict[str, _metrics.PercentileAccumulator]] = []   # one dict per thread (or part)
+        self.exposure = {o: _exposure_arrays(n, self.settings[o]) for o in self.columns}
+        self._sketches: list[dict[str, PercentileAccumulator]] = []   # one dict per thread (or part)
         self._lock = threading.Lock()
         self._local = threading.local()
 
     def _new_sketches(self):
-        return {o: _metrics.PercentileAccumulator(self.times.size, quantiles=self.quantiles,
-                                                  relative_accuracy=self.relative_accuracy) for o in self.columns}
+        return {o: PercentileAccumulator(self.times.size, quantiles=self.quantiles,
+                                         relative_accuracy=self.relative_accuracy) for o in self.columns}
 
     def _thread_sketches(self):
         """This thread's sketch per output, made (and registered) at its first chunk."""
@@ -104,17 +104,10 @@ class SummaryReducer:
         m = stop - start
         sketches, (rows, keys) = self._thread_sketches(), self._buffers(m)
         for output, column in self.columns.items():
-            sketch, metrics = sketches[output], self.exposure[output]
-            low, high = sketch.empty_key_ranges()
-            lows, highs = self.windows[output]
-            bad = _metrics._summarise_output(
-                self.times, values, column, self.start, self.stop, self.first_segment, self.end_segment,
-                self.levels[output], lows, highs, sketch.inverse_log_gamma,
-                *(metrics[name][start:stop] for name in SCALAR_METRICS), metrics["time_above"][start:stop],
-                metrics["time_within"][start:stop], rows, keys, low, high, sketch.zero_counts)
+            chunk_rows = {name: array[start:stop] for name, array in self.exposure[output].items()}
+            bad = summarise_output(self.settings[output], values, column, chunk_rows, sketches[output], rows, keys)
             if bad >= 0:
                 self._raise_not_finite(output, start, bad, values[bad, column])
-            sketch.add_keys(rows, keys, low, high)
 
     def _raise_not_finite(self, output, start, row, value):
         subject, time = divmod(int(row), self.times.size)
@@ -132,7 +125,7 @@ class SummaryReducer:
         with self._lock:
             self._sketches.append(sketches)
 
-    def sketches(self) -> dict[str, _metrics.PercentileAccumulator]:
+    def sketches(self) -> dict[str, PercentileAccumulator]:
         """Every chunk's sketch per output, merged (in any order: the state is the same)."""
         merged = self._new_sketches()
         for part in self._sketches:
