@@ -6,8 +6,9 @@ choice: one compiled pass per output and chunk reads the engine's array in place
 (:func:`pkpd._metrics.summarise_output`: no Python per subject or metric) and,
 subject by subject while its trajectory is in the L1 cache, computes its exposure
 metrics and the bucket keys of the percentile sketch; the keys are then counted into
-the sketch of the thread that ran the chunk. Each thread keeps one sketch per output for the whole
-run; the exposure metrics go straight into the run's arrays, rows ``start:stop``.
+the sketch of the thread that ran the chunk. Each thread keeps one sketch per output
+for the whole run (merged at the end); the exposure metrics go straight into the run's
+arrays, rows ``start:stop``.
 
 Invariants: the numbers are those of :func:`pkpd._metrics.exposure_metrics` and
 :meth:`pkpd._metrics.PercentileAccumulator.add` on the same values (the same
@@ -70,7 +71,8 @@ class SummaryReducer:
         self.settings = {o: exposure_settings(self.times, interval=interval, thresholds=thresholds.get(o, ()),
                                               windows=windows.get(o, ())) for o in self.columns}
         self.quantiles, self.relative_accuracy = tuple(quantiles), relative_accuracy
-        PercentileAccumulator(self.times.size, self.quantiles, relative_accuracy, max_bins=2)  # checked now
+        # the quantiles and the accuracy checked now, before any chunk runs
+        PercentileAccumulator(self.times.size, self.quantiles, relative_accuracy, max_bins=2)
         self.subject_ids, self.time_unit = subject_ids, time_unit
         self.exposure = {o: _exposure_arrays(n, self.settings[o]) for o in self.columns}
         self._sketches: list[dict[str, PercentileAccumulator]] = []   # one dict per thread (or part)
