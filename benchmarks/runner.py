@@ -38,7 +38,7 @@ from . import workloads as wl
 HERE = Path(__file__).resolve().parent
 FLOORS = HERE / "floors.toml"
 QUICK = {"W1": dict(n=1000, baseline=20, reference=10), "W2": dict(n=200, baseline=10, reference=10),
-         "D1": dict(n=1000)}
+         "D1": dict(n=1000), "W4": dict(n=4000, chunk=2000)}
 FULL = {"W1": dict(sizes=(1000, 10_000), baseline=30, reference=30),
         "W2": dict(sizes=(1000, 10_000), baseline=20, reference=20)}
 METHODS = ("exact", "rk45")
@@ -330,6 +330,32 @@ def w4_workload(n_total, chunk, baseline_subjects):
             "exposure_percentiles": figures}
 
 
+def summary_workload(n, chunk, repeats):
+    """``simulate_summary`` of W1 against ``simulate`` of the same subjects, CPU per subject, 1 thread.
+
+    The quick guard of the streamed summary: each round runs ``simulate`` and then
+    ``simulate_summary`` (exact path, `chunk` subjects at a time) back to back; the ratio
+    is the median over rounds of their per-subject CPU times. What the summary adds to the
+    simulation (exposure metrics and percentile sketch) shows in it; load moves both sides.
+    """
+    workload = wl.W1
+    model = wl.load(workload.model)
+    subjects = wl.population(n)
+    doses = workload.arms["ketamine"]
+    with threads(1):
+        rounds = []
+        for _ in range(WARM_UP_ROUNDS + repeats):
+            _, simulate_cpu, _ = clock_cpu(wl.simulate, workload, subjects, "exact")
+            _, summary_cpu, _ = clock_cpu(pkpd.simulate_summary, model, doses, subjects, workload.times,
+                                          method="exact", chunk_subjects=chunk, progress=False, **wl.TOLERANCES)
+            rounds.append((simulate_cpu / n, summary_cpu / n))
+        del rounds[:WARM_UP_ROUNDS]
+    return {"workload": "W4", "subjects": n, "chunk": chunk, "threads": 1, "repeats": repeats,
+            "cpu_microseconds_per_subject": {"simulate": 1e6 * median([r[0] for r in rounds]),
+                                             "simulate_summary": 1e6 * median([r[1] for r in rounds])},
+            "ratio_to_simulate": median([summary / simulate for simulate, summary in rounds])}
+
+
 # --- cold start -----------------------------------------------------------------------
 
 PROBE = r"""
@@ -389,11 +415,12 @@ def check_floors(results, floors):
     rows = []
     for result in results:
         name = result.get("workload")
-        if name == "D1":
+        if name in ("D1", "W4"):
             bounds = floors.get(name, {})
-            if "max_ratio_to_simulate" in bounds:
+            if "max_ratio_to_simulate" in bounds and "ratio_to_simulate" in result:
                 measured, ceiling = result["ratio_to_simulate"], bounds["max_ratio_to_simulate"]
-                rows.append(("D1 simulate_data / simulate CPU per subject", measured, ceiling, measured <= ceiling,
+                label = "simulate_data" if name == "D1" else "simulate_summary"
+                rows.append((f"{name} {label} / simulate CPU per subject", measured, ceiling, measured <= ceiling,
                              "<="))
             if "max_relative_difference_from_simulate" in bounds:
                 measured, ceiling = (result["max_relative_difference_from_simulate"],
@@ -473,6 +500,11 @@ def format_report(results, machine):
                          f"ratio {r['ratio_to_simulate']:.2f}x  (build_stream {us['simulate_data build_stream']:.2f}, "
                          f"engine {us['simulate_data engine']:.2f})  "
                          f"max rel diff {r['max_relative_difference_from_simulate']:.1e}")
+        elif name == "W4" and "ratio_to_simulate" in r:
+            us = r["cpu_microseconds_per_subject"]
+            lines.append(f"W4 quick: {r['subjects']} subjects in chunks of {r['chunk']}, 1 thread (median of "
+                         f"{r['repeats']}): simulate_summary {us['simulate_summary']:.2f} us CPU/subject, simulate "
+                         f"{us['simulate']:.2f}, ratio {r['ratio_to_simulate']:.2f}")
         elif name == "W4":
             lines.append(f"W4 {r['subjects']} subjects in chunks of {r['chunk']}, {r['threads']} threads: "
                          f"{r['seconds']:.1f} s ({r['cpu_seconds']:.1f} s CPU, "
@@ -578,10 +610,12 @@ def main(argv=None):
     results = []
     start = time.perf_counter()
     if arguments.quick:
-        selected = arguments.workload or ["W1", "W2", "D1"]
+        selected = arguments.workload or ["W1", "W2", "D1", "W4"]
         for name in selected:
             if name == "D1":
                 results.append(data_path_workload(QUICK[name]["n"], repeats, 1))
+            elif name == "W4":
+                results.append(summary_workload(QUICK[name]["n"], QUICK[name]["chunk"], repeats))
             elif name in QUICK:
                 q = QUICK[name]
                 results.append(linear_workload(wl.WORKLOADS[name], q["n"], q["baseline"], q["reference"], repeats,

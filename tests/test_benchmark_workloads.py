@@ -103,3 +103,14 @@ def test_floors_flag_a_slow_data_path_and_a_wrong_one():
     rows = {label: ok for label, _, _, ok, _ in check_floors([result], floors)}
     assert rows == {"D1 simulate_data / simulate CPU per subject": True,
                     "D1 simulate_data max relative difference from simulate": False}
+
+
+def test_floors_flag_a_slow_summary_and_leave_the_full_w4_run_alone():
+    floors = {"W4": {"max_ratio_to_simulate": 2.9}}
+    quick = {"workload": "W4", "ratio_to_simulate": 3.2}
+    assert [(label, ok) for label, _, _, ok, _ in check_floors([quick], floors)] == [
+        ("W4 simulate_summary / simulate CPU per subject", False)]
+    quick["ratio_to_simulate"] = 2.6
+    assert [ok for _, _, _, ok, _ in check_floors([quick], floors)] == [True]
+    full = {"workload": "W4", "seconds": 12.0}   # the 1,000,000-subject run has no ratio to check
+    assert check_floors([full], floors) == []
