@@ -1,0 +1,225 @@
+"""Model-based infusion schedules: target-controlled infusion (TCI) written as an ordinary regimen.
+
+A target-controlled infusion pump (Shafer and Gregg, J Pharmacokinet Biopharm 1992;20:147;
+Jacobs, IEEE Trans Biomed Eng 1990;37:107; opentiva) chooses, every step of Δ, the constant
+rate that brings the model's concentration to the target at the end of the step, given
+everything infused before. This module computes that piecewise-constant profile *once*, for
+the typical patient (every covariate at the model's value, no random effects), and returns it
+as a plain :class:`Regimen` of back-to-back infusions that is then simulated in a population
+like any other regimen: the pump's model is the typical patient, the patients are not.
+
+Algorithm (Jacobs' discrete-time control by superposition). With the step ends
+t_j = start + jΔ (j = 1..N), a linear time-invariant model gives
+
+    C(t_j) = B_j + Σ_{k<=j} r_k U_{j-k+1},
+
+where B is the output without the scheduled drug (other doses, baselines) and U_m the
+output m steps after a unit rate given during one step, both simulated by the engine (so
+any output works: plasma, a venous delay, an effect site). The rates follow by forward
+substitution, r_j = max(0, (target - B_j - Σ_{k<j} r_k U_{j-k+1}) / U_1): a pump cannot
+withdraw drug, so where the output would exceed the target the pump stops. The schedule is
+then simulated as written; a model that is not linear in this dose (saturable elimination)
+gets Newton corrections with the same triangular operator until every step end is within
+:data:`TOLERANCE` of the target, or a one-line error.
+
+Between step ends the output is not controlled: a small step holds the target closely, a
+large one gives a saw-tooth (``pkpd.tci_regimen`` returns the schedule; the population
+evaluation shows the rest). For an effect-site output the steps after a large first step
+can overshoot: the pump only stops, it cannot remove drug.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ._errors import PkpdError
+from ._regimen import Dose, Regimen
+
+TOLERANCE = 1e-3        # relative miss of the target at a step end that the schedule may keep
+MAX_CORRECTIONS = 20    # Newton corrections for a model that is not linear in the dose
+MAX_STEPS = 20_000      # steps of one schedule
+
+
+@dataclass(frozen=True)
+class TciSpec:
+    """A target-controlled infusion, in the model's units.
+
+    Attributes
+    ----------
+    drug : str
+        The dose target: a drug of the model's ``[drugs]`` or a compartment.
+    output : str
+        The model output held at the target.
+    start, duration, step : float
+        When the pump starts, how long it holds the target, the length of one constant-rate step
+        (model time unit).
+    per_weight : bool
+        Write the rates per kg of body weight (the typical patient's rate / its weight).
+    weight : float
+        The typical patient's body weight (kg).
+    """
+    drug: str
+    output: str
+    start: float
+    duration: float
+    step: float
+    per_weight: bool = False
+    weight: float = 70.0
+
+    @property
+    def steps(self):
+        return int(math.ceil(self.duration / self.step - 1e-9))
+
+    @property
+    def step_ends(self):
+        return self.start + self.step * np.arange(1, self.steps + 1)
+
+
+def typical_weight(model):
+    """The model's reference body weight (its WT covariate's value), else 70 kg."""
+    reference = model.covariates.get("WT")
+    return float(reference.value) if reference is not None else 70.0
+
+
+def typical_patient(spec):
+    """One subject: every covariate at the model's value, WT at `spec.weight` (random effects are off)."""
+    from ._population import Population
+
+    return Population.from_table(pd.DataFrame({"WT": [spec.weight]}))
+
+
+class TciPlanner:
+    """TCI schedules of one drug and output for any target: the unit response simulated once.
+
+    Parameters
+    ----------
+    model : Model
+    spec : TciSpec
+    background : Regimen, optional
+        Doses given besides the schedule (other drugs); their output is the base the rates build on.
+    options : dict, optional
+        ``method``, ``rtol``, ``atol`` as in :func:`pkpd.simulate`.
+    """
+
+    def __init__(self, model, spec, background=None, options=None):
+        from ._model import load_model
+
+        self.model, self.spec = load_model(model), spec
+        if spec.output not in self.model.outputs:
+            raise PkpdError(f"model {self.model.name!r} has no output {spec.output!r}", key="tci.output")
+        if spec.steps > MAX_STEPS:
+            raise PkpdError(f"gives {spec.steps:,} steps (at most {MAX_STEPS:,}); use a larger step", key="tci.step",
+                            got=f"{spec.step:g} over {spec.duration:g}")
+        self.background = list(background.doses) if background is not None else []
+        self.options = {k: v for k, v in (options or {}).items() if k in ("method", "rtol", "atol")}
+        self.patient = typical_patient(spec)
+        self.base = self._output(self.background)
+        unit = Dose(None, spec.drug, time=spec.start, rate=1.0, duration=spec.step)
+        self.unit_response = self._output([*self.background, unit]) - self.base
+        if not self.unit_response[0] > 0:
+            raise PkpdError(f"does not rise during an infusion of {spec.drug!r}: no infusion can reach a target in it",
+                            key="tci.output", got=spec.output)
+
+    def _output(self, doses):
+        from ._simulate import simulate
+
+        result = simulate(self.model, Regimen(doses), self.patient, self.spec.step_ends, variability=False,
+                          progress=False, **self.options)
+        return result.output(self.spec.output)[0]
+
+    def _solve(self, wanted, rates):
+        """Rates r >= 0 whose superposed outputs meet `wanted` step by step (forward substitution)."""
+        response, solved = self.unit_response, np.array(rates, float)
+        for j in range(solved.size):
+            reached = np.dot(solved[:j], response[j:0:-1]) if j else 0.0
+            solved[j] = max(0.0, (wanted[j] - reached) / response[0])
+        return solved
+
+    def rates(self, target):
+        """The typical patient's rate of every step (drug amount per time unit, not per kg), shape (steps,)."""
+        if not target > 0:
+            raise PkpdError("must be a positive concentration", key="tci.target", got=repr(target))
+        rates = self._solve(target - self.base, np.zeros(self.spec.steps))
+        for _ in range(MAX_CORRECTIONS):
+            reached = self._output([*self.background, *self._doses(rates, per_kg=False)])
+            miss = target - reached
+            # met, or above the target with the pump stopped (it cannot withdraw drug)
+            if np.all((np.abs(miss) <= TOLERANCE * target) | ((rates == 0) & (miss < 0))):
+                return rates
+            # Newton step: the same triangular operator on the residual, rates kept >= 0
+            rates = self._solve(self._superposed(rates) + miss, rates)
+        raise PkpdError(f"the schedule does not converge to the target within {TOLERANCE:.1%} (the output is not "
+                        f"close enough to linear in the dose of {self.spec.drug!r})", key="tci.target",
+                        got=f"{target:g}")
+
+    def _superposed(self, rates):
+        """What the linear model predicts for `rates`, without the base."""
+        response = self.unit_response
+        return np.array([np.dot(rates[:j + 1], response[j::-1]) for j in range(rates.size)])
+
+    def _doses(self, rates, per_kg):
+        spec = self.spec
+        scale = spec.weight if per_kg else 1.0
+        return [Dose(None, spec.drug, time=float(spec.start + k * spec.step), rate=float(rate / scale),
+                     duration=float(spec.step), per_weight=per_kg, label=f"TCI step {k + 1}")
+                for k, rate in enumerate(rates) if rate > 0]
+
+    def regimen(self, target, name=""):
+        """The schedule reaching and holding `target` (model output unit), as a regimen of infusions
+        (per kg when ``spec.per_weight``), the background doses first."""
+        doses = self._doses(self.rates(target), per_kg=self.spec.per_weight)
+        return Regimen([*self.background, *doses], name=name)
+
+
+def tci_regimen(model, drug: str, output: str, target: float, *, duration: float, step: float,
+                start: float = 0.0, per_weight: bool = False, weight: float | None = None,
+                background: Regimen | None = None, method: str = "auto", rtol: float | None = None,
+                atol: float | None = None) -> Regimen:
+    """The target-controlled infusion schedule that reaches and holds `target` for the typical patient.
+
+    Parameters
+    ----------
+    model : Model or str
+    drug : str
+        A drug of the model (``"ketamine"``) or a compartment name.
+    output : str
+        The output held at the target (any output: arterial, venous, effect site).
+    target : float
+        Target level, in the output's unit (``model.outputs[output].unit``).
+    duration, step, start : float
+        How long the target is held, the length of each constant-rate step, the start (model time unit).
+    per_weight : bool
+        Write the rates per kg (mg/kg/h): the typical patient's rates over its weight.
+    weight : float, optional
+        The typical patient's weight in kg (default: the model's WT value, else 70 kg).
+    background : Regimen, optional
+        Other doses given at the same time.
+    method, rtol, atol
+        As in :func:`pkpd.simulate`.
+
+    Returns
+    -------
+    Regimen
+        The background doses, then one infusion per step with a positive rate (amount per time unit,
+        per kg if `per_weight`); steps at rate 0 are left out.
+
+    Examples
+    --------
+    >>> import pkpd
+    >>> schedule = pkpd.tci_regimen("pk2cmt", "CENT", "CP", 2.0, duration=4.0, step=0.5)
+    >>> [round(dose.rate, 2) for dose in schedule.doses][:3]
+    [83.03, 5.96, 5.92]
+    """
+    from ._model import load_model
+    from ._options import DEFAULT
+
+    model = load_model(model)
+    if not (duration > 0 and step > 0):
+        raise PkpdError("duration and step must be positive", key="tci", got=f"{duration!r}, {step!r}")
+    spec = TciSpec(drug=drug, output=output, start=float(start), duration=float(duration), step=float(step),
+                   per_weight=per_weight, weight=typical_weight(model) if weight is None else float(weight))
+    options = dict(method=method, rtol=DEFAULT.rtol if rtol is None else rtol,
+                   atol=DEFAULT.atol if atol is None else atol)
+    return TciPlanner(model, spec, background, options).regimen(float(target))
