@@ -97,13 +97,11 @@ class TciPlanner:
     ----------
     model : Model
     spec : TciSpec
-    background : Regimen, optional
-        Doses given besides the schedule (other drugs); their output is the base the rates build on.
     options : dict, optional
         ``method``, ``rtol``, ``atol`` as in :func:`pkpd.simulate`.
     """
 
-    def __init__(self, model, spec, background=None, options=None):
+    def __init__(self, model, spec, options=None):
         from ._model import load_model
 
         self.model, self.spec = load_model(model), spec
@@ -112,12 +110,10 @@ class TciPlanner:
         if spec.steps > MAX_STEPS:
             raise PkpdError(f"gives {spec.steps:,} steps (at most {MAX_STEPS:,}); use a larger step", key="tci.step",
                             got=f"{spec.step:g} over {spec.duration:g}")
-        self.background = list(background.doses) if background is not None else []
         self.options = {k: v for k, v in (options or {}).items() if k in ("method", "rtol", "atol")}
         self.patient = typical_patient(spec)
-        self.base = self._output(self.background)
         unit = Dose(None, spec.drug, time=spec.start, rate=1.0, duration=spec.step)
-        self.unit_response = self._output([*self.background, unit]) - self.base
+        self.unit_response = self._output([unit]) - self._output([])
         if not self.unit_response[0] > 0:
             raise PkpdError(f"does not rise during an infusion of {spec.drug!r}: no infusion can reach a target in it",
                             key="tci.output", got=spec.output)
@@ -137,13 +133,17 @@ class TciPlanner:
             solved[j] = max(0.0, (wanted[j] - reached) / response[0])
         return solved
 
-    def rates(self, target):
-        """The typical patient's rate of every step (drug amount per time unit, not per kg), shape (steps,)."""
+    def rates(self, target, background=()):
+        """The typical patient's rate of every step (drug amount per time unit, not per kg), shape (steps,).
+
+        `background` (doses given besides the schedule) gives the base the rates build on.
+        """
         if not target > 0:
             raise PkpdError("must be a positive concentration", key="tci.target", got=repr(target))
-        rates = self._solve(target - self.base, np.zeros(self.spec.steps))
+        background = list(background)
+        rates = self._solve(target - self._output(background), np.zeros(self.spec.steps))
         for _ in range(MAX_CORRECTIONS):
-            reached = self._output([*self.background, *self._doses(rates, per_kg=False)])
+            reached = self._output([*background, *self._doses(rates, per_kg=False)])
             miss = target - reached
             # met, or above the target with the pump stopped (it cannot withdraw drug)
             if np.all((np.abs(miss) <= TOLERANCE * target) | ((rates == 0) & (miss < 0))):
@@ -166,11 +166,12 @@ class TciPlanner:
                      duration=float(spec.step), per_weight=per_kg, label=f"TCI step {k + 1}")
                 for k, rate in enumerate(rates) if rate > 0]
 
-    def regimen(self, target, name=""):
-        """The schedule reaching and holding `target` (model output unit), as a regimen of infusions
-        (per kg when ``spec.per_weight``), the background doses first."""
-        doses = self._doses(self.rates(target), per_kg=self.spec.per_weight)
-        return Regimen([*self.background, *doses], name=name)
+    def regimen(self, target, background=None, name=""):
+        """The schedule reaching and holding `target` (model output unit) as a regimen of infusions (per kg
+        when ``spec.per_weight``), after the doses of `background` (a Regimen given besides it)."""
+        others = list(background.doses) if background is not None else []
+        doses = self._doses(self.rates(target, others), per_kg=self.spec.per_weight)
+        return Regimen([*others, *doses], name=name)
 
 
 def tci_regimen(model, drug: str, output: str, target: float, *, duration: float, step: float,
@@ -222,4 +223,4 @@ def tci_regimen(model, drug: str, output: str, target: float, *, duration: float
                    per_weight=per_weight, weight=typical_weight(model) if weight is None else float(weight))
     options = dict(method=method, rtol=DEFAULT.rtol if rtol is None else rtol,
                    atol=DEFAULT.atol if atol is None else atol)
-    return TciPlanner(model, spec, background, options).regimen(float(target))
+    return TciPlanner(model, spec, options).regimen(float(target), background)

@@ -2,6 +2,7 @@
 infusion (BET) of 2- and 3-compartment models, and against a Michaelis-Menten model solved by scipy."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.integrate import solve_ivp
 from scipy.linalg import expm
@@ -106,3 +107,80 @@ def test_rates_per_kg_are_the_typical_patients_rates_over_its_weight():
     per_kg = tci_regimen("pk2cmt", "CENT", "CP", TARGET, duration=2.0, step=0.5, per_weight=True, weight=80.0)
     assert all(d.per_weight for d in per_kg.doses)
     assert [d.rate * 80.0 for d in per_kg.doses] == pytest.approx([d.rate for d in absolute.doses])
+
+
+TCI_SCENARIO = """\
+model = "pk1cmt.toml"
+seed = 5
+[population]
+n = 10
+[[arms]]
+name = "TCI"
+doses = []
+[outputs]
+times = { start = "0 h", stop = "8 h", step = "30 min" }
+variables = ["CP"]
+[search]
+[search.tci]
+drug = "CENT"
+output = "CP"
+duration = "8 h"
+step = "30 min"
+[search.variables]
+target = { set = "tci.target", values = ["1 mg/L", "2 mg/L", "3 mg/L"] }
+[[search.constraints]]
+metric = "fraction_within"
+output = "CP"
+window = ["1.9 mg/L", "3.5 mg/L"]
+interval = ["30 min", "8 h"]
+at_least = "100 %"
+"""
+
+
+@pytest.mark.models("pk1cmt")
+def test_a_search_over_the_tci_target_writes_the_schedule_as_an_ordinary_arm(tmp_path):
+    """pk1cmt (no variability): the least total dose that keeps C within 1.9-3.5 mg/L is the 2 mg/L schedule;
+    search_arm.toml holds its infusions as plain doses, and running that arm holds C at 2 mg/L after the first
+    step, with the rates the closed form of a one-compartment model gives (CL*C after the first step)."""
+    from conftest import write_pk1cmt_with_drugs
+    from pkpd._cli import main
+
+    write_pk1cmt_with_drugs(tmp_path)
+    (tmp_path / "tci.toml").write_text(TCI_SCENARIO)
+    assert main(["run", str(tmp_path / "tci.toml"), "-o", str(tmp_path / "out"), "--quiet", "--no-figures"]) == 0
+    table = pd.read_csv(tmp_path / "out" / "search.csv")
+    assert list(table["feasible"]) == [False, True, True] and table.loc[table["chosen"], "target (mg/L)"].item() == 2
+    written = (tmp_path / "out" / "search_arm.toml").read_text()
+    assert written.count('drug = "CENT"') == 16 and 'rate = "2 mg/h", start = "30 min", duration = "30 min"' in written
+    first = float(written.split('rate = "')[1].split(" mg/h")[0])   # C(0.5 h) = r/CL (1 - e^(-k 0.5 h)) = 2 mg/L
+    assert first == pytest.approx(2.0 * 1.0 / (1 - np.exp(-0.05 * 0.5)), rel=1e-6)
+    again = tmp_path / "again.toml"
+    again.write_text('model = "pk1cmt.toml"\n' + written + '[outputs]\ntimes = { start = "30 min", stop = "8 h", '
+                     'step = "10 min" }\nvariables = ["CP"]\n')
+    rerun = pkpd.run_scenario(pkpd.load_scenario(again), progress=False)
+    assert rerun.results["search: TCI"].output("CP") == pytest.approx(2.0, rel=1e-6)
+
+
+@pytest.mark.models("pk1cmt")
+@pytest.mark.parametrize("edit, message", [
+    (('output = "CP"\nduration', 'output = "CQ"\nduration'),
+     "tci.toml: search.tci.output: model 'pk1cmt' has no output 'CQ'; outputs: CP"),
+    (('step = "30 min"\n[search.variables]', 'step = "0 min"\n[search.variables]'),
+     "tci.toml: search.tci.step: must be positive; got '0 min'"),
+    (('[search.tci]\n', '[search.tci]\ntarget = "2 mg/L"\n'),
+     "tci.toml: search.tci.target: is set by variable 'target'; give one or the other"),
+    (('"1 mg/L", "2 mg/L"', '"0 mg/L", "2 mg/L"'),
+     "tci.toml: search.variables.target.values[0]: must be a positive concentration; got '0 mg/L'"),
+    (('[search.tci]\ndrug', '[search.tcx]\ndrug'), "tci.toml: search.tcx: unknown key; did you mean 'tci'?"),
+])
+def test_bad_tci_specs_fail_in_one_line_with_exit_2(tmp_path, capsys, edit, message):
+    from conftest import write_pk1cmt_with_drugs
+    from pkpd._cli import main
+
+    write_pk1cmt_with_drugs(tmp_path)
+    old, new = edit
+    assert old in TCI_SCENARIO
+    (tmp_path / "tci.toml").write_text(TCI_SCENARIO.replace(old, new, 1))
+    assert main(["run", str(tmp_path / "tci.toml"), "-o", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {message}"
+    assert not (tmp_path / "out").exists()
