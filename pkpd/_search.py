@@ -41,6 +41,11 @@ trust-region methods), the variables are discrete by design (a dose step, a
 whole number of doses), and a lattice evaluates in batches, is deterministic,
 and lets every candidate's metrics be written to ``search.csv``.
 
+A ``[search.tci]`` table adds a target-controlled infusion to every candidate (see
+:mod:`pkpd._tci`): the schedule that holds an output at a target for the typical patient,
+computed per candidate for its target (a variable that sets ``tci.target``) and evaluated in
+the population like any other regimen.
+
 Monte Carlo intervals (95 %) say how much a metric owes to the finite virtual
 population: Wilson intervals for the fraction of subjects within a window (every
 candidate), percentile bootstrap over subjects for the other metrics of the final
