@@ -864,10 +864,14 @@ class SearchResult:
         return self.chosen is not None
 
     def figures(self, caption_end=""):
-        """Yield ``(stem, figure, caption)`` of the search's figure (for :func:`pkpd.figure_set`)."""
-        from ._search_figure import search_caption, search_figure
+        """Yield ``(stem, figure, caption)`` of the search's figures (for :func:`pkpd.figure_set`): the objective
+        over the grid, and the trade-off of attainment and adverse events when the search has both."""
+        from ._search_figure import search_caption, search_figure, tradeoff_caption, tradeoff_figure
 
         yield "search", search_figure(self), f"{search_caption(self)} {caption_end}".strip()
+        tradeoff = tradeoff_figure(self)
+        if tradeoff is not None:
+            yield "search_tradeoff", tradeoff, f"{tradeoff_caption(self)} {caption_end}".strip()
 
     def manifest_record(self):
         """The search as ``manifest.json`` records it."""

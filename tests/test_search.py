@@ -352,3 +352,9 @@ def test_durations_intervals_and_counts_are_searched_and_linked_fields_move_toge
     # every point was evaluated (12 <= budget): the choice is the least total dose among the feasible
     total = found.table["total_dose (mg)"]
     assert total.iloc[found.chosen] == total[found.table["feasible"]].min()
+
+
+def test_a_search_without_adverse_events_has_no_tradeoff_figure(tmp_path):
+    write_pk1cmt_with_drugs(tmp_path)
+    (tmp_path / "study.toml").write_text(SCENARIO)
+    assert [stem for stem, _, _ in pkpd.search(tmp_path / "study.toml").figures()] == ["search"]
