@@ -775,16 +775,16 @@ def evaluate(spec, model, regimen, population, times, *, options, executor=None)
     result = simulate(model, regimen, population, grid, progress=False, executor=executor, **options)
     values, per_subject = {}, {}
     for metric in spec.metrics:
-        subjects = _per_subject(metric, model, regimen, result, grid, kinks)
+        subjects = _per_subject(metric, model, regimen, result, grid, kinks, population)
         per_subject[metric.name] = subjects
         values[metric.name] = float(_reduce(metric.statistic, subjects[None, :])[0])
     return values, per_subject
 
 
-def _per_subject(metric, model, regimen, result, grid, kinks):
+def _per_subject(metric, model, regimen, result, grid, kinks, population):
     if metric.kind == "total_dose":
         doses = Regimen([d for d in regimen.doses if (d.drug or d.target) == metric.drug])
-        weights = _weights(result)
+        weights = _weights(result, population)
         amounts = expand(model, doses, weights if weights is not None else np.ones(result.values.shape[0]))[2]
         total = amounts.sum(axis=1)
         return total / weights if metric.per_weight else total
@@ -801,9 +801,13 @@ def _per_subject(metric, model, regimen, result, grid, kinks):
     return exposure_metrics(grid, values, interval=(start, stop))[metric.kind]
 
 
-def _weights(result):
+def _weights(result, population):
+    """Each subject's WT as simulate used it: the model's input, else the population's covariate (a model
+    that uses WT only for doses per kg), else None."""
     if "WT" in result.parameters.columns:
         return result.parameters["WT"].to_numpy(float)
+    if "WT" in population.covariates:
+        return population.covariates["WT"].to_numpy(float)
     return None
 
 
