@@ -68,6 +68,7 @@ from numpy.typing import ArrayLike
 from . import _window
 from ._errors import PkpdError, ScenarioError, suggestion
 from ._population import Population
+from ._resources import check_memory
 from ._regimen import Dose, Regimen, expand
 from ._tci import MAX_STEPS as TCI_MAX_STEPS, TciPlanner, TciSpec, typical_weight
 
@@ -1120,6 +1121,56 @@ def search_of(scenario, check):
                         file=scenario.path.name, error=ScenarioError)
 
 
+def search_resources(scenario):
+    """Memory a scenario's search holds at its peak and a rough time (see :func:`estimate_search`); the
+    chosen regimen is then simulated as one more arm, which is counted too.
+
+    Returns
+    -------
+    bytes : float
+    seconds : float
+    what : str
+        ", search of 500 candidates x 1,000 subjects x 310 times", for the refusal message.
+    """
+    from ._simulate import estimate_memory
+
+    spec = scenario.search
+    arm = next(a for a in scenario.arms if a.name == spec.arm)
+    model = arm.model or scenario.model
+    size, seconds, what, doses = estimate_search(spec, model, arm.regimen, scenario.n, scenario.times.size)
+    chosen, chosen_seconds = estimate_memory(model, scenario.n, scenario.times.size, doses)
+    return size + chosen, seconds + chosen_seconds, f", {what}"
+
+
+def estimate_search(spec, model, regimen, n, n_output_times):
+    """Bytes a search holds at its peak and a rough time, from the sizes alone (nothing is simulated).
+
+    The candidates are simulated one at a time (all subjects at every output time, the dose and
+    infusion-end times and the dense grid of each window), their per-subject metrics kept for
+    the intervals (candidates x subjects x metrics), the bootstrap's resampled subjects made once.
+
+    Returns
+    -------
+    bytes, seconds : float
+    what : str
+        "search of 500 candidates x 1,000 subjects x 310 times".
+    doses : int
+        The most administrations of a candidate (either end of every range, and the TCI's steps).
+    """
+    from ._simulate import estimate_memory
+
+    candidates = min(spec.size, spec.budget)
+    ends = [tuple(v.values.size - 1 for v in spec.variables), (0,) * len(spec.variables)]
+    doses = max(sum(d.administrations() for d in _candidate(regimen, spec.variables, point).doses)
+                for point in ends) + (spec.tci.steps if spec.tci is not None else 0)
+    windows = {m.interval for m in spec.metrics if m.kind in ("fraction_within", "time_within")}
+    n_times = n_output_times + 2 * doses + len(windows) * (_window.POINTS_PER_INTERVAL + 1)
+    one, seconds = estimate_memory(model, n, n_times, doses)
+    kept = 8.0 * candidates * n * len(spec.metrics) + 16.0 * _window.BOOTSTRAP_RESAMPLES * n
+    return (one + kept, seconds * candidates,
+            f"search of {candidates:,} candidates x {n:,} subjects x {n_times:,} times", doses)
+
+
 def run_search(spec, model, regimen, population, times, *, options, progress=None, executor=None):
     """Evaluate the lattice of `spec` on `population` and choose; see :func:`search`."""
     from tqdm.auto import tqdm
@@ -1134,6 +1185,8 @@ def run_search(spec, model, regimen, population, times, *, options, progress=Non
         model = engine_variants(model)[-1]  # what simulate would run, made once rather than per candidate
     if isinstance(population, int):
         population = Population(population, seed=0)
+    size, seconds, what, _ = estimate_search(spec, model, regimen, population.subject_ids.size, len(times))
+    check_memory(size, f"regimen {what}", None, seconds)
     bar = tqdm(total=min(spec.size, spec.budget), unit="candidate", delay=2.0, disable=(progress is False),
                leave=False, desc="searching regimens")
     try:
