@@ -184,3 +184,25 @@ def test_bad_tci_specs_fail_in_one_line_with_exit_2(tmp_path, capsys, edit, mess
     assert main(["run", str(tmp_path / "tci.toml"), "-o", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {message}"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.models(TEST_MODELS / "pk1cmt_effect.toml")
+def test_a_delayed_output_is_loaded_to_peak_at_the_target_and_never_overshoots():
+    """Effect site (KE0) of a one-compartment model: the first step's rate is Shafer and Gregg's, the one
+    whose effect-site peak (closed form of a short infusion, at the step ends) equals the target; the
+    effect site then never exceeds the target at a step end and holds it once reached, while the plasma
+    concentration overshoots it (the price of a fast effect-site onset)."""
+    k, ke0, volume, step, target = 0.5, 2.0, 10.0, 0.05, 1.0
+    schedule = tci_regimen(TEST_MODELS / "pk1cmt_effect.toml", "CENT", "CE", target, duration=2.0, step=step)
+    t = step * np.arange(1, 200)
+    per_rate = ke0 / (volume * (ke0 - k)) * ((np.exp(-k * (t - step)) - np.exp(-k * t)) / k
+                                             - (np.exp(-ke0 * (t - step)) - np.exp(-ke0 * t)) / ke0)
+    assert schedule.doses[0].rate == pytest.approx(target / per_rate.max(), rel=1e-6)
+    ends = step * np.arange(1, 41)
+    result = pkpd.simulate(TEST_MODELS / "pk1cmt_effect.toml", schedule, pkpd.Population(1, seed=0), ends,
+                           variability=False)
+    effect, plasma = result.output("CE")[0], result.output("CP")[0]
+    reached = int(np.argmax(per_rate))   # the step end of the peak
+    assert np.all(effect <= target * (1 + 1e-6))
+    assert effect[reached:] == pytest.approx(target, rel=1e-3)
+    assert plasma.max() > 1.5 * target
