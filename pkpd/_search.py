@@ -919,7 +919,7 @@ class _Lattice:
         self.bar = bar
         self.rows, self.points, self.per_subject = [], {}, []
         self.shape = tuple(v.values.size for v in spec.variables)
-        self.planner = TciPlanner(model, spec.tci, options) if spec.tci is not None else None
+        self.planner = TciPlanner(model, spec.tci, options, key="search.tci") if spec.tci is not None else None
 
     @property
     def spent(self):

@@ -187,7 +187,8 @@ def tradeoff_figure(result):
         rate and y the attainment (fractions in %), a ``Rectangle`` ``_feasible_region`` spanning what
         the limits on these two metrics allow (to the axes' ends where a side has no limit; other
         limits can still exclude a candidate inside it), the marker ``_chosen`` (the chosen, or the
-        closest, candidate) and, when computed, its 95 % Monte Carlo intervals as the lines
+        closest, candidate), each point's value written beside it when one variable is searched
+        (up to ``MAX_ANNOTATED`` candidates) and, when computed, its 95 % Monte Carlo intervals as the lines
         ``_chosen_interval_x`` and ``_chosen_interval_y``.
     """
     pair = tradeoff_metrics(result.spec)
@@ -234,7 +235,11 @@ def _draw_tradeoff(result, event, attainment):
     ax.set_ylabel(textwrap.fill(_metric_label(attainment, y_scale), 45), fontsize=6.5)
     title = "chosen" if result.feasible else "closest (misses the limits)"
     ax.set_title(textwrap.fill(f"filled: within every limit; hollow: misses one; shaded: allowed by the limits on "
-                               f"these two; square: {title}", 80), fontsize=6)
+                               f"these two; square: {title}", 65), fontsize=6)
+    if len(spec.variables) == 1 and len(table) <= MAX_ANNOTATED:   # each point named by its value
+        variable = spec.variables[0]
+        for x_value, y_value, value in zip(x, y, table[variable.column]):
+            ax.annotate(f"{value:g}", (x_value, y_value), textcoords="offset points", xytext=(3, 3), fontsize=5)
     return fig
 
 

@@ -101,24 +101,26 @@ class TciPlanner:
     spec : TciSpec
     options : dict, optional
         ``method``, ``rtol``, ``atol`` as in :func:`pkpd.simulate`.
+    key : str
+        Where errors point: ``tci`` (:func:`tci_regimen`'s arguments) or ``search.tci`` (a scenario).
     """
 
-    def __init__(self, model, spec, options=None):
+    def __init__(self, model, spec, options=None, key="tci"):
         from ._model import load_model
 
-        self.model, self.spec = load_model(model), spec
+        self.model, self.spec, self.key = load_model(model), spec, key
         if spec.output not in self.model.outputs:
-            raise PkpdError(f"model {self.model.name!r} has no output {spec.output!r}", key="tci.output")
+            raise PkpdError(f"model {self.model.name!r} has no output {spec.output!r}", key=f"{self.key}.output")
         if spec.steps > MAX_STEPS:
-            raise PkpdError(f"gives {spec.steps:,} steps (at most {MAX_STEPS:,}); use a larger step", key="tci.step",
-                            got=f"{spec.step:g} over {spec.duration:g}")
+            raise PkpdError(f"gives {spec.steps:,} steps (at most {MAX_STEPS:,}); use a larger step",
+                            key=f"{self.key}.step", got=f"{spec.step:g} over {spec.duration:g}")
         self.options = {k: v for k, v in (options or {}).items() if k in ("method", "rtol", "atol")}
         self.patient = typical_patient(spec)
         unit = Dose(None, spec.drug, time=spec.start, rate=1.0, duration=spec.step)
         response = self._output([unit], 2 * spec.steps) - self._output([], 2 * spec.steps)
         if not response[0] > 0:
             raise PkpdError(f"does not rise during an infusion of {spec.drug!r}: no infusion can reach a target in it",
-                            key="tci.output", got=spec.output)
+                            key=f"{self.key}.output", got=spec.output)
         # step ends the plan watches: the schedule's, and after it as long as one step's output still rises
         self.horizon = min(response.size, spec.steps + int(np.argmax(response)))
         self.unit_response = response[:self.horizon]
@@ -165,7 +167,7 @@ class TciPlanner:
         `background` (doses given besides the schedule) gives the base the rates build on.
         """
         if not target > 0:
-            raise PkpdError("must be a positive concentration", key="tci.target", got=repr(target))
+            raise PkpdError("must be a positive concentration", key=f"{self.key}.target", got=repr(target))
         background = list(background)
         rates, planned = self._plan(target, self._output(background, self.horizon))
         for _ in range(MAX_CORRECTIONS):
@@ -177,7 +179,7 @@ class TciPlanner:
             # Newton step: the same triangular operator on the residual, rates kept >= 0
             rates = self._solve(self._superposed(rates) + miss, rates)
         raise PkpdError(f"the schedule does not converge to the target within {TOLERANCE:.1%} (the output is not "
-                        f"close enough to linear in the dose of {self.spec.drug!r})", key="tci.target",
+                        f"close enough to linear in the dose of {self.spec.drug!r})", key=f"{self.key}.target",
                         got=f"{target:g}")
 
     def _superposed(self, rates):

@@ -206,3 +206,9 @@ def test_a_delayed_output_is_loaded_to_peak_at_the_target_and_never_overshoots()
     assert np.all(effect <= target * (1 + 1e-6))
     assert effect[reached:] == pytest.approx(target, rel=1e-3)
     assert plasma.max() > 1.5 * target
+
+
+@pytest.mark.models("ketamine_mg_pain")
+def test_an_output_the_drug_does_not_move_is_refused_in_one_line():
+    with pytest.raises(pkpd.PkpdError, match=r"^tci.output: does not rise during an infusion of 'ketamine'"):
+        tci_regimen("ketamine_mg_pain", "ketamine", "MAGNESIUM", 1.0, duration=1.0, step=0.25)
