@@ -511,7 +511,8 @@ def parse_arguments(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="small sizes on 1 thread, then check benchmarks/floors.toml (exit 1 on a regression)")
-    parser.add_argument("--workload", action="append", choices=["W1", "W2", "W3", "W4", "D1", "cold", "threads", "search"],
+    parser.add_argument("--workload", action="append",
+                        choices=["W1", "W2", "W3", "W4", "D1", "cold", "threads", "search"],
                         help="run only these (repeatable); default: all")
     parser.add_argument("--repeats", type=int, default=None, help="rounds per measurement (default 7; quick 5)")
     parser.add_argument("--w4-subjects", type=int, default=1_000_000)

@@ -68,8 +68,8 @@ from numpy.typing import ArrayLike
 from . import _window
 from ._errors import PkpdError, ScenarioError, suggestion
 from ._population import Population
-from ._resources import check_memory
 from ._regimen import Dose, Regimen, expand
+from ._resources import check_memory
 from ._tci import MAX_STEPS as TCI_MAX_STEPS, TciPlanner, TciSpec, typical_weight
 
 if TYPE_CHECKING:
@@ -445,12 +445,8 @@ def _value(check, key, text, model, regimen, targets, step=False, tci=None):
     """`text` as a number in the model's unit of every target field (the same number for each)."""
     found = None
     for dose_index, field_name in targets:
-        if dose_index is None:   # the TCI target: a level of its output
-            value = _concentration(check, key, text, model, tci.output)
-            if found is not None:
-                check.fail(key, "the TCI target is a concentration; it shares no variable with a dose field")
-            found = value
-            continue
+        if dose_index is None:   # the TCI target (alone: a variable sets fields of one kind), a level of its output
+            return _concentration(check, key, text, model, tci.output)
         dose = regimen.doses[dose_index]
         if field_name == "count":
             if isinstance(text, bool) or not isinstance(text, int) or text < 1:
@@ -1006,8 +1002,9 @@ def search(model: "Model | str | Path | Scenario", regimen: Regimen | Sequence[D
            population: Population | int | None = None, times: ArrayLike | None = None, *,
            variables: Mapping[str, Mapping[str, Any]] | None = None,
            constraints: Sequence[Mapping[str, Any]] = (), objective: Mapping[str, Any] | None = None,
-           budget: int = DEFAULT_BUDGET, tci: Mapping[str, Any] | None = None, method: str = "auto", rtol: float | None = None, atol: float | None = None,
-           variability: bool = True, progress: bool | None = None, executor: Any = None) -> "SearchResult":
+           budget: int = DEFAULT_BUDGET, tci: Mapping[str, Any] | None = None, method: str = "auto",
+           rtol: float | None = None, atol: float | None = None, variability: bool = True,
+           progress: bool | None = None, executor: Any = None) -> "SearchResult":
     """Search doses, rates and intervals for the regimen that best meets population targets within limits.
 
     Parameters
