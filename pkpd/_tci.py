@@ -32,12 +32,17 @@ BET of pk2cmt and pk3cmt with 15-min steps), a long one gives a saw-tooth.
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ._errors import PkpdError
 from ._regimen import Dose, Regimen
+
+if TYPE_CHECKING:
+    from ._model import Model
 
 TOLERANCE = 1e-3        # relative miss of the target at a step end that the schedule may keep
 MAX_CORRECTIONS = 20    # Newton corrections for a model that is not linear in the dose
@@ -72,11 +77,8 @@ class TciSpec:
 
     @property
     def steps(self):
+        """Steps of the schedule: the last ends at start + duration, or after it when `step` does not divide it."""
         return int(math.ceil(self.duration / self.step - 1e-9))
-
-    @property
-    def step_ends(self):
-        return self.start + self.step * np.arange(1, self.steps + 1)
 
 
 def typical_weight(model):
@@ -85,11 +87,13 @@ def typical_weight(model):
     return float(reference.value) if reference is not None else 70.0
 
 
-def typical_patient(spec):
-    """One subject: every covariate at the model's value, WT at `spec.weight` (random effects are off)."""
+def typical_patient(model, spec):
+    """One subject: every covariate at the model's value (not drawn from its distribution), WT at
+    `spec.weight`; the caller simulates without random effects."""
     from ._population import Population
 
-    return Population.from_table(pd.DataFrame({"WT": [spec.weight]}))
+    values = {name: [float(covariate.value)] for name, covariate in model.covariates.items()}
+    return Population.from_table(pd.DataFrame({**values, "WT": [spec.weight]}))
 
 
 class TciPlanner:
@@ -115,7 +119,7 @@ class TciPlanner:
             raise PkpdError(f"gives {spec.steps:,} steps (at most {MAX_STEPS:,}); use a larger step",
                             key=f"{self.key}.step", got=f"{spec.step:g} over {spec.duration:g}")
         self.options = {k: v for k, v in (options or {}).items() if k in ("method", "rtol", "atol")}
-        self.patient = typical_patient(spec)
+        self.patient = typical_patient(self.model, spec)
         unit = Dose(None, spec.drug, time=spec.start, rate=1.0, duration=spec.step)
         response = self._output([unit], 2 * spec.steps) - self._output([], 2 * spec.steps)
         if not response[0] > 0:
@@ -202,7 +206,7 @@ class TciPlanner:
         return Regimen([*others, *doses], name=name)
 
 
-def tci_regimen(model, drug: str, output: str, target: float, *, duration: float, step: float,
+def tci_regimen(model: "Model | str | Path", drug: str, output: str, target: float, *, duration: float, step: float,
                 start: float = 0.0, per_weight: bool = False, weight: float | None = None,
                 background: Regimen | None = None, method: str = "auto", rtol: float | None = None,
                 atol: float | None = None) -> Regimen:
@@ -241,10 +245,11 @@ def tci_regimen(model, drug: str, output: str, target: float, *, duration: float
     >>> [round(dose.rate, 2) for dose in schedule.doses][:3]
     [83.03, 5.96, 5.92]
     """
-    from ._model import load_model
+    from ._model import Model, load_model
     from ._options import DEFAULT
 
-    model = load_model(model)
+    if not isinstance(model, Model):
+        model = load_model(model)
     if not (duration > 0 and step > 0):
         raise PkpdError("duration and step must be positive", key="tci", got=f"{duration!r}, {step!r}")
     spec = TciSpec(drug=drug, output=output, start=float(start), duration=float(duration), step=float(step),
