@@ -357,6 +357,18 @@ print(json.dumps({"import_seconds": imported - start, "load_seconds": loaded - i
 """
 
 
+def search_workload(n=1000):
+    """S1: the regimen search of 500 candidates x `n` subjects, warm (the model and a small search first)."""
+    subjects = wl.population(n)
+    wl.search(wl.population(10), budget=2)
+    elapsed, found = clock(wl.search, subjects)
+    candidates = len(found.table)
+    return {"workload": "S1", "subjects": n, "candidates": candidates, "seconds": elapsed,
+            "milliseconds_per_candidate": 1e3 * elapsed / candidates,
+            "microseconds_per_subject_and_candidate": 1e6 * elapsed / (candidates * n),
+            "answer": found.message, "strategy": found.strategy}
+
+
 def cold_start(model=wl.W1_MODEL):
     """Fresh processes: with empty caches for the engine and the model (the engine's one-time compile,
     in a separate NUMBA_CACHE_DIR), then an empty model cache only (the model's functions compile),
@@ -478,6 +490,12 @@ def format_report(results, machine):
                          f"{r['microseconds_per_subject']['pkpd exact + reduction']:.2f} us/subject, ratio "
                          f"{r['ratio_to_solve_ivp']:.0f}x; peak traced {r['peak_traced_bytes'] / 1e6:.0f} MB, "
                          f"max RSS {r['max_rss_bytes'] / 1e6:.0f} MB")
+        elif name == "S1":
+            lines.append(f"S1 search {r['candidates']} candidates x {r['subjects']} subjects (warm): "
+                         f"{r['seconds']:.1f} s, {r['milliseconds_per_candidate']:.1f} ms/candidate, "
+                         f"{r['microseconds_per_subject_and_candidate']:.2f} us per subject and candidate")
+            lines.append(f"  {r['strategy']}")
+            lines.append(f"  {r['answer']}")
         elif name == "cold start":
             for label in ("engine and model cold", "model cold", "warm"):
                 f = r[label]
@@ -493,7 +511,8 @@ def parse_arguments(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="small sizes on 1 thread, then check benchmarks/floors.toml (exit 1 on a regression)")
-    parser.add_argument("--workload", action="append", choices=["W1", "W2", "W3", "W4", "D1", "cold", "threads"],
+    parser.add_argument("--workload", action="append",
+                        choices=["W1", "W2", "W3", "W4", "D1", "cold", "threads", "search"],
                         help="run only these (repeatable); default: all")
     parser.add_argument("--repeats", type=int, default=None, help="rounds per measurement (default 7; quick 5)")
     parser.add_argument("--w4-subjects", type=int, default=1_000_000)
@@ -580,12 +599,14 @@ def main(argv=None):
         for name in selected:
             if name == "D1":
                 results.append(data_path_workload(QUICK[name]["n"], repeats, 1))
+            elif name == "search":
+                results.append(search_workload())
             elif name in QUICK:
                 q = QUICK[name]
                 results.append(linear_workload(wl.WORKLOADS[name], q["n"], q["baseline"], q["reference"], repeats,
                                                1, memory=False))
     else:
-        selected = arguments.workload or ["cold", "W1", "W2", "D1", "threads", "W4", "W3"]
+        selected = arguments.workload or ["cold", "W1", "W2", "D1", "threads", "W4", "W3", "search"]
         for name in selected:
             if name == "D1":
                 for n in (1000, 10_000):
@@ -604,6 +625,8 @@ def main(argv=None):
                 results.append(w3_workload(1000, 3, max(1, min(repeats, 3))))
             elif name == "cold":
                 results.append(cold_start())
+            elif name == "search":
+                results.append(search_workload())
     machine["numba_threads"] = numba.get_num_threads()
     machine["threading_layer"] = wl._threading_layer()
     elapsed = time.perf_counter() - start

@@ -224,7 +224,8 @@ def check_resources(scenario, max_memory=None):
     """Refuse a scenario whose run would need more memory than the limit, before anything is allocated.
 
     The estimate covers every arm's trajectories (all kept for the tables), the long
-    exposure table and, with a ``[trial]`` section, its replicate trials; ``pkpd
+    exposure table, with a ``[trial]`` section its replicate trials and with a
+    ``[search]`` its candidates (:func:`pkpd._search.search_resources`); ``pkpd
     validate`` and ``pkpd run`` both call this.
 
     Returns
@@ -260,6 +261,11 @@ def check_resources(scenario, max_memory=None):
             seconds += trial_seconds * len(design.sequences)
         size += largest
         what += f", trial {design.replicates:,} replicates x {max(design.sample_sizes):,} patients"
+    if scenario.search is not None:
+        from ._search import search_resources
+
+        search_size, search_seconds, search_what = search_resources(scenario)
+        size, seconds, what = size + search_size, seconds + search_seconds, what + search_what
     if scenario.uncertainty is not None:   # every draw repeats the run; its percentiles are kept
         draws = scenario.uncertainty.draws
         size += 8.0 * draws * len(scenario.arms) * len(scenario.variables) * len(scenario.quantiles) * n_times

@@ -103,3 +103,13 @@ def test_floors_flag_a_slow_data_path_and_a_wrong_one():
     rows = {label: ok for label, _, _, ok, _ in check_floors([result], floors)}
     assert rows == {"D1 simulate_data / simulate CPU per subject": True,
                     "D1 simulate_data max relative difference from simulate": False}
+
+
+def test_search_workload_measures_the_total_dose_per_kg_of_a_model_that_uses_wt_only_for_doses():
+    """S1 on 20 subjects and 4 candidates: W1's model has no WT input (the population's WT scales the doses
+    per kg), so each candidate's mean total dose is its loading dose plus 4 h of its rate, per kg."""
+    found = wl.search(wl.population(20), budget=4)
+    table = found.table
+    assert len(table) == 4 and set(table["stage"]) == {"coarse"}
+    expected = table["loading (mg/kg)"] + 4.0 * table["rate (mg/kg/h)"]
+    np.testing.assert_allclose(table["total_dose (mg/kg)"], expected, rtol=1e-12)

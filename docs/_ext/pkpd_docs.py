@@ -33,6 +33,7 @@ SCENARIO_SECTIONS = [
     ("search.variables[i]", "pkpd._search", "VARIABLE_KEYS", "one searched dose value"),
     ("search.constraints[i]", "pkpd._search", "CONSTRAINT_KEYS", "one population target or limit"),
     ("search.objective", "pkpd._search", "OBJECTIVE_KEYS", "what the search optimises"),
+    ("search.tci", "pkpd._search", "TCI_KEYS", "a target-controlled infusion added to every candidate"),
     ("uncertainty", "pkpd._draws", "UNCERTAINTY_KEYS", "parameter draws"),
     ("sensitivity", "pkpd._sensitivity", "SENSITIVITY_KEYS", "local sensitivity"),
     ("sensitivity.sobol", "pkpd._sensitivity", "SOBOL_KEYS", "global (Sobol) indices"),
