@@ -3,7 +3,7 @@
 A model file is TOML (see ``models/README.md`` for the format). Loading checks
 every section against the rules of the format and raises :class:`ModelError`
 naming the file, the key and the problem. Compilation writes a Python module of
-the model's six small functions (:mod:`pkpd.engine.interface`) to a cache folder
+the model's seven small functions (:mod:`pkpd.engine.interface`) to a cache folder
 under a name keyed by the SHA-256 of the generated source and the Numba version;
 Numba's on-disk cache beside that file means an unchanged model is compiled once,
 ever (about a second), and the engine itself (:mod:`pkpd.engine`), compiled once
@@ -40,7 +40,7 @@ from ._uncertainty import ParameterUncertainty, parse_uncertainty
 
 __all__ = ["Model", "load_model", "library_models", "model_directories"]
 
-CODEGEN_VERSION = "3"   # 2: Numba cache files end in a checksum; 3: model functions only, the engine apart
+CODEGEN_VERSION = "4"   # 2: Numba cache files end in a checksum; 3: model functions only, the engine apart; 4: model_dopri
 _SECTIONS = ["model", "compartments", "parameters", "covariates", "derived", "odes",
              "dosing", "outputs", "initial", "variability", "residual", "drugs", "uncertainty"]
 _PARAMETER_KEYS = ["value", "unit", "description", "source", "reliability", "assumption", "allowed", "uncertainty"]
@@ -351,7 +351,7 @@ class Model:
 
     @property
     def module(self):
-        """The model's compiled module: its six functions (generated and imported on first use).
+        """The model's compiled module: its seven functions (generated and imported on first use).
 
         Models with the same text (the same file, or copies made by with_parameters before either
         was used, e.g. one per parameter draw) share it without generating the source again."""
@@ -784,7 +784,7 @@ def _used(trees):
 
 
 def generate_source(model):
-    """The Python source of the model's six functions (see :mod:`pkpd.engine.interface`).
+    """The Python source of the model's seven functions (see :mod:`pkpd.engine.interface`).
 
     Raises ModelError naming the key when an expression (or its derivative) nests
     deeper than Python can compile."""
@@ -840,6 +840,8 @@ def generate_source(model):
         lines.append(f"    dydt[{index}] = {code(ode_keys[index], odes[index])}")
     lines += ["", ""]
 
+    lines += _dopri_source(model, odes, code, ode_keys, hoisted)
+
     used = _used(jacobian.values())
     lines += ["def model_jacobian(y, e, jac):"]
     lines += _unpack(model, "e", used, hoisted=hoisted) + _unpack(model, "y", used, env=False)
@@ -879,6 +881,59 @@ def generate_source(model):
     with _expr.deep_recursion():
         ast.parse(source)  # generated code must always be valid Python
     return source
+
+
+def _dopri_source(model, odes, code, ode_keys, hoisted):
+    """The lines of ``model_dopri(y, e, rate, h, work)``: one Dormand-Prince step of
+    :mod:`pkpd.engine.dopri`'s contract, written out for this model's states.
+
+    The engine's stage loops run over a state count it learns at run time, and it reaches the
+    right-hand side through a pointer: for a small model most of a step was loop overhead and
+    calls. Here the stages are straight-line code with the right-hand side's expressions in
+    place. Every value is computed by the same operations in the same order as a generic step
+    would (stage sums as written in the tableau, each derivative plus its dose rate, the error
+    sum from zero over all seven stages), so results are bit-identical to it. ``work`` is the
+    engine's work matrix (rows of ``n_states``), flat."""
+    from .engine import dopri
+    from .engine.constants import W_ERR, W_K, W_NEW
+
+    n = len(model.compartments)
+    names = [f"{_expr.PREFIX}{name}" for name in model.compartments]
+    K, NEW, ERR = W_K, W_NEW, W_ERR
+    tableau = [f"{name} = {getattr(dopri, name)!r}" for name in dopri.TABLEAU]
+    tableau += [f"E{s} = {value!r}" for s, value in enumerate(dopri.E.tolist())]
+    lines = ["# the Dormand-Prince tableau of pkpd.engine.dopri (repr: the same doubles)", *tableau, "", "",
+             "def model_dopri(y, e, rate, h, work):"]
+    lines += _unpack(model, "e", _used(odes), hoisted=hoisted)
+    for i in range(n):
+        lines.append(f"    y_{i} = y[{i}]")
+        lines.append(f"    r_{i} = rate[{i}]")
+        lines.append(f"    k1_{i} = work[{K * n + i}]")
+
+    def stage(number, combination):
+        """The state `combination(i)` at every i, then stage `number`'s derivatives, stored."""
+        for i in range(n):
+            lines.append(f"    {names[i]} = {combination(i)}")
+        for i in range(n):
+            lines.append(f"    k{number}_{i} = ({code(ode_keys[i], odes[i])}) + r_{i}")
+        for i in range(n):
+            lines.append(f"    work[{(K + number - 1) * n + i}] = k{number}_{i}")
+
+    stage(2, lambda i: f"y_{i} + h * A21 * k1_{i}")
+    stage(3, lambda i: f"y_{i} + h * (A31 * k1_{i} + A32 * k2_{i})")
+    stage(4, lambda i: f"y_{i} + h * (A41 * k1_{i} + A42 * k2_{i} + A43 * k3_{i})")
+    stage(5, lambda i: f"y_{i} + h * (A51 * k1_{i} + A52 * k2_{i} + A53 * k3_{i} + A54 * k4_{i})")
+    stage(6, lambda i: f"y_{i} + h * (A61 * k1_{i} + A62 * k2_{i} + A63 * k3_{i} + A64 * k4_{i} + A65 * k5_{i})")
+    for i in range(n):
+        lines.append(f"    n_{i} = y_{i} + h * (B1 * k1_{i} + B3 * k3_{i} + B4 * k4_{i} + B5 * k5_{i} + B6 * k6_{i})")
+        lines.append(f"    work[{NEW * n + i}] = n_{i}")
+    stage(7, lambda i: f"n_{i}")
+    for i in range(n):
+        error = "0.0"
+        for s in range(7):
+            error = f"({error} + k{s + 1}_{i} * E{s})"
+        lines.append(f"    work[{ERR * n + i}] = h * {error}")
+    return lines + ["", ""]
 
 
 def _generated_location(model):
