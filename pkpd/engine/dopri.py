@@ -4,6 +4,11 @@ Step contract (shared with :mod:`pkpd.engine.rodas`): from y over h, the new sta
 ``work[W_NEW]``, the local error estimate in ``work[W_ERR]`` and the dense-output
 coefficients in the stage rows ``work[W_K:W_K + 7]``; :func:`dopri_dense` then gives the
 state at any fraction of the step from ``work[W_Y0]`` (the step's start).
+
+The step itself is each model's ``dopri`` function (:mod:`pkpd.engine.interface`), generated
+by ``pkpd._model`` from this module's :data:`TABLEAU` and :data:`E` with the model's
+right-hand side in place; this module keeps the tableau, the first step size and the dense
+output, which do not call the model at every stage.
 """
 
 import math
@@ -37,8 +42,17 @@ B3 = 500.0 / 1113.0
 B4 = 125.0 / 192.0
 B5 = -2187.0 / 6784.0
 B6 = 11.0 / 84.0
-TABLEAU = ("A21", "A31", "A32", "A41", "A42", "A43", "A51", "A52", "A53", "A54", "A61", "A62", "A63", "A64", "A65",
-           "B1", "B3", "B4", "B5", "B6")   # written into each model's step function (pkpd._model._dopri_source)
+# the tableau as one matrix, row s the weights of stages 0..s-1 in stage s (row 6: the new state,
+# whose derivative is stage 6, the next step's first); written into each model's step function
+# (pkpd._model._dopri_source)
+TABLEAU = np.array([
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    [A21, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    [A31, A32, 0.0, 0.0, 0.0, 0.0, 0.0],
+    [A41, A42, A43, 0.0, 0.0, 0.0, 0.0],
+    [A51, A52, A53, A54, 0.0, 0.0, 0.0],
+    [A61, A62, A63, A64, A65, 0.0, 0.0],
+    [B1, 0.0, B3, B4, B5, B6, 0.0]])
 E = np.array([-71.0 / 57600.0, 0.0, 71.0 / 16695.0, -71.0 / 1920.0,
               17253.0 / 339200.0, -22.0 / 525.0, 1.0 / 40.0])
 P = np.array([

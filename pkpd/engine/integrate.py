@@ -6,8 +6,9 @@ constant. :func:`integrate` advances the state across such an interval and write
 outputs of the observation records met on the way; :func:`advance` does the same with
 no outputs (the steady-state search). Both take their steps from the same pieces:
 
-- a step function per method with one contract (:mod:`~pkpd.engine.dopri`,
-  :mod:`~pkpd.engine.rodas`; :mod:`~pkpd.engine.exact` steps land on the output times);
+- a step function per method with one contract (the model's own Dormand-Prince step,
+  see :mod:`~pkpd.engine.dopri`; :mod:`~pkpd.engine.rodas`; :mod:`~pkpd.engine.exact` steps
+  land on the output times);
 - :func:`next_step_size`, the controller (scalars only, inlined);
 - output saving: :func:`save_at` (a state at the records' times) and, inside :func:`integrate`,
   the loop over the records inside an accepted step, by the method's dense output.
