@@ -280,8 +280,9 @@ def _summary_lines(result, scenario):
                 if metric == "tmax" and (row["arm"], output) in flat:
                     lines.append(head + "-   (flat: no dose of it in this arm)")
                     continue
+                above = f" {row['level']}" if metric == "auc" and isinstance(row.get("level"), str) else ""
                 lines.append(head + f"median {row['median']:.4g} ({row['p5']:.4g}-{row['p95']:.4g}) {row['unit']}"
-                             f"{_elsewhere(row, outputs[output])}")
+                             f"{above}{_elsewhere(row, outputs[output])}")
     for output in scenario.variables:
         if outputs[output].role != "adverse_event_probability":
             continue

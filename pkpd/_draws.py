@@ -162,9 +162,8 @@ def summarise(result, outputs, quantiles, interval=None, thresholds=None, window
     for output in outputs:
         values = result.output(output)
         percentiles[output] = _metrics.percentiles(values, quantiles)
-        table = _metrics.exposure_table(result.times, values, concentration_unit=result.model.outputs[output].unit,
-                                        time_unit=result.units["TIME"], interval=interval,
-                                        thresholds=thresholds.get(output, ()), windows=windows.get(output, ()))
+        table = result.exposure(output, interval=interval, thresholds=thresholds.get(output, ()),
+                                windows=windows.get(output, ()))   # an AUC above the baseline, as the run's
         for metric in table.columns:
             if metrics is not None and metric not in metrics and not metric.startswith("time_"):
                 continue

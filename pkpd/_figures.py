@@ -861,6 +861,8 @@ def exposure_figure(run, scenario, output, metrics=("cmax", "auc")):
         if metric == "auc" and scenario.interval is not None:
             a, b = scenario.interval
             name = f"AUC {_format_time(a)}-{_format_time(b)}"
+        if metric == "auc" and scenario.model.outputs[output].baseline:   # an endogenous substance
+            name += " above baseline"
         ax.set_xlabel(f"{scenario.model.outputs[output].title}: {name} ({_pretty_unit(unit)})")
         ax.set_xlim(left=min(0, ax.get_xlim()[0]))
     return fig
@@ -1244,9 +1246,12 @@ def figure_set(run: "RunResult", scenario: "Scenario") -> Iterator[tuple[str, Fi
         points = " Every subject is drawn as a point." if n <= SMALL_N else ""
         interval = (f" over {_format_time(scenario.interval[0])}-{_format_time(scenario.interval[1])}"
                     if scenario.interval else " over the simulated period")
+        baseline = model.outputs[output].baseline
+        above = (f" AUC above each subject's baseline ({baseline}): the exposure the doses added to the "
+                 f"endogenous level." if baseline and "auc" in metrics else "")
         yield f"exposure_{output.lower()}", fig, (
             f"{output} ({model.outputs[output].title}) exposure by arm: "
-            f"{' and '.join(METRIC_LABELS[m] for m in metrics)}{interval}. Boxes: "
+            f"{' and '.join(METRIC_LABELS[m] for m in metrics)}{interval}.{above} Boxes: "
             f"quartiles and median; whiskers: 5th-95th percentiles over subjects.{points} {base}.")
 
     for output in scenario.variables:

@@ -45,8 +45,8 @@ _SECTIONS = ["model", "compartments", "parameters", "covariates", "derived", "od
              "dosing", "outputs", "initial", "variability", "residual", "drugs", "uncertainty"]
 _PARAMETER_KEYS = ["value", "unit", "description", "source", "reliability", "assumption", "allowed", "uncertainty"]
 _COVARIATE_KEYS = ["value", "unit", "description", "source", "reliability", "assumption", "distribution"]
-_OUTPUT_KEYS = ["expr", "unit", "role", "analyte", "matrix", "event", "description", "source", "reliability",
-                "assumption"]
+_OUTPUT_KEYS = ["expr", "unit", "role", "analyte", "matrix", "event", "label", "baseline", "description", "source",
+                "reliability", "assumption"]
 # What an output is (models/README.md, "Outputs"): tables, console lines and figures choose by role, never by name.
 OUTPUT_ROLES = {
     "concentration": "a concentration of one analyte in one matrix (requires analyte and matrix)",
@@ -136,6 +136,8 @@ class Output:
     analyte: str = ""
     matrix: str = ""
     event: str = ""
+    words: str = ""       # the file's ``label``: the output named in words ("Fall in systolic blood pressure")
+    baseline: str = ""    # the file's ``baseline``: the endogenous level, an expression of parameters and covariates
 
     @property
     def label(self):
@@ -155,12 +157,14 @@ class Output:
     @property
     def title(self):
         """:attr:`label` without the unit: "Ketamine, racemic, arterial plasma"; an output that is
-        not a concentration or an adverse event by its name ("Pain" for PAIN, names with digits
-        or underscores as written)."""
+        not a concentration or an adverse event by the file's ``label`` ("Fall in systolic blood
+        pressure"), else by its name ("Pain" for PAIN, names with digits or underscores as written)."""
         if self.role == "concentration":
             return f"{_capitalised(self.analyte)}, {self.matrix}"
         if self.role == "adverse_event_probability":
             return f"Probability of {self.event}"
+        if self.words:
+            return self.words
         return self.name.capitalize() if self.name.isalpha() and self.name.isupper() else self.name
 
 
@@ -594,7 +598,8 @@ def _build(path, source, data):
             _fail(path, f"{key}.expr", f"{error.rule}{hint}", **error.fields())
         trees[f"{key}.expr"] = tree
         outputs[name] = Output(name, str(spec["expr"]), str(spec.get("unit", "")), str(spec.get("description", "")),
-                               **_output_role(path, key, spec))
+                               **_output_role(path, key, spec), **_output_words(path, key, spec),
+                               baseline=_output_baseline(path, key, spec, set(parameters) | set(covariates)))
 
     drugs = {}
     for name, spec in data.get("drugs", {}).items():
@@ -648,6 +653,37 @@ def _output_role(path, key, spec):
             _fail(path, f"{key}.matrix", f"must be one of {', '.join(MATRICES)}; got {value!r}{extra}")
         found[item] = value
     return found
+
+
+def _output_words(path, key, spec):
+    """The checked ``label`` of an output (its name in words), as keyword arguments of Output; a
+    concentration is named by its analyte and matrix and an adverse-event probability by its event."""
+    if "label" not in spec:
+        return {}
+    if spec["role"] in ("concentration", "adverse_event_probability"):
+        _fail(path, f"{key}.label", f"an output of role {spec['role']} is named by its "
+                                    f"{'analyte and matrix' if spec['role'] == 'concentration' else 'event'}")
+    value = spec["label"]
+    if not (isinstance(value, str) and value.strip() and value.isprintable() and len(value) <= 80):
+        _fail(path, f"{key}.label", f"must be text on one line (1 to 80 characters); got {value!r}")
+    return {"words": value}
+
+
+def _output_baseline(path, key, spec, allowed):
+    """The checked ``baseline`` of an output: the endogenous level (magnesium's MG0), an expression of
+    parameters and covariates; exposure AUCs of the output are then taken above it ("" if none)."""
+    if "baseline" not in spec:
+        return ""
+    text = spec["baseline"]
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        _fail(path, f"{key}.baseline", "must be a number or an expression of parameters and covariates, e.g. 'MG0'",
+              value=text)
+    try:
+        _expr.parse(text, allowed)
+    except _expr.ExpressionError as error:
+        _fail(path, f"{key}.baseline", f"{error.rule} (a baseline uses parameters and covariates only)",
+              **error.fields())
+    return str(text)
 
 
 def _check_drug(path, key, spec, numbers):
