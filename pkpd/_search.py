@@ -62,6 +62,7 @@ from numpy.typing import ArrayLike
 
 from . import _window
 from ._errors import PkpdError, ScenarioError, suggestion
+from ._keys import Keys
 from ._population import Population
 from ._regimen import Dose, Regimen, expand
 
@@ -69,10 +70,10 @@ if TYPE_CHECKING:
     from ._model import Model
     from ._scenario import Scenario
 
-SEARCH_KEYS = ["arm", "variables", "constraints", "objective", "budget"]
-VARIABLE_KEYS = ["set", "from", "to", "step", "values"]
+SEARCH_KEYS = Keys(["arm", "variables", "constraints", "objective", "budget"], required=["variables"])
+VARIABLE_KEYS = Keys(["set", "from", "to", "step", "values"], required=["set"])
 METRIC_KEYS = ["output", "window", "interval", "statistic", "drug", "unit", "name"]
-CONSTRAINT_KEYS = ["metric", *METRIC_KEYS, "at_least", "at_most"]
+CONSTRAINT_KEYS = Keys(["metric", *METRIC_KEYS, "at_least", "at_most"], required=["metric"])
 GOALS = {"minimise": 1, "minimize": 1, "maximise": -1, "maximize": -1}
 OBJECTIVE_KEYS = [*GOALS, *METRIC_KEYS]
 #: Dose fields a variable may set: the scenario's key -> the field of :class:`pkpd.Dose`.
@@ -202,13 +203,13 @@ class _Check:
             found.setdefault("got", repr(found["value"]))
         raise self.error(rule, file=self.file, key=key, **found)
 
-    def keys(self, key, table, allowed, required=()):
+    def keys(self, key, table, allowed):
         if not isinstance(table, dict):
             self.fail(key, "must be a table", value=table)
         for name in table:
             if name not in allowed:
                 self.fail(f"{key}.{name}", f"unknown key{suggestion(name, allowed, 'allowed')}")
-        for name in required:
+        for name in getattr(allowed, "required", ()):   # pkpd._keys.Keys: the docs show the same list
             if name not in table:
                 self.fail(f"{key}.{name}", "is required")
 
@@ -243,7 +244,7 @@ def parse_search(table, model, regimen, times, *, arm="", file=None, error=PkpdE
         One line naming the key path (``search.variables.loading.from``), the rule and the value.
     """
     check = _Check(file, error)
-    check.keys("search", table, SEARCH_KEYS, required=["variables"])
+    check.keys("search", table, SEARCH_KEYS)
     raw = table["variables"]
     if not isinstance(raw, dict) or not raw:
         check.fail("search.variables", "must be a table of name = { set = ..., from = ..., to = ..., step = ... }",
@@ -257,7 +258,7 @@ def parse_search(table, model, regimen, times, *, arm="", file=None, error=PkpdE
     parsed = []
     for index, spec in enumerate(constraints):
         key = f"search.constraints[{index}]"
-        check.keys(key, spec, CONSTRAINT_KEYS, required=["metric"])
+        check.keys(key, spec, CONSTRAINT_KEYS)
         metric = _metric(check, key, spec, spec["metric"], model, regimen, span)
         if "at_least" not in spec and "at_most" not in spec:
             check.fail(key, "give at_least or at_most (or both)")
@@ -294,7 +295,7 @@ def parse_search(table, model, regimen, times, *, arm="", file=None, error=PkpdE
 
 def _variable(check, model, regimen, name, spec):
     key = f"search.variables.{name}"
-    check.keys(key, spec, VARIABLE_KEYS, required=["set"])
+    check.keys(key, spec, VARIABLE_KEYS)
     targets = spec["set"] if isinstance(spec["set"], list) else [spec["set"]]
     if not targets:
         check.fail(f"{key}.set", "must name at least one dose field, e.g. 'doses[0].amount'")
