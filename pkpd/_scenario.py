@@ -391,6 +391,8 @@ def load_scenario(path: Path | str) -> "Scenario":
     check.keys("outputs", outputs, OUTPUT_KEYS)
     time_unit = model.units.get("time", "h")
     times = _times(check, outputs["times"], time_unit)
+    if isinstance(outputs["times"], dict):   # a regular grid: exact at every dose and infusion end too
+        times = with_dose_times(times, [dose for arm in arms for dose in arm.regimen.doses])
     variables = outputs.get("variables", list(model.outputs))
     if not isinstance(variables, list) or not variables:
         check.fail("outputs.variables", "must be a non-empty list of model outputs", value=variables)
@@ -489,6 +491,31 @@ def _times(check, spec, time_unit):
     if np.any(np.diff(values) <= 0):
         check.fail("outputs.times", "must be increasing")
     return values
+
+
+def with_dose_times(times, doses):
+    """The grid `times` with each dose's administration times and infusion ends inside it added.
+
+    A curve drawn or integrated through the grid is then exact where it turns: the peak at the end
+    of a 2-h infusion on a 45-min grid is not cut off between two grid points. Times within a
+    millionth of the smallest step of a grid time are that grid time (no near-duplicates).
+    Infusions whose duration the model sets (modelled rate or duration) are not known here.
+    """
+    extra = []
+    for dose in doses:
+        starts = dose.start_times()
+        extra.append(starts)
+        length = dose.duration or (dose.amount / dose.rate if dose.rate and dose.amount else 0.0)
+        if length > 0:
+            extra.append(starts + length)
+    if not extra or times.size < 2:
+        return times
+    extra = np.concatenate(extra)
+    extra = np.unique(extra[(extra > times[0]) & (extra < times[-1])])
+    tolerance = 1e-6 * float(np.min(np.diff(times)))
+    nearest = np.clip(np.searchsorted(times, extra), 1, times.size - 1)
+    distance = np.minimum(np.abs(times[nearest] - extra), np.abs(times[nearest - 1] - extra))
+    return np.union1d(times, extra[distance > tolerance])
 
 
 def _levels(check, model, outputs):

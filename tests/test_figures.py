@@ -19,6 +19,7 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import pkpd  # noqa: E402
+from conftest import write_pk1cmt_with_drugs  # noqa: E402
 from pkpd import _figures as figures  # noqa: E402
 from pkpd._run import run_scenario  # noqa: E402
 from pkpd._scenario import Arm, load_scenario  # noqa: E402
@@ -488,3 +489,41 @@ def test_sweep_over_a_model_parameter_is_a_heat_map_axis():
     assert cells[0, 0] < cells[1, 0] < cells[2, 0]  # antagonism < additive < synergy
     bars = labelled(drawn(figures.regimen_figure(scenario)).axes[0], "_dose")
     assert {name.split("|")[0] for name in bars} >= {arm.name for arm in scenario.arms}
+
+
+# ---------------------------------------------------------------------------
+# Issue 20: the points left (grid at dose times, fast-then-slow outputs, per-dose panels, labels)
+# ---------------------------------------------------------------------------
+
+INFUSION = """
+model = "pk1cmt.toml"
+seed = 1
+[population]
+n = 3
+variability = false
+[[arms]]
+name = "75-min infusion"
+doses = [{ drug = "CENT", amount = "10 mg", duration = "75 min" }]
+[outputs]
+times = { start = "0 h", stop = "6 h", step = "1 h" }
+variables = ["CP"]
+"""
+
+
+def median_line(ax, arm):
+    return next(line for line in ax.lines if line.get_label() == arm)
+
+
+@pytest.mark.models("pk1cmt")
+def test_concentration_curve_is_exact_at_the_infusion_end(tmp_path):
+    # a 75-min infusion on a 1-h grid: the end of the infusion (the peak) is added to the output grid
+    write_pk1cmt_with_drugs(tmp_path)
+    (tmp_path / "infusion.toml").write_text(INFUSION)
+    scenario = load_scenario(tmp_path / "infusion.toml")
+    assert scenario.times.tolist() == [0.0, 1.0, 1.25, 2.0, 3.0, 4.0, 5.0, 6.0]
+    run = run_scenario(scenario, progress=False)
+    line = median_line(figures.concentration_figure(run, scenario, "CP", focus=False).axes[0], "75-min infusion")
+    x, y = line.get_xdata(), line.get_ydata()
+    # closed form of a zero-order input into one compartment: R/CL (1 - exp(-CL/V t)), CL 1 L/h, V 20 L
+    peak = 10 / 1.25 / 1.0 * (1 - np.exp(-1.0 / 20.0 * 1.25))
+    assert x[np.argmax(y)] == 1.25 and y.max() == pytest.approx(peak, rel=1e-6)
