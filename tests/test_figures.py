@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import pkpd  # noqa: E402
@@ -527,3 +528,40 @@ def test_concentration_curve_is_exact_at_the_infusion_end(tmp_path):
     # closed form of a zero-order input into one compartment: R/CL (1 - exp(-CL/V t)), CL 1 L/h, V 20 L
     peak = 10 / 1.25 / 1.0 * (1 - np.exp(-1.0 / 20.0 * 1.25))
     assert x[np.argmax(y)] == 1.25 and y.max() == pytest.approx(peak, rel=1e-6)
+
+
+def test_fast_then_slow_output_gets_a_panel_on_its_peak(pickering):
+    # magnesium: up in 30 min, back to baseline over days; on one axis in days its peak is a few pixels wide
+    scenario, run, _ = pickering
+    fig = drawn(figures.concentration_figure(run, scenario, "MAGNESIUM"))
+    peak_axes, whole = fig.axes
+    assert peak_axes.get_xlabel() == "Time (h)" and peak_axes.get_xlim()[1] == fig.pkpd_peak_end
+    line = median_line(peak_axes, "ketamine 0.5 mg/kg + MgSO4 3 g")
+    x, y = line.get_xdata(), line.get_ydata()
+    # the peak is inside the first panel, at least a third of the way from its left edge
+    assert fig.pkpd_peak_end / 3 >= x[np.argmax(y)] > 0
+    assert median_line(whole, "ketamine 0.5 mg/kg + MgSO4 3 g").get_xdata().tolist() == (x * time_factor(whole)).tolist()
+    assert x[np.argmax(y)] <= figures.PEAK_FRACTION * whole.get_xlim()[1] / time_factor(whole)
+    # ketamine (a 2-h infusion, its decline shown over hours) keeps one axes
+    assert drawn(figures.concentration_figure(run, scenario, "KETAMINE")).pkpd_peak_end is None
+
+
+@pytest.mark.parametrize("output", ["P_PSYCHO", "PAIN", "ANALGESIA"])
+def test_axis_labels_in_words_are_clear_of_the_legend_and_inside_the_figure(pickering, output):
+    scenario, run, _ = pickering
+    fig = figures.pain_figure(run, scenario) if output == "PAIN" else figures.concentration_figure(run, scenario, output)
+    FigureCanvasAgg(fig).draw()   # laid out and rendered as when saved
+    renderer = fig.canvas.get_renderer()
+    whole = fig.bbox
+    labels = [ax.yaxis.label for ax in fig.axes] + [ax.xaxis.label for ax in fig.axes if ax.get_xlabel()]
+    legends = [legend.get_window_extent(renderer) for legend in fig.legends]
+    for label in labels:
+        box = label.get_window_extent(renderer)
+        assert whole.x0 - 1 <= box.x0 and box.x1 <= whole.x1 + 1 and whole.y0 - 1 <= box.y0 and box.y1 <= whole.y1 + 1, \
+            label.get_text()
+        assert not any(box.overlaps(legend) for legend in legends), label.get_text()
+    for legend in legends:
+        assert whole.x0 - 1 <= legend.x0 and legend.x1 <= whole.x1 + 1
+    words = {"P_PSYCHO": "Probability of psychotomimetic\nadverse event (solicited)", "PAIN": "Daily pain (NRS 0-10)",
+             "ANALGESIA": "Acute analgesia (fraction)"}[output]
+    assert fig.axes[0].get_ylabel() == words
