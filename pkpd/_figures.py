@@ -9,6 +9,7 @@ function                              figure
 ====================================  ===========================================================
 :func:`concentration_figure`          median and 50 %/90 % bands of an output by arm, levels drawn
 :func:`regimen_figure`                dosing timeline of each arm (infusion bars, bolus ticks)
+:func:`dose_figure`                   an output after each dose of a repeated regimen, one panel per dose
 :func:`exposure_figure`               Cmax and AUC by arm (box plots, points for small n)
 :func:`attainment_figure`             % of subjects within a window / above a threshold over time
 :func:`pain_figure`                   daily pain (NRS) by arm, median and bands
@@ -55,6 +56,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from ._errors import PkpdError  # noqa: E402
+from ._per_dose import MAX_DOSES_SHOWN  # noqa: E402
 
 if TYPE_CHECKING:  # _run loads _figures on demand
     from ._run import RunResult
@@ -612,6 +614,76 @@ def _log_useful(run, scenario, output):
     median = table[_band_columns(scenario.quantiles)[4]].to_numpy()
     top = np.nanmax(median) if median.size else 0.0
     return bool(top > 0 and np.nanmin(median) < 0.01 * top)
+
+
+@_styled
+def dose_figure(run, scenario, output):
+    """One panel per administration of a repeated regimen (a weekly infusion): median and bands of
+    `output` over the same span after each dose's start, one row per arm that repeats a dose, the
+    y axis shared, so that a build-up from dose to dose shows.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Axes titled "dose N (at T)"; x data are the time since that administration's start (model
+        time unit); artists as in :func:`concentration_figure` (``_band90|ARM``, the median labelled
+        ARM). ``fig.pkpd_span`` is the span shown after each dose. None when no arm repeats a dose
+        in which `output` moves.
+    """
+    from ._per_dose import dose_windows, repeated_dose
+
+    table, time_column = _profiles(run, scenario, output)
+    low, high, _, _, median = _band_columns(scenario.quantiles)
+    every_arm = list(run.results)
+    moving = _nonzero_arms(table, every_arm, [low, high, median])
+    rows = [(arm, dose_windows(dose, scenario.times)) for arm, dose in
+            ((arm, repeated_dose(arm)) for arm in scenario.arms) if dose is not None and arm.name in moving]
+    rows = [(arm, windows) for arm, windows in rows if windows]
+    if not rows:
+        return None
+    times = np.sort(table[time_column].unique())
+    span = _dose_span(times, table, rows, high)
+    columns = max(len(windows) for _, windows in rows)
+    fig = _new_figure(PAGE_WIDTH_IN, 0.7 + 1.3 * len(rows))
+    grid = fig.subplots(len(rows), columns, sharey=True, squeeze=False)
+    time_unit = scenario.model.units.get("time", "h")
+    for row, (arm, windows) in enumerate(rows):
+        index = every_arm.index(arm.name)
+        arm_rows = table[table["arm"] == arm.name]
+        for column in range(columns):
+            ax = grid[row, column]
+            if column >= len(windows):
+                fig.delaxes(ax)
+                continue
+            number, start, end = windows[column]
+            inside = arm_rows[(arm_rows[time_column] >= start - 1e-9) & (arm_rows[time_column] <= min(end, start + span)
+                                                                          + 1e-9)]
+            shifted = inside.assign(**{time_column: inside[time_column] - start})
+            _draw_arm(ax, shifted, time_column, 1.0, arm.name, index, "stacked", scenario.quantiles, False)
+            _draw_levels(ax, scenario, output, _unit(scenario, output), labels=False)
+            ax.set_xlim(0, span)
+            ax.set_title(f"dose {number} (at {_format_time(start)})", fontsize=6, pad=2)
+            if column == 0:
+                ax.set_ylabel(_wrapped(arm.name, 24), fontsize=6.5)
+    fig.supxlabel(f"Time since the start of the dose ({time_unit})", fontsize=7)
+    fig.supylabel(_label(scenario, output), fontsize=7)
+    fig.legend(*zip(*_band_handles(scenario.quantiles)), loc="outside upper center", ncols=2)
+    fig.pkpd_span = span
+    return fig
+
+
+def _dose_span(times, table, rows, column):
+    """The span drawn after each dose: the informative part of the first window of every row (as the
+    time-course figures' focus), at most the shortest window."""
+    shortest = min(end - start for _, windows in rows for _, start, end in windows)
+    ends = []
+    for arm, windows in rows:
+        _, start, end = windows[0]
+        inside = (times >= start) & (times <= end)
+        curve = table.loc[table["arm"] == arm.name, column].to_numpy(dtype=float)[inside]
+        focus = _focus_end(times[inside], [curve], 0.01)
+        ends.append((focus if focus is not None else end) - start)
+    return float(min(max(ends), shortest))
 
 
 # ---------------------------------------------------------------------------
@@ -1301,6 +1373,17 @@ def figure_set(run: "RunResult", scenario: "Scenario") -> Iterator[tuple[str, Fi
                     f"course." if fig.pkpd_peak_end is not None else "")
             yield stem, fig, (f"{output}, {label}, over time by arm: {bands}{level_text}"
                               f"{floor}.{peak}{_focus_text(fig)}{omitted}{panels} {base}.")
+
+    for output in scenario.variables:
+        if not _is_concentration(scenario, output):
+            continue
+        fig = dose_figure(run, scenario, output)
+        if fig is not None:
+            yield f"{output.lower()}_per_dose", fig, (
+                f"{output}, {_label(scenario, output)}, after each dose of the arms that repeat one (rows), one panel "
+                f"per dose (columns; with more than {MAX_DOSES_SHOWN} doses the first {MAX_DOSES_SHOWN - 1} and the "
+                f"last): {bands}, over the first {_format_time(fig.pkpd_span)} after the start of each dose, on one "
+                f"y axis. {base}.")
 
     for output in scenario.variables:
         if not _is_concentration(scenario, output):

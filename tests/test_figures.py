@@ -565,3 +565,70 @@ def test_axis_labels_in_words_are_clear_of_the_legend_and_inside_the_figure(pick
     words = {"P_PSYCHO": "Probability of psychotomimetic\nadverse event (solicited)", "PAIN": "Daily pain (NRS 0-10)",
              "ANALGESIA": "Acute analgesia (fraction)"}[output]
     assert fig.axes[0].get_ylabel() == words
+
+
+REPEATED = """
+model = "pk1cmt.toml"
+seed = 1
+[population]
+n = 2
+variability = false
+[[arms]]
+name = "single"
+doses = [{ drug = "CENT", amount = "10 mg", duration = "1 h" }]
+[[arms]]
+name = "every 12 h x3"
+doses = [{ drug = "CENT", amount = "10 mg", duration = "1 h", every = "12 h", count = 3 }]
+[outputs]
+times = { start = "0 h", stop = "36 h", step = "30 min" }
+variables = ["CP"]
+"""
+
+
+@pytest.fixture(scope="module")
+def repeated(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("repeated")
+    write_pk1cmt_with_drugs(folder)
+    (folder / "repeated.toml").write_text(REPEATED)
+    scenario = load_scenario(folder / "repeated.toml")
+    return scenario, run_scenario(scenario, progress=False)
+
+
+def peaks_by_superposition(n_doses, interval=12.0):
+    """Cmax after each 1-h infusion of 10 mg into one compartment (CL 1 L/h, V 20 L): the end of each
+    infusion, the new dose's rise plus what is left of the earlier ones (closed form)."""
+    k = 1.0 / 20.0
+    end = 10.0 / 1.0 * (1 - np.exp(-k * 1.0))   # R/CL (1 - exp(-k T)), mg/L
+    return [sum(end * np.exp(-k * interval * j) for j in range(n)) for n in range(1, n_doses + 1)]
+
+
+@pytest.mark.models("pk1cmt")
+def test_repeated_regimen_has_one_panel_per_dose(repeated):
+    scenario, run = repeated
+    fig = drawn(figures.dose_figure(run, scenario, "CP"))
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["dose 1 (at 0 h)", "dose 2 (at 12 h)", "dose 3 (at 1 d)"]
+    for ax, peak in zip(axes, peaks_by_superposition(3)):
+        line = median_line(ax, "every 12 h x3")
+        x, y = line.get_xdata(), line.get_ydata()
+        assert x[0] == 0 and x[np.argmax(y)] == 1.0 and y.max() == pytest.approx(peak, rel=1e-6)
+        assert ax.get_xlim() == (0, fig.pkpd_span) and fig.pkpd_span <= 12.0
+    assert len({ax.get_ylim() for ax in axes}) == 1    # one y axis: a build-up shows
+    stems = [stem for stem, _, _ in figures.figure_set(run, scenario)]
+    assert "cp_per_dose" in stems
+    # no arm repeats a dose: no per-dose figure
+    single = dataclasses.replace(scenario, arms=scenario.arms[:1])
+    assert figures.dose_figure(run, single, "CP") is None
+
+
+@pytest.mark.models("pk1cmt")
+def test_console_gives_cmax_per_dose_of_a_repeated_regimen(repeated):
+    from pkpd._cli import _summary_lines
+
+    scenario, run = repeated
+    lines = [line for line in _summary_lines(run, scenario).splitlines() if "per dose" in line]
+    assert [line.split()[:5] for line in lines] == [["every", "12", "h", "x3", "CP"]] * 2
+    cmax = next(line for line in lines if " cmax " in line)
+    assert "per dose 1, 2, 3: median" in cmax and cmax.endswith("mg/L")
+    values = [float(v) for v in cmax.split("median ")[1].removesuffix(" mg/L").split(", ")]
+    assert values == pytest.approx(peaks_by_superposition(3), rel=1e-3)   # printed with 4 digits
