@@ -135,9 +135,11 @@ def test_concentration_bands_equal_profiles_csv(pickering, log):
     fig = drawn(figures.concentration_figure(run, scenario, "KETAMINE", log=log, all_arms=True))
     (ax,) = fig.axes
     # magnesium changes no ketamine concentration: the legend says the third arm's curve is the second's
-    assert legend_texts(fig) == [*PICKERING_ARMS[:2], f"{PICKERING_ARMS[2]} (same curve as {PICKERING_ARMS[1]})",
-                                 "25th-75th percentiles", "5th-95th percentiles"]
-    assert ax.get_ylabel() == "Ketamine, racemic, arterial plasma (ng/mL)"
+    # (long entries are wrapped to stay within the figure's width)
+    assert [text.replace("\n", " ") for text in legend_texts(fig)] == [
+        *PICKERING_ARMS[:2], f"{PICKERING_ARMS[2]} (same curve as {PICKERING_ARMS[1]})",
+        "25th-75th percentiles", "5th-95th percentiles"]
+    assert ax.get_ylabel() == "Ketamine, racemic, arterial\nplasma (ng/mL)"   # wrapped beside the axis
     assert ax.get_yscale() == ("log" if log else "linear")
     factor = time_factor(ax)
     band50, band90 = labelled(ax, "_band50"), labelled(ax, "_band90")
@@ -546,7 +548,7 @@ def test_fast_then_slow_output_gets_a_panel_on_its_peak(pickering):
     assert drawn(figures.concentration_figure(run, scenario, "KETAMINE")).pkpd_peak_end is None
 
 
-@pytest.mark.parametrize("output", ["P_PSYCHO", "PAIN", "ANALGESIA"])
+@pytest.mark.parametrize("output", ["P_PSYCHO", "PAIN", "ANALGESIA", "KETAMINE"])
 def test_axis_labels_in_words_are_clear_of_the_legend_and_inside_the_figure(pickering, output):
     scenario, run, _ = pickering
     fig = figures.pain_figure(run, scenario) if output == "PAIN" else figures.concentration_figure(run, scenario, output)
@@ -563,7 +565,7 @@ def test_axis_labels_in_words_are_clear_of_the_legend_and_inside_the_figure(pick
     for legend in legends:
         assert whole.x0 - 1 <= legend.x0 and legend.x1 <= whole.x1 + 1
     words = {"P_PSYCHO": "Probability of psychotomimetic\nadverse event (solicited)", "PAIN": "Daily pain (NRS 0-10)",
-             "ANALGESIA": "Acute analgesia (fraction)"}[output]
+             "ANALGESIA": "Acute analgesia (fraction)", "KETAMINE": "Ketamine, racemic, arterial\nplasma (ng/mL)"}[output]
     assert fig.axes[0].get_ylabel() == words
 
 

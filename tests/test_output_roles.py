@@ -202,7 +202,7 @@ def test_library_matrices_are_those_the_sources_measured():
 
 def _scenario_with(model_file, variables, metrics=("cmax", "auc")):
     model = pkpd.load_model(model_file)
-    return SimpleNamespace(model=model, variables=variables, metrics=list(metrics))
+    return SimpleNamespace(model=model, variables=variables, metrics=list(metrics), arms=[])
 
 
 def _summary(outputs, arms=("placebo", "drug"), metrics=("cmax", "auc")):
