@@ -1003,7 +1003,19 @@ def exposure_figure(run, scenario, output, metrics=("cmax", "auc")):
             name += " above baseline"
         ax.set_xlabel(f"{scenario.model.outputs[output].title}: {name} ({_pretty_unit(unit)})")
         ax.set_xlim(left=min(0, ax.get_xlim()[0]))
+    _fit_xlabels(fig)
     return fig
+
+
+def _fit_xlabels(fig):
+    """Wrap each x axis label that is wider than its axes (laid out as when saved) to the axes' width."""
+    fig.draw_without_rendering()
+    for ax in fig.axes:
+        label = ax.xaxis.label
+        text = label.get_text()
+        width, room = label.get_window_extent().width, ax.get_window_extent().width
+        if text and width > room:
+            ax.set_xlabel(_wrapped(text, max(12, int(len(text) * room / width) - 2)))
 
 
 # ---------------------------------------------------------------------------
