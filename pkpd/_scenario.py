@@ -45,6 +45,8 @@ SOLVER_KEYS = Keys(["method", "rtol", "atol"])
 METRICS = ["cmax", "tmax", "cmin", "auc", "cavg"]
 #: Arms one sweep may make: beyond, checking alone takes minutes and the run cannot fit.
 MAX_ARMS = 10_000
+#: Administrations whose times (and infusion ends) a regular output grid takes in (:func:`with_dose_times`).
+MAX_ADDED_TIMES = 10_000
 #: Format specifications allowed in a sweep's name template: fill/align, sign, width, precision, type.
 _FORMAT_SPEC = re.compile(r"^(.?[<>^=])?[+\- ]?0?\d*,?(\.\d+)?[sdfFeEgG%]?$")
 
@@ -499,8 +501,12 @@ def with_dose_times(times, doses):
     A curve drawn or integrated through the grid is then exact where it turns: the peak at the end
     of a 2-h infusion on a 45-min grid is not cut off between two grid points. Times within a
     millionth of the smallest step of a grid time are that grid time (no near-duplicates).
-    Infusions whose duration the model sets (modelled rate or duration) are not known here.
+    Infusions whose duration the model sets (modelled rate or duration) are not known here. Beyond
+    MAX_ADDED_TIMES administrations in all (a dose every minute for a year) the grid stays as given:
+    the memory check of the run, not this, must speak first.
     """
+    if sum(dose.administrations() for dose in doses) > MAX_ADDED_TIMES:
+        return times
     extra = []
     for dose in doses:
         starts = dose.start_times()

@@ -642,3 +642,12 @@ def test_console_gives_cmax_per_dose_of_a_repeated_regimen(repeated):
     assert "per dose 1, 2, 3: median" in cmax and cmax.endswith("mg/L")
     values = [float(v) for v in cmax.split("median ")[1].removesuffix(" mg/L").split(", ")]
     assert values == pytest.approx(peaks_by_superposition(3), rel=1e-3)   # printed with 4 digits
+
+
+@pytest.mark.models("pk1cmt")
+def test_dose_times_join_the_grid_only_up_to_a_limit(tmp_path):
+    # a dose every minute for two years: the grid stays as written (the run's memory check speaks, not this)
+    write_pk1cmt_with_drugs(tmp_path)
+    (tmp_path / "often.toml").write_text(INFUSION.replace('duration = "75 min" }',
+                                                          'duration = "30 s", every = "1 min", until = "730 d" }'))
+    assert load_scenario(tmp_path / "often.toml").times.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
