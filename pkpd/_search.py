@@ -637,7 +637,9 @@ def _label(metric, model, span):
         return f"expected {model.outputs[metric.output].event} ({metric.output}){during}"
     if metric.kind == "total_dose":
         return f"total {metric.drug} ({metric.unit})"
-    return f"{metric.statistic} {metric.kind} of {what}{during}"
+    above = (f" above baseline {model.outputs[metric.output].baseline}"
+             if metric.kind == "auc" and model.outputs[metric.output].baseline else "")
+    return f"{metric.statistic} {metric.kind}{above} of {what}{during}"
 
 
 def _time_text(value, unit):
@@ -711,6 +713,9 @@ def _per_subject(metric, model, regimen, result, grid, kinks):
         return low if metric.kind == "cmin" else high
     from ._metrics import exposure_metrics
 
+    baseline = result.baseline(metric.output) if metric.kind == "auc" else None
+    if baseline is not None:   # an endogenous substance: its AUC above the baseline, as in every table of a run
+        values = values - baseline[:, None]
     return exposure_metrics(grid, values, interval=(start, stop))[metric.kind]
 
 

@@ -328,3 +328,17 @@ def test_trial_endpoint_defaults_to_the_pain_score_output(tmp_path):
     with pytest.raises(pkpd.PkpdError, match=r"^pain.toml: trial.endpoint.output: is required: model 'pk1cmt' has "
                                              r"no output of role pain_score \(the default\)$"):
         designs_of(load_scenario(path))
+
+
+def test_search_auc_of_an_output_with_a_baseline_is_above_it(tmp_path):
+    # a search constraint or objective on an AUC means what the run's tables mean by it
+    from pkpd._search import _per_subject
+
+    path = tmp_path / "baseline.toml"
+    path.write_text(BASELINE_MODEL)
+    model, times = pkpd.load_model(path), np.linspace(0.0, 24.0, 97)
+    regimen = pkpd.Regimen([pkpd.Dose(10.0, "CENT")])
+    result = pkpd.simulate(model, regimen, pkpd.Population(2, seed=1), times, variability=False)
+    metric = SimpleNamespace(kind="auc", output="C", interval=(0.0, 24.0))
+    auc = _per_subject(metric, model, regimen, result, times, np.array([0.0]))
+    assert auc == pytest.approx([(1 - np.exp(-2.4)) / 0.1] * 2, rel=1e-6)
