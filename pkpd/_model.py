@@ -35,6 +35,7 @@ import numba
 
 from . import _expr
 from ._errors import ModelError, PkpdError, suggestion
+from ._keys import Keys
 from ._numba_cache import guard
 from ._uncertainty import ParameterUncertainty, parse_uncertainty
 
@@ -43,10 +44,11 @@ __all__ = ["Model", "load_model", "library_models", "model_directories"]
 CODEGEN_VERSION = "4"   # 2: Numba cache files end in a checksum; 3: model functions only, the engine apart; 4: model_dopri
 _SECTIONS = ["model", "compartments", "parameters", "covariates", "derived", "odes",
              "dosing", "outputs", "initial", "variability", "residual", "drugs", "uncertainty"]
-_PARAMETER_KEYS = ["value", "unit", "description", "source", "reliability", "assumption", "allowed", "uncertainty"]
-_COVARIATE_KEYS = ["value", "unit", "description", "source", "reliability", "assumption", "distribution"]
-_OUTPUT_KEYS = ["expr", "unit", "role", "analyte", "matrix", "event", "description", "source", "reliability",
-                "assumption"]
+# Each table's keys, required ones included (pkpd/_keys.py): the checker below and the docs' key reference read them.
+_PARAMETER_KEYS = Keys(["value", "unit", "description", "source", "reliability", "assumption", "allowed", "uncertainty"],
+                       required=["value", "unit", "description", "source"])
+_COVARIATE_KEYS = Keys(["value", "unit", "description", "source", "reliability", "assumption", "distribution"],
+                       required=["value"])
 # What an output is (models/README.md, "Outputs"): tables, console lines and figures choose by role, never by name.
 OUTPUT_ROLES = {
     "concentration": "a concentration of one analyte in one matrix (requires analyte and matrix)",
@@ -61,7 +63,10 @@ OUTPUT_ROLES = {
 MATRICES = ("arterial plasma", "venous plasma", "plasma", "arterial blood", "venous blood", "blood", "serum",
             "CSF", "effect site")
 _ROLE_KEYS = {"analyte": "concentration", "matrix": "concentration", "event": "adverse_event_probability"}
-_COMPARTMENT_KEYS = ["number", "description", "unit"]
+_OUTPUT_KEYS = Keys(["expr", "unit", "role", "analyte", "matrix", "event", "label", "baseline", "description", "source",
+                     "reliability", "assumption"], required=["expr", "role"],
+                    required_when={item: f"for an output of role {role}" for item, role in _ROLE_KEYS.items()})
+_COMPARTMENT_KEYS = Keys(["number", "description", "unit"], required=["number"])
 _DOSING_KEYS = {"F": "bioavailability", "ALAG": "lag time", "R": "modelled rate", "D": "modelled duration"}
 _RESERVED = {"ID", "TIME", "EVID", "AMT", "CMT", "RATE", "II", "ADDL", "SS", "MDV", "DV", "REC"}
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_. -]{0,63}")
@@ -136,6 +141,8 @@ class Output:
     analyte: str = ""
     matrix: str = ""
     event: str = ""
+    words: str = ""       # the file's ``label``: the output named in words ("Fall in systolic blood pressure")
+    baseline: str = ""    # the file's ``baseline``: the endogenous level, an expression of parameters and covariates
 
     @property
     def label(self):
@@ -155,12 +162,14 @@ class Output:
     @property
     def title(self):
         """:attr:`label` without the unit: "Ketamine, racemic, arterial plasma"; an output that is
-        not a concentration or an adverse event by its name ("Pain" for PAIN, names with digits
-        or underscores as written)."""
+        not a concentration or an adverse event by the file's ``label`` ("Fall in systolic blood
+        pressure"), else by its name ("Pain" for PAIN, names with digits or underscores as written)."""
         if self.role == "concentration":
             return f"{_capitalised(self.analyte)}, {self.matrix}"
         if self.role == "adverse_event_probability":
             return f"Probability of {self.event}"
+        if self.words:
+            return self.words
         return self.name.capitalize() if self.name.isalpha() and self.name.isupper() else self.name
 
 
@@ -472,7 +481,7 @@ def _build(path, source, data):
     numbers = {}
     for name, spec in raw_compartments.items():
         _check_name(path, f"compartments.{name}", name)
-        if not isinstance(spec, dict) or "number" not in spec:
+        if not isinstance(spec, dict) or "number" not in spec:   # _COMPARTMENT_KEYS.required
             _fail(path, f"compartments.{name}.number", "is required")
         _unknown(path, f"compartments.{name}.", spec.keys(), _COMPARTMENT_KEYS)
         number = spec["number"]
@@ -493,13 +502,11 @@ def _build(path, source, data):
             if not isinstance(spec, dict):
                 spec = {"value": spec}
             _unknown(path, f"{key}.", spec.keys(), allowed_keys)
-            if "value" not in spec:
-                _fail(path, f"{key}.value", "is required (every parameter needs a value)")
+            for required in allowed_keys.required:
+                if required not in spec:
+                    _fail(path, f"{key}.{required}", "is required (every parameter needs a value)" if required == "value"
+                          else "is required")
             value = _number(path, f"{key}.value", spec["value"])
-            if section == "parameters":
-                for required in ("unit", "description", "source"):
-                    if required not in spec:
-                        _fail(path, f"{key}.{required}", "is required")
             allowed = ()
             if "allowed" in spec:
                 if not isinstance(spec["allowed"], list) or not spec["allowed"]:
@@ -577,7 +584,7 @@ def _build(path, source, data):
         if not isinstance(spec, dict):
             spec = {"expr": spec}
         _unknown(path, f"{key}.", spec.keys(), _OUTPUT_KEYS)
-        if "expr" not in spec:
+        if "expr" not in spec:   # _OUTPUT_KEYS.required (role: in _output_role)
             _fail(path, f"{key}.expr", "is required")
         # An output may use the outputs declared above it (computed in file order).
         later = set(raw_outputs) - set(outputs) - {name}
@@ -594,7 +601,8 @@ def _build(path, source, data):
             _fail(path, f"{key}.expr", f"{error.rule}{hint}", **error.fields())
         trees[f"{key}.expr"] = tree
         outputs[name] = Output(name, str(spec["expr"]), str(spec.get("unit", "")), str(spec.get("description", "")),
-                               **_output_role(path, key, spec))
+                               **_output_role(path, key, spec), **_output_words(path, key, spec),
+                               baseline=_output_baseline(path, key, spec, set(parameters) | set(covariates)))
 
     drugs = {}
     for name, spec in data.get("drugs", {}).items():
@@ -639,7 +647,7 @@ def _output_role(path, key, spec):
                 _fail(path, f"{key}.{item}", f"only an output of role {owner} has {item} (this one's role is {role})")
             continue
         if item not in spec:
-            _fail(path, f"{key}.{item}", f"is required for an output of role {owner}")
+            _fail(path, f"{key}.{item}", f"is required {_OUTPUT_KEYS.required_when[item]}")
         value = spec[item]
         if not (isinstance(value, str) and value.strip() and value.isprintable() and len(value) <= 64):
             _fail(path, f"{key}.{item}", f"must be text on one line (1 to 64 characters); got {value!r}")
@@ -648,6 +656,37 @@ def _output_role(path, key, spec):
             _fail(path, f"{key}.matrix", f"must be one of {', '.join(MATRICES)}; got {value!r}{extra}")
         found[item] = value
     return found
+
+
+def _output_words(path, key, spec):
+    """The checked ``label`` of an output (its name in words), as keyword arguments of Output; a
+    concentration is named by its analyte and matrix and an adverse-event probability by its event."""
+    if "label" not in spec:
+        return {}
+    if spec["role"] in ("concentration", "adverse_event_probability"):
+        _fail(path, f"{key}.label", f"an output of role {spec['role']} is named by its "
+                                    f"{'analyte and matrix' if spec['role'] == 'concentration' else 'event'}")
+    value = spec["label"]
+    if not (isinstance(value, str) and value.strip() and value.isprintable() and len(value) <= 80):
+        _fail(path, f"{key}.label", f"must be text on one line (1 to 80 characters); got {value!r}")
+    return {"words": value}
+
+
+def _output_baseline(path, key, spec, allowed):
+    """The checked ``baseline`` of an output: the endogenous level (magnesium's MG0), an expression of
+    parameters and covariates; exposure AUCs of the output are then taken above it ("" if none)."""
+    if "baseline" not in spec:
+        return ""
+    text = spec["baseline"]
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        _fail(path, f"{key}.baseline", "must be a number or an expression of parameters and covariates, e.g. 'MG0'",
+              value=text)
+    try:
+        _expr.parse(text, allowed)
+    except _expr.ExpressionError as error:
+        _fail(path, f"{key}.baseline", f"{error.rule} (a baseline uses parameters and covariates only)",
+              **error.fields())
+    return str(text)
 
 
 def _check_drug(path, key, spec, numbers):

@@ -67,6 +67,7 @@ from numpy.typing import ArrayLike
 
 from . import _window
 from ._errors import PkpdError, ScenarioError, suggestion
+from ._keys import Keys
 from ._population import Population
 from ._regimen import Dose, Regimen, expand
 from ._resources import check_memory
@@ -76,12 +77,13 @@ if TYPE_CHECKING:
     from ._model import Model
     from ._scenario import Scenario
 
-SEARCH_KEYS = ["arm", "variables", "constraints", "objective", "budget", "tci"]
-TCI_KEYS = ["drug", "output", "target", "start", "duration", "step", "per_kg", "weight"]
+SEARCH_KEYS = Keys(["arm", "variables", "constraints", "objective", "budget", "tci"], required=["variables"])
+TCI_KEYS = Keys(["drug", "output", "target", "start", "duration", "step", "per_kg", "weight"],
+                required=["drug", "output", "duration", "step"])
 TCI_TARGET = "tci.target"   # the field of a variable that searches the target of [search.tci]
-VARIABLE_KEYS = ["set", "from", "to", "step", "values"]
+VARIABLE_KEYS = Keys(["set", "from", "to", "step", "values"], required=["set"])
 METRIC_KEYS = ["output", "window", "interval", "statistic", "drug", "unit", "name"]
-CONSTRAINT_KEYS = ["metric", *METRIC_KEYS, "at_least", "at_most"]
+CONSTRAINT_KEYS = Keys(["metric", *METRIC_KEYS, "at_least", "at_most"], required=["metric"])
 GOALS = {"minimise": 1, "minimize": 1, "maximise": -1, "maximize": -1}
 OBJECTIVE_KEYS = [*GOALS, *METRIC_KEYS]
 #: Dose fields a variable may set: the scenario's key -> the field of :class:`pkpd.Dose`.
@@ -218,13 +220,13 @@ class _Check:
             found.setdefault("got", repr(found["value"]))
         raise self.error(rule, file=self.file, key=key, **found)
 
-    def keys(self, key, table, allowed, required=()):
+    def keys(self, key, table, allowed):
         if not isinstance(table, dict):
             self.fail(key, "must be a table", value=table)
         for name in table:
             if name not in allowed:
                 self.fail(f"{key}.{name}", f"unknown key{suggestion(name, allowed, 'allowed')}")
-        for name in required:
+        for name in getattr(allowed, "required", ()):   # pkpd._keys.Keys: the docs show the same list
             if name not in table:
                 self.fail(f"{key}.{name}", "is required")
 
@@ -259,7 +261,7 @@ def parse_search(table, model, regimen, times, *, arm="", file=None, error=PkpdE
         One line naming the key path (``search.variables.loading.from``), the rule and the value.
     """
     check = _Check(file, error)
-    check.keys("search", table, SEARCH_KEYS, required=["variables"])
+    check.keys("search", table, SEARCH_KEYS)
     raw = table["variables"]
     if not isinstance(raw, dict) or not raw:
         check.fail("search.variables", "must be a table of name = { set = ..., from = ..., to = ..., step = ... }",
@@ -280,7 +282,7 @@ def parse_search(table, model, regimen, times, *, arm="", file=None, error=PkpdE
     parsed = []
     for index, spec in enumerate(constraints):
         key = f"search.constraints[{index}]"
-        check.keys(key, spec, CONSTRAINT_KEYS, required=["metric"])
+        check.keys(key, spec, CONSTRAINT_KEYS)
         metric = _metric(check, key, spec, spec["metric"], model, regimen, span)
         if "at_least" not in spec and "at_most" not in spec:
             check.fail(key, "give at_least or at_most (or both)")
@@ -318,7 +320,7 @@ def parse_search(table, model, regimen, times, *, arm="", file=None, error=PkpdE
 def _tci(check, table, model, span):
     """The ``[search.tci]`` table: (TciSpec, its fixed target in the output's unit or None)."""
     key = "search.tci"
-    check.keys(key, table, TCI_KEYS, required=["drug", "output", "duration", "step"])
+    check.keys(key, table, TCI_KEYS)
     drug, output = table["drug"], table["output"]
     targets = [*model.drugs, *model.compartments]
     if drug not in targets:
@@ -355,7 +357,7 @@ def _concentration(check, key, text, model, output):
 
 def _variable(check, model, regimen, name, spec, tci=None):
     key = f"search.variables.{name}"
-    check.keys(key, spec, VARIABLE_KEYS, required=["set"])
+    check.keys(key, spec, VARIABLE_KEYS)
     targets = spec["set"] if isinstance(spec["set"], list) else [spec["set"]]
     if not targets:
         check.fail(f"{key}.set", "must name at least one dose field, e.g. 'doses[0].amount'")
@@ -719,7 +721,9 @@ def _label(metric, model, span):
         return f"expected {model.outputs[metric.output].event} ({metric.output}){during}"
     if metric.kind == "total_dose":
         return f"total {metric.drug} ({metric.unit})"
-    return f"{metric.statistic} {metric.kind} of {what}{during}"
+    above = (f" above baseline {model.outputs[metric.output].baseline}"
+             if metric.kind == "auc" and model.outputs[metric.output].baseline else "")
+    return f"{metric.statistic} {metric.kind}{above} of {what}{during}"
 
 
 def _time_text(value, unit):
@@ -795,6 +799,9 @@ def _per_subject(metric, model, regimen, result, grid, kinks, population):
         return low if metric.kind == "cmin" else high
     from ._metrics import exposure_metrics
 
+    baseline = result.baseline(metric.output) if metric.kind == "auc" else None
+    if baseline is not None:   # an endogenous substance: its AUC above the baseline, as in every table of a run
+        values = values - baseline[:, None]
     return exposure_metrics(grid, values, interval=(start, stop))[metric.kind]
 
 
