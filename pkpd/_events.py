@@ -7,8 +7,8 @@ kernel), and builds the matrix of per-record parameter and covariate values.
 
 No Python runs per record: the columns are converted whole, one compiled pass
 (``_check_records``) checks every record and maps EVID, CMT and ID to kinds,
-state indices and subjects, another (``_gather_inputs``) writes the matrix of
-per-record parameter values, and the ADDL doses are merged into the input
+state indices and subjects, another (``_share_rows``) writes the parameter and
+covariate values once per run of records that repeat them, and the ADDL doses are merged into the input
 records by binary search (``benchmarks`` D1 times it against ``simulate``).
 """
 
@@ -42,9 +42,10 @@ class EventStream:
     drow: np.ndarray
     out: np.ndarray
     parent: np.ndarray
-    inputs: np.ndarray         # (n_input_records, n_inputs) float64
+    inputs: np.ndarray         # (n_rows, n_inputs) float64, the rows that prow and drow point at
     n_outputs: int             # number of output rows (input records)
     evid: np.ndarray | None = None  # (n_input_records,) EVID of each input record as used
+    input_rows: np.ndarray | None = None  # (n_input_records,) the row of `inputs` of each input record
 
     @property
     def n_subjects(self):
@@ -222,7 +223,7 @@ def standard_columns(data, source="data"):
     return names
 
 
-def build_stream(model, data, source="data", max_memory=None):
+def build_stream(model, data, source="data", max_memory=None, split=None):
     """Check a NONMEM-style data set against a model and build the engine's records.
 
     Parameters
@@ -238,12 +239,18 @@ def build_stream(model, data, source="data", max_memory=None):
         Memory the expanded records may take (bytes, or text such as "8GB");
         default: ``PKPD_MAX_MEMORY`` or half the machine's memory. Checked
         before ADDL is expanded.
+    split : ndarray of int64, shape (n_records,), optional
+        A key per record (e.g. subject and occasion): records with different keys
+        never share a row of ``stream.inputs`` (so that random effects can be
+        applied to its rows).
 
     Returns
     -------
     EventStream
         ``stream.evid`` holds each input record's EVID as used (inferred from
-        AMT where the column or the cell is empty, as NONMEM does).
+        AMT where the column or the cell is empty, as NONMEM does);
+        ``stream.inputs`` a row per run of records with the same parameter and
+        covariate values (and key), ``stream.input_rows`` each input record's row.
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError("expected a pandas DataFrame", file=source, value=data, got=type(data).__name__)
@@ -280,28 +287,7 @@ def build_stream(model, data, source="data", max_memory=None):
         _fail_rule(int(failed[0]), int(first_failure[failed[0]]), model, source, frame,
                    dict(ids=ids, time=time, evid=evid, amt=amt, cmt=cmt, rate=rate, ii=ii, addl=addl, ss=ss))
 
-    # per-record parameter and covariate values: NumPy float64 columns and defaults in one compiled
-    # pass, row after row; other columns (and a float column with an empty or infinite cell) by _numeric
-    inputs = np.empty((n, len(model.inputs)))
-    direct = [_float_column(frame, name) for name in model.inputs]
-    not_finite = np.zeros(len(direct), np.bool_)
-    if direct:
-        unused = _read_only(np.empty(0))
-        _gather_inputs(inputs, tuple(unused if values is None else values for values in direct),
-                       np.array([values is not None for values in direct]),
-                       np.array(model.input_defaults, np.float64), not_finite)
-    for column, (name, default) in enumerate(zip(model.inputs, model.input_defaults)):
-        if name in frame.columns and (direct[column] is None or not_finite[column]):
-            inputs[:, column] = _numeric(frame, name, source, default, copy=False)
-        allowed = model.parameters[name].allowed if name in model.parameters else ()
-        if allowed and name in frame.columns:
-            bad = np.flatnonzero(~np.isin(inputs[:, column], allowed))
-            if bad.size:
-                index = bad[0]
-                raise DataError(f"must be one of {', '.join(f'{v:g}' for v in allowed)} (a switch)", file=source,
-                                row=_row_label(index), column=name, value=inputs[index, column],
-                                got=_cell(frame, name, index))
-
+    rows, inputs = _parameter_rows(model, frame, source, split)
     check_expanded_records(n, np.array([addl_total]), source, max_memory)
     kind = records["kind"]
     parents = (np.flatnonzero(((kind == KIND_DOSE) | (kind == KIND_RESET_DOSE)) & (addl > 0)) if addl_total > 0
@@ -309,16 +295,78 @@ def build_stream(model, data, source="data", max_memory=None):
     first_records = first_records[:n_subjects + 1].copy()
     first_records[n_subjects] = n
     stream = _assemble(first_records, ids[first_records[:-1]], time, kind, amt, records["cmt"], rate, ii,
-                       records["ss"], addl, inputs, parents)
+                       records["ss"], addl, inputs, rows, parents)
     stream.evid = records["evid"]
     return stream
 
 
+def _parameter_rows(model, frame, source, split=None):
+    """The per-record parameter and covariate values, as rows shared by runs of records.
+
+    Each column named like a model input is read whole (a NumPy float64 column as
+    it is, any other through :func:`_numeric`); one compiled pass
+    (:func:`_share_rows`) then writes a row of values only where a record's values
+    differ, bit for bit, from the previous record's (or its `split` key does), so
+    that a data set repeating a subject's values on every record gives one row per
+    subject, as ``simulate()`` does, instead of a matrix of every record (which
+    took as long to write, and to compare again in the engine, as to integrate).
+    Errors are raised column by column in the model's order of inputs.
+
+    Returns
+    -------
+    rows : ndarray of int64, shape (n_records,)
+        The row of `inputs` of each record (increasing).
+    inputs : ndarray of float64, shape (n_rows, n_inputs)
+    """
+    n = len(frame)
+    columns, errors = [], {}
+    for name, default in zip(model.inputs, model.input_defaults):
+        values = _float_column(frame, name)
+        if name in frame.columns and values is None:   # integers, text: converted (and checked) now
+            try:
+                values = np.ascontiguousarray(_numeric(frame, name, source, default, copy=False))
+            except DataError as error:
+                errors[len(columns)] = error           # raised in the order of the columns, below
+        columns.append(values)
+    rows, inputs, not_finite = _shared_rows(model, columns, split, n)
+    for column, (name, default) in enumerate(zip(model.inputs, model.input_defaults)):
+        if column in errors:
+            raise errors[column]
+        if not_finite[column]:   # empty cells take the default; an infinite value is refused
+            columns[column] = np.ascontiguousarray(_numeric(frame, name, source, default, copy=False))
+        allowed = model.parameters[name].allowed if name in model.parameters else ()
+        if allowed and name in frame.columns:
+            bad = np.flatnonzero(~np.isin(columns[column], allowed))
+            if bad.size:
+                index = bad[0]
+                raise DataError(f"must be one of {', '.join(f'{v:g}' for v in allowed)} (a switch)", file=source,
+                                row=_row_label(index), column=name, value=columns[column][index],
+                                got=_cell(frame, name, index))
+    if not_finite.any():
+        rows, inputs, _ = _shared_rows(model, columns, split, n)
+    return rows, inputs
+
+
+def _shared_rows(model, columns, split, n):
+    """(rows, inputs, not_finite) of :func:`_share_rows` for `columns` (float64 arrays, or None: the default)."""
+    width = max(len(columns), 1)   # a model without inputs: one unused column (a kernel takes no empty tuple)
+    unused = _read_only(np.empty(0, np.uint64))
+    bits = tuple(unused if values is None else _read_only(values.view(np.uint64)) for values in columns) or (unused,)
+    present = np.array([values is not None for values in columns] or [False])
+    defaults = np.array(list(model.input_defaults) or [0.0], np.float64).view(np.uint64)
+    rows = np.empty(n, np.int64)
+    inputs = np.empty((n, width))   # only the rows written are ever touched
+    not_finite = np.zeros(width, np.bool_)
+    keys = np.zeros(0, np.int64) if split is None else np.ascontiguousarray(split, np.int64)
+    n_rows = _share_rows(bits, present, defaults, keys, rows, inputs.view(np.uint64), not_finite)
+    return rows, inputs[:n_rows, :len(columns)], not_finite[:len(columns)]
+
+
 def _float_column(frame, name):
-    """The column `name` as a read-only contiguous float64 array if it is a NumPy float64 column, else None."""
+    """The column `name` as a contiguous float64 array if it is a NumPy float64 column, else None."""
     if name not in frame.columns or frame[name].dtype != np.dtype(np.float64):
         return None
-    return _read_only(np.ascontiguousarray(frame[name].to_numpy(copy=False)))
+    return np.ascontiguousarray(frame[name].to_numpy(copy=False))
 
 
 def _read_only(values):
@@ -328,22 +376,37 @@ def _read_only(values):
     return view
 
 
-@jit
-def _gather_inputs(inputs, columns, present, defaults, not_finite):
-    """inputs[i, k] = columns[k][i] where present[k], else defaults[k]; not_finite[k]: column k holds NaN or inf.
+_EXPONENT = np.uint64(0x7FF0000000000000)   # the bits of a float64 that are all set in NaN and inf
 
-    The loop over the columns runs to ``len(columns)``, a constant of the compiled
-    function (one per tuple length), so each ``columns[k]`` is resolved when compiling.
+
+@jit
+def _share_rows(columns, present, defaults, split, rows, inputs, not_finite):
+    """Write a row of `inputs` where a record's values or `split` key differ from the previous record's.
+
+    columns : tuple of uint64 arrays, the bits of each input column per record (where present[k]).
+    defaults : the bits of each input's default (where not present[k]).
+    split : int64 key per record (or empty): records with different keys never share a row.
+    rows : the row of each record is written here; not_finite[k]: column k holds NaN or inf.
+    Returns the number of rows written. The loop over the columns runs to ``len(columns)``, a
+    constant of the compiled function (one per tuple length), so each ``columns[k]`` is resolved
+    when compiling.
     """
-    for i in range(inputs.shape[0]):
+    n_rows = 0
+    for i in range(rows.size):
+        new = i == 0 or (split.size > 0 and split[i] != split[i - 1])
         for k in range(len(columns)):
             if present[k]:
                 value = columns[k][i]
-                if not np.isfinite(value):
+                if value & _EXPONENT == _EXPONENT:
                     not_finite[k] = True
-                inputs[i, k] = value
-            else:
-                inputs[i, k] = defaults[k]
+                if not new and value != columns[k][i - 1]:
+                    new = True
+        if new:
+            for k in range(len(columns)):
+                inputs[n_rows, k] = columns[k][i] if present[k] else defaults[k]
+            n_rows += 1
+        rows[i] = n_rows - 1
+    return n_rows
 
 
 # The checks of a data set's records, in the order they are made: (column, rule); the
@@ -474,7 +537,7 @@ def check_expanded_records(n_records, addl, source, max_memory=None):
                  max_memory)
 
 
-def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, addl, inputs, parents):
+def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, addl, inputs, rows, parents):
     """Expand ADDL and merge the generated doses into the sorted stream (vectorised).
 
     The input records stay in their order (they are sorted by subject, then
@@ -486,9 +549,10 @@ def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
 
     `first_records` holds each subject's first input record and then the number
     of input records, `cmt` each input record's 0-based state index, `ss` its SS
-    as int64 and `parents` the dose records with ADDL > 0; the per-record arrays (each of this
-    module's own making) become the stream's when no dose is generated, and then
-    ``prow``, ``drow``, ``out`` and ``parent`` are one array (nothing writes to a
+    as int64, `rows` its row of `inputs` and `parents` the dose records with ADDL > 0; the
+    per-record arrays (each of this module's own making, or a read-only column of the data
+    set) become the stream's when no dose is generated, and then ``prow``, ``drow`` and
+    ``input_rows`` are one array, ``out`` and ``parent`` another (nothing writes to a
     stream's arrays).
     """
     n = time.size
@@ -525,7 +589,7 @@ def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
         out[gen_position] = values[gen_parent] if generated is None else generated
         return out
 
-    rows = np.arange(n)   # one array for the four fields that are each record's own row when nothing is merged
+    records = np.arange(n)   # one array for the two fields that are each record's own index when nothing is merged
     subject_start = first_records + np.searchsorted(gen_subject, np.arange(subject_ids.size + 1))
     return EventStream(
         subject_start=subject_start.astype(np.int64),
@@ -537,12 +601,13 @@ def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
         rate=merged(rate, None),
         ii=merged(ii, None),
         ss=merged(ss, 0),
-        prow=merged(rows, next_input),
+        prow=merged(rows, rows[next_input]),
         drow=merged(rows, None),
-        out=merged(rows, -1),
-        parent=merged(rows, None),
-        inputs=np.ascontiguousarray(inputs, dtype=np.float64),
+        out=merged(records, -1),
+        parent=merged(records, None),
+        inputs=inputs,
         n_outputs=n,
+        input_rows=rows,
     )
 
 

@@ -464,26 +464,29 @@ def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory=None):
             if "AMT" in names else np.zeros(len(frame))
         evid = np.where(amt > 0, 1.0, np.where(mdv == 1, 2.0, 0.0))
         engine_frame = engine_frame.assign(EVID=np.where(np.isnan(amt), np.nan, evid))
-    try:
-        stream = build_stream(model, engine_frame, source=source, max_memory=max_memory)
-    except DataError as error:
-        raise _renumbered(error, rows) from None
-    subject = position = stream_ids = None   # needed only to draw random numbers
+    subject = position = stream_ids = split = None   # needed only to draw random numbers
+    occasion = _occasions(plan, engine_frame, rows)
     if plan.random:
         subject, starts = _subject_of_record(ids)
         position = np.arange(subject.size) - starts[subject]
+        if plan.iiv is not None or occasion is not None:   # rows of parameter values of one subject and occasion
+            split = subject if occasion is None else subject * (MAX_OCCASION + 1) + occasion
+    try:
+        stream = build_stream(model, engine_frame, source=source, max_memory=max_memory, split=split)
+    except DataError as error:
+        raise _renumbered(error, rows) from None
+    if plan.random:
         stream_ids = _stream_ids(plan, stream.subject_ids, rows, subject)
-    occasion = _occasions(plan, engine_frame, rows)
     observation = (stream.evid == 0) & (mdv != 1)
 
     typical = _run(plan, stream, stream.inputs)
     parts = []
     for replicate in replicates:
         random_ids = None if stream_ids is None else stream_ids + (replicate - 1) * REPLICATE_STRIDE
-        inputs, effects = _individual_inputs(plan, stream.inputs, subject, occasion, random_ids)
+        inputs, effects = _individual_inputs(plan, stream, subject, occasion, random_ids)
         individual = typical if inputs is stream.inputs else _run(plan, stream, inputs)
         parts.append(_added(plan, replicate, individual, typical, observation, subject, position, random_ids,
-                            inputs, effects))
+                            inputs[stream.input_rows] if plan.return_etas else None, effects))
     return parts
 
 
@@ -566,23 +569,30 @@ def _occasions(plan, frame, rows):
     return _integer_column(frame.rename(columns={column: "OCC"}), "OCC", rows, plan.source, upper=MAX_OCCASION)
 
 
-def _individual_inputs(plan, typical, subject, occasion, random_ids):
-    """Per-record engine inputs with the random effects of one replicate, and those effects by column name."""
+def _individual_inputs(plan, stream, subject, occasion, random_ids):
+    """The stream's rows of engine inputs with the random effects of one replicate, and those effects on each
+    record by column name (when asked for).
+
+    Each row belongs to one subject and occasion (``build_stream``'s `split`), that of its first record.
+    """
+    typical = stream.inputs
     effects = {}
     if random_ids is None or (plan.iiv is None and (plan.iov is None or occasion is None)):
         return typical, effects
     inputs = typical.copy()
+    first = np.flatnonzero(np.diff(stream.input_rows, prepend=-1))   # the first record of each row
     if plan.iiv is not None:
         names, columns, omega, forms = plan.iiv
-        etas = sample_iiv(omega, seed=plan.seed, subject_ids=random_ids)[subject]
-        inputs[:, columns] = apply_random_effects(inputs[:, columns], etas, forms)
-        effects.update({f"ETA_{name}": etas[:, k] for k, name in enumerate(names)})
+        etas = sample_iiv(omega, seed=plan.seed, subject_ids=random_ids)
+        inputs[:, columns] = apply_random_effects(inputs[:, columns], etas[subject[first]], forms)
+        if plan.return_etas:
+            effects.update({f"ETA_{name}": etas[subject, k] for k, name in enumerate(names)})
     if plan.iov is not None and occasion is not None:
         names, columns, omega, forms = plan.iov
-        kappas = sample_iov(omega, n_occasions=int(occasion.max()) + 1, seed=plan.seed,
-                            subject_ids=random_ids)[subject, occasion]
-        inputs[:, columns] = apply_random_effects(inputs[:, columns], kappas, forms)
-        effects.update({f"KAPPA_{name}": kappas[:, k] for k, name in enumerate(names)})
+        kappas = sample_iov(omega, n_occasions=int(occasion.max()) + 1, seed=plan.seed, subject_ids=random_ids)
+        inputs[:, columns] = apply_random_effects(inputs[:, columns], kappas[subject[first], occasion[first]], forms)
+        if plan.return_etas:
+            effects.update({f"KAPPA_{name}": kappas[subject, occasion, k] for k, name in enumerate(names)})
     return inputs, effects
 
 
@@ -595,7 +605,8 @@ def _run(plan, stream, inputs):
 
 
 def _added(plan, replicate, individual, typical, observation, subject, position, random_ids, inputs, effects):
-    """The added columns of one replicate's rows (name -> array, in the order of ``plan.added``)."""
+    """The added columns of one replicate's rows (name -> array, in the order of ``plan.added``); `inputs`
+    holds the engine inputs of each record (only needed with ``return_etas``)."""
     model = plan.model
     states, values = individual
     n = observation.size
