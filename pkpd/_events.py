@@ -177,6 +177,19 @@ def _numeric(frame, column, source, default, copy=True):
     return np.where(blank, float(default), values)
 
 
+def _standard(frame, column, source, default):
+    """:func:`_numeric` of a standard column, as a read-only contiguous array (a view of the frame's own
+    column where it can be)."""
+    return _read_only(np.ascontiguousarray(_numeric(frame, column, source, default, copy=False)))
+
+
+def _has_nan(values):
+    """Whether `values` holds a NaN: a sum that is not NaN says no in one pass without a temporary."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(values)
+    return bool(np.isnan(total)) and bool(np.isnan(values).any())
+
+
 def _row_label(index):
     """Data rows are numbered as a spreadsheet shows them: header is row 1, first record row 2."""
     return index + 2
@@ -262,15 +275,17 @@ def build_stream(model, data, source="data", max_memory=None, split=None):
                             file=source)
     if len(frame) == 0:
         raise DataError("has no records", file=source)
-    ids = _numeric(frame, "ID", source, np.nan)
-    time = _numeric(frame, "TIME", source, np.nan)
+    # the standard columns as read-only float64 arrays, views of the data set's own columns where they
+    # are float64 already (nothing writes to them; one type for the kernel, which then compiles once)
+    ids = _standard(frame, "ID", source, np.nan)
+    time = _standard(frame, "TIME", source, np.nan)
     for name, values in (("ID", ids), ("TIME", time)):
-        if np.isnan(values).any():
+        if _has_nan(values):
             _fail_rows(np.isnan(values), source, name, "must not be empty", values, frame)
-    zeros = np.zeros(len(frame))   # every absent column that defaults to 0 (nothing writes to them)
-    amt = _numeric(frame, "AMT", source, 0.0) if "AMT" in frame.columns else zeros
-    evid = _numeric(frame, "EVID", source, np.nan)   # empty (or no column): inferred from AMT
-    cmt, rate, ii, addl, ss = (_numeric(frame, name, source, 0.0) if name in frame.columns else zeros
+    zeros = _read_only(np.zeros(len(frame)))   # every absent column that defaults to 0
+    amt = _standard(frame, "AMT", source, 0.0) if "AMT" in frame.columns else zeros
+    evid = _standard(frame, "EVID", source, np.nan)   # empty (or no column): inferred from AMT
+    cmt, rate, ii, addl, ss = (_standard(frame, name, source, 0.0) if name in frame.columns else zeros
                                for name in ("CMT", "RATE", "II", "ADDL", "SS"))
 
     n = len(frame)
@@ -386,22 +401,28 @@ def _share_rows(columns, present, defaults, split, rows, inputs, not_finite):
     columns : tuple of uint64 arrays, the bits of each input column per record (where present[k]).
     defaults : the bits of each input's default (where not present[k]).
     split : int64 key per record (or empty): records with different keys never share a row.
-    rows : the row of each record is written here; not_finite[k]: column k holds NaN or inf.
-    Returns the number of rows written. The loop over the columns runs to ``len(columns)``, a
-    constant of the compiled function (one per tuple length), so each ``columns[k]`` is resolved
-    when compiling.
+    rows : the row of each record is written here;
+    not_finite[k]: column k holds NaN or inf. Returns the number of rows written.
+
+    Column by column, then record by record: the inner loops are simple enough for
+    the compiler to vectorise, and each ``columns[k]`` (a tuple indexed at run time)
+    is looked up once per column, not once per record.
     """
+    n = rows.size
+    starts = np.empty(n, np.bool_)   # whether each record starts a row
+    for i in range(n):
+        starts[i] = i == 0 or (split.size > 0 and split[i] != split[i - 1])
+    for k in range(len(columns)):
+        if present[k]:
+            values = columns[k]
+            special = (values[0] & _EXPONENT) == _EXPONENT if n else False
+            for i in range(1, n):
+                special |= (values[i] & _EXPONENT) == _EXPONENT
+                starts[i] |= values[i] != values[i - 1]
+            not_finite[k] = special
     n_rows = 0
-    for i in range(rows.size):
-        new = i == 0 or (split.size > 0 and split[i] != split[i - 1])
-        for k in range(len(columns)):
-            if present[k]:
-                value = columns[k][i]
-                if value & _EXPONENT == _EXPONENT:
-                    not_finite[k] = True
-                if not new and value != columns[k][i - 1]:
-                    new = True
-        if new:
+    for i in range(n):
+        if starts[i]:
             for k in range(len(columns)):
                 inputs[n_rows, k] = columns[k][i] if present[k] else defaults[k]
             n_rows += 1
