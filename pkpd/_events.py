@@ -289,14 +289,14 @@ def build_stream(model, data, source="data", max_memory=None, split=None):
                                for name in ("CMT", "RATE", "II", "ADDL", "SS"))
 
     n = len(frame)
-    numbers = np.array([model.numbers[name] for name in model.compartments], np.float64)
+    first_number = float(model.numbers[model.compartments[0]])
     modelled = np.array([[key in model.dosing.get(name, {}) for key in ("R", "D")] for name in model.compartments])
     records = {name: np.empty(n, np.int64) for name in ("evid", "kind", "cmt", "ss")}
     first_records = np.empty(n + 1, np.int64)   # only the pages of the first n_subjects entries are touched
     first_failure = np.full(len(_RULES), -1, np.int64)
-    addl_total, n_subjects = _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, modelled,
-                                records["evid"], records["kind"], records["cmt"], first_records,
-                                records["ss"], first_failure)
+    addl_total, n_subjects = _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, first_number,
+                                            _states_by_number(model), modelled, records["evid"], records["kind"],
+                                            records["cmt"], first_records, records["ss"], first_failure)
     failed = np.flatnonzero(first_failure >= 0)
     if failed.size:
         _fail_rule(int(failed[0]), int(first_failure[failed[0]]), model, source, frame,
@@ -379,9 +379,10 @@ def _shared_rows(model, columns, split, n):
 
 def _float_column(frame, name):
     """The column `name` as a contiguous float64 array if it is a NumPy float64 column, else None."""
-    if name not in frame.columns or frame[name].dtype != np.dtype(np.float64):
+    if name not in frame.columns:
         return None
-    return np.ascontiguousarray(frame[name].to_numpy(copy=False))
+    column = frame[name]   # once: each look-up of a column makes a new Series
+    return np.ascontiguousarray(column.to_numpy(copy=False)) if column.dtype == np.dtype(np.float64) else None
 
 
 def _read_only(values):
@@ -484,13 +485,26 @@ def _any_true(flags):
     return False
 
 
+# the engine's kind of record of each valid EVID (0 to 4)
+_KINDS = np.array([KIND_OBS, KIND_DOSE, KIND_OBS, KIND_RESET, KIND_RESET_DOSE], np.int64)
+
+
+def _states_by_number(model):
+    """The 0-based state index of each compartment number 0..largest (-1 where none)."""
+    numbers = [model.numbers[name] for name in model.compartments]
+    table = np.full(max(numbers) + 1, -1, np.int64)
+    table[numbers] = np.arange(len(numbers))
+    return table
+
+
 @jit
-def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, modelled,
+def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, first_number, states_by_number, modelled,
                    evid_out, kind, state, first_records, ss_out, first_failure):
     """Check every record against _RULES and derive its EVID, kind, state index and subject, in one pass.
 
     evid : NaN where the data set leaves it empty (then 1 if AMT > 0, else 0, as NONMEM does).
-    numbers : the model's compartment numbers, in state order (increasing).
+    first_number : the model's first compartment number (that of a dose with CMT 0).
+    states_by_number : the state index of each compartment number 0..largest (-1: none).
     modelled : (n_states, 2) bool, whether the model defines the rate R, the duration D.
     state : the 0-based state index of the record's compartment (0 on a record without one).
     first_records : the first record of each subject (a run of records with one ID) is written here.
@@ -499,6 +513,7 @@ def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, model
     """
     addl_total = 0.0
     current_subject = 0
+    largest = states_by_number.size - 1
     for i in range(ids.size):
         e = evid[i]
         if np.isnan(e):
@@ -511,11 +526,9 @@ def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, model
         if not same_subject:
             first_records[current_subject] = i
         # NONMEM's compartment number -> state index; CMT=0: the first compartment for a dose, else none
-        number = numbers[0] if cmt[i] == 0 and dose else cmt[i]
-        index = -1
-        for k in range(numbers.size):
-            if numbers[k] == number:
-                index = k
+        number = first_number if cmt[i] == 0 and dose else cmt[i]
+        index = (states_by_number[np.int64(number)] if 0 <= number <= largest and number == np.floor(number)
+                 else -1)
         # an observation, or a dose without ADDL, SS or modelled rate, that breaks none of the rules
         # (a record passing this short test passes them all); the others are checked rule by rule
         plain = ((e == 0.0 and amt[i] >= 0 or e == 1.0 and amt[i] > 0) and ss[i] == 0 and ii[i] == 0
@@ -544,8 +557,9 @@ def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, model
                         first_failure[rule] = i
         if dose:
             addl_total += addl[i]
-        evid_out[i] = np.int64(e)
-        kind[i] = KIND_DOSE if e == 1.0 else KIND_RESET if e == 3.0 else KIND_RESET_DOSE if e == 4.0 else KIND_OBS
+        code = np.int64(e)
+        evid_out[i] = code
+        kind[i] = _KINDS[min(max(code, 0), 4)]   # any other EVID is refused
         state[i] = max(index, 0)
         ss_out[i] = np.int64(ss[i])
     return addl_total, current_subject + 1

@@ -533,6 +533,10 @@ def _integer_column(frame, name, rows, source, allowed=None, default=0, upper=No
     raw = _stripped(frame[name])
     if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "iu":  # NumPy integers: nothing empty or fractional
         values = raw.to_numpy()
+        largest = max(allowed) if allowed is not None else upper
+        if (allowed is None or sorted(allowed) == list(range(largest + 1))) and (
+                values.size == 0 or values.view(f"u{values.itemsize}").max() <= largest):
+            return np.asarray(values, np.int64)   # all in 0..largest, in one pass (as unsigned, a negative is large)
         bad = _not_in(values, allowed) if allowed is not None else (values < 0) | (values > upper)
     else:
         if pd.api.types.is_numeric_dtype(raw):
