@@ -408,6 +408,23 @@ def test_shared_parameter_rows_point_repeated_values_at_the_first_row_of_their_r
     assert shared_parameter_rows(prow[:3], np.empty((3, 0))).tolist() == [0, 0, 0]
 
 
+def test_records_share_a_row_while_their_values_and_key_repeat():
+    model = load_model(NMTESTS)
+    data = pd.DataFrame({"ID": [1, 1, 1, 2, 2, 2, 2], "TIME": [0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 3.0],
+                         "CL": [2.0, 2.0, 3.0, 3.0, 0.0, -0.0, np.nan], "WT": [70.0] * 6 + [50.0]})
+    column = model.inputs.index("CL")
+    stream = build_stream(model, data)
+    # a row per change of values (bit for bit: -0.0 is not 0.0), across subjects too; an empty cell
+    # takes the default (1.1) and WT's change starts a row as well
+    assert stream.input_rows.tolist() == [0, 0, 1, 1, 2, 3, 4]
+    assert stream.inputs[:, column].tolist() == [2.0, 3.0, 0.0, -0.0, 1.1]
+    assert np.signbit(stream.inputs[3, column])
+    assert stream.prow.tolist() == stream.drow.tolist() == stream.input_rows.tolist()
+    keyed = build_stream(model, data, split=np.array([1, 1, 1, 2, 2, 2, 2]))   # e.g. the subject
+    assert keyed.input_rows.tolist() == [0, 0, 1, 2, 3, 4, 5]
+    assert keyed.inputs[:, column].tolist() == [2.0, 3.0, 3.0, 0.0, -0.0, 1.1]
+
+
 @pytest.mark.models(NMTESTS)
 @pytest.mark.parametrize("method", ["rk45", "rosenbrock", "exact"])
 def test_a_row_per_record_gives_the_bits_of_a_row_per_subject(method):
