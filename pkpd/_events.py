@@ -140,21 +140,27 @@ def _numeric(frame, column, source, default, copy=True):
     With ``copy=False`` the result may be a read-only view of the frame's own
     column (a NumPy float64 column without empty cells).
     """
+    return _numeric_and_blanks(frame, column, source, default, copy)[0]
+
+
+def _numeric_and_blanks(frame, column, source, default, copy=True):
+    """(:func:`_numeric`'s array, whether any cell is empty); the column must be in the frame unless
+    `default` is a number."""
     if column not in frame.columns:   # zeros from calloc: pages the kernel only reads are never written
-        return np.zeros(len(frame)) if default == 0 else np.full(len(frame), float(default))
+        return (np.zeros(len(frame)) if default == 0 else np.full(len(frame), float(default))), False
     raw = frame[column]
     if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "fiub":
         # a NumPy numeric column: empty cells are NaN, and no cell needs a look as text
         values = raw.to_numpy(dtype=float, copy=copy)
         if raw.dtype.kind != "f":                # integers and booleans are finite and never empty
-            return values
+            return values, False
         with np.errstate(over="ignore"):         # an overflowing sum is checked cell by cell below
             total = np.add.reduce(values)
         if np.isfinite(total):                   # no NaN and no inf (one pass, no temporary)
-            return values
+            return values, False
         finite = np.isfinite(values)
         if finite.all():                         # finite values whose sum overflows
-            return values
+            return values, False
         blank = np.isnan(values)
     elif raw.dtype.kind in "fiub":
         blank = _blank(raw)
@@ -174,20 +180,15 @@ def _numeric(frame, column, source, default, copy=True):
         index = int(np.flatnonzero(~finite & ~blank)[0])
         raise DataError("must be finite", file=source, row=_row_label(index), column=column,
                         value=values[index], got=_cell(frame, column, index))
-    return np.where(blank, float(default), values)
+    return np.where(blank, float(default), values), bool(blank.any())
 
 
-def _standard(frame, column, source, default):
+def _standard(frame, column, source, default, blanks=False):
     """:func:`_numeric` of a standard column, as a read-only contiguous array (a view of the frame's own
-    column where it can be)."""
-    return _read_only(np.ascontiguousarray(_numeric(frame, column, source, default, copy=False)))
-
-
-def _has_nan(values):
-    """Whether `values` holds a NaN: a sum that is not NaN says no in one pass without a temporary."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = np.add.reduce(values)
-    return bool(np.isnan(total)) and bool(np.isnan(values).any())
+    column where it can be); with `blanks`, also whether any of its cells is empty."""
+    values, blank = _numeric_and_blanks(frame, column, source, default, copy=False)
+    values = _read_only(np.ascontiguousarray(values))
+    return (values, blank) if blanks else values
 
 
 def _row_label(index):
@@ -217,12 +218,13 @@ def standard_columns(data, source="data"):
     """
     names = []
     seen = {}
-    for position, column in enumerate(data.columns):
+    columns = data.columns.tolist()   # a list: iterating a pandas string index is slow
+    for position, column in enumerate(columns):
         name = column.strip() if isinstance(column, str) else column
         if isinstance(name, str) and name.upper() in _STANDARD:
             name = name.upper()
         if name in seen and name != "":
-            first = data.columns[seen[name]]
+            first = columns[seen[name]]
             which = (f"column {name} appears twice" if first == column else
                      f"columns {first!r} and {column!r} both name {name}")
             raise DataError(f"{which} (columns {seen[name] + 1} and {position + 1}); keep one", file=source)
@@ -277,10 +279,10 @@ def build_stream(model, data, source="data", max_memory=None, split=None):
         raise DataError("has no records", file=source)
     # the standard columns as read-only float64 arrays, views of the data set's own columns where they
     # are float64 already (nothing writes to them; one type for the kernel, which then compiles once)
-    ids = _standard(frame, "ID", source, np.nan)
-    time = _standard(frame, "TIME", source, np.nan)
-    for name, values in (("ID", ids), ("TIME", time)):
-        if _has_nan(values):
+    (ids, ids_blank), (time, time_blank) = (_standard(frame, name, source, np.nan, blanks=True)
+                                            for name in ("ID", "TIME"))
+    for name, values, blank in (("ID", ids, ids_blank), ("TIME", time, time_blank)):
+        if blank:
             _fail_rows(np.isnan(values), source, name, "must not be empty", values, frame)
     zeros = _read_only(np.zeros(len(frame)))   # every absent column that defaults to 0
     amt = _standard(frame, "AMT", source, 0.0) if "AMT" in frame.columns else zeros
