@@ -3,13 +3,15 @@
 The engine integrates between sorted records. This module turns a data set
 (one row per NONMEM record) into those records: it checks the data once, at
 the boundary, expands ADDL into explicit dose records (vectorised, never in a
-kernel), and builds the matrix of per-record parameter and covariate values.
+kernel), and gives each record a row of parameter and covariate values.
 
 No Python runs per record: the columns are converted whole, one compiled pass
 (``_check_records``) checks every record and maps EVID, CMT and ID to kinds,
 state indices and subjects, another (``_share_rows``) writes the parameter and
-covariate values once per run of records that repeat them, and the ADDL doses are merged into the input
-records by binary search (``benchmarks`` D1 times it against ``simulate``).
+covariate values once per run of records that repeat them (a data set that
+repeats a subject's values on each record gives one row per subject, as
+``simulate`` does), and the ADDL doses are merged into the input records by
+binary search (``benchmarks`` D1 times it against ``simulate``).
 """
 
 import numbers
@@ -144,8 +146,7 @@ def _numeric(frame, column, source, default, copy=True):
 
 
 def _numeric_and_blanks(frame, column, source, default, copy=True):
-    """(:func:`_numeric`'s array, whether any cell is empty); the column must be in the frame unless
-    `default` is a number."""
+    """(:func:`_numeric`'s array, whether any of the column's cells is empty; False for an absent column)."""
     if column not in frame.columns:   # zeros from calloc: pages the kernel only reads are never written
         return (np.zeros(len(frame)) if default == 0 else np.full(len(frame), float(default))), False
     raw = frame[column]
