@@ -95,14 +95,17 @@ def test_the_data_path_workload_gives_simulate_its_own_numbers():
 
 def test_floors_flag_a_slow_data_path_and_a_wrong_one():
     floors = {"D1": {"max_ratio_to_simulate": 2.0, "max_relative_difference_from_simulate": 1e-12}}
-    result = {"workload": "D1", "ratio_to_simulate": 2.5, "max_relative_difference_from_simulate": 0.0}
-    rows = {label: ok for label, _, _, ok, _ in check_floors([result], floors)}
-    assert rows == {"D1 simulate_data / simulate CPU per subject": False,
-                    "D1 simulate_data max relative difference from simulate": True}
-    result.update(ratio_to_simulate=1.4, max_relative_difference_from_simulate=1e-6)
-    rows = {label: ok for label, _, _, ok, _ in check_floors([result], floors)}
-    assert rows == {"D1 simulate_data / simulate CPU per subject": True,
-                    "D1 simulate_data max relative difference from simulate": False}
+    small = {"workload": "D1", "subjects": 1000, "ratio_to_simulate": 1.4, "max_relative_difference_from_simulate": 0.0}
+    large = dict(small, subjects=10_000, ratio_to_simulate=2.5)   # each size is held to the bounds
+    rows = {label: ok for label, _, _, ok, _ in check_floors([small, large], floors)}
+    assert rows == {"D1 1,000 subjects: simulate_data / simulate CPU per subject": True,
+                    "D1 1,000 subjects: simulate_data max relative difference from simulate": True,
+                    "D1 10,000 subjects: simulate_data / simulate CPU per subject": False,
+                    "D1 10,000 subjects: simulate_data max relative difference from simulate": True}
+    small.update(max_relative_difference_from_simulate=1e-6)
+    rows = {label: ok for label, _, _, ok, _ in check_floors([small], floors)}
+    assert rows == {"D1 1,000 subjects: simulate_data / simulate CPU per subject": True,
+                    "D1 1,000 subjects: simulate_data max relative difference from simulate": False}
 
 
 def test_search_workload_measures_the_total_dose_per_kg_of_a_model_that_uses_wt_only_for_doses():
