@@ -365,14 +365,14 @@ def test_effect_figures_only_when_the_model_has_the_outputs(pickering):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("metric", ["time_within_10.5_150", "auc"])
-def test_sweep_heat_map_cells_equal_summary(sweep, metric):
+@pytest.mark.parametrize("output, metric", [("S_KETAMINE_VEN", "time_within_10.5_75"), ("KETAMINE", "auc")])
+def test_sweep_heat_map_cells_equal_summary(sweep, output, metric):
     scenario, run = sweep
     sweep_table = scenario.raw["sweep"]
-    fig = drawn(figures.sweep_figure(run, scenario, "KETAMINE", metric))
+    fig = drawn(figures.sweep_figure(run, scenario, output, metric))
     panels = [ax for ax in fig.axes if ax.images]
     assert [ax.get_title() for ax in panels] == [f"every {v}" for v in sweep_table["every"]]
-    summary = run.summary.query("output == 'KETAMINE' and metric == @metric").set_index("arm")["median"]
+    summary = run.summary.query("output == @output and metric == @metric").set_index("arm")["median"]
     assert labels_top_down(panels[0])[::-1] == sweep_table["amount"]  # the lowest dose at the bottom
     for ax, every in zip(panels, sweep_table["every"]):
         assert [t.get_text() for t in ax.get_xticklabels()] == sweep_table["duration"]
