@@ -599,14 +599,10 @@ def main(argv=None):
         selected = arguments.workload or ["W1", "W2", "D1"]
         for name in selected:
             if name == "D1":
-<<<<<<< HEAD
-                results.append(data_path_workload(QUICK[name]["n"], repeats, 1))
-            elif name == "search":
-                results.append(search_workload())
-=======
                 for n in QUICK[name]["sizes"]:
                     results.append(data_path_workload(n, repeats, 1))
->>>>>>> t17
+            elif name == "search":
+                results.append(search_workload())
             elif name in QUICK:
                 q = QUICK[name]
                 results.append(linear_workload(wl.WORKLOADS[name], q["n"], q["baseline"], q["reference"], repeats,
