@@ -15,6 +15,11 @@ W3  35-day three-arm crossover period (ketamine 0.5 mg/kg over 2 h; the same
     1,000 subjects per arm, hourly output.
 W4  1,000,000 subjects of W1 reduced in chunks to percentiles over subjects
     and exposure metrics.
+S1  regimen search (issue 18): 500 candidates (25 loading doses x 20 maintenance
+    rates of W1's ketamine, a bolus then a 4-h infusion) x 1,000 subjects of
+    W1's population, each candidate's fraction of subjects within 80-250 ng/mL
+    from 20 min to 4 h (continuous window metric; at least 80 %) and its total dose; output
+    every 15 min for 6 h; the solver's default tolerances.
 D1  the data path: W1 written as a NONMEM data set (a dose record and 193
     observation records per subject, each record carrying the subject's
     parameters and weight) through ``pkpd.simulate_data``, against
@@ -89,6 +94,28 @@ W3 = Workload("W3", "three arms (ketamine, ketamine + MgSO4 3 g, saline), 35 day
                "saline": []},
               np.linspace(0.0, 840.0, 841), ("KETAMINE", "NORKETAMINE", "MAGNESIUM", "PAIN"))
 WORKLOADS = {w.name: w for w in (W1, W2, W3)}
+
+S1_TIMES = np.linspace(0.0, 6.0, 25)
+S1_SEARCH = {
+    "variables": {"loading": {"set": "doses[0].amount", "from": "0.05 mg/kg", "to": "1.25 mg/kg",
+                              "step": "0.05 mg/kg"},
+                  "rate": {"set": "doses[1].rate", "from": "0.05 mg/kg/h", "to": "1 mg/kg/h", "step": "0.05 mg/kg/h"}},
+    "constraints": [{"metric": "fraction_within", "output": "KETAMINE", "window": ["80 ng/mL", "250 ng/mL"],
+                     "interval": ["20 min", "4 h"], "at_least": "80 %"}],
+    "objective": {"minimise": "total_dose"},
+    "budget": 500,
+}
+
+
+def s1_regimen():
+    """S1's template: a bolus, then a 4-h infusion (both per kg); the search sets the amount and the rate."""
+    return [pkpd.Dose(0.25, "ketamine", per_weight=True),
+            pkpd.Dose(None, "ketamine", rate=0.25, duration=4.0, per_weight=True)]
+
+
+def search(subjects, **search):
+    """pkpd.search of S1 in `subjects` (keys of S1_SEARCH may be overridden, e.g. a smaller budget)."""
+    return pkpd.search(load(W1_MODEL), s1_regimen(), subjects, S1_TIMES, progress=False, **{**S1_SEARCH, **search})
 
 
 def population(n, start=0, seed=SEED):

@@ -11,6 +11,7 @@ Population                 covariates and per-subject random streams, seeded
 load_scenario, run_scenario  scenario files (``scenarios/*.toml``) and what ``pkpd run`` writes
 trial                      crossover / parallel trial replicates -> power table
 search, SearchResult       the regimen (doses, rates, intervals) that best meets population targets within limits
+tci_regimen                a target-controlled infusion schedule (typical patient) as a plain Regimen
 UncertaintyOptions         simulate(..., uncertainty=) / trial(..., uncertainty=): parameter draws
 figure_set, write_figures  the protocol figures of a run (matplotlib Figures; PNG + SVG files)
 library_models             names of the shipped models
@@ -31,11 +32,12 @@ from ._run import run_scenario
 from ._scenario import load_scenario
 from ._search import SearchResult, search
 from ._simulate_data import simulate_data
+from ._tci import tci_regimen
 
 __version__ = "0.1.0"
 
 __all__ = ["load_model", "Model", "library_models", "simulate_data", "simulate", "simulate_summary", "SimulationResult",
-           "Dose", "Regimen", "Population", "load_scenario", "run_scenario", "trial", "search", "SearchResult",
+           "Dose", "Regimen", "Population", "load_scenario", "run_scenario", "trial", "search", "SearchResult", "tci_regimen",
            "figure_set", "write_figures", "UncertaintyOptions",
            "PkpdError", "ModelError", "ExpressionError", "DataError", "ScenarioError", "PopulationError",
            "RandomStreamError", "ResourceError", "OutputError", "SimulationError",

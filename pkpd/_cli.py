@@ -257,11 +257,31 @@ def _flat_profiles(exposure):
     return set(same[same].index)
 
 
+def _per_dose_lines(result, scenario, output, flat):
+    """Cmax and AUC of `output` per administration (medians over subjects), for each arm that repeats
+    a dose (a weekly regimen: do the peaks build up?) and where the output moves."""
+    from ._per_dose import dose_windows, per_dose_exposure, repeated_dose
+
+    metrics = [m for m in ("cmax", "auc") if m in scenario.metrics]
+    lines = []
+    for arm in scenario.arms:
+        dose = repeated_dose(arm)
+        if dose is None or not metrics or (arm.name, output) in flat or arm.name not in result.results:
+            continue
+        table = per_dose_exposure(result.results[arm.name], output, dose_windows(dose, scenario.times), metrics)
+        for metric in metrics:
+            rows = table[table["metric"] == metric]
+            numbers = ", ".join(str(number) for number in rows["dose"])
+            lines.append(f"  {arm.name[:40]:40s} {output:12s} {metric:5s} per dose {numbers}: median "
+                         f"{', '.join(f'{v:.4g}' for v in rows['median'])} {rows['unit'].iloc[0]}")
+    return lines
+
+
 def _summary_lines(result, scenario):
     """Per arm, the median (90 % interval) of the scenario's exposure metrics for every output it
     lists, each named by its label (a pain score by its mean level and AUC); "-" for the Tmax of an
     arm whose output stays flat in every subject (nothing of it was given: a peak time means nothing);
-    the expected rate of every adverse event the scenario reports (outputs of that role)."""
+    Cmax and AUC per dose of a concentration in arms that repeat a dose; the expected rate of every adverse event the scenario reports (outputs of that role)."""
     summary = result.summary
     outputs = scenario.model.outputs
     flat = _flat_profiles(result.exposure)
@@ -280,8 +300,11 @@ def _summary_lines(result, scenario):
                 if metric == "tmax" and (row["arm"], output) in flat:
                     lines.append(head + "-   (flat: no dose of it in this arm)")
                     continue
+                above = f" {row['level']}" if metric == "auc" and isinstance(row.get("level"), str) else ""
                 lines.append(head + f"median {row['median']:.4g} ({row['p5']:.4g}-{row['p95']:.4g}) {row['unit']}"
-                             f"{_elsewhere(row, outputs[output])}")
+                             f"{above}{_elsewhere(row, outputs[output])}")
+        if role == "concentration":
+            lines += _per_dose_lines(result, scenario, output, flat)
     for output in scenario.variables:
         if outputs[output].role != "adverse_event_probability":
             continue

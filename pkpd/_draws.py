@@ -29,11 +29,12 @@ import pandas as pd
 
 from . import _metrics
 from ._errors import PkpdError, ScenarioError, suggestion
+from ._keys import Keys
 from ._random import MAX_SEED
 from ._simulate import linear_specialisation, simulate
 
 STATISTICS = ("median", "p5", "p95", "mean")
-UNCERTAINTY_KEYS = ["draws", "seed", "parameters", "level", "replicates"]
+UNCERTAINTY_KEYS = Keys(["draws", "seed", "parameters", "level", "replicates"], required=["draws"])
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def uncertain_parameters(check, section, model, names):
 
 def parse_section(check, raw, model, arms):
     """The checked ``[uncertainty]`` table of a scenario (`check`: the scenario's checker)."""
-    check.keys("uncertainty", raw, UNCERTAINTY_KEYS, required=["draws"])
+    check.keys("uncertainty", raw, UNCERTAINTY_KEYS)
     draws = check.integer("uncertainty.draws", raw["draws"], minimum=1)
     seed = raw.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
@@ -162,9 +163,8 @@ def summarise(result, outputs, quantiles, interval=None, thresholds=None, window
     for output in outputs:
         values = result.output(output)
         percentiles[output] = _metrics.percentiles(values, quantiles)
-        table = _metrics.exposure_table(result.times, values, concentration_unit=result.model.outputs[output].unit,
-                                        time_unit=result.units["TIME"], interval=interval,
-                                        thresholds=thresholds.get(output, ()), windows=windows.get(output, ()))
+        table = result.exposure(output, interval=interval, thresholds=thresholds.get(output, ()),
+                                windows=windows.get(output, ()))   # an AUC above the baseline, as the run's
         for metric in table.columns:
             if metrics is not None and metric not in metrics and not metric.startswith("time_"):
                 continue

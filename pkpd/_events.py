@@ -3,13 +3,15 @@
 The engine integrates between sorted records. This module turns a data set
 (one row per NONMEM record) into those records: it checks the data once, at
 the boundary, expands ADDL into explicit dose records (vectorised, never in a
-kernel), and builds the matrix of per-record parameter and covariate values.
+kernel), and gives each record a row of parameter and covariate values.
 
 No Python runs per record: the columns are converted whole, one compiled pass
 (``_check_records``) checks every record and maps EVID, CMT and ID to kinds,
-state indices and subjects, another (``_gather_inputs``) writes the matrix of
-per-record parameter values, and the ADDL doses are merged into the input
-records by binary search (``benchmarks`` D1 times it against ``simulate``).
+state indices and subjects, another (``_share_rows``) writes the parameter and
+covariate values once per run of records that repeat them (a data set that
+repeats a subject's values on each record gives one row per subject, as
+``simulate`` does), and the ADDL doses are merged into the input records by
+binary search (``benchmarks`` D1 times it against ``simulate``).
 """
 
 import numbers
@@ -42,9 +44,10 @@ class EventStream:
     drow: np.ndarray
     out: np.ndarray
     parent: np.ndarray
-    inputs: np.ndarray         # (n_input_records, n_inputs) float64
+    inputs: np.ndarray         # (n_rows, n_inputs) float64, the rows that prow and drow point at
     n_outputs: int             # number of output rows (input records)
     evid: np.ndarray | None = None  # (n_input_records,) EVID of each input record as used
+    input_rows: np.ndarray | None = None  # (n_input_records,) the row of `inputs` of each input record
 
     @property
     def n_subjects(self):
@@ -139,21 +142,26 @@ def _numeric(frame, column, source, default, copy=True):
     With ``copy=False`` the result may be a read-only view of the frame's own
     column (a NumPy float64 column without empty cells).
     """
+    return _numeric_and_blanks(frame, column, source, default, copy)[0]
+
+
+def _numeric_and_blanks(frame, column, source, default, copy=True):
+    """(:func:`_numeric`'s array, whether any of the column's cells is empty; False for an absent column)."""
     if column not in frame.columns:   # zeros from calloc: pages the kernel only reads are never written
-        return np.zeros(len(frame)) if default == 0 else np.full(len(frame), float(default))
+        return (np.zeros(len(frame)) if default == 0 else np.full(len(frame), float(default))), False
     raw = frame[column]
     if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "fiub":
         # a NumPy numeric column: empty cells are NaN, and no cell needs a look as text
         values = raw.to_numpy(dtype=float, copy=copy)
         if raw.dtype.kind != "f":                # integers and booleans are finite and never empty
-            return values
+            return values, False
         with np.errstate(over="ignore"):         # an overflowing sum is checked cell by cell below
             total = np.add.reduce(values)
         if np.isfinite(total):                   # no NaN and no inf (one pass, no temporary)
-            return values
+            return values, False
         finite = np.isfinite(values)
         if finite.all():                         # finite values whose sum overflows
-            return values
+            return values, False
         blank = np.isnan(values)
     elif raw.dtype.kind in "fiub":
         blank = _blank(raw)
@@ -173,7 +181,15 @@ def _numeric(frame, column, source, default, copy=True):
         index = int(np.flatnonzero(~finite & ~blank)[0])
         raise DataError("must be finite", file=source, row=_row_label(index), column=column,
                         value=values[index], got=_cell(frame, column, index))
-    return np.where(blank, float(default), values)
+    return np.where(blank, float(default), values), bool(blank.any())
+
+
+def _standard(frame, column, source, default, blanks=False):
+    """:func:`_numeric` of a standard column, as a read-only contiguous array (a view of the frame's own
+    column where it can be); with `blanks`, also whether any of its cells is empty."""
+    values, blank = _numeric_and_blanks(frame, column, source, default, copy=False)
+    values = _read_only(np.ascontiguousarray(values))
+    return (values, blank) if blanks else values
 
 
 def _row_label(index):
@@ -203,12 +219,13 @@ def standard_columns(data, source="data"):
     """
     names = []
     seen = {}
-    for position, column in enumerate(data.columns):
+    columns = data.columns.tolist()   # a list: iterating a pandas string index is slow
+    for position, column in enumerate(columns):
         name = column.strip() if isinstance(column, str) else column
         if isinstance(name, str) and name.upper() in _STANDARD:
             name = name.upper()
         if name in seen and name != "":
-            first = data.columns[seen[name]]
+            first = columns[seen[name]]
             which = (f"column {name} appears twice" if first == column else
                      f"columns {first!r} and {column!r} both name {name}")
             raise DataError(f"{which} (columns {seen[name] + 1} and {position + 1}); keep one", file=source)
@@ -222,7 +239,7 @@ def standard_columns(data, source="data"):
     return names
 
 
-def build_stream(model, data, source="data", max_memory=None):
+def build_stream(model, data, source="data", max_memory=None, split=None):
     """Check a NONMEM-style data set against a model and build the engine's records.
 
     Parameters
@@ -238,12 +255,18 @@ def build_stream(model, data, source="data", max_memory=None):
         Memory the expanded records may take (bytes, or text such as "8GB");
         default: ``PKPD_MAX_MEMORY`` or half the machine's memory. Checked
         before ADDL is expanded.
+    split : ndarray of int64, shape (n_records,), optional
+        A key per record (e.g. subject and occasion): records with different keys
+        never share a row of ``stream.inputs`` (so that random effects can be
+        applied to its rows).
 
     Returns
     -------
     EventStream
         ``stream.evid`` holds each input record's EVID as used (inferred from
-        AMT where the column or the cell is empty, as NONMEM does).
+        AMT where the column or the cell is empty, as NONMEM does);
+        ``stream.inputs`` a row per run of records with the same parameter and
+        covariate values (and key), ``stream.input_rows`` each input record's row.
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError("expected a pandas DataFrame", file=source, value=data, got=type(data).__name__)
@@ -255,53 +278,34 @@ def build_stream(model, data, source="data", max_memory=None):
                             file=source)
     if len(frame) == 0:
         raise DataError("has no records", file=source)
-    ids = _numeric(frame, "ID", source, np.nan)
-    time = _numeric(frame, "TIME", source, np.nan)
-    for name, values in (("ID", ids), ("TIME", time)):
-        if np.isnan(values).any():
+    # the standard columns as read-only float64 arrays, views of the data set's own columns where they
+    # are float64 already (nothing writes to them; one type for the kernel, which then compiles once)
+    (ids, ids_blank), (time, time_blank) = (_standard(frame, name, source, np.nan, blanks=True)
+                                            for name in ("ID", "TIME"))
+    for name, values, blank in (("ID", ids, ids_blank), ("TIME", time, time_blank)):
+        if blank:
             _fail_rows(np.isnan(values), source, name, "must not be empty", values, frame)
-    zeros = np.zeros(len(frame))   # every absent column that defaults to 0 (nothing writes to them)
-    amt = _numeric(frame, "AMT", source, 0.0) if "AMT" in frame.columns else zeros
-    evid = _numeric(frame, "EVID", source, np.nan)   # empty (or no column): inferred from AMT
-    cmt, rate, ii, addl, ss = (_numeric(frame, name, source, 0.0) if name in frame.columns else zeros
+    zeros = _read_only(np.zeros(len(frame)))   # every absent column that defaults to 0
+    amt = _standard(frame, "AMT", source, 0.0) if "AMT" in frame.columns else zeros
+    evid = _standard(frame, "EVID", source, np.nan)   # empty (or no column): inferred from AMT
+    cmt, rate, ii, addl, ss = (_standard(frame, name, source, 0.0) if name in frame.columns else zeros
                                for name in ("CMT", "RATE", "II", "ADDL", "SS"))
 
     n = len(frame)
-    numbers = np.array([model.numbers[name] for name in model.compartments], np.float64)
+    first_number = float(model.numbers[model.compartments[0]])
     modelled = np.array([[key in model.dosing.get(name, {}) for key in ("R", "D")] for name in model.compartments])
     records = {name: np.empty(n, np.int64) for name in ("evid", "kind", "cmt", "ss")}
     first_records = np.empty(n + 1, np.int64)   # only the pages of the first n_subjects entries are touched
     first_failure = np.full(len(_RULES), -1, np.int64)
-    addl_total, n_subjects = _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, modelled,
-                                records["evid"], records["kind"], records["cmt"], first_records,
-                                records["ss"], first_failure)
+    addl_total, n_subjects = _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, first_number,
+                                            _states_by_number(model), modelled, records["evid"], records["kind"],
+                                            records["cmt"], first_records, records["ss"], first_failure)
     failed = np.flatnonzero(first_failure >= 0)
     if failed.size:
         _fail_rule(int(failed[0]), int(first_failure[failed[0]]), model, source, frame,
                    dict(ids=ids, time=time, evid=evid, amt=amt, cmt=cmt, rate=rate, ii=ii, addl=addl, ss=ss))
 
-    # per-record parameter and covariate values: NumPy float64 columns and defaults in one compiled
-    # pass, row after row; other columns (and a float column with an empty or infinite cell) by _numeric
-    inputs = np.empty((n, len(model.inputs)))
-    direct = [_float_column(frame, name) for name in model.inputs]
-    not_finite = np.zeros(len(direct), np.bool_)
-    if direct:
-        unused = _read_only(np.empty(0))
-        _gather_inputs(inputs, tuple(unused if values is None else values for values in direct),
-                       np.array([values is not None for values in direct]),
-                       np.array(model.input_defaults, np.float64), not_finite)
-    for column, (name, default) in enumerate(zip(model.inputs, model.input_defaults)):
-        if name in frame.columns and (direct[column] is None or not_finite[column]):
-            inputs[:, column] = _numeric(frame, name, source, default, copy=False)
-        allowed = model.parameters[name].allowed if name in model.parameters else ()
-        if allowed and name in frame.columns:
-            bad = np.flatnonzero(~np.isin(inputs[:, column], allowed))
-            if bad.size:
-                index = bad[0]
-                raise DataError(f"must be one of {', '.join(f'{v:g}' for v in allowed)} (a switch)", file=source,
-                                row=_row_label(index), column=name, value=inputs[index, column],
-                                got=_cell(frame, name, index))
-
+    rows, inputs = _parameter_rows(model, frame, source, split)
     check_expanded_records(n, np.array([addl_total]), source, max_memory)
     kind = records["kind"]
     parents = (np.flatnonzero(((kind == KIND_DOSE) | (kind == KIND_RESET_DOSE)) & (addl > 0)) if addl_total > 0
@@ -309,16 +313,79 @@ def build_stream(model, data, source="data", max_memory=None):
     first_records = first_records[:n_subjects + 1].copy()
     first_records[n_subjects] = n
     stream = _assemble(first_records, ids[first_records[:-1]], time, kind, amt, records["cmt"], rate, ii,
-                       records["ss"], addl, inputs, parents)
+                       records["ss"], addl, inputs, rows, parents)
     stream.evid = records["evid"]
     return stream
 
 
+def _parameter_rows(model, frame, source, split=None):
+    """The per-record parameter and covariate values, as rows shared by runs of records.
+
+    Each column named like a model input is read whole (a NumPy float64 column as
+    it is, any other through :func:`_numeric`); one compiled pass
+    (:func:`_share_rows`) then writes a row of values only where a record's values
+    differ, bit for bit, from the previous record's (or its `split` key does), so
+    that a data set repeating a subject's values on every record gives one row per
+    subject, as ``simulate()`` does, instead of a matrix of every record (which
+    took as long to write, and to compare again in the engine, as to integrate).
+    Errors are raised column by column in the model's order of inputs.
+
+    Returns
+    -------
+    rows : ndarray of int64, shape (n_records,)
+        The row of `inputs` of each record (increasing).
+    inputs : ndarray of float64, shape (n_rows, n_inputs)
+    """
+    n = len(frame)
+    columns, errors = [], {}
+    for name, default in zip(model.inputs, model.input_defaults):
+        values = _float_column(frame, name)
+        if name in frame.columns and values is None:   # integers, text: converted (and checked) now
+            try:
+                values = np.ascontiguousarray(_numeric(frame, name, source, default, copy=False))
+            except DataError as error:
+                errors[len(columns)] = error           # raised in the order of the columns, below
+        columns.append(values)
+    rows, inputs, not_finite = _shared_rows(model, columns, split, n)
+    for column, (name, default) in enumerate(zip(model.inputs, model.input_defaults)):
+        if column in errors:
+            raise errors[column]
+        if not_finite[column]:   # empty cells take the default; an infinite value is refused
+            columns[column] = np.ascontiguousarray(_numeric(frame, name, source, default, copy=False))
+        allowed = model.parameters[name].allowed if name in model.parameters else ()
+        if allowed and name in frame.columns:
+            bad = np.flatnonzero(~np.isin(columns[column], allowed))
+            if bad.size:
+                index = bad[0]
+                raise DataError(f"must be one of {', '.join(f'{v:g}' for v in allowed)} (a switch)", file=source,
+                                row=_row_label(index), column=name, value=columns[column][index],
+                                got=_cell(frame, name, index))
+    if not_finite.any():
+        rows, inputs, _ = _shared_rows(model, columns, split, n)
+    return rows, inputs
+
+
+def _shared_rows(model, columns, split, n):
+    """(rows, inputs, not_finite) of :func:`_share_rows` for `columns` (float64 arrays, or None: the default)."""
+    width = max(len(columns), 1)   # a model without inputs: one unused column (a kernel takes no empty tuple)
+    unused = _read_only(np.empty(0, np.uint64))
+    bits = tuple(unused if values is None else _read_only(values.view(np.uint64)) for values in columns) or (unused,)
+    present = np.array([values is not None for values in columns] or [False])
+    defaults = np.array(list(model.input_defaults) or [0.0], np.float64).view(np.uint64)
+    rows = np.empty(n, np.int64)
+    inputs = np.empty((n, width))   # only the rows written are ever touched
+    not_finite = np.zeros(width, np.bool_)
+    keys = np.zeros(0, np.int64) if split is None else np.ascontiguousarray(split, np.int64)
+    n_rows = _share_rows(bits, present, defaults, keys, rows, inputs.view(np.uint64), not_finite)
+    return rows, inputs[:n_rows, :len(columns)], not_finite[:len(columns)]
+
+
 def _float_column(frame, name):
-    """The column `name` as a read-only contiguous float64 array if it is a NumPy float64 column, else None."""
-    if name not in frame.columns or frame[name].dtype != np.dtype(np.float64):
+    """The column `name` as a contiguous float64 array if it is a NumPy float64 column, else None."""
+    if name not in frame.columns:
         return None
-    return _read_only(np.ascontiguousarray(frame[name].to_numpy(copy=False)))
+    column = frame[name]   # once: each look-up of a column makes a new Series
+    return np.ascontiguousarray(column.to_numpy(copy=False)) if column.dtype == np.dtype(np.float64) else None
 
 
 def _read_only(values):
@@ -328,22 +395,43 @@ def _read_only(values):
     return view
 
 
-@jit
-def _gather_inputs(inputs, columns, present, defaults, not_finite):
-    """inputs[i, k] = columns[k][i] where present[k], else defaults[k]; not_finite[k]: column k holds NaN or inf.
+_EXPONENT = np.uint64(0x7FF0000000000000)   # the bits of a float64 that are all set in NaN and inf
 
-    The loop over the columns runs to ``len(columns)``, a constant of the compiled
-    function (one per tuple length), so each ``columns[k]`` is resolved when compiling.
+
+@jit
+def _share_rows(columns, present, defaults, split, rows, inputs, not_finite):
+    """Write a row of `inputs` where a record's values or `split` key differ from the previous record's.
+
+    columns : tuple of uint64 arrays, the bits of each input column per record (where present[k]).
+    defaults : the bits of each input's default (where not present[k]).
+    split : int64 key per record (or empty): records with different keys never share a row.
+    rows : the row of each record is written here;
+    not_finite[k]: column k holds NaN or inf. Returns the number of rows written.
+
+    Column by column, then record by record: the inner loops are simple enough for
+    the compiler to vectorise, and each ``columns[k]`` (a tuple indexed at run time)
+    is looked up once per column, not once per record.
     """
-    for i in range(inputs.shape[0]):
-        for k in range(len(columns)):
-            if present[k]:
-                value = columns[k][i]
-                if not np.isfinite(value):
-                    not_finite[k] = True
-                inputs[i, k] = value
-            else:
-                inputs[i, k] = defaults[k]
+    n = rows.size
+    starts = np.empty(n, np.bool_)   # whether each record starts a row
+    for i in range(n):
+        starts[i] = i == 0 or (split.size > 0 and split[i] != split[i - 1])
+    for k in range(len(columns)):
+        if present[k]:
+            values = columns[k]
+            special = (values[0] & _EXPONENT) == _EXPONENT if n else False
+            for i in range(1, n):
+                special |= (values[i] & _EXPONENT) == _EXPONENT
+                starts[i] |= values[i] != values[i - 1]
+            not_finite[k] = special
+    n_rows = 0
+    for i in range(n):
+        if starts[i]:
+            for k in range(len(columns)):
+                inputs[n_rows, k] = columns[k][i] if present[k] else defaults[k]
+            n_rows += 1
+        rows[i] = n_rows - 1
+    return n_rows
 
 
 # The checks of a data set's records, in the order they are made: (column, rule); the
@@ -400,13 +488,26 @@ def _any_true(flags):
     return False
 
 
+# the engine's kind of record of each valid EVID (0 to 4)
+_KINDS = np.array([KIND_OBS, KIND_DOSE, KIND_OBS, KIND_RESET, KIND_RESET_DOSE], np.int64)
+
+
+def _states_by_number(model):
+    """The 0-based state index of each compartment number 0..largest (-1 where none)."""
+    numbers = [model.numbers[name] for name in model.compartments]
+    table = np.full(max(numbers) + 1, -1, np.int64)
+    table[numbers] = np.arange(len(numbers))
+    return table
+
+
 @jit
-def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, modelled,
+def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, first_number, states_by_number, modelled,
                    evid_out, kind, state, first_records, ss_out, first_failure):
     """Check every record against _RULES and derive its EVID, kind, state index and subject, in one pass.
 
     evid : NaN where the data set leaves it empty (then 1 if AMT > 0, else 0, as NONMEM does).
-    numbers : the model's compartment numbers, in state order (increasing).
+    first_number : the model's first compartment number (that of a dose with CMT 0).
+    states_by_number : the state index of each compartment number 0..largest (-1: none).
     modelled : (n_states, 2) bool, whether the model defines the rate R, the duration D.
     state : the 0-based state index of the record's compartment (0 on a record without one).
     first_records : the first record of each subject (a run of records with one ID) is written here.
@@ -415,6 +516,7 @@ def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, model
     """
     addl_total = 0.0
     current_subject = 0
+    largest = states_by_number.size - 1
     for i in range(ids.size):
         e = evid[i]
         if np.isnan(e):
@@ -427,11 +529,9 @@ def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, model
         if not same_subject:
             first_records[current_subject] = i
         # NONMEM's compartment number -> state index; CMT=0: the first compartment for a dose, else none
-        number = numbers[0] if cmt[i] == 0 and dose else cmt[i]
-        index = -1
-        for k in range(numbers.size):
-            if numbers[k] == number:
-                index = k
+        number = first_number if cmt[i] == 0 and dose else cmt[i]
+        index = (states_by_number[np.int64(number)] if 0 <= number <= largest and number == np.floor(number)
+                 else -1)
         # an observation, or a dose without ADDL, SS or modelled rate, that breaks none of the rules
         # (a record passing this short test passes them all); the others are checked rule by rule
         plain = ((e == 0.0 and amt[i] >= 0 or e == 1.0 and amt[i] > 0) and ss[i] == 0 and ii[i] == 0
@@ -460,8 +560,9 @@ def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, numbers, model
                         first_failure[rule] = i
         if dose:
             addl_total += addl[i]
-        evid_out[i] = np.int64(e)
-        kind[i] = KIND_DOSE if e == 1.0 else KIND_RESET if e == 3.0 else KIND_RESET_DOSE if e == 4.0 else KIND_OBS
+        code = np.int64(e)
+        evid_out[i] = code
+        kind[i] = _KINDS[min(max(code, 0), 4)]   # any other EVID is refused
         state[i] = max(index, 0)
         ss_out[i] = np.int64(ss[i])
     return addl_total, current_subject + 1
@@ -474,7 +575,7 @@ def check_expanded_records(n_records, addl, source, max_memory=None):
                  max_memory)
 
 
-def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, addl, inputs, parents):
+def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, addl, inputs, rows, parents):
     """Expand ADDL and merge the generated doses into the sorted stream (vectorised).
 
     The input records stay in their order (they are sorted by subject, then
@@ -486,9 +587,10 @@ def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
 
     `first_records` holds each subject's first input record and then the number
     of input records, `cmt` each input record's 0-based state index, `ss` its SS
-    as int64 and `parents` the dose records with ADDL > 0; the per-record arrays (each of this
-    module's own making) become the stream's when no dose is generated, and then
-    ``prow``, ``drow``, ``out`` and ``parent`` are one array (nothing writes to a
+    as int64, `rows` its row of `inputs` and `parents` the dose records with ADDL > 0; the
+    per-record arrays (each of this module's own making, or a read-only column of the data
+    set) become the stream's when no dose is generated, and then ``prow``, ``drow`` and
+    ``input_rows`` are one array, ``out`` and ``parent`` another (nothing writes to a
     stream's arrays).
     """
     n = time.size
@@ -525,7 +627,7 @@ def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
         out[gen_position] = values[gen_parent] if generated is None else generated
         return out
 
-    rows = np.arange(n)   # one array for the four fields that are each record's own row when nothing is merged
+    records = np.arange(n)   # one array for the two fields that are each record's own index when nothing is merged
     subject_start = first_records + np.searchsorted(gen_subject, np.arange(subject_ids.size + 1))
     return EventStream(
         subject_start=subject_start.astype(np.int64),
@@ -537,12 +639,13 @@ def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
         rate=merged(rate, None),
         ii=merged(ii, None),
         ss=merged(ss, 0),
-        prow=merged(rows, next_input),
+        prow=merged(rows, rows[next_input]),
         drow=merged(rows, None),
-        out=merged(rows, -1),
-        parent=merged(rows, None),
-        inputs=np.ascontiguousarray(inputs, dtype=np.float64),
+        out=merged(records, -1),
+        parent=merged(records, None),
+        inputs=inputs,
         n_outputs=n,
+        input_rows=rows,
     )
 
 

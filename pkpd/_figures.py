@@ -9,6 +9,7 @@ function                              figure
 ====================================  ===========================================================
 :func:`concentration_figure`          median and 50 %/90 % bands of an output by arm, levels drawn
 :func:`regimen_figure`                dosing timeline of each arm (infusion bars, bolus ticks)
+:func:`dose_figure`                   an output after each dose of a repeated regimen, one panel per dose
 :func:`exposure_figure`               Cmax and AUC by arm (box plots, points for small n)
 :func:`attainment_figure`             % of subjects within a window / above a threshold over time
 :func:`pain_figure`                   daily pain (NRS) by arm, median and bands
@@ -55,6 +56,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from ._errors import PkpdError  # noqa: E402
+from ._per_dose import MAX_DOSES_SHOWN  # noqa: E402
 
 if TYPE_CHECKING:  # _run loads _figures on demand
     from ._run import RunResult
@@ -71,6 +73,7 @@ MAX_ARMS_ONE_PANEL = 6          # above this, time courses are drawn as one pane
 SMALL_N = 50                    # exposure box plots show every subject up to this n
 LOG_FLOOR_FRACTION = 1e-3       # log axes start at this fraction of the highest value drawn
 NEAR_LEVEL = 0.1                # a threshold within 10 % of a window edge is drawn once (the threshold)
+PEAK_FRACTION = 0.02            # a peak within the first 2 % of the time axis gets a panel of its own
 SWEPT_KEYS = ("amount", "duration", "rate", "every", "count", "until", "start")
 SWEEP_AXIS_PRIORITY = ("amount", "rate", "duration", "every", "count", "until", "start")
 SWEEP_KEY_LABELS = {"amount": "Dose", "duration": "Infusion duration", "rate": "Infusion rate",
@@ -364,7 +367,7 @@ def _arm_legend(fig, axes, panels, arms, title=None, texts=None, extra=()):
     order = [labels.index(arm) for arm in arms if arm in labels]
     texts = texts or {}
     fig.legend([handles[i] for i in order] + [h for h, _ in extra],
-               [texts.get(labels[i], labels[i]) for i in order] + [t for _, t in extra],
+               [_wrapped(texts.get(labels[i], labels[i]), 56) for i in order] + [t for _, t in extra],
                loc="outside lower center", ncols=1, handlelength=3.2, title=title)
 
 
@@ -451,35 +454,42 @@ def concentration_figure(run, scenario, output, log=False, *, focus=True, ylabel
         median a ``Line2D`` labelled with the arm name. Each arm keeps its colour and style of the
         other figures. The legend (single panel) names the arms, says which arm's curve is the same
         as another's, and what the bands are. On a log axis ``fig.pkpd_log_floor`` is the lower limit
-        (LOG_FLOOR_FRACTION of the highest value drawn).
+        (LOG_FLOOR_FRACTION of the highest value drawn). A fast-then-slow output (every peak within
+        the first PEAK_FRACTION of the time axis: magnesium after a 30-min infusion, followed for
+        days) gets two axes drawing the same artists: its peak in the model's time unit (up to
+        ``fig.pkpd_peak_end``, else None) and its whole course; long axis labels are wrapped.
     """
     unit = _unit(scenario, output)
     table, time_column = _profiles(run, scenario, output)
     low, high, inner_low, inner_high, median = _band_columns(scenario.quantiles)
     every_arm = list(run.results)
     arms = every_arm if all_arms else _nonzero_arms(table, every_arm, [low, high, median])
-    fig, axes, panels = _arm_axes(len(arms), panels=panels)
     times = np.sort(table[time_column].unique())
     end = None
     if focus:
         curves = [table.loc[table["arm"] == arm, high].to_numpy() for arm in arms]
         end = _focus_end(times, curves, 3e-4 if log else 0.01)
     time_unit = scenario.model.units.get("time", "h")
-    factor, xlabel = _time_scale((end or times[-1]) - times[0], time_unit)
-    for position, arm in enumerate(arms):
-        ax = axes[position]
-        index = every_arm.index(arm)   # the arm's style in every figure
-        rows = table[table["arm"] == arm]
-        x = rows[time_column].to_numpy() * factor
-        color = _arm_color(index, panels)
-        ax.fill_between(x, rows[low], rows[high], color=color, alpha=0.13, linewidth=0, label=f"_band90|{arm}")
-        if inner_low:
-            ax.fill_between(x, rows[inner_low], rows[inner_high], color=color, alpha=0.3, linewidth=0,
-                            label=f"_band50|{arm}")
-        y = rows[median].to_numpy(dtype=float)
-        if log:  # a line through zeros would drop to the axis floor; break it there instead
-            y = np.where(y > 0, y, np.nan)
-        _line(ax, x, y, arm, index, len(x), panels)
+    peak_end = None
+    if focus and (panels or ("single" if len(arms) <= MAX_ARMS_ONE_PANEL else "grid")) == "single":
+        peak_end = _peak_end(times, [table.loc[table["arm"] == arm, median].to_numpy(dtype=float) for arm in arms],
+                             end or times[-1])
+    if peak_end is None:
+        fig, axes, panels = _arm_axes(len(arms), panels=panels)
+        factor, xlabel = _time_scale((end or times[-1]) - times[0], time_unit)
+        views = [(axes, factor, xlabel, end)]
+    else:   # fast, then slow: a panel on the peak in hours beside the whole course
+        fig = _new_figure(COLUMN_WIDTH_IN, 2.6 + 0.14 * len(arms))
+        first, whole = fig.subplots(1, 2, sharey=True, width_ratios=[1, 1.6])
+        panels = "single"
+        factor, xlabel = _time_scale((end or times[-1]) - times[0], time_unit)
+        views = [([first] * len(arms), 1.0, f"Time ({time_unit})", peak_end), ([whole] * len(arms), factor, xlabel, end)]
+    for axes_of_view, view_factor, _, _ in views:
+        for position, arm in enumerate(arms):
+            index = every_arm.index(arm)   # the arm's style in every figure
+            _draw_arm(axes_of_view[position], table[table["arm"] == arm], time_column, view_factor, arm, index, panels,
+                      scenario.quantiles, log)
+    axes = views[0][0]
     if reference in arms and panels != "single":
         rows = table[table["arm"] == reference]
         for arm, ax in zip(arms, axes):
@@ -489,14 +499,17 @@ def concentration_figure(run, scenario, output, log=False, *, focus=True, ylabel
                     linewidth=0.8, linestyle=(0, (3, 1.5)), label=f"_reference|{reference}", zorder=1.5)
         handle = matplotlib.lines.Line2D([], [], color="0.4", linewidth=0.8, linestyle=(0, (3, 1.5)))
         fig.legend([handle], [f"median, {reference}"], loc="outside lower center")
-    shown = list(dict.fromkeys(axes))
-    for number, ax in enumerate(shown):
-        if draw_levels:
-            _draw_levels(ax, scenario, output, unit, labels=number == 0)
-        if end is not None:
-            ax.set_xlim(times[0] * factor, end * factor)
-        if ylim is not None:
-            ax.set_ylim(*ylim)
+    shown = []
+    labelled_axes = views[-1][0][0]   # the levels' labels once: on the whole course's (first) axes
+    for axes_of_view, view_factor, _, view_end in views:
+        for ax in dict.fromkeys(axes_of_view):
+            if draw_levels:
+                _draw_levels(ax, scenario, output, unit, labels=ax is labelled_axes)
+            if view_end is not None:
+                ax.set_xlim(times[0] * view_factor, view_end * view_factor)
+            if ylim is not None:
+                ax.set_ylim(*ylim)
+            shown.append(ax)
     fig.pkpd_log_floor = None
     if log:
         values = table[[low, high, median]].to_numpy()
@@ -507,12 +520,67 @@ def concentration_figure(run, scenario, output, log=False, *, focus=True, ylabel
         for ax in shown:
             ax.set_yscale("log", nonpositive="clip")
             ax.set_ylim(floor, top * 2)
-    ylabel = ylabel or _label(scenario, output)
-    _label_panels(axes, panels, xlabel, ylabel, arms)
+    ylabel = _wrapped(ylabel or _label(scenario, output))
+    _label_panels(axes, panels, views[0][2], ylabel, arms)
+    if peak_end is not None:
+        views[1][0][0].set_xlabel(views[1][2])
+        views[0][0][0].set_title("peak", fontsize=6.5, pad=2)
+        views[1][0][0].set_title("whole course", fontsize=6.5, pad=2)
     _arm_legend(fig, axes, panels, arms, texts=_same_curves(table, arms, median),
                 extra=_band_handles(scenario.quantiles))
     fig.pkpd_focus = (float(times[0]), end, float(times[-1]), 3e-4 if log else 0.01) if end is not None else None
+    fig.pkpd_peak_end = peak_end
     return fig
+
+
+def _draw_arm(ax, rows, time_column, factor, arm, index, panels, quantiles, log):
+    """One arm's bands (``_band90|ARM``, ``_band50|ARM``) and median line (labelled ARM) on `ax`."""
+    low, high, inner_low, inner_high, median = _band_columns(quantiles)
+    x = rows[time_column].to_numpy() * factor
+    color = _arm_color(index, panels)
+    ax.fill_between(x, rows[low], rows[high], color=color, alpha=0.13, linewidth=0, label=f"_band90|{arm}")
+    if inner_low:
+        ax.fill_between(x, rows[inner_low], rows[inner_high], color=color, alpha=0.3, linewidth=0,
+                        label=f"_band50|{arm}")
+    y = rows[median].to_numpy(dtype=float)
+    if log:  # a line through zeros would drop to the axis floor; break it there instead
+        y = np.where(y > 0, y, np.nan)
+    _line(ax, x, y, arm, index, len(x), panels)
+
+
+def _peak_end(times, curves, end):
+    """End of a first panel on the peak of a fast-then-slow output (magnesium: up in 30 min, back
+    over days), or None when every curve's peak is plain on one axis.
+
+    A curve's peak is its largest departure from its first value; when every curve that moves
+    peaks within the first PEAK_FRACTION of the shown span, the panel reaches until the curves
+    have fallen back half-way from their peaks (at least three times the peak time), at most a
+    quarter of the span.
+    """
+    start, reach = float(times[0]), None
+    shown = times <= end
+    for curve in curves:
+        departure = np.abs(curve - curve[0])[shown]
+        peak = int(np.argmax(departure))
+        if not departure[peak] > 0:
+            continue
+        peak_time = times[peak]
+        if peak_time - start > PEAK_FRACTION * (end - start):
+            return None
+        fallen = np.flatnonzero((times[shown] > peak_time) & (departure <= 0.5 * departure[peak]))
+        half = times[fallen[0]] if fallen.size else end
+        reach = max(reach or start, half, start + 3 * (peak_time - start))
+    if reach is None:
+        return None
+    return float(min(reach, start + 0.25 * (end - start)))
+
+
+def _wrapped(label, width=32):
+    """An axis label on two lines when it is longer than `width` characters (so that a long label,
+    "Probability of psychotomimetic adverse event (solicited)", stays beside its axis)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(label, width)) if len(label) > width else label
 
 
 def _draw_levels(ax, scenario, output, unit, labels=True):
@@ -546,6 +614,76 @@ def _log_useful(run, scenario, output):
     median = table[_band_columns(scenario.quantiles)[4]].to_numpy()
     top = np.nanmax(median) if median.size else 0.0
     return bool(top > 0 and np.nanmin(median) < 0.01 * top)
+
+
+@_styled
+def dose_figure(run, scenario, output):
+    """One panel per administration of a repeated regimen (a weekly infusion): median and bands of
+    `output` over the same span after each dose's start, one row per arm that repeats a dose, the
+    y axis shared, so that a build-up from dose to dose shows.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Axes titled "dose N (at T)"; x data are the time since that administration's start (model
+        time unit); artists as in :func:`concentration_figure` (``_band90|ARM``, the median labelled
+        ARM). ``fig.pkpd_span`` is the span shown after each dose. None when no arm repeats a dose
+        in which `output` moves.
+    """
+    from ._per_dose import dose_windows, repeated_dose
+
+    table, time_column = _profiles(run, scenario, output)
+    low, high, _, _, median = _band_columns(scenario.quantiles)
+    every_arm = list(run.results)
+    moving = _nonzero_arms(table, every_arm, [low, high, median])
+    rows = [(arm, dose_windows(dose, scenario.times)) for arm, dose in
+            ((arm, repeated_dose(arm)) for arm in scenario.arms) if dose is not None and arm.name in moving]
+    rows = [(arm, windows) for arm, windows in rows if windows]
+    if not rows:
+        return None
+    times = np.sort(table[time_column].unique())
+    span = _dose_span(times, table, rows, high)
+    columns = max(len(windows) for _, windows in rows)
+    fig = _new_figure(PAGE_WIDTH_IN, 0.7 + 1.3 * len(rows))
+    grid = fig.subplots(len(rows), columns, sharey=True, squeeze=False)
+    time_unit = scenario.model.units.get("time", "h")
+    for row, (arm, windows) in enumerate(rows):
+        index = every_arm.index(arm.name)
+        arm_rows = table[table["arm"] == arm.name]
+        for column in range(columns):
+            ax = grid[row, column]
+            if column >= len(windows):
+                fig.delaxes(ax)
+                continue
+            number, start, end = windows[column]
+            inside = arm_rows[(arm_rows[time_column] >= start - 1e-9) & (arm_rows[time_column] <= min(end, start + span)
+                                                                          + 1e-9)]
+            shifted = inside.assign(**{time_column: inside[time_column] - start})
+            _draw_arm(ax, shifted, time_column, 1.0, arm.name, index, "stacked", scenario.quantiles, False)
+            _draw_levels(ax, scenario, output, _unit(scenario, output), labels=False)
+            ax.set_xlim(0, span)
+            ax.set_title(f"dose {number} (at {_format_time(start)})", fontsize=6, pad=2)
+            if column == 0:
+                ax.set_ylabel(_wrapped(arm.name, 24), fontsize=6.5)
+    fig.supxlabel(f"Time since the start of the dose ({time_unit})", fontsize=7)
+    fig.supylabel(_label(scenario, output), fontsize=7)
+    fig.legend(*zip(*_band_handles(scenario.quantiles)), loc="outside upper center", ncols=2)
+    fig.pkpd_span = span
+    return fig
+
+
+def _dose_span(times, table, rows, column):
+    """The span drawn after each dose: the informative part of the first window of every row (as the
+    time-course figures' focus), at most the shortest window."""
+    shortest = min(end - start for _, windows in rows for _, start, end in windows)
+    ends = []
+    for arm, windows in rows:
+        _, start, end = windows[0]
+        inside = (times >= start) & (times <= end)
+        curve = table.loc[table["arm"] == arm.name, column].to_numpy(dtype=float)[inside]
+        focus = _focus_end(times[inside], [curve], 0.01)
+        ends.append((focus if focus is not None else end) - start)
+    return float(min(max(ends), shortest))
 
 
 # ---------------------------------------------------------------------------
@@ -861,9 +999,23 @@ def exposure_figure(run, scenario, output, metrics=("cmax", "auc")):
         if metric == "auc" and scenario.interval is not None:
             a, b = scenario.interval
             name = f"AUC {_format_time(a)}-{_format_time(b)}"
+        if metric == "auc" and scenario.model.outputs[output].baseline:   # an endogenous substance
+            name += " above baseline"
         ax.set_xlabel(f"{scenario.model.outputs[output].title}: {name} ({_pretty_unit(unit)})")
         ax.set_xlim(left=min(0, ax.get_xlim()[0]))
+    _fit_xlabels(fig)
     return fig
+
+
+def _fit_xlabels(fig):
+    """Wrap each x axis label that is wider than its axes (laid out as when saved) to the axes' width."""
+    fig.draw_without_rendering()
+    for ax in fig.axes:
+        label = ax.xaxis.label
+        text = label.get_text()
+        width, room = label.get_window_extent().width, ax.get_window_extent().width
+        if text and width > room:
+            ax.set_xlabel(_wrapped(text, max(12, int(len(text) * room / width) - 2)))
 
 
 # ---------------------------------------------------------------------------
@@ -1229,8 +1381,21 @@ def figure_set(run: "RunResult", scenario: "Scenario") -> Iterator[tuple[str, Fi
                      f"highest value drawn)" if log else "")
             left_out = [arm for arm in run.results if arm not in _legend_arms(fig, run)]
             omitted = (f" Not drawn: {', '.join(left_out)} ({output} identically 0)." if left_out else "")
+            peak = (f" Left: the first {_format_time(fig.pkpd_peak_end)}, where the peak is; right: the whole "
+                    f"course." if fig.pkpd_peak_end is not None else "")
             yield stem, fig, (f"{output}, {label}, over time by arm: {bands}{level_text}"
-                              f"{floor}.{_focus_text(fig)}{omitted}{panels} {base}.")
+                              f"{floor}.{peak}{_focus_text(fig)}{omitted}{panels} {base}.")
+
+    for output in scenario.variables:
+        if not _is_concentration(scenario, output):
+            continue
+        fig = dose_figure(run, scenario, output)
+        if fig is not None:
+            yield f"{output.lower()}_per_dose", fig, (
+                f"{output}, {_label(scenario, output)}, after each dose of the arms that repeat one (rows), one panel "
+                f"per dose (columns; with more than {MAX_DOSES_SHOWN} doses the first {MAX_DOSES_SHOWN - 1} and the "
+                f"last): {bands}, over the first {_format_time(fig.pkpd_span)} after the start of each dose, on one "
+                f"y axis. {base}.")
 
     for output in scenario.variables:
         if not _is_concentration(scenario, output):
@@ -1244,9 +1409,12 @@ def figure_set(run: "RunResult", scenario: "Scenario") -> Iterator[tuple[str, Fi
         points = " Every subject is drawn as a point." if n <= SMALL_N else ""
         interval = (f" over {_format_time(scenario.interval[0])}-{_format_time(scenario.interval[1])}"
                     if scenario.interval else " over the simulated period")
+        baseline = model.outputs[output].baseline
+        above = (f" AUC above each subject's baseline ({baseline}): the exposure the doses added to the "
+                 f"endogenous level." if baseline and "auc" in metrics else "")
         yield f"exposure_{output.lower()}", fig, (
             f"{output} ({model.outputs[output].title}) exposure by arm: "
-            f"{' and '.join(METRIC_LABELS[m] for m in metrics)}{interval}. Boxes: "
+            f"{' and '.join(METRIC_LABELS[m] for m in metrics)}{interval}.{above} Boxes: "
             f"quartiles and median; whiskers: 5th-95th percentiles over subjects.{points} {base}.")
 
     for output in scenario.variables:

@@ -3,7 +3,7 @@
 A model file is TOML (see ``models/README.md`` for the format). Loading checks
 every section against the rules of the format and raises :class:`ModelError`
 naming the file, the key and the problem. Compilation writes a Python module of
-the model's six small functions (:mod:`pkpd.engine.interface`) to a cache folder
+the model's seven small functions (:mod:`pkpd.engine.interface`) to a cache folder
 under a name keyed by the SHA-256 of the generated source and the Numba version;
 Numba's on-disk cache beside that file means an unchanged model is compiled once,
 ever (about a second), and the engine itself (:mod:`pkpd.engine`), compiled once
@@ -35,18 +35,20 @@ import numba
 
 from . import _expr
 from ._errors import ModelError, PkpdError, suggestion
+from ._keys import Keys
 from ._numba_cache import guard
 from ._uncertainty import ParameterUncertainty, parse_uncertainty
 
 __all__ = ["Model", "load_model", "library_models", "model_directories"]
 
-CODEGEN_VERSION = "3"   # 2: Numba cache files end in a checksum; 3: model functions only, the engine apart
+CODEGEN_VERSION = "4"   # 2: Numba cache files end in a checksum; 3: model functions only, the engine apart; 4: model_dopri
 _SECTIONS = ["model", "compartments", "parameters", "covariates", "derived", "odes",
              "dosing", "outputs", "initial", "variability", "residual", "drugs", "uncertainty"]
-_PARAMETER_KEYS = ["value", "unit", "description", "source", "reliability", "assumption", "allowed", "uncertainty"]
-_COVARIATE_KEYS = ["value", "unit", "description", "source", "reliability", "assumption", "distribution"]
-_OUTPUT_KEYS = ["expr", "unit", "role", "analyte", "matrix", "event", "description", "source", "reliability",
-                "assumption"]
+# Each table's keys, required ones included (pkpd/_keys.py): the checker below and the docs' key reference read them.
+_PARAMETER_KEYS = Keys(["value", "unit", "description", "source", "reliability", "assumption", "allowed", "uncertainty"],
+                       required=["value", "unit", "description", "source"])
+_COVARIATE_KEYS = Keys(["value", "unit", "description", "source", "reliability", "assumption", "distribution"],
+                       required=["value"])
 # What an output is (models/README.md, "Outputs"): tables, console lines and figures choose by role, never by name.
 OUTPUT_ROLES = {
     "concentration": "a concentration of one analyte in one matrix (requires analyte and matrix)",
@@ -61,7 +63,10 @@ OUTPUT_ROLES = {
 MATRICES = ("arterial plasma", "venous plasma", "plasma", "arterial blood", "venous blood", "blood", "serum",
             "CSF", "effect site")
 _ROLE_KEYS = {"analyte": "concentration", "matrix": "concentration", "event": "adverse_event_probability"}
-_COMPARTMENT_KEYS = ["number", "description", "unit"]
+_OUTPUT_KEYS = Keys(["expr", "unit", "role", "analyte", "matrix", "event", "label", "baseline", "description", "source",
+                     "reliability", "assumption"], required=["expr", "role"],
+                    required_when={item: f"for an output of role {role}" for item, role in _ROLE_KEYS.items()})
+_COMPARTMENT_KEYS = Keys(["number", "description", "unit"], required=["number"])
 _DOSING_KEYS = {"F": "bioavailability", "ALAG": "lag time", "R": "modelled rate", "D": "modelled duration"}
 _RESERVED = {"ID", "TIME", "EVID", "AMT", "CMT", "RATE", "II", "ADDL", "SS", "MDV", "DV", "REC"}
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_. -]{0,63}")
@@ -136,6 +141,8 @@ class Output:
     analyte: str = ""
     matrix: str = ""
     event: str = ""
+    words: str = ""       # the file's ``label``: the output named in words ("Fall in systolic blood pressure")
+    baseline: str = ""    # the file's ``baseline``: the endogenous level, an expression of parameters and covariates
 
     @property
     def label(self):
@@ -155,12 +162,14 @@ class Output:
     @property
     def title(self):
         """:attr:`label` without the unit: "Ketamine, racemic, arterial plasma"; an output that is
-        not a concentration or an adverse event by its name ("Pain" for PAIN, names with digits
-        or underscores as written)."""
+        not a concentration or an adverse event by the file's ``label`` ("Fall in systolic blood
+        pressure"), else by its name ("Pain" for PAIN, names with digits or underscores as written)."""
         if self.role == "concentration":
             return f"{_capitalised(self.analyte)}, {self.matrix}"
         if self.role == "adverse_event_probability":
             return f"Probability of {self.event}"
+        if self.words:
+            return self.words
         return self.name.capitalize() if self.name.isalpha() and self.name.isupper() else self.name
 
 
@@ -351,7 +360,7 @@ class Model:
 
     @property
     def module(self):
-        """The model's compiled module: its six functions (generated and imported on first use).
+        """The model's compiled module: its seven functions (generated and imported on first use).
 
         Models with the same text (the same file, or copies made by with_parameters before either
         was used, e.g. one per parameter draw) share it without generating the source again."""
@@ -472,7 +481,7 @@ def _build(path, source, data):
     numbers = {}
     for name, spec in raw_compartments.items():
         _check_name(path, f"compartments.{name}", name)
-        if not isinstance(spec, dict) or "number" not in spec:
+        if not isinstance(spec, dict) or "number" not in spec:   # _COMPARTMENT_KEYS.required
             _fail(path, f"compartments.{name}.number", "is required")
         _unknown(path, f"compartments.{name}.", spec.keys(), _COMPARTMENT_KEYS)
         number = spec["number"]
@@ -493,13 +502,11 @@ def _build(path, source, data):
             if not isinstance(spec, dict):
                 spec = {"value": spec}
             _unknown(path, f"{key}.", spec.keys(), allowed_keys)
-            if "value" not in spec:
-                _fail(path, f"{key}.value", "is required (every parameter needs a value)")
+            for required in allowed_keys.required:
+                if required not in spec:
+                    _fail(path, f"{key}.{required}", "is required (every parameter needs a value)" if required == "value"
+                          else "is required")
             value = _number(path, f"{key}.value", spec["value"])
-            if section == "parameters":
-                for required in ("unit", "description", "source"):
-                    if required not in spec:
-                        _fail(path, f"{key}.{required}", "is required")
             allowed = ()
             if "allowed" in spec:
                 if not isinstance(spec["allowed"], list) or not spec["allowed"]:
@@ -577,7 +584,7 @@ def _build(path, source, data):
         if not isinstance(spec, dict):
             spec = {"expr": spec}
         _unknown(path, f"{key}.", spec.keys(), _OUTPUT_KEYS)
-        if "expr" not in spec:
+        if "expr" not in spec:   # _OUTPUT_KEYS.required (role: in _output_role)
             _fail(path, f"{key}.expr", "is required")
         # An output may use the outputs declared above it (computed in file order).
         later = set(raw_outputs) - set(outputs) - {name}
@@ -594,7 +601,8 @@ def _build(path, source, data):
             _fail(path, f"{key}.expr", f"{error.rule}{hint}", **error.fields())
         trees[f"{key}.expr"] = tree
         outputs[name] = Output(name, str(spec["expr"]), str(spec.get("unit", "")), str(spec.get("description", "")),
-                               **_output_role(path, key, spec))
+                               **_output_role(path, key, spec), **_output_words(path, key, spec),
+                               baseline=_output_baseline(path, key, spec, set(parameters) | set(covariates)))
 
     drugs = {}
     for name, spec in data.get("drugs", {}).items():
@@ -639,7 +647,7 @@ def _output_role(path, key, spec):
                 _fail(path, f"{key}.{item}", f"only an output of role {owner} has {item} (this one's role is {role})")
             continue
         if item not in spec:
-            _fail(path, f"{key}.{item}", f"is required for an output of role {owner}")
+            _fail(path, f"{key}.{item}", f"is required {_OUTPUT_KEYS.required_when[item]}")
         value = spec[item]
         if not (isinstance(value, str) and value.strip() and value.isprintable() and len(value) <= 64):
             _fail(path, f"{key}.{item}", f"must be text on one line (1 to 64 characters); got {value!r}")
@@ -648,6 +656,37 @@ def _output_role(path, key, spec):
             _fail(path, f"{key}.matrix", f"must be one of {', '.join(MATRICES)}; got {value!r}{extra}")
         found[item] = value
     return found
+
+
+def _output_words(path, key, spec):
+    """The checked ``label`` of an output (its name in words), as keyword arguments of Output; a
+    concentration is named by its analyte and matrix and an adverse-event probability by its event."""
+    if "label" not in spec:
+        return {}
+    if spec["role"] in ("concentration", "adverse_event_probability"):
+        _fail(path, f"{key}.label", f"an output of role {spec['role']} is named by its "
+                                    f"{'analyte and matrix' if spec['role'] == 'concentration' else 'event'}")
+    value = spec["label"]
+    if not (isinstance(value, str) and value.strip() and value.isprintable() and len(value) <= 80):
+        _fail(path, f"{key}.label", f"must be text on one line (1 to 80 characters); got {value!r}")
+    return {"words": value}
+
+
+def _output_baseline(path, key, spec, allowed):
+    """The checked ``baseline`` of an output: the endogenous level (magnesium's MG0), an expression of
+    parameters and covariates; exposure AUCs of the output are then taken above it ("" if none)."""
+    if "baseline" not in spec:
+        return ""
+    text = spec["baseline"]
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        _fail(path, f"{key}.baseline", "must be a number or an expression of parameters and covariates, e.g. 'MG0'",
+              value=text)
+    try:
+        _expr.parse(text, allowed)
+    except _expr.ExpressionError as error:
+        _fail(path, f"{key}.baseline", f"{error.rule} (a baseline uses parameters and covariates only)",
+              **error.fields())
+    return str(text)
 
 
 def _check_drug(path, key, spec, numbers):
@@ -784,7 +823,7 @@ def _used(trees):
 
 
 def generate_source(model):
-    """The Python source of the model's six functions (see :mod:`pkpd.engine.interface`).
+    """The Python source of the model's seven functions (see :mod:`pkpd.engine.interface`).
 
     Raises ModelError naming the key when an expression (or its derivative) nests
     deeper than Python can compile."""
@@ -840,6 +879,8 @@ def generate_source(model):
         lines.append(f"    dydt[{index}] = {code(ode_keys[index], odes[index])}")
     lines += ["", ""]
 
+    lines += _dopri_source(model, odes, code, ode_keys, hoisted)
+
     used = _used(jacobian.values())
     lines += ["def model_jacobian(y, e, jac):"]
     lines += _unpack(model, "e", used, hoisted=hoisted) + _unpack(model, "y", used, env=False)
@@ -879,6 +920,49 @@ def generate_source(model):
     with _expr.deep_recursion():
         ast.parse(source)  # generated code must always be valid Python
     return source
+
+
+def _dopri_source(model, odes, code, ode_keys, hoisted):
+    """The lines of ``model_dopri(y, e, rate, h, work)``: one Dormand-Prince step of
+    :mod:`pkpd.engine.dopri`'s contract for this model's states.
+
+    A step of the engine's own would loop over a state count learnt at run time and reach the
+    right-hand side through a pointer at each of six stages: for a small model most of a step
+    was loop overhead and calls. Here the state count is a constant and the right-hand side's
+    expressions stand inside the loop over stages, once. Written once, not once per stage, and
+    with the sums over states as loops: a straight-line version (every stage and state written
+    out) was 12 % faster on W1's 3 states but compiled ketamine_mg_pain's step in 1.3-1.5 s
+    instead of 0.25 s (Numba types every arithmetic operation; LLVM unrolls what is written as
+    loops with constant bounds when the body is small). The stage sums follow the tableau's
+    order and each derivative is the right-hand side plus its dose rate, as in scipy's RK45;
+    ``work`` is the engine's work matrix (rows of ``n_states``), flat."""
+    from .engine import dopri
+    from .engine.constants import W_ERR, W_K, W_NEW, W_TMP
+
+    n = len(model.compartments)
+    names = [f"{_expr.PREFIX}{name}" for name in model.compartments]
+    tableau = ", ".join(repr(value) for value in dopri.TABLEAU.ravel().tolist())
+    error = ", ".join(repr(value) for value in dopri.E.tolist())
+    lines = ["# the Dormand-Prince tableau of pkpd.engine.dopri, row s the weights of stages 0..s-1 in stage s",
+             f"DOPRI_A = ({tableau})",
+             f"DOPRI_E = ({error})", "", "",
+             "def model_dopri(y, e, rate, h, work):"]
+    lines += _unpack(model, "e", _used(odes), hoisted=hoisted)
+    lines += ["    for s in range(1, 7):",
+              f"        for i in range({n}):",
+              f"            total = DOPRI_A[s * 7] * work[{W_K * n} + i]",
+              "            for j in range(1, s):",
+              f"                total += DOPRI_A[s * 7 + j] * work[({W_K} + j) * {n} + i]",
+              f"            work[{W_TMP * n} + i] = y[i] + h * total"]
+    lines += [f"        {names[i]} = work[{W_TMP * n + i}]" for i in range(n)]
+    lines += [f"        work[({W_K} + s) * {n} + {i}] = ({code(ode_keys[i], odes[i])}) + rate[{i}]" for i in range(n)]
+    lines += [f"    for i in range({n}):",
+              f"        work[{W_NEW * n} + i] = work[{W_TMP * n} + i]",
+              f"        total = DOPRI_E[0] * work[{W_K * n} + i]",
+              "        for j in range(1, 7):",
+              f"            total += DOPRI_E[j] * work[({W_K} + j) * {n} + i]",
+              f"        work[{W_ERR * n} + i] = h * total"]
+    return lines + ["", ""]
 
 
 def _generated_location(model):

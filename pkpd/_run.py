@@ -113,6 +113,10 @@ def summary_table(scenario, exposure, results):
     summary = grouped["value"].agg(median="median", p5=lambda v: np.percentile(v, 5),
                                    p95=lambda v: np.percentile(v, 95), mean="mean", n="size").reset_index()
     summary["unit"] = grouped["unit"].first().to_numpy()
+    # the AUC of an endogenous substance (an output with a baseline) is taken above the baseline: said here
+    summary["level"] = [f"above baseline {scenario.model_of(arm).outputs[output].baseline}"
+                        if metric == "auc" and scenario.model_of(arm).outputs[output].baseline else None
+                        for arm, output, metric in zip(summary["arm"], summary["output"], summary["metric"])]
     rows = []
     for arm, result in results.items():
         for output in scenario.variables:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ._errors import PkpdError, ScenarioError, suggestion
+from ._keys import Keys
 from ._model import Model, check_allowed, library_models, load_model
 from ._options import SolverOptions
 from ._population import Population
@@ -27,19 +28,25 @@ from ._regimen import Dose, Regimen, dose_warning, resolve_dose
 from ._resources import check_memory
 from ._units import _per_mass, magnitude_in, parse_quantity
 
-TOP_KEYS = ["model", "seed", "description", "parameters", "population", "arms", "sweep", "outputs", "trial",
-            "solver", "search", "uncertainty", "sensitivity"]
-POPULATION_KEYS = ["n", "covariates", "correlations", "csv", "variability"]
-ARM_KEYS = ["name", "model", "doses", "parameters", "description"]
-DOSE_KEYS = ["drug", "amount", "duration", "rate", "start", "every", "count", "until", "route"]
-OUTPUT_KEYS = ["times", "variables", "metrics", "thresholds", "windows", "quantiles", "interval"]
-TIME_KEYS = ["start", "stop", "step"]
-SWEEP_KEYS = ["drug", "amount", "duration", "rate", "every", "count", "until", "start", "route", "name", "with",
-              "parameters"]
-SOLVER_KEYS = ["method", "rtol", "atol"]
+# Each table's keys, required ones included (pkpd/_keys.py): the checker below and the docs' key reference read them.
+TOP_KEYS = Keys(["model", "seed", "description", "parameters", "population", "arms", "sweep", "outputs", "trial",
+                 "solver", "search", "uncertainty", "sensitivity"], required=["model", "outputs"],
+                required_when={"arms": "or a sweep"})
+POPULATION_KEYS = Keys(["n", "covariates", "correlations", "csv", "variability"])
+ARM_KEYS = Keys(["name", "model", "doses", "parameters", "description"], required=["name"])
+DOSE_KEYS = Keys(["drug", "amount", "duration", "rate", "start", "every", "count", "until", "route"], required=["drug"],
+                 required_when={"amount": "or give a rate and a duration", "every": "when count > 1 or until is given"})
+OUTPUT_KEYS = Keys(["times", "variables", "metrics", "thresholds", "windows", "quantiles", "interval"],
+                   required=["times"])
+TIME_KEYS = Keys(["start", "stop", "step"], required=["start", "stop", "step"])
+SWEEP_KEYS = Keys(["drug", "amount", "duration", "rate", "every", "count", "until", "start", "route", "name", "with",
+                   "parameters"], required_when={"drug": "when dose keys are swept"})
+SOLVER_KEYS = Keys(["method", "rtol", "atol"])
 METRICS = ["cmax", "tmax", "cmin", "auc", "cavg"]
 #: Arms one sweep may make: beyond, checking alone takes minutes and the run cannot fit.
 MAX_ARMS = 10_000
+#: Administrations whose times (and infusion ends) a regular output grid takes in (:func:`with_dose_times`).
+MAX_ADDED_TIMES = 10_000
 #: Format specifications allowed in a sweep's name template: fill/align, sign, width, precision, type.
 _FORMAT_SPEC = re.compile(r"^(.?[<>^=])?[+\- ]?0?\d*,?(\.\d+)?[sdfFeEgG%]?$")
 
@@ -179,7 +186,11 @@ class _Checker:
         """Fail at `key` with the rule and value of `error`, a PkpdError of a check that knew no file."""
         self.fail(key, error.rule, **error.fields())
 
-    def keys(self, key, table, allowed, required=()):
+    def keys(self, key, table, allowed, required=None):
+        """Refuse a `table` that is not one, has a key not `allowed` or lacks a required one (`required`,
+        by default ``allowed.required`` of a :class:`~pkpd._keys.Keys`)."""
+        if required is None:
+            required = getattr(allowed, "required", ())
         if not isinstance(table, dict):
             self.fail(key, "must be a table", value=table, got=f"{type(table).__name__} {table!r}")
         for name in table:
@@ -224,7 +235,8 @@ def check_resources(scenario, max_memory=None):
     """Refuse a scenario whose run would need more memory than the limit, before anything is allocated.
 
     The estimate covers every arm's trajectories (all kept for the tables), the long
-    exposure table and, with a ``[trial]`` section, its replicate trials; ``pkpd
+    exposure table, with a ``[trial]`` section its replicate trials and with a
+    ``[search]`` its candidates (:func:`pkpd._search.search_resources`); ``pkpd
     validate`` and ``pkpd run`` both call this.
 
     Returns
@@ -260,6 +272,11 @@ def check_resources(scenario, max_memory=None):
             seconds += trial_seconds * len(design.sequences)
         size += largest
         what += f", trial {design.replicates:,} replicates x {max(design.sample_sizes):,} patients"
+    if scenario.search is not None:
+        from ._search import search_resources
+
+        search_size, search_seconds, search_what = search_resources(scenario)
+        size, seconds, what = size + search_size, seconds + search_seconds, what + search_what
     if scenario.uncertainty is not None:   # every draw repeats the run; its percentiles are kept
         draws = scenario.uncertainty.draws
         size += 8.0 * draws * len(scenario.arms) * len(scenario.variables) * len(scenario.quantiles) * n_times
@@ -346,7 +363,7 @@ def load_scenario(path: Path | str) -> "Scenario":
     except RecursionError:
         raise ScenarioError("not valid TOML (arrays or tables nested too deeply)", file=path.name) from None
     check = _Checker(path)
-    check.keys("", raw, TOP_KEYS, required=["model", "outputs"])
+    check.keys("", raw, TOP_KEYS)
 
     model = _named_model(check, "model", raw["model"])
 
@@ -371,7 +388,7 @@ def load_scenario(path: Path | str) -> "Scenario":
     if "sweep" in raw:
         arms += _sweep(check, model, raw["sweep"])
     if not arms:
-        check.fail("arms", "at least one arm (or a sweep) is required")
+        check.fail("arms", f"at least one arm is required ({TOP_KEYS.required_when['arms']})")
     seen = set()
     for index, arm in enumerate(arms):
         if arm.name in seen:
@@ -379,9 +396,11 @@ def load_scenario(path: Path | str) -> "Scenario":
         seen.add(arm.name)
 
     outputs = raw["outputs"]
-    check.keys("outputs", outputs, OUTPUT_KEYS, required=["times"])
+    check.keys("outputs", outputs, OUTPUT_KEYS)
     time_unit = model.units.get("time", "h")
     times = _times(check, outputs["times"], time_unit)
+    if isinstance(outputs["times"], dict):   # a regular grid: exact at every dose and infusion end too
+        times = with_dose_times(times, [dose for arm in arms for dose in arm.regimen.doses])
     variables = outputs.get("variables", list(model.outputs))
     if not isinstance(variables, list) or not variables:
         check.fail("outputs.variables", "must be a non-empty list of model outputs", value=variables)
@@ -467,7 +486,7 @@ def _times(check, spec, time_unit):
         values = np.array([check.magnitude(f"outputs.times[{i}]", t, time_unit, positive=False)
                            for i, t in enumerate(spec)])
     else:
-        check.keys("outputs.times", spec, TIME_KEYS, required=TIME_KEYS)
+        check.keys("outputs.times", spec, TIME_KEYS)
         start = check.magnitude("outputs.times.start", spec["start"], time_unit, positive=False)
         stop = check.magnitude("outputs.times.stop", spec["stop"], time_unit)
         step = check.magnitude("outputs.times.step", spec["step"], time_unit)
@@ -480,6 +499,35 @@ def _times(check, spec, time_unit):
     if np.any(np.diff(values) <= 0):
         check.fail("outputs.times", "must be increasing")
     return values
+
+
+def with_dose_times(times, doses):
+    """The grid `times` with each dose's administration times and infusion ends inside it added.
+
+    A curve drawn or integrated through the grid is then exact where it turns: the peak at the end
+    of a 2-h infusion on a 45-min grid is not cut off between two grid points. Times within a
+    millionth of the smallest step of a grid time are that grid time (no near-duplicates).
+    Infusions whose duration the model sets (modelled rate or duration) are not known here. Beyond
+    MAX_ADDED_TIMES administrations in all (a dose every minute for a year) the grid stays as given:
+    the memory check of the run, not this, must speak first.
+    """
+    if sum(dose.administrations() for dose in doses) > MAX_ADDED_TIMES:
+        return times
+    extra = []
+    for dose in doses:
+        starts = dose.start_times()
+        extra.append(starts)
+        length = dose.duration or (dose.amount / dose.rate if dose.rate and dose.amount else 0.0)
+        if length > 0:
+            extra.append(starts + length)
+    if not extra or times.size < 2:
+        return times
+    extra = np.concatenate(extra)
+    extra = np.unique(extra[(extra > times[0]) & (extra < times[-1])])
+    tolerance = 1e-6 * float(np.min(np.diff(times)))
+    nearest = np.clip(np.searchsorted(times, extra), 1, times.size - 1)
+    distance = np.minimum(np.abs(times[nearest] - extra), np.abs(times[nearest - 1] - extra))
+    return np.union1d(times, extra[distance > tolerance])
 
 
 def _levels(check, model, outputs):
@@ -588,7 +636,7 @@ def _check_arm_outputs(check, model, arms, variables, outputs):
 
 
 def _arm(check, model, key, arm):
-    check.keys(key, arm, ARM_KEYS, required=["name"])
+    check.keys(key, arm, ARM_KEYS)
     name = check.string(f"{key}.name", arm["name"])
     if not name.strip() or not name.isprintable():
         check.fail(f"{key}.name", "must be printable text on one line (no tabs, line breaks or control "
@@ -645,7 +693,7 @@ def _compartment_unit(model, compartment):
 
 
 def _dose(check, model, key, dose):
-    check.keys(key, dose, DOSE_KEYS, required=["drug"])
+    check.keys(key, dose, DOSE_KEYS)
     drug_name = check.string(f"{key}.drug", dose["drug"])
     if drug_name not in model.drugs:
         extra = suggestion(drug_name, model.drugs, "the model's drugs")
@@ -663,7 +711,7 @@ def _dose(check, model, key, dose):
     if "rate" in dose and "duration" in dose and "amount" in dose:
         check.fail(key, "give an amount with a duration or a rate, not both a rate and a duration")
     if "amount" not in dose and not ("rate" in dose and "duration" in dose):
-        check.fail(f"{key}.amount", "is required (or give a rate and a duration)")
+        check.fail(f"{key}.amount", f"is required ({DOSE_KEYS.required_when['amount']})")
 
     per_weight = None
     amount = None
@@ -683,7 +731,7 @@ def _dose(check, model, key, dose):
     if "count" in dose and "until" in dose:
         check.fail(key, "give count or until, not both")
     if (count > 1 or until is not None) and every is None:
-        check.fail(f"{key}.every", "is required when count > 1 or until is given")
+        check.fail(f"{key}.every", f"is required {DOSE_KEYS.required_when['every']}")
     try:
         return Dose(amount=amount, target=compartment, time=start, duration=duration, rate=rate, every=every,
                     count=count, until=until, per_weight=bool(per_weight), label=key, drug=drug_name,
@@ -774,7 +822,7 @@ def _sweep(check, model, sweep):
     axes = {k: v for k, v in sweep.items() if k in ("amount", "duration", "rate", "every", "count", "until", "start")}
     lists = {k: (v if isinstance(v, list) else [v]) for k, v in axes.items()}
     if lists and "drug" not in sweep:
-        check.fail("sweep.drug", "is required when dose keys are swept")
+        check.fail("sweep.drug", f"is required {SWEEP_KEYS.required_when['drug']}")
     parameters = sweep.get("parameters", {})
     if not isinstance(parameters, dict):
         check.fail("sweep.parameters", "must be a table of parameter = [values]", value=parameters)

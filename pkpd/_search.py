@@ -41,6 +41,11 @@ trust-region methods), the variables are discrete by design (a dose step, a
 whole number of doses), and a lattice evaluates in batches, is deterministic,
 and lets every candidate's metrics be written to ``search.csv``.
 
+A ``[search.tci]`` table adds a target-controlled infusion to every candidate (see
+:mod:`pkpd._tci`): the schedule that holds an output at a target for the typical patient,
+computed per candidate for its target (a variable that sets ``tci.target``) and evaluated in
+the population like any other regimen.
+
 Monte Carlo intervals (95 %) say how much a metric owes to the finite virtual
 population: Wilson intervals for the fraction of subjects within a window (every
 candidate), percentile bootstrap over subjects for the other metrics of the final
@@ -62,17 +67,23 @@ from numpy.typing import ArrayLike
 
 from . import _window
 from ._errors import PkpdError, ScenarioError, suggestion
+from ._keys import Keys
 from ._population import Population
 from ._regimen import Dose, Regimen, expand
+from ._resources import check_memory
+from ._tci import MAX_STEPS as TCI_MAX_STEPS, TciPlanner, TciSpec, typical_weight
 
 if TYPE_CHECKING:
     from ._model import Model
     from ._scenario import Scenario
 
-SEARCH_KEYS = ["arm", "variables", "constraints", "objective", "budget"]
-VARIABLE_KEYS = ["set", "from", "to", "step", "values"]
+SEARCH_KEYS = Keys(["arm", "variables", "constraints", "objective", "budget", "tci"], required=["variables"])
+TCI_KEYS = Keys(["drug", "output", "target", "start", "duration", "step", "per_kg", "weight"],
+                required=["drug", "output", "duration", "step"])
+TCI_TARGET = "tci.target"   # the field of a variable that searches the target of [search.tci]
+VARIABLE_KEYS = Keys(["set", "from", "to", "step", "values"], required=["set"])
 METRIC_KEYS = ["output", "window", "interval", "statistic", "drug", "unit", "name"]
-CONSTRAINT_KEYS = ["metric", *METRIC_KEYS, "at_least", "at_most"]
+CONSTRAINT_KEYS = Keys(["metric", *METRIC_KEYS, "at_least", "at_most"], required=["metric"])
 GOALS = {"minimise": 1, "minimize": 1, "maximise": -1, "maximize": -1}
 OBJECTIVE_KEYS = [*GOALS, *METRIC_KEYS]
 #: Dose fields a variable may set: the scenario's key -> the field of :class:`pkpd.Dose`.
@@ -99,7 +110,7 @@ class Variable:
     user wrote and `scale` the model value of one `unit`, for display.
     """
     name: str
-    targets: tuple            # ((dose index, scenario key), ...)
+    targets: tuple            # ((dose index, scenario key), ...); (None, "target") for the TCI target
     values: np.ndarray
     unit: str
     scale: float
@@ -115,6 +126,11 @@ class Variable:
     def column(self):
         """Its column in ``search.csv``: 'loading (mg/kg)', 'count (doses)'."""
         return f"{self.name} ({self.unit or 'doses'})"
+
+    @property
+    def paths(self):
+        """The fields it sets as the scenario writes them: ['doses[0].amount'], ['tci.target']."""
+        return [TCI_TARGET if d is None else f"doses[{d}].{f}" for d, f in self.targets]
 
 
 @dataclass(frozen=True)
@@ -177,6 +193,8 @@ class SearchSpec:
     objective: Metric
     sense: int                 # +1 minimise, -1 maximise
     budget: int
+    tci: "TciSpec | None" = None     # a target-controlled infusion added to every candidate
+    tci_target: float | None = None  # its target when no variable searches it (output unit)
 
     @property
     def metrics(self):
@@ -202,13 +220,13 @@ class _Check:
             found.setdefault("got", repr(found["value"]))
         raise self.error(rule, file=self.file, key=key, **found)
 
-    def keys(self, key, table, allowed, required=()):
+    def keys(self, key, table, allowed):
         if not isinstance(table, dict):
             self.fail(key, "must be a table", value=table)
         for name in table:
             if name not in allowed:
                 self.fail(f"{key}.{name}", f"unknown key{suggestion(name, allowed, 'allowed')}")
-        for name in required:
+        for name in getattr(allowed, "required", ()):   # pkpd._keys.Keys: the docs show the same list
             if name not in table:
                 self.fail(f"{key}.{name}", "is required")
 
@@ -243,21 +261,28 @@ def parse_search(table, model, regimen, times, *, arm="", file=None, error=PkpdE
         One line naming the key path (``search.variables.loading.from``), the rule and the value.
     """
     check = _Check(file, error)
-    check.keys("search", table, SEARCH_KEYS, required=["variables"])
+    check.keys("search", table, SEARCH_KEYS)
     raw = table["variables"]
     if not isinstance(raw, dict) or not raw:
         check.fail("search.variables", "must be a table of name = { set = ..., from = ..., to = ..., step = ... }",
                    value=raw)
-    variables = tuple(_variable(check, model, regimen, name, spec) for name, spec in raw.items())
-    _check_variables(check, regimen, variables)
     span = (float(times[0]), float(times[-1]))
+    tci, tci_target = _tci(check, table["tci"], model, span) if "tci" in table else (None, None)
+    variables = tuple(_variable(check, model, regimen, name, spec, tci) for name, spec in raw.items())
+    _check_variables(check, regimen, variables)
+    searched = next((v.name for v in variables if (None, "target") in v.targets), None)
+    if tci is not None and (tci_target is None) == (searched is None):
+        check.fail("search.tci.target", f"is set by variable {searched!r}; give one or the other" if searched else
+                   f"is required (or a variable with set = '{TCI_TARGET}')")
+    if tci is not None:   # the metrics see the schedule's drug as a dose of the arm
+        regimen = Regimen([*regimen.doses, Dose(1.0, tci.drug, per_weight=tci.per_weight)], name=regimen.name)
     constraints = table.get("constraints", [])
     if not isinstance(constraints, list):
         check.fail("search.constraints", "must be a list of tables ([[search.constraints]])", value=constraints)
     parsed = []
     for index, spec in enumerate(constraints):
         key = f"search.constraints[{index}]"
-        check.keys(key, spec, CONSTRAINT_KEYS, required=["metric"])
+        check.keys(key, spec, CONSTRAINT_KEYS)
         metric = _metric(check, key, spec, spec["metric"], model, regimen, span)
         if "at_least" not in spec and "at_most" not in spec:
             check.fail(key, "give at_least or at_most (or both)")
@@ -280,7 +305,7 @@ def parse_search(table, model, regimen, times, *, arm="", file=None, error=PkpdE
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         check.fail("search.budget", "must be a positive integer (candidates to evaluate at most)", value=budget)
     spec = SearchSpec(arm=arm, variables=variables, constraints=tuple(parsed), objective=goal,
-                      sense=GOALS[goals[0]], budget=budget)
+                      sense=GOALS[goals[0]], budget=budget, tci=tci, tci_target=tci_target)
     names = [c.metric.name for c in parsed] + [goal.name]
     for index, metric in enumerate([c.metric for c in parsed] + [goal]):
         twin = next(m for m in [c.metric for c in parsed] + [goal] if m.name == metric.name)
@@ -292,15 +317,58 @@ def parse_search(table, model, regimen, times, *, arm="", file=None, error=PkpdE
     return spec
 
 
-def _variable(check, model, regimen, name, spec):
+def _tci(check, table, model, span):
+    """The ``[search.tci]`` table: (TciSpec, its fixed target in the output's unit or None)."""
+    key = "search.tci"
+    check.keys(key, table, TCI_KEYS)
+    drug, output = table["drug"], table["output"]
+    targets = [*model.drugs, *model.compartments]
+    if drug not in targets:
+        check.fail(f"{key}.drug", f"model {model.name!r} has no drug or compartment {drug!r}"
+                                  f"{suggestion(str(drug), targets, 'known')}")
+    if output not in model.outputs:
+        check.fail(f"{key}.output", f"model {model.name!r} has no output {output!r}"
+                                    f"{suggestion(str(output), list(model.outputs), 'outputs')}")
+    unit = model.units.get("time", "h")
+    start = _magnitude(check, f"{key}.start", table["start"], unit) if "start" in table else span[0]
+    duration = _magnitude(check, f"{key}.duration", table["duration"], unit, positive=True)
+    step = _magnitude(check, f"{key}.step", table["step"], unit, positive=True)
+    if math.ceil(duration / step - 1e-9) > TCI_MAX_STEPS:
+        check.fail(f"{key}.step", f"gives more than {TCI_MAX_STEPS:,} steps over {table['duration']}; use a larger "
+                                  f"step", value=table["step"])
+    per_kg = table.get("per_kg", "WT" in model.covariates)
+    if not isinstance(per_kg, bool):
+        check.fail(f"{key}.per_kg", "must be true or false", value=per_kg)
+    weight = (_magnitude(check, f"{key}.weight", table["weight"], "kg", positive=True) if "weight" in table
+              else typical_weight(model))
+    target = _concentration(check, f"{key}.target", table["target"], model, output) if "target" in table else None
+    spec = TciSpec(drug=drug, output=output, start=start, duration=duration, step=step, per_weight=per_kg,
+                   weight=weight)
+    return spec, target
+
+
+def _concentration(check, key, text, model, output):
+    """A positive level of `output` in its unit."""
+    value = _level(check, key, text, model, output)
+    if not value > 0:
+        check.fail(key, "must be a positive concentration", value=text)
+    return value
+
+
+def _variable(check, model, regimen, name, spec, tci=None):
     key = f"search.variables.{name}"
-    check.keys(key, spec, VARIABLE_KEYS, required=["set"])
+    check.keys(key, spec, VARIABLE_KEYS)
     targets = spec["set"] if isinstance(spec["set"], list) else [spec["set"]]
     if not targets:
         check.fail(f"{key}.set", "must name at least one dose field, e.g. 'doses[0].amount'")
     parsed = []
     for index, target in enumerate(targets):
         where = f"{key}.set" + (f"[{index}]" if isinstance(spec["set"], list) else "")
+        if target == TCI_TARGET:
+            if tci is None:
+                check.fail(where, "needs a [search.tci] section (the target-controlled infusion it sets)")
+            parsed.append((None, "target"))
+            continue
         match = _SET.match(target) if isinstance(target, str) else None
         if match is None:
             check.fail(where, "must be a dose field such as 'doses[0].amount' or 'doses[1].rate'", value=target)
@@ -328,7 +396,8 @@ def _variable(check, model, regimen, name, spec):
         texts = spec["values"]
         if not isinstance(texts, list) or not texts:
             check.fail(f"{key}.values", "must be a non-empty list", value=texts)
-        values = [_value(check, f"{key}.values[{i}]", t, model, regimen, parsed) for i, t in enumerate(texts)]
+        values = [_value(check, f"{key}.values[{i}]", t, model, regimen, parsed, tci=tci)
+                  for i, t in enumerate(texts)]
         if any(b <= a for a, b in zip(values, values[1:])):
             check.fail(f"{key}.values", "must be increasing", value=texts)
         grid = np.array(values)
@@ -337,12 +406,12 @@ def _variable(check, model, regimen, name, spec):
         for bound in ("from", "to"):
             if bound not in spec:
                 check.fail(f"{key}.{bound}", "is required (or give values)")
-        low = _value(check, f"{key}.from", spec["from"], model, regimen, parsed)
-        high = _value(check, f"{key}.to", spec["to"], model, regimen, parsed)
+        low = _value(check, f"{key}.from", spec["from"], model, regimen, parsed, tci=tci)
+        high = _value(check, f"{key}.to", spec["to"], model, regimen, parsed, tci=tci)
         if low > high:
             check.fail(f"{key}", f"bounds reversed: from ({spec['from']}) must not exceed to ({spec['to']})")
         if "step" in spec or first_field == "count":
-            step = _value(check, f"{key}.step", spec.get("step", 1), model, regimen, parsed, step=True)
+            step = _value(check, f"{key}.step", spec.get("step", 1), model, regimen, parsed, step=True, tci=tci)
         elif high > low:
             check.fail(f"{key}.step", "is required when from and to differ")
         else:
@@ -374,10 +443,12 @@ def _check_variables(check, regimen, variables):
             seen[target] = variable.name
 
 
-def _value(check, key, text, model, regimen, targets, step=False):
+def _value(check, key, text, model, regimen, targets, step=False, tci=None):
     """`text` as a number in the model's unit of every target field (the same number for each)."""
     found = None
     for dose_index, field_name in targets:
+        if dose_index is None:   # the TCI target (alone: a variable sets fields of one kind), a level of its output
+            return _concentration(check, key, text, model, tci.output)
         dose = regimen.doses[dose_index]
         if field_name == "count":
             if isinstance(text, bool) or not isinstance(text, int) or text < 1:
@@ -425,6 +496,20 @@ def _magnitude(check, key, text, unit, positive=False, molar_mass=None):
         return magnitude_in(parse_quantity(text, key, positive=positive), unit, key, molar_mass=molar_mass)
     except PkpdError as error:
         check.refuse(key, error)
+
+
+def _schedule_doses(model, tci, doses):
+    """A TCI schedule's infusions as scenario dose tables: rates in the drug's unit (per kg) per time unit."""
+    time_unit = model.units.get("time", "h")
+    unit = model.compartment_units.get(model.drugs.get(tci.drug, {}).get("compartment", tci.drug)) \
+        or model.units.get("amount", "mg")
+    rate_unit = f"{unit}{'/kg' if tci.per_weight else ''}/{time_unit}"
+
+    def when(value):   # minutes when the model counts hours, so that steps of minutes read as written
+        return f"{value * 60:.10g} min" if time_unit == "h" else f"{value:.10g} {time_unit}"
+
+    return [{"drug": tci.drug, "rate": f"{dose.rate:.10g} {rate_unit}", "start": when(dose.time),
+             "duration": when(dose.duration)} for dose in doses]
 
 
 def _is_zero(text):
@@ -636,7 +721,9 @@ def _label(metric, model, span):
         return f"expected {model.outputs[metric.output].event} ({metric.output}){during}"
     if metric.kind == "total_dose":
         return f"total {metric.drug} ({metric.unit})"
-    return f"{metric.statistic} {metric.kind} of {what}{during}"
+    above = (f" above baseline {model.outputs[metric.output].baseline}"
+             if metric.kind == "auc" and model.outputs[metric.output].baseline else "")
+    return f"{metric.statistic} {metric.kind}{above} of {what}{during}"
 
 
 def _time_text(value, unit):
@@ -659,6 +746,8 @@ def _candidate(regimen, variables, index):
     for variable, position in zip(variables, index):
         value = variable.values[position]
         for dose_index, field_name in variable.targets:
+            if dose_index is None:   # the TCI target: see _Lattice.regimen_of
+                continue
             changes.setdefault(dose_index, {})[DOSE_FIELDS[field_name]] = (
                 int(round(value)) if field_name == "count" else float(value))
     doses = [dataclasses.replace(dose, **changes[i], written="") if i in changes else dose
@@ -687,16 +776,16 @@ def evaluate(spec, model, regimen, population, times, *, options, executor=None)
     result = simulate(model, regimen, population, grid, progress=False, executor=executor, **options)
     values, per_subject = {}, {}
     for metric in spec.metrics:
-        subjects = _per_subject(metric, model, regimen, result, grid, kinks)
+        subjects = _per_subject(metric, model, regimen, result, grid, kinks, population)
         per_subject[metric.name] = subjects
         values[metric.name] = float(_reduce(metric.statistic, subjects[None, :])[0])
     return values, per_subject
 
 
-def _per_subject(metric, model, regimen, result, grid, kinks):
+def _per_subject(metric, model, regimen, result, grid, kinks, population):
     if metric.kind == "total_dose":
         doses = Regimen([d for d in regimen.doses if (d.drug or d.target) == metric.drug])
-        weights = _weights(result)
+        weights = _weights(result, population)
         amounts = expand(model, doses, weights if weights is not None else np.ones(result.values.shape[0]))[2]
         total = amounts.sum(axis=1)
         return total / weights if metric.per_weight else total
@@ -710,12 +799,19 @@ def _per_subject(metric, model, regimen, result, grid, kinks):
         return low if metric.kind == "cmin" else high
     from ._metrics import exposure_metrics
 
+    baseline = result.baseline(metric.output) if metric.kind == "auc" else None
+    if baseline is not None:   # an endogenous substance: its AUC above the baseline, as in every table of a run
+        values = values - baseline[:, None]
     return exposure_metrics(grid, values, interval=(start, stop))[metric.kind]
 
 
-def _weights(result):
+def _weights(result, population):
+    """Each subject's WT as simulate used it: the model's input, else the population's covariate (a model
+    that uses WT only for doses per kg), else None."""
     if "WT" in result.parameters.columns:
         return result.parameters["WT"].to_numpy(float)
+    if "WT" in population.covariates:
+        return population.covariates["WT"].to_numpy(float)
     return None
 
 
@@ -776,10 +872,14 @@ class SearchResult:
         return self.chosen is not None
 
     def figures(self, caption_end=""):
-        """Yield ``(stem, figure, caption)`` of the search's figure (for :func:`pkpd.figure_set`)."""
-        from ._search_figure import search_caption, search_figure
+        """Yield ``(stem, figure, caption)`` of the search's figures (for :func:`pkpd.figure_set`): the objective
+        over the grid, and the trade-off of attainment and adverse events when the search has both."""
+        from ._search_figure import search_caption, search_figure, tradeoff_caption, tradeoff_figure
 
         yield "search", search_figure(self), f"{search_caption(self)} {caption_end}".strip()
+        tradeoff = tradeoff_figure(self)
+        if tradeoff is not None:
+            yield "search_tradeoff", tradeoff, f"{tradeoff_caption(self)} {caption_end}".strip()
 
     def manifest_record(self):
         """The search as ``manifest.json`` records it."""
@@ -792,7 +892,7 @@ class SearchResult:
                                     "high": _finite(row.get(f"{metric.name} high")), "label": metric.label}
         return {
             "arm": self.spec.arm,
-            "variables": {v.name: {"set": [f"doses[{d}].{f}" for d, f in v.targets], "unit": v.unit,
+            "variables": {v.name: {"set": v.paths, "unit": v.unit,
                                    "values": [v.shown(i) for i in range(v.values.size)]} for v in self.spec.variables},
             "constraints": [c.text() for c in self.spec.constraints],
             "objective": f"{'minimise' if self.spec.sense > 0 else 'maximise'} {self.spec.objective.label}",
@@ -822,6 +922,7 @@ class _Lattice:
         self.bar = bar
         self.rows, self.points, self.per_subject = [], {}, []
         self.shape = tuple(v.values.size for v in spec.variables)
+        self.planner = TciPlanner(model, spec.tci, options, key="search.tci") if spec.tci is not None else None
 
     @property
     def spent(self):
@@ -830,7 +931,7 @@ class _Lattice:
     def evaluate(self, point, stage):
         if point in self.points or self.spent:
             return
-        regimen = _candidate(self.regimen, self.spec.variables, point)
+        regimen = self.regimen_of(point)
         values, per_subject = evaluate(self.spec, self.model, regimen, self.population, self.times,
                                        options=self.options, executor=self.executor)
         violation = sum(c.violation(values[c.metric.name]) for c in self.spec.constraints)
@@ -838,6 +939,18 @@ class _Lattice:
         self.rows.append({"point": point, "stage": stage, "values": values, "violation": violation})
         self.per_subject.append(per_subject)
         self.bar.update(1)
+
+    def regimen_of(self, point):
+        """The regimen of lattice point `point`: the template's doses with the variables' values, then the
+        target-controlled infusion (if any) for its target, computed for the typical patient."""
+        regimen = _candidate(self.regimen, self.spec.variables, point)
+        if self.planner is None:
+            return regimen
+        target = self.spec.tci_target
+        for variable, position in zip(self.spec.variables, point):
+            if (None, "target") in variable.targets:
+                target = float(variable.values[position])
+        return self.planner.regimen(target, regimen, name=regimen.name)
 
     def rank(self, row):
         """Sort key: feasible first, by objective; then by violation; ties by lattice order."""
@@ -896,8 +1009,9 @@ def search(model: "Model | str | Path | Scenario", regimen: Regimen | Sequence[D
            population: Population | int | None = None, times: ArrayLike | None = None, *,
            variables: Mapping[str, Mapping[str, Any]] | None = None,
            constraints: Sequence[Mapping[str, Any]] = (), objective: Mapping[str, Any] | None = None,
-           budget: int = DEFAULT_BUDGET, method: str = "auto", rtol: float | None = None, atol: float | None = None,
-           variability: bool = True, progress: bool | None = None, executor: Any = None) -> "SearchResult":
+           budget: int = DEFAULT_BUDGET, tci: Mapping[str, Any] | None = None, method: str = "auto",
+           rtol: float | None = None, atol: float | None = None, variability: bool = True,
+           progress: bool | None = None, executor: Any = None) -> "SearchResult":
     """Search doses, rates and intervals for the regimen that best meets population targets within limits.
 
     Parameters
@@ -922,6 +1036,10 @@ def search(model: "Model | str | Path | Scenario", regimen: Regimen | Sequence[D
         ``{"minimise": "total_dose"}`` (the default), ``{"maximise": "time_within", "output": ...}``.
     budget : int
         Most candidates evaluated.
+    tci : dict, optional
+        A target-controlled infusion added to every candidate, as a scenario's ``[search.tci]``:
+        ``{"drug": "ketamine", "output": "KETAMINE_VEN", "duration": "4 h", "step": "5 min"}`` and
+        ``"target": "150 ng/mL"`` or a variable with ``"set": "tci.target"``.
     method, rtol, atol, variability, executor
         As in :func:`pkpd.simulate` (`executor` runs each candidate's chunks of subjects).
     progress : bool, optional
@@ -962,6 +1080,8 @@ def search(model: "Model | str | Path | Scenario", regimen: Regimen | Sequence[D
     table = {"variables": variables, "constraints": list(constraints), "budget": budget}
     if objective is not None:
         table["objective"] = objective
+    if tci is not None:
+        table["tci"] = dict(tci)
     spec = parse_search(table, model, regimen, times, arm=regimen.name)
     options = dict(method=method, rtol=DEFAULT.rtol if rtol is None else rtol,
                    atol=DEFAULT.atol if atol is None else atol, variability=variability)
@@ -1005,6 +1125,56 @@ def search_of(scenario, check):
                         file=scenario.path.name, error=ScenarioError)
 
 
+def search_resources(scenario):
+    """Memory a scenario's search holds at its peak and a rough time (see :func:`estimate_search`); the
+    chosen regimen is then simulated as one more arm, which is counted too.
+
+    Returns
+    -------
+    bytes : float
+    seconds : float
+    what : str
+        ", search of 500 candidates x 1,000 subjects x 310 times", for the refusal message.
+    """
+    from ._simulate import estimate_memory
+
+    spec = scenario.search
+    arm = next(a for a in scenario.arms if a.name == spec.arm)
+    model = arm.model or scenario.model
+    size, seconds, what, doses = estimate_search(spec, model, arm.regimen, scenario.n, scenario.times.size)
+    chosen, chosen_seconds = estimate_memory(model, scenario.n, scenario.times.size, doses)
+    return size + chosen, seconds + chosen_seconds, f", {what}"
+
+
+def estimate_search(spec, model, regimen, n, n_output_times):
+    """Bytes a search holds at its peak and a rough time, from the sizes alone (nothing is simulated).
+
+    The candidates are simulated one at a time (all subjects at every output time, the dose and
+    infusion-end times and the dense grid of each window), their per-subject metrics kept for
+    the intervals (candidates x subjects x metrics), the bootstrap's resampled subjects made once.
+
+    Returns
+    -------
+    bytes, seconds : float
+    what : str
+        "search of 500 candidates x 1,000 subjects x 310 times".
+    doses : int
+        The most administrations of a candidate (either end of every range, and the TCI's steps).
+    """
+    from ._simulate import estimate_memory
+
+    candidates = min(spec.size, spec.budget)
+    ends = [tuple(v.values.size - 1 for v in spec.variables), (0,) * len(spec.variables)]
+    doses = max(sum(d.administrations() for d in _candidate(regimen, spec.variables, point).doses)
+                for point in ends) + (spec.tci.steps if spec.tci is not None else 0)
+    windows = {m.interval for m in spec.metrics if m.kind in ("fraction_within", "time_within")}
+    n_times = n_output_times + 2 * doses + len(windows) * (_window.POINTS_PER_INTERVAL + 1)
+    one, seconds = estimate_memory(model, n, n_times, doses)
+    kept = 8.0 * candidates * n * len(spec.metrics) + 16.0 * _window.BOOTSTRAP_RESAMPLES * n
+    return (one + kept, seconds * candidates,
+            f"search of {candidates:,} candidates x {n:,} subjects x {n_times:,} times", doses)
+
+
 def run_search(spec, model, regimen, population, times, *, options, progress=None, executor=None):
     """Evaluate the lattice of `spec` on `population` and choose; see :func:`search`."""
     from tqdm.auto import tqdm
@@ -1019,6 +1189,8 @@ def run_search(spec, model, regimen, population, times, *, options, progress=Non
         model = engine_variants(model)[-1]  # what simulate would run, made once rather than per candidate
     if isinstance(population, int):
         population = Population(population, seed=0)
+    size, seconds, what, _ = estimate_search(spec, model, regimen, population.subject_ids.size, len(times))
+    check_memory(size, f"regimen {what}", None, seconds)
     bar = tqdm(total=min(spec.size, spec.budget), unit="candidate", delay=2.0, disable=(progress is False),
                leave=False, desc="searching regimens")
     try:
@@ -1042,7 +1214,7 @@ def _conclude(lattice, strategy, seconds, population):
     table = _table(lattice, {lattice.points[row["point"]] for row in finals}, indices, n)
     table.loc[closest, "chosen"] = chosen is not None
     values = {v.name: v.shown(i) for v, i in zip(spec.variables, top["point"])}
-    regimen = _candidate(lattice.regimen, spec.variables, top["point"])
+    regimen = lattice.regimen_of(top["point"])
     notes = _edge_notes(spec, top["point"])
     if lattice.spent and spec.size > spec.budget:
         notes.append(f"the budget of {spec.budget} candidates was spent; raise search.budget for a finer answer")
@@ -1152,8 +1324,11 @@ def recommended_arm_toml(scenario, result):
     for variable in result.spec.variables:
         index = _position(variable, result.values[variable.name])
         for dose_index, key in variable.targets:
-            doses[dose_index][key] = (int(round(variable.values[index])) if key == "count"
-                                      else variable.text(index))
+            if dose_index is not None:
+                doses[dose_index][key] = (int(round(variable.values[index])) if key == "count"
+                                          else variable.text(index))
+    if result.spec.tci is not None:
+        doses += _schedule_doses(scenario.model, result.spec.tci, result.regimen.doses[len(doses):])
 
     def value(item):
         return json.dumps(item, ensure_ascii=False) if isinstance(item, str) else str(item)

@@ -28,10 +28,11 @@ import pandas as pd
 
 from ._draws import run_draws, scenario_context, uncertain_parameters
 from ._errors import PkpdError
+from ._keys import Keys
 from ._population import Population
 
-SENSITIVITY_KEYS = ["metrics", "parameters", "n", "replicates", "sobol"]
-SOBOL_KEYS = ["metric", "arm", "samples", "bootstrap", "seed"]
+SENSITIVITY_KEYS = Keys(["metrics", "parameters", "n", "replicates", "sobol"], required=["metrics"])
+SOBOL_KEYS = Keys(["metric", "arm", "samples", "bootstrap", "seed"], required=["metric"])
 EXPOSURE = ("cmax", "tmax", "cmin", "auc", "cavg")
 _EDGE = 2.0 ** -53   # unit-cube points are kept inside (0, 1), as the random streams' uniforms are
 
@@ -96,7 +97,7 @@ def parse_metric(check, key, text, scenario):
 
 def parse_section(check, raw, scenario):
     """The checked ``[sensitivity]`` table of a scenario."""
-    check.keys("sensitivity", raw, SENSITIVITY_KEYS, required=["metrics"])
+    check.keys("sensitivity", raw, SENSITIVITY_KEYS)
     texts = raw["metrics"]
     if not (isinstance(texts, list) and texts):
         check.fail("sensitivity.metrics", "must be a non-empty list such as ['KETAMINE auc', 'power']", value=texts)
@@ -107,7 +108,7 @@ def parse_section(check, raw, scenario):
     sobol = None
     if "sobol" in raw:
         table = raw["sobol"]
-        check.keys("sensitivity.sobol", table, SOBOL_KEYS, required=["metric"])
+        check.keys("sensitivity.sobol", table, SOBOL_KEYS)
         metric = parse_metric(check, "sensitivity.sobol.metric", table["metric"], scenario)
         arm = table.get("arm")
         if arm is not None and metric.kind != "power" and arm not in [a.name for a in scenario.arms]:

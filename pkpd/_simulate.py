@@ -805,10 +805,37 @@ class SimulationResult:
         result.attrs["units"] = self.units
         return result
 
+    def baseline(self, output: str) -> NDArray[np.float64] | None:
+        """Each subject's endogenous baseline of `output` (the model file's ``baseline``, e.g. MG0),
+        shape (n_subjects,), in the output's unit; None when the output declares none."""
+        from ._baseline import baseline_values
+
+        self.output(output)   # an unknown output: the one-line error
+        return baseline_values(self.model, output, self.parameters)
+
     def exposure(self, output: str, *, interval: tuple[float, float] | None = None, thresholds: Any = (),
-                 windows: Any = ()) -> pd.DataFrame:
-        """Per-subject exposure metrics of one output (Cmax, Tmax, Cmin, AUC, Cavg, time above/within)."""
-        return _metrics.exposure_table(self.times, self.output(output),
-                                       concentration_unit=self.model.outputs[output].unit,
-                                       time_unit=self.units["TIME"], interval=interval, thresholds=thresholds,
-                                       windows=windows, subject_ids=self.subject_ids)
+                 windows: Any = (), above_baseline: bool = True) -> pd.DataFrame:
+        """Per-subject exposure metrics of one output (Cmax, Tmax, Cmin, AUC, Cavg, time above/within).
+
+        For an output with a ``baseline`` (an endogenous substance such as magnesium) the AUC is
+        taken above each subject's baseline unless `above_baseline` is False; ``attrs["auc_above"]``
+        then names the baseline (``"baseline MG0"``), else it is None. The other metrics, Cavg
+        included, are of the concentration itself. The AUC of a pain score is in score × days
+        (``"NRS 0-10*d"``), the unit of a trial's AUC endpoint (the sum of daily scores).
+        """
+        table = _metrics.exposure_table(self.times, self.output(output),
+                                        concentration_unit=self.model.outputs[output].unit,
+                                        time_unit=self.units["TIME"], interval=interval, thresholds=thresholds,
+                                        windows=windows, subject_ids=self.subject_ids)
+        baseline = self.baseline(output) if above_baseline else None
+        table.attrs["auc_above"] = None
+        if baseline is not None:
+            excess = self.output(output) - baseline[:, None]
+            table["auc"] = _metrics.exposure_metrics(self.times, excess, interval=interval)["auc"]
+            table.attrs["auc_above"] = f"baseline {self.model.outputs[output].baseline}"
+        if self.model.outputs[output].role == "pain_score" and self.units["TIME"] != "d":
+            from ._units import convert
+
+            table["auc"] = table["auc"] * convert(1.0, self.units["TIME"], "d")
+            table.attrs["units"]["auc"] = f"{self.model.outputs[output].unit}*d"
+        return table

@@ -87,12 +87,19 @@ class _Plan:
     iov: tuple | None = None
     residual: tuple = (0.0, 0.0)  # (additive SD, proportional SD) of the DV output
     added: list | None = None   # names of the columns pkpd adds, in order
+    occasions: bool = False     # the data set has an OCC column
 
     @property
     def random(self):
         """Whether any random number is drawn (random effects or residual error)."""
         return self.iiv is not None or self.iov is not None or (
             self.variability == "all" and any(self.residual))
+
+    @property
+    def individual(self):
+        """Whether the individual parameters differ from the typical ones (random effects apply), so that
+        IPRED and PRED come from two runs."""
+        return self.iiv is not None or (self.iov is not None and self.occasions)
 
 
 def simulate_data(model: Model | str | os.PathLike[str], data: pd.DataFrame, *, replicates: int = 1, seed: int = 0,
@@ -180,10 +187,15 @@ def simulate_data(model: Model | str | os.PathLike[str], data: pd.DataFrame, *, 
     if not len(records):
         raise DataError(f"{source}: has no records")
     chunks = list(_subject_chunks(records, rows, chunk_records, plan))
-    replicate_numbers = list(range(1, plan.replicates + 1))
-    by_chunk = [_simulate_chunk(plan, frame, rows, ids, replicate_numbers, max_memory) for frame, rows, ids in chunks]
-    parts = [added[index] for index in range(plan.replicates) for added in by_chunk]  # replicate after replicate
-    out = _output_table(plan, records, parts)
+    n = len(records)
+    output = _Output.new(plan, n * plan.replicates)
+    start = 0
+    for frame, rows, ids in chunks:   # replicate after replicate, each the records in order
+        stop = start + len(frame)
+        _simulate_chunk(plan, frame, rows, ids, range(1, plan.replicates + 1), max_memory,
+                        [output.rows(r * n + start, r * n + stop) for r in range(plan.replicates)])
+        start = stop
+    out = _output_table(plan, records, output)
     out.attrs.update(units=_units(plan, data.columns), dv=plan.dv)
     return out
 
@@ -216,6 +228,7 @@ def _plan(model, columns, *, source, replicates, seed, variability, return_etas,
     plan.residual = (float(spec.get("additive", 0.0)), float(spec.get("proportional", 0.0)))
     plan.added = _added_columns(plan)
     _check_header(plan, columns)
+    plan.occasions = "OCC" in [str(column).strip().upper() for column in columns]
     return plan
 
 
@@ -453,8 +466,12 @@ def _resolve_method(plan, data):
     return resolve_method(model, "auto", span=float(time.max() - time.min()) if time.size else None)
 
 
-def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory=None):
-    """The added columns of `frame` (whole subjects), one dict of columns per replicate in `replicates`."""
+def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory, outputs):
+    """Simulate `frame` (whole subjects) once per replicate in `replicates`, into its `outputs`.
+
+    outputs : one :class:`_Output` per replicate, views of the arrays that hold this chunk's
+        rows of that replicate.
+    """
     model, source = plan.model, plan.source
     names = standard_columns(frame, source)
     engine_frame = frame if names == list(frame.columns) else frame.set_axis(names, axis=1)
@@ -464,27 +481,35 @@ def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory=None):
             if "AMT" in names else np.zeros(len(frame))
         evid = np.where(amt > 0, 1.0, np.where(mdv == 1, 2.0, 0.0))
         engine_frame = engine_frame.assign(EVID=np.where(np.isnan(amt), np.nan, evid))
-    try:
-        stream = build_stream(model, engine_frame, source=source, max_memory=max_memory)
-    except DataError as error:
-        raise _renumbered(error, rows) from None
-    subject = position = stream_ids = None   # needed only to draw random numbers
+    subject = position = stream_ids = split = None   # needed only to draw random numbers
+    occasion = _occasions(plan, engine_frame, rows)
     if plan.random:
         subject, starts = _subject_of_record(ids)
         position = np.arange(subject.size) - starts[subject]
+        if plan.iiv is not None or occasion is not None:   # rows of parameter values of one subject and occasion
+            split = subject if occasion is None else subject * (MAX_OCCASION + 1) + occasion
+    try:
+        stream = build_stream(model, engine_frame, source=source, max_memory=max_memory, split=split)
+    except DataError as error:
+        raise _renumbered(error, rows) from None
+    if plan.random:
         stream_ids = _stream_ids(plan, stream.subject_ids, rows, subject)
-    occasion = _occasions(plan, engine_frame, rows)
     observation = (stream.evid == 0) & (mdv != 1)
 
-    typical = _run(plan, stream, stream.inputs)
-    parts = []
-    for replicate in replicates:
+    if plan.individual:   # PRED from a run of its own; IPRED from each replicate's
+        typical = _run(plan, stream, stream.inputs)[1]
+    else:                 # every replicate runs on the typical values: once, copied to the others
+        typical = _run(plan, stream, stream.inputs, outputs[0])[1]
+        for output in outputs[1:]:
+            output.copy_simulation(outputs[0])
+    for replicate, output in zip(replicates, outputs, strict=True):
         random_ids = None if stream_ids is None else stream_ids + (replicate - 1) * REPLICATE_STRIDE
-        inputs, effects = _individual_inputs(plan, stream.inputs, subject, occasion, random_ids)
-        individual = typical if inputs is stream.inputs else _run(plan, stream, inputs)
-        parts.append(_added(plan, replicate, individual, typical, observation, subject, position, random_ids,
-                            inputs, effects))
-    return parts
+        inputs, effects = _individual_inputs(plan, stream, subject, occasion, random_ids)
+        if plan.individual:
+            _run(plan, stream, inputs, output)
+        output.replicate[:] = replicate
+        _write_added(plan, output, typical, observation, subject, position, random_ids,
+                     inputs[stream.input_rows] if plan.return_etas else None, effects)
 
 
 def _stripped(values):
@@ -508,6 +533,10 @@ def _integer_column(frame, name, rows, source, allowed=None, default=0, upper=No
     raw = _stripped(frame[name])
     if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "iu":  # NumPy integers: nothing empty or fractional
         values = raw.to_numpy()
+        largest = max(allowed) if allowed is not None else upper
+        if (allowed is None or sorted(allowed) == list(range(largest + 1))) and (
+                values.size == 0 or values.view(f"u{values.itemsize}").max() <= largest):
+            return np.asarray(values, np.int64)   # all in 0..largest, in one pass (as unsigned, a negative is large)
         bad = _not_in(values, allowed) if allowed is not None else (values < 0) | (values > upper)
     else:
         if pd.api.types.is_numeric_dtype(raw):
@@ -566,92 +595,135 @@ def _occasions(plan, frame, rows):
     return _integer_column(frame.rename(columns={column: "OCC"}), "OCC", rows, plan.source, upper=MAX_OCCASION)
 
 
-def _individual_inputs(plan, typical, subject, occasion, random_ids):
-    """Per-record engine inputs with the random effects of one replicate, and those effects by column name."""
+def _individual_inputs(plan, stream, subject, occasion, random_ids):
+    """The stream's rows of engine inputs with the random effects of one replicate, and those effects on each
+    record by column name (when asked for).
+
+    Each row belongs to one subject and occasion (``build_stream``'s `split`), that of its first record.
+    """
+    typical = stream.inputs
     effects = {}
     if random_ids is None or (plan.iiv is None and (plan.iov is None or occasion is None)):
         return typical, effects
     inputs = typical.copy()
+    first = np.flatnonzero(np.diff(stream.input_rows, prepend=-1))   # the first record of each row
     if plan.iiv is not None:
         names, columns, omega, forms = plan.iiv
-        etas = sample_iiv(omega, seed=plan.seed, subject_ids=random_ids)[subject]
-        inputs[:, columns] = apply_random_effects(inputs[:, columns], etas, forms)
-        effects.update({f"ETA_{name}": etas[:, k] for k, name in enumerate(names)})
+        etas = sample_iiv(omega, seed=plan.seed, subject_ids=random_ids)
+        inputs[:, columns] = apply_random_effects(inputs[:, columns], etas[subject[first]], forms)
+        if plan.return_etas:
+            effects.update({f"ETA_{name}": etas[subject, k] for k, name in enumerate(names)})
     if plan.iov is not None and occasion is not None:
         names, columns, omega, forms = plan.iov
-        kappas = sample_iov(omega, n_occasions=int(occasion.max()) + 1, seed=plan.seed,
-                            subject_ids=random_ids)[subject, occasion]
-        inputs[:, columns] = apply_random_effects(inputs[:, columns], kappas, forms)
-        effects.update({f"KAPPA_{name}": kappas[:, k] for k, name in enumerate(names)})
+        kappas = sample_iov(omega, n_occasions=int(occasion.max()) + 1, seed=plan.seed, subject_ids=random_ids)
+        inputs[:, columns] = apply_random_effects(inputs[:, columns], kappas[subject[first], occasion[first]], forms)
+        if plan.return_etas:
+            effects.update({f"KAPPA_{name}": kappas[subject, occasion, k] for k, name in enumerate(names)})
     return inputs, effects
 
 
-def _run(plan, stream, inputs):
-    """(states, values) on the input records with these per-record inputs."""
+def _run(plan, stream, inputs, output=None):
+    """(states, values) on the input records with these rows of engine inputs, written into `output`'s
+    arrays if given (its states only if it keeps the amounts)."""
     stream = dataclasses.replace(stream, inputs=np.ascontiguousarray(inputs, dtype=np.float64))
-    states, values, status = run_stream(plan.model, stream, **plan.options)
+    arrays = {} if output is None else {"values": output.values, "states": output.states}
+    states, values, status = run_stream(plan.model, stream, **plan.options, **arrays)
     raise_failures(status, stream.subject_ids)
     return states, values
 
 
-def _added(plan, replicate, individual, typical, observation, subject, position, random_ids, inputs, effects):
-    """The added columns of one replicate's rows (name -> array, in the order of ``plan.added``)."""
+@dataclasses.dataclass
+class _Output:
+    """The added columns of some output rows (replicate after replicate), as the engine and
+    :func:`_write_added` fill them; :meth:`rows` gives views of a range of rows.
+
+    The engine writes the model outputs (and the amounts) straight into `values`
+    (and `states`); in the table they are columns of these arrays, and IPRED (and
+    PRED when it is the same run) are lazy copies of the DV output's column, so no
+    output is copied on its way to the table.
+    """
+    replicate: np.ndarray      # (n,) int64: REP
+    values: np.ndarray         # (n, n_outputs)
+    states: np.ndarray | None  # (n, n_states), with amounts
+    pred: np.ndarray | None    # (n,), when PRED comes from a run of its own
+    dv: np.ndarray | None      # (n,), with a DV output
+    etas: np.ndarray | None    # (n_eta_columns, n), with return_etas
+
+    @classmethod
+    def new(cls, plan, n):
+        model = plan.model
+        etas = _eta_columns(plan) if plan.return_etas else []
+        return cls(replicate=np.empty(n, np.int64), values=np.empty((n, len(model.outputs))),
+                   states=np.empty((n, len(model.compartments))) if plan.amounts else None,
+                   pred=np.empty(n) if plan.dv is not None and plan.individual else None,
+                   dv=np.empty(n) if plan.dv is not None else None,
+                   etas=np.empty((len(etas), n)) if etas else None)
+
+    def rows(self, start, stop):
+        """Views of rows `start` to `stop` - 1."""
+        views = {}
+        for field in dataclasses.fields(self):
+            array = getattr(self, field.name)
+            views[field.name] = (None if array is None else array[:, start:stop] if field.name == "etas"
+                                 else array[start:stop])
+        return _Output(**views)
+
+    def copy_simulation(self, other):
+        """The engine's results of `other` (rows of the same records) into this one's."""
+        self.values[:] = other.values
+        if self.states is not None:
+            self.states[:] = other.states
+
+
+def _write_added(plan, output, typical, observation, subject, position, random_ids, inputs, effects):
+    """Write the added columns that the engine does not (PRED, DV, random effects) into `output`; `typical`
+    holds the typical subject's outputs, `inputs` the engine inputs of each record (with ``return_etas``)."""
     model = plan.model
-    states, values = individual
-    n = observation.size
-    added = {"REP": np.full(n, replicate, np.int64)}
     if plan.dv is not None:
         column = list(model.outputs).index(plan.dv)
-        ipred = values[:, column]
+        ipred = output.values[:, column]
+        if output.pred is not None:
+            output.pred[:] = typical[:, column]
         dv = ipred
         if plan.variability == "all" and any(plan.residual):
             dv = _residual(plan, ipred, subject, position, random_ids)
-        dv = np.where(observation, dv, np.nan)
-        added.update(IPRED=ipred, PRED=typical[1][:, column], DV=dv)
-    added.update({name: values[:, k] for k, name in enumerate(model.outputs)})
-    if plan.amounts:
-        added.update({name: states[:, k] for k, name in enumerate(model.compartments)})
+        output.dv[:] = np.nan
+        np.copyto(output.dv, dv, where=observation)
     if plan.return_etas:
-        for name in _eta_columns(plan):
-            if name.startswith("IND_"):
-                added[name] = inputs[:, model.inputs.index(name[4:])]
-            else:
-                added[name] = effects.get(name, np.zeros(n))
-    return added
+        for row, name in enumerate(_eta_columns(plan)):
+            output.etas[row] = (inputs[:, model.inputs.index(name[4:])] if name.startswith("IND_")
+                                else effects.get(name, 0.0))
 
 
-def _output_table(plan, records, parts):
-    """The output: the input `records` once per replicate, beside the added columns of `parts`.
+def _output_table(plan, records, output):
+    """The output: the input `records` once per replicate, beside the added columns of `output`.
 
-    `parts` (dicts of added columns) cover the records replicate after replicate.
-    REP is an int64 column and the other added columns, all float64, are written
-    into one new 2-D block (one allocation: many column-sized ones cost more in
-    page faults than the copying), unless there is one part: then its arrays are
-    the columns, no two columns sharing memory (a write to one must not change
-    another). The input columns keep their dtypes, copied by pandas only if
-    written to.
+    The added columns are views of `output`'s arrays; IPRED (and PRED when it is
+    the same run) are pandas' lazy copies of the DV output's column, so a write
+    to one column never changes another. The input columns keep their dtypes,
+    copied by pandas only if written to.
     """
     names = _output_names(records.columns)
     inputs = records.reset_index(drop=True)
     if names != list(records.columns):
         inputs = inputs.set_axis(names, axis=1)
-    if len(parts) == 1:   # one chunk, one replicate: its columns as they are (IPRED and PRED view DV's output)
-        (part,) = parts
-        added = pd.DataFrame({name: part[name].copy() if name in ("IPRED", "PRED") else part[name]
-                              for name in plan.added}, copy=False)
-        return pd.concat([inputs, added], axis=1)
     if plan.replicates > 1:
         inputs = pd.concat([inputs] * plan.replicates, ignore_index=True)
-    floats = plan.added[1:]
-    block = np.empty((len(floats), len(inputs)))
-    start = 0
-    for part in parts:
-        stop = start + part["REP"].size
-        for row, name in enumerate(floats):
-            block[row, start:stop] = part[name]
-        start = stop
-    added = pd.DataFrame(block.T, copy=False).set_axis(floats, axis=1)
-    added.insert(0, "REP", np.concatenate([part["REP"] for part in parts]))
+    model = plan.model
+    columns = {"REP": output.replicate}
+    if plan.dv is not None:
+        columns.update({"PRED": output.pred} if output.pred is not None else {})
+        columns["DV"] = output.dv
+    columns.update({name: output.values[:, k] for k, name in enumerate(model.outputs)})
+    if plan.amounts:
+        columns.update({name: output.states[:, k] for k, name in enumerate(model.compartments)})
+    if plan.return_etas:
+        columns.update(zip(_eta_columns(plan), output.etas))
+    added = pd.DataFrame(columns, copy=False)
+    if plan.dv is not None:
+        added.insert(1, "IPRED", added[plan.dv])
+        if output.pred is None:
+            added.insert(2, "PRED", added[plan.dv])
     return pd.concat([inputs, added], axis=1)
 
 
@@ -766,8 +838,11 @@ def simulate_data_file(model, data_path, output_path, *, force=False, inputs=(),
             replicates = list(range(start, min(start + batch, plan.replicates + 1)))
             chunks = cached if in_memory else whole_subject_chunks(read_csv_chunks(data_path, chunk_records), plan)
             for frame, rows, ids in chunks:
-                parts = _simulate_chunk(plan, frame, rows, ids, replicates, max_memory)
-                out = _output_table(dataclasses.replace(plan, replicates=len(replicates)), frame, parts)
+                m = len(frame)
+                output = _Output.new(plan, m * len(replicates))
+                _simulate_chunk(plan, frame, rows, ids, replicates, max_memory,
+                                [output.rows(k * m, (k + 1) * m) for k in range(len(replicates))])
+                out = _output_table(dataclasses.replace(plan, replicates=len(replicates)), frame, output)
                 summary["records"] += len(out)
                 if start == 1:
                     summary["subjects"] += int(np.count_nonzero(np.diff(ids) != 0)) + 1

@@ -42,12 +42,13 @@ import pandas as pd
 from scipy import special, stats
 
 from ._errors import ModelError, suggestion
+from ._keys import Keys
 from ._random import subject_uniforms
 
 __all__ = ["Marginal", "Block", "ParameterUncertainty", "parse_uncertainty", "DISTRIBUTIONS"]
 
-SPEC_KEYS = ["se", "rse", "ci95", "low", "high", "mode", "distribution", "bounds", "source"]
-BLOCK_KEYS = ["parameters", "covariance", "scale", "source"]
+SPEC_KEYS = Keys(["se", "rse", "ci95", "low", "high", "mode", "distribution", "bounds", "source"], required=["source"])
+BLOCK_KEYS = Keys(["parameters", "covariance", "scale", "source"], required=["parameters", "covariance", "scale", "source"])
 #: Distributions of a plausible range (``low``/``high``) and of a reported SE or CI.
 RANGE_DISTRIBUTIONS = ("uniform", "log-uniform", "triangular", "log-normal")
 ERROR_DISTRIBUTIONS = ("normal", "log-normal")
@@ -266,7 +267,7 @@ def _marginal(file, key, parameter, spec):
             _fail(file, f"{key}.{item}", f"unknown key{suggestion(item, SPEC_KEYS, 'allowed')}")
     if parameter.allowed:
         _fail(file, key, "a switch (a parameter with allowed values) cannot have an uncertainty")
-    source = spec.get("source")
+    source = spec.get("source")   # SPEC_KEYS.required
     if not (isinstance(source, str) and source.strip()):
         _fail(file, f"{key}.source", "is required (where the uncertainty comes from, or why the range is plausible)")
     given = [k for k in ("se", "rse", "ci95") if k in spec] + (["range"] if "low" in spec or "high" in spec else [])
@@ -340,7 +341,7 @@ def _block(file, key, spec, parameters, taken):
     for item in spec:
         if item not in BLOCK_KEYS:
             _fail(file, f"{key}.{item}", f"unknown key{suggestion(item, BLOCK_KEYS, 'allowed')}")
-    for item in BLOCK_KEYS:
+    for item in BLOCK_KEYS.required:
         if item not in spec:
             _fail(file, f"{key}.{item}", "is required")
     names = spec["parameters"]

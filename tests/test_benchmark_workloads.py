@@ -95,14 +95,27 @@ def test_the_data_path_workload_gives_simulate_its_own_numbers():
 
 def test_floors_flag_a_slow_data_path_and_a_wrong_one():
     floors = {"D1": {"max_ratio_to_simulate": 2.0, "max_relative_difference_from_simulate": 1e-12}}
-    result = {"workload": "D1", "ratio_to_simulate": 2.5, "max_relative_difference_from_simulate": 0.0}
-    rows = {label: ok for label, _, _, ok, _ in check_floors([result], floors)}
-    assert rows == {"D1 simulate_data / simulate CPU per subject": False,
-                    "D1 simulate_data max relative difference from simulate": True}
-    result.update(ratio_to_simulate=1.4, max_relative_difference_from_simulate=1e-6)
-    rows = {label: ok for label, _, _, ok, _ in check_floors([result], floors)}
-    assert rows == {"D1 simulate_data / simulate CPU per subject": True,
-                    "D1 simulate_data max relative difference from simulate": False}
+    small = {"workload": "D1", "subjects": 1000, "ratio_to_simulate": 1.4, "max_relative_difference_from_simulate": 0.0}
+    large = dict(small, subjects=10_000, ratio_to_simulate=2.5)   # each size is held to the bounds
+    rows = {label: ok for label, _, _, ok, _ in check_floors([small, large], floors)}
+    assert rows == {"D1 1,000 subjects: simulate_data / simulate CPU per subject": True,
+                    "D1 1,000 subjects: simulate_data max relative difference from simulate": True,
+                    "D1 10,000 subjects: simulate_data / simulate CPU per subject": False,
+                    "D1 10,000 subjects: simulate_data max relative difference from simulate": True}
+    small.update(max_relative_difference_from_simulate=1e-6)
+    rows = {label: ok for label, _, _, ok, _ in check_floors([small], floors)}
+    assert rows == {"D1 1,000 subjects: simulate_data / simulate CPU per subject": True,
+                    "D1 1,000 subjects: simulate_data max relative difference from simulate": False}
+
+
+def test_search_workload_measures_the_total_dose_per_kg_of_a_model_that_uses_wt_only_for_doses():
+    """S1 on 20 subjects and 4 candidates: W1's model has no WT input (the population's WT scales the doses
+    per kg), so each candidate's mean total dose is its loading dose plus 4 h of its rate, per kg."""
+    found = wl.search(wl.population(20), budget=4)
+    table = found.table
+    assert len(table) == 4 and set(table["stage"]) == {"coarse"}
+    expected = table["loading (mg/kg)"] + 4.0 * table["rate (mg/kg/h)"]
+    np.testing.assert_allclose(table["total_dose (mg/kg)"], expected, rtol=1e-12)
 
 
 def test_floors_flag_a_slow_summary_and_leave_the_full_w4_run_alone():

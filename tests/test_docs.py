@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import pkpd
+from pkpd._keys import Keys
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -104,7 +105,20 @@ def test_key_references_list_every_allowed_key(site, kind, page):
     text = text_of(site / page)
     for path, module, constant, _ in documented_sections()[kind]:
         keys = getattr(importlib.import_module(module), constant)
-        assert f"{path} {', '.join(keys)}" in text, path
+        # then the keys the table requires, read from the list the checker reads (pkpd._keys.Keys)
+        required = keys.requirement() if isinstance(keys, Keys) else "-"
+        assert f"{path} {', '.join(keys)} {required} " in text, path
+
+
+def test_key_references_say_which_keys_are_required(site):
+    text = text_of(site / "_generated" / "scenario_keys.html")
+    assert "arms[i].doses[j] drug, amount, " in text
+    assert ("route drug; amount (or give a rate and a duration); every (when count > 1 or until is given) one dose"
+            in text)
+    assert "outputs.times start, stop, step start; stop; step the output time grid" in text
+    text = text_of(site / "models" / "README.html")
+    assert ("assumption, allowed, uncertainty value; unit; description; source one fixed parameter" in text)
+    assert "matrix (for an output of role concentration); event (for an output of role adverse_event_probability)" in text
 
 
 # allowed-key lists that are not tables of their own: METRIC_KEYS is part of CONSTRAINT_KEYS and OBJECTIVE_KEYS

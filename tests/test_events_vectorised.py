@@ -229,7 +229,16 @@ def random_data(seed):
 
 
 def assert_same_stream(new, reference):
+    """The same records bit for bit, and on each of them the same parameter values (the reference has a
+    row of `inputs` per input record, the new stream a row per run of records repeating their values)."""
+    for rows in ("prow", "drow"):
+        assert getattr(new, rows).shape == getattr(reference, rows).shape, rows
+        assert (new.inputs[getattr(new, rows)].tobytes() == reference.inputs[getattr(reference, rows)].tobytes()), rows
+    assert new.inputs[new.input_rows].tobytes() == reference.inputs.tobytes()
+    assert np.all(np.diff(new.input_rows) >= 0) and new.input_rows.dtype == np.int64
     for field in dataclasses.fields(EventStream):
+        if field.name in ("prow", "drow", "inputs", "input_rows"):
+            continue
         a, b = getattr(new, field.name), getattr(reference, field.name)
         if isinstance(b, np.ndarray):
             assert isinstance(a, np.ndarray), field.name
@@ -341,7 +350,7 @@ def test_parameter_columns_of_every_kind_give_the_reference_values_and_errors():
     for frame in (data, grid):
         new = build_stream(model, frame)
         assert_same_stream(new, reference_build_stream(model, frame))
-        assert np.array_equal(new.inputs[:, model.inputs.index("V")], np.arange(n) + 10.5)
+        assert np.array_equal(new.inputs[new.input_rows, model.inputs.index("V")], np.arange(n) + 10.5)
     for value in (np.inf, -np.inf):
         broken = data.assign(RAT2=np.where(np.arange(n) == 5, value, 10.0))
         new_error, reference_error = (outcome(function, model, broken)[1]
@@ -399,6 +408,23 @@ def test_shared_parameter_rows_point_repeated_values_at_the_first_row_of_their_r
     assert shared_parameter_rows(prow[:3], np.empty((3, 0))).tolist() == [0, 0, 0]
 
 
+def test_records_share_a_row_while_their_values_and_key_repeat():
+    model = load_model(NMTESTS)
+    data = pd.DataFrame({"ID": [1, 1, 1, 2, 2, 2, 2], "TIME": [0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 3.0],
+                         "CL": [2.0, 2.0, 3.0, 3.0, 0.0, -0.0, np.nan], "WT": [70.0] * 6 + [50.0]})
+    column = model.inputs.index("CL")
+    stream = build_stream(model, data)
+    # a row per change of values (bit for bit: -0.0 is not 0.0), across subjects too; an empty cell
+    # takes the default (1.1) and WT's change starts a row as well
+    assert stream.input_rows.tolist() == [0, 0, 1, 1, 2, 3, 4]
+    assert stream.inputs[:, column].tolist() == [2.0, 3.0, 0.0, -0.0, 1.1]
+    assert np.signbit(stream.inputs[3, column])
+    assert stream.prow.tolist() == stream.drow.tolist() == stream.input_rows.tolist()
+    keyed = build_stream(model, data, split=np.array([1, 1, 1, 2, 2, 2, 2]))   # e.g. the subject
+    assert keyed.input_rows.tolist() == [0, 0, 1, 2, 3, 4, 5]
+    assert keyed.inputs[:, column].tolist() == [2.0, 3.0, 3.0, 0.0, -0.0, 1.1]
+
+
 @pytest.mark.models(NMTESTS)
 @pytest.mark.parametrize("method", ["rk45", "rosenbrock", "exact"])
 def test_a_row_per_record_gives_the_bits_of_a_row_per_subject(method):
@@ -412,8 +438,12 @@ def test_a_row_per_record_gives_the_bits_of_a_row_per_subject(method):
                          "RATE": np.tile(40.0 * first, 2), "WT": np.repeat([60.0, 80.0], times.size)})
     model = load_model(NMTESTS)
     stream = build_stream(model, data)
+    assert stream.inputs.shape[0] == 2            # build_stream itself writes a row per subject here
+    records = np.arange(stream.n_outputs)
+    row_per_record = dataclasses.replace(stream, inputs=stream.inputs[stream.input_rows], prow=records, drow=records)
     first_rows = np.repeat(stream.subject_start[:-1], np.diff(stream.subject_start))
-    row_per_subject = dataclasses.replace(stream, prow=first_rows)
-    per_record = run_stream(model, stream, method=method)[1]
+    row_per_subject = dataclasses.replace(row_per_record, prow=first_rows)
+    per_record = run_stream(model, row_per_record, method=method)[1]
     assert np.array_equal(per_record, run_stream(model, row_per_subject, method=method)[1])
+    assert np.array_equal(per_record, run_stream(model, stream, method=method)[1])
     assert np.all(per_record[1:times.size, 0] > 0)

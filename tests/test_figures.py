@@ -16,9 +16,11 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import pkpd  # noqa: E402
+from conftest import write_pk1cmt_with_drugs  # noqa: E402
 from pkpd import _figures as figures  # noqa: E402
 from pkpd._run import run_scenario  # noqa: E402
 from pkpd._scenario import Arm, load_scenario  # noqa: E402
@@ -137,9 +139,11 @@ def test_concentration_bands_equal_profiles_csv(pickering, log):
     fig = drawn(figures.concentration_figure(run, scenario, "KETAMINE", log=log, all_arms=True))
     (ax,) = fig.axes
     # magnesium changes no ketamine concentration: the legend says the third arm's curve is the second's
-    assert legend_texts(fig) == [*PICKERING_ARMS[:2], f"{PICKERING_ARMS[2]} (same curve as {PICKERING_ARMS[1]})",
-                                 "25th-75th percentiles", "5th-95th percentiles"]
-    assert ax.get_ylabel() == "Ketamine, racemic, arterial plasma (ng/mL)"
+    # (long entries are wrapped to stay within the figure's width)
+    assert [text.replace("\n", " ") for text in legend_texts(fig)] == [
+        *PICKERING_ARMS[:2], f"{PICKERING_ARMS[2]} (same curve as {PICKERING_ARMS[1]})",
+        "25th-75th percentiles", "5th-95th percentiles"]
+    assert ax.get_ylabel() == "Ketamine, racemic, arterial\nplasma (ng/mL)"   # wrapped beside the axis
     assert ax.get_yscale() == ("log" if log else "linear")
     factor = time_factor(ax)
     band50, band90 = labelled(ax, "_band50"), labelled(ax, "_band90")
@@ -273,8 +277,8 @@ def test_regimen_labels_without_file_text_use_model_units(pickering):
 def test_exposure_boxes_match_the_exposure_table(pickering):
     scenario, run, _ = pickering
     fig = drawn(figures.exposure_figure(run, scenario, "KETAMINE"))
-    assert [ax.get_xlabel() for ax in fig.axes] == ["Ketamine, racemic, arterial plasma: Cmax (ng/mL)",
-                                                "Ketamine, racemic, arterial plasma: AUC (ng/mL·h)"]
+    assert [ax.get_xlabel().replace("\n", " ") for ax in fig.axes] == [
+        "Ketamine, racemic, arterial plasma: Cmax (ng/mL)", "Ketamine, racemic, arterial plasma: AUC (ng/mL·h)"]
     for ax, metric in zip(fig.axes, ["cmax", "auc"]):
         assert labels_top_down(ax) == PICKERING_ARMS
         medians, points = labelled(ax, "_median", "lines"), labelled(ax, "_points", "lines")
@@ -361,14 +365,14 @@ def test_effect_figures_only_when_the_model_has_the_outputs(pickering):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("metric", ["time_within_10.5_150", "auc"])
-def test_sweep_heat_map_cells_equal_summary(sweep, metric):
+@pytest.mark.parametrize("output, metric", [("S_KETAMINE_VEN", "time_within_10.5_75"), ("KETAMINE", "auc")])
+def test_sweep_heat_map_cells_equal_summary(sweep, output, metric):
     scenario, run = sweep
     sweep_table = scenario.raw["sweep"]
-    fig = drawn(figures.sweep_figure(run, scenario, "KETAMINE", metric))
+    fig = drawn(figures.sweep_figure(run, scenario, output, metric))
     panels = [ax for ax in fig.axes if ax.images]
     assert [ax.get_title() for ax in panels] == [f"every {v}" for v in sweep_table["every"]]
-    summary = run.summary.query("output == 'KETAMINE' and metric == @metric").set_index("arm")["median"]
+    summary = run.summary.query("output == @output and metric == @metric").set_index("arm")["median"]
     assert labels_top_down(panels[0])[::-1] == sweep_table["amount"]  # the lowest dose at the bottom
     for ax, every in zip(panels, sweep_table["every"]):
         assert [t.get_text() for t in ax.get_xticklabels()] == sweep_table["duration"]
@@ -492,3 +496,162 @@ def test_sweep_over_a_model_parameter_is_a_heat_map_axis():
     assert cells[0, 0] < cells[1, 0] < cells[2, 0]  # antagonism < additive < synergy
     bars = labelled(drawn(figures.regimen_figure(scenario)).axes[0], "_dose")
     assert {name.split("|")[0] for name in bars} >= {arm.name for arm in scenario.arms}
+
+
+# ---------------------------------------------------------------------------
+# Issue 20: the points left (grid at dose times, fast-then-slow outputs, per-dose panels, labels)
+# ---------------------------------------------------------------------------
+
+INFUSION = """
+model = "pk1cmt.toml"
+seed = 1
+[population]
+n = 3
+variability = false
+[[arms]]
+name = "75-min infusion"
+doses = [{ drug = "CENT", amount = "10 mg", duration = "75 min" }]
+[outputs]
+times = { start = "0 h", stop = "6 h", step = "1 h" }
+variables = ["CP"]
+"""
+
+
+def median_line(ax, arm):
+    return next(line for line in ax.lines if line.get_label() == arm)
+
+
+@pytest.mark.models("pk1cmt")
+def test_concentration_curve_is_exact_at_the_infusion_end(tmp_path):
+    # a 75-min infusion on a 1-h grid: the end of the infusion (the peak) is added to the output grid
+    write_pk1cmt_with_drugs(tmp_path)
+    (tmp_path / "infusion.toml").write_text(INFUSION)
+    scenario = load_scenario(tmp_path / "infusion.toml")
+    assert scenario.times.tolist() == [0.0, 1.0, 1.25, 2.0, 3.0, 4.0, 5.0, 6.0]
+    run = run_scenario(scenario, progress=False)
+    line = median_line(figures.concentration_figure(run, scenario, "CP", focus=False).axes[0], "75-min infusion")
+    x, y = line.get_xdata(), line.get_ydata()
+    # closed form of a zero-order input into one compartment: R/CL (1 - exp(-CL/V t)), CL 1 L/h, V 20 L
+    peak = 10 / 1.25 / 1.0 * (1 - np.exp(-1.0 / 20.0 * 1.25))
+    assert x[np.argmax(y)] == 1.25 and y.max() == pytest.approx(peak, rel=1e-6)
+
+
+def test_fast_then_slow_output_gets_a_panel_on_its_peak(pickering):
+    # magnesium: up in 30 min, back to baseline over days; on one axis in days its peak is a few pixels wide
+    scenario, run, _ = pickering
+    fig = drawn(figures.concentration_figure(run, scenario, "MAGNESIUM"))
+    peak_axes, whole = fig.axes
+    assert peak_axes.get_xlabel() == "Time (h)" and peak_axes.get_xlim()[1] == fig.pkpd_peak_end
+    line = median_line(peak_axes, "ketamine 0.5 mg/kg + MgSO4 3 g")
+    x, y = line.get_xdata(), line.get_ydata()
+    # the peak is inside the first panel, at least a third of the way from its left edge
+    assert fig.pkpd_peak_end / 3 >= x[np.argmax(y)] > 0
+    assert median_line(whole, "ketamine 0.5 mg/kg + MgSO4 3 g").get_xdata().tolist() == (x * time_factor(whole)).tolist()
+    assert x[np.argmax(y)] <= figures.PEAK_FRACTION * whole.get_xlim()[1] / time_factor(whole)
+    # ketamine (a 2-h infusion, its decline shown over hours) keeps one axes
+    assert drawn(figures.concentration_figure(run, scenario, "KETAMINE")).pkpd_peak_end is None
+
+
+@pytest.mark.parametrize("output", ["P_PSYCHO", "PAIN", "ANALGESIA", "KETAMINE", "exposure MAGNESIUM"])
+def test_axis_labels_in_words_are_clear_of_the_legend_and_inside_the_figure(pickering, output):
+    scenario, run, _ = pickering
+    if output == "exposure MAGNESIUM":
+        fig = figures.exposure_figure(run, scenario, "MAGNESIUM")
+    elif output == "PAIN":
+        fig = figures.pain_figure(run, scenario)
+    else:
+        fig = figures.concentration_figure(run, scenario, output)
+    FigureCanvasAgg(fig).draw()   # laid out and rendered as when saved
+    renderer = fig.canvas.get_renderer()
+    whole = fig.bbox
+    labels = [label for ax in fig.axes for label in (ax.yaxis.label, ax.xaxis.label) if label.get_text()]
+    legends = [legend.get_window_extent(renderer) for legend in fig.legends]
+    for label in labels:
+        box = label.get_window_extent(renderer)
+        assert whole.x0 - 1 <= box.x0 and box.x1 <= whole.x1 + 1 and whole.y0 - 1 <= box.y0 and box.y1 <= whole.y1 + 1, \
+            label.get_text()
+        assert not any(box.overlaps(legend) for legend in legends), label.get_text()
+    for legend in legends:
+        assert whole.x0 - 1 <= legend.x0 and legend.x1 <= whole.x1 + 1
+    if output == "exposure MAGNESIUM":   # the AUC of an endogenous substance: above its baseline, and said so
+        assert fig.axes[1].get_xlabel().replace("\n", " ") == "Magnesium, total, plasma: AUC above baseline (mmol/L·h)"
+        return
+    words = {"P_PSYCHO": "Probability of psychotomimetic\nadverse event (solicited)", "PAIN": "Daily pain (NRS 0-10)",
+             "ANALGESIA": "Acute analgesia (fraction)", "KETAMINE": "Ketamine, racemic, arterial\nplasma (ng/mL)"}[output]
+    assert fig.axes[0].get_ylabel() == words
+
+
+REPEATED = """
+model = "pk1cmt.toml"
+seed = 1
+[population]
+n = 2
+variability = false
+[[arms]]
+name = "single"
+doses = [{ drug = "CENT", amount = "10 mg", duration = "1 h" }]
+[[arms]]
+name = "every 12 h x3"
+doses = [{ drug = "CENT", amount = "10 mg", duration = "1 h", every = "12 h", count = 3 }]
+[outputs]
+times = { start = "0 h", stop = "36 h", step = "30 min" }
+variables = ["CP"]
+"""
+
+
+@pytest.fixture(scope="module")
+def repeated(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("repeated")
+    write_pk1cmt_with_drugs(folder)
+    (folder / "repeated.toml").write_text(REPEATED)
+    scenario = load_scenario(folder / "repeated.toml")
+    return scenario, run_scenario(scenario, progress=False)
+
+
+def peaks_by_superposition(n_doses, interval=12.0):
+    """Cmax after each 1-h infusion of 10 mg into one compartment (CL 1 L/h, V 20 L): the end of each
+    infusion, the new dose's rise plus what is left of the earlier ones (closed form)."""
+    k = 1.0 / 20.0
+    end = 10.0 / 1.0 * (1 - np.exp(-k * 1.0))   # R/CL (1 - exp(-k T)), mg/L
+    return [sum(end * np.exp(-k * interval * j) for j in range(n)) for n in range(1, n_doses + 1)]
+
+
+@pytest.mark.models("pk1cmt")
+def test_repeated_regimen_has_one_panel_per_dose(repeated):
+    scenario, run = repeated
+    fig = drawn(figures.dose_figure(run, scenario, "CP"))
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["dose 1 (at 0 h)", "dose 2 (at 12 h)", "dose 3 (at 1 d)"]
+    for ax, peak in zip(axes, peaks_by_superposition(3)):
+        line = median_line(ax, "every 12 h x3")
+        x, y = line.get_xdata(), line.get_ydata()
+        assert x[0] == 0 and x[np.argmax(y)] == 1.0 and y.max() == pytest.approx(peak, rel=1e-6)
+        assert ax.get_xlim() == (0, fig.pkpd_span) and fig.pkpd_span <= 12.0
+    assert len({ax.get_ylim() for ax in axes}) == 1    # one y axis: a build-up shows
+    stems = [stem for stem, _, _ in figures.figure_set(run, scenario)]
+    assert "cp_per_dose" in stems
+    # no arm repeats a dose: no per-dose figure
+    single = dataclasses.replace(scenario, arms=scenario.arms[:1])
+    assert figures.dose_figure(run, single, "CP") is None
+
+
+@pytest.mark.models("pk1cmt")
+def test_console_gives_cmax_per_dose_of_a_repeated_regimen(repeated):
+    from pkpd._cli import _summary_lines
+
+    scenario, run = repeated
+    lines = [line for line in _summary_lines(run, scenario).splitlines() if "per dose" in line]
+    assert [line.split()[:5] for line in lines] == [["every", "12", "h", "x3", "CP"]] * 2
+    cmax = next(line for line in lines if " cmax " in line)
+    assert "per dose 1, 2, 3: median" in cmax and cmax.endswith("mg/L")
+    values = [float(v) for v in cmax.split("median ")[1].removesuffix(" mg/L").split(", ")]
+    assert values == pytest.approx(peaks_by_superposition(3), rel=1e-3)   # printed with 4 digits
+
+
+@pytest.mark.models("pk1cmt")
+def test_dose_times_join_the_grid_only_up_to_a_limit(tmp_path):
+    # a dose every minute for two years: the grid stays as written (the run's memory check speaks, not this)
+    write_pk1cmt_with_drugs(tmp_path)
+    (tmp_path / "often.toml").write_text(INFUSION.replace('duration = "75 min" }',
+                                                          'duration = "30 s", every = "1 min", until = "730 d" }'))
+    assert load_scenario(tmp_path / "often.toml").times.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]

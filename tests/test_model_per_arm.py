@@ -151,4 +151,5 @@ def test_figure_axis_names_every_arms_matrix(tmp_path):
     if getattr(fig, "_supylabel", None) is not None:
         labels.append(fig._supylabel.get_text())
     plt.close(fig)
+    labels = [label.replace("\n", " ") for label in labels]   # long axis labels are wrapped
     assert ("Ketamine, racemic, arterial plasma (ng/mL) / S-ketamine, venous plasma (ng/mL)" in labels), labels

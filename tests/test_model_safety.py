@@ -263,7 +263,7 @@ def test_cache_dir_that_cannot_be_created_is_a_one_line_error(tmp_path, monkeypa
 
 @pytest.fixture(scope="module")
 def compiled_cache(tmp_path_factory):
-    """A cache holding pk1cmt_iiv's generated module and its six compiled functions (about a second)."""
+    """A cache holding pk1cmt_iiv's generated module and its seven compiled functions (about a second)."""
     folder = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PKPD_CACHE_DIR", str(folder))

@@ -6,6 +6,7 @@ import dataclasses
 from types import SimpleNamespace
 
 import matplotlib.pyplot
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -64,6 +65,20 @@ REFUSED = {
     "adverse_event_without_event": ('P = { expr = "CENT/(1 + CENT)", unit = "1", role = "adverse_event_probability" }',
                                     "roles.toml: outputs.P.event: is required for an output of role "
                                     "adverse_event_probability"),
+    "label_of_a_concentration": ('CP = { expr = "CENT/V", unit = "mg/L", role = "concentration", analyte = "drug", '
+                                 'matrix = "plasma", label = "Drug" }',
+                                 "roles.toml: outputs.CP.label: an output of role concentration is named by its "
+                                 "analyte and matrix"),
+    "label_not_text": ('E = { expr = "CENT", unit = "1", role = "effect", label = 3 }',
+                       "roles.toml: outputs.E.label: must be text on one line (1 to 80 characters); got 3"),
+    "baseline_of_a_state": ('C = { expr = "CENT/V", unit = "mg/L", role = "concentration", analyte = "drug", '
+                            'matrix = "plasma", baseline = "CENT/V" }',
+                            "roles.toml: outputs.C.baseline: unknown name 'CENT' in 'CENT/V' (a baseline uses "
+                            "parameters and covariates only)"),
+    "baseline_not_an_expression": ('C = { expr = "CENT/V", unit = "mg/L", role = "concentration", analyte = "drug", '
+                                   'matrix = "plasma", baseline = ["V"] }',
+                                   "roles.toml: outputs.C.baseline: must be a number or an expression of parameters "
+                                   "and covariates, e.g. 'MG0'; got ['V']"),
 }
 
 
@@ -102,6 +117,57 @@ def test_label_names_analyte_matrix_and_unit(tmp_path):
     assert pkpd.load_model("esketamine_otto2021").outputs["KETAMINE"].label == "S-ketamine, venous plasma (ng/mL)"
 
 
+def test_label_key_names_an_output_in_words(tmp_path):
+    # issue 20: labels in words, not variable names, from the model file
+    outputs = pkpd.load_model(_model_file(tmp_path, CONCENTRATION + (
+        'SBP_FALL = { expr = "CP", unit = "mmHg", role = "effect", label = "Fall in systolic blood pressure" }\n'
+        'SBP_FALL2 = { expr = "CP", unit = "mmHg", role = "effect" }\n'))).outputs
+    assert outputs["SBP_FALL"].label == "Fall in systolic blood pressure (mmHg)"
+    assert outputs["SBP_FALL2"].label == "SBP_FALL2 (mmHg)"
+    library = pkpd.load_model("magnesium_lu2002").outputs
+    assert library["SBP_FALL"].title == "Fall in systolic blood pressure"
+    # every library output that is not named by analyte, matrix or event has words of its own
+    for name in library_models():
+        for output in pkpd.load_model(name).outputs.values():
+            if output.role not in ("concentration", "adverse_event_probability"):
+                assert output.words, f"{name}: {output.name}"
+
+
+BASELINE_MODEL = MODEL.replace("[odes]", 'B0 = { value = 2.0, unit = "mg/L", description = "endogenous level", '
+                                         'source = "test" }\n[odes]') + (
+    'C = { expr = "B0 + CENT/V", unit = "mg/L", role = "concentration", analyte = "drug", matrix = "plasma", '
+    'baseline = "B0" }\n'
+    'PAIN = { expr = "6 + 0*CENT", unit = "NRS 0-10", role = "pain_score" }\n')
+
+
+@pytest.mark.parametrize("above", [True, False])
+def test_auc_of_an_output_with_a_baseline_is_above_it_by_default(tmp_path, above):
+    # issue 20: the AUC of an endogenous substance above its baseline; closed form of a 10 mg bolus,
+    # V 10 L, CL 1 L/h: excess 1 mg/L * exp(-0.1 h^-1 t), AUC over 0-24 h = (1 - exp(-2.4)) / 0.1 mg/L*h
+    path = tmp_path / "baseline.toml"
+    path.write_text(BASELINE_MODEL)
+    times = np.linspace(0.0, 24.0, 97)
+    result = pkpd.simulate(pkpd.load_model(path), [pkpd.Dose(10.0, "CENT")], pkpd.Population(2, seed=1), times,
+                           variability=False)
+    table = result.exposure("C", above_baseline=above)
+    excess = (1 - np.exp(-2.4)) / 0.1
+    # above the baseline the log-down rule is exact for the exponential excess; on the total, near it
+    assert table["auc"].to_numpy() == pytest.approx(excess + (0.0 if above else 2.0 * 24.0), rel=1e-6 if above else 1e-5)
+    assert table.attrs["auc_above"] == ("baseline B0" if above else None)
+    assert table["cmax"].to_numpy() == pytest.approx(3.0)   # the other metrics: of the concentration itself
+    assert result.baseline("C").tolist() == [2.0, 2.0] and result.baseline("PAIN") is None
+
+
+def test_pain_auc_is_in_score_times_days(tmp_path):
+    # issue 20: one unit for pain AUC everywhere: score x days, as the trial's AUC endpoint
+    path = tmp_path / "baseline.toml"
+    path.write_text(BASELINE_MODEL)
+    result = pkpd.simulate(pkpd.load_model(path), [], pkpd.Population(1, seed=1), np.linspace(0.0, 48.0, 9))
+    table = result.exposure("PAIN")
+    assert table["auc"].tolist() == pytest.approx([12.0])    # 6 points for 2 days
+    assert table.attrs["units"]["auc"] == "NRS 0-10*d"
+
+
 MODEL_FILES = ([f"models/{name}.toml" for name in library_models()]
                + sorted(str(p.relative_to(ROOT)) for p in TEST_MODELS.glob("*.toml"))
                + sorted(str(p.relative_to(ROOT)) for p in (ROOT / "benchmarks" / "models").glob("*.toml")))
@@ -136,7 +202,7 @@ def test_library_matrices_are_those_the_sources_measured():
 
 def _scenario_with(model_file, variables, metrics=("cmax", "auc")):
     model = pkpd.load_model(model_file)
-    return SimpleNamespace(model=model, variables=variables, metrics=list(metrics))
+    return SimpleNamespace(model=model, variables=variables, metrics=list(metrics), arms=[])
 
 
 def _summary(outputs, arms=("placebo", "drug"), metrics=("cmax", "auc")):
@@ -262,3 +328,18 @@ def test_trial_endpoint_defaults_to_the_pain_score_output(tmp_path):
     with pytest.raises(pkpd.PkpdError, match=r"^pain.toml: trial.endpoint.output: is required: model 'pk1cmt' has "
                                              r"no output of role pain_score \(the default\)$"):
         designs_of(load_scenario(path))
+
+
+def test_search_auc_of_an_output_with_a_baseline_is_above_it(tmp_path):
+    # a search constraint or objective on an AUC means what the run's tables mean by it
+    from pkpd._search import _per_subject
+
+    path = tmp_path / "baseline.toml"
+    path.write_text(BASELINE_MODEL)
+    model, times = pkpd.load_model(path), np.linspace(0.0, 24.0, 97)
+    regimen = pkpd.Regimen([pkpd.Dose(10.0, "CENT")])
+    population = pkpd.Population(2, seed=1)
+    result = pkpd.simulate(model, regimen, population, times, variability=False)
+    metric = SimpleNamespace(kind="auc", output="C", interval=(0.0, 24.0))
+    auc = _per_subject(metric, model, regimen, result, times, np.array([0.0]), population)
+    assert auc == pytest.approx([(1 - np.exp(-2.4)) / 0.1] * 2, rel=1e-6)

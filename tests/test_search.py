@@ -352,3 +352,35 @@ def test_durations_intervals_and_counts_are_searched_and_linked_fields_move_toge
     # every point was evaluated (12 <= budget): the choice is the least total dose among the feasible
     total = found.table["total_dose (mg)"]
     assert total.iloc[found.chosen] == total[found.table["feasible"]].min()
+
+
+def test_a_search_without_adverse_events_has_no_tradeoff_figure(tmp_path):
+    write_pk1cmt_with_drugs(tmp_path)
+    (tmp_path / "study.toml").write_text(SCENARIO)
+    assert [stem for stem, _, _ in pkpd.search(tmp_path / "study.toml").figures()] == ["search"]
+
+
+def test_validate_counts_the_search_and_refuses_it_up_front_when_it_exceeds_the_memory_limit(tmp_path, capsys,
+                                                                                               monkeypatch):
+    """pkpd validate and pkpd run estimate the search (candidates x subjects x metrics kept, one candidate's
+    simulation at a time) with the arms: 20,000 subjects pass a 2 GB limit, and fail a 200 MB one with the
+    search named in the message, exit 2 and nothing written; so does pkpd.search from Python."""
+    from pkpd._scenario import check_resources, load_scenario
+    from pkpd._search import search_resources
+
+    write_pk1cmt_with_drugs(tmp_path)
+    (tmp_path / "study.toml").write_text(SCENARIO.replace("n = 20", "n = 20000"))
+    scenario = load_scenario(tmp_path / "study.toml")
+    size, _, what = search_resources(scenario)
+    assert what == ", search of 40 candidates x 20,000 subjects x 138 times"   # 13 times + 2 x 2 doses + 121
+    assert 40 * 20000 * 2 * 8 < size < check_resources(scenario, max_memory="2GB")[0]
+    assert main(["validate", str(tmp_path / "study.toml"), "--max-memory", "200MB"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: study.toml: 20,000 subjects x 1 arms") and "search of 40 candidates" in error
+    assert main(["run", str(tmp_path / "study.toml"), "-o", str(tmp_path / "out"), "--max-memory", "200MB"]) == 2
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setenv("PKPD_MAX_MEMORY", "200MB")
+    with pytest.raises(pkpd.ResourceError, match="^regimen search of 40 candidates x 20,000 subjects"):
+        search("pk1cmt", [pkpd.Dose(100.0, "CENT")], pkpd.Population(20000, seed=0), np.arange(0.0, 13.0, 1.0),
+               variables={"dose": {"set": "doses[0].amount", "from": "10 mg", "to": "400 mg", "step": "10 mg"}},
+               constraints=[{"metric": "cmax", "output": "CP", "at_most": "8 mg/L"}])

@@ -89,6 +89,37 @@ def test_occasions_draw_their_own_kappas():
     assert "KAPPA_CL" in without and (without["KAPPA_CL"] == 0).all()  # no OCC column: no IOV
 
 
+def test_random_effects_apply_per_subject_to_parameter_values_that_repeat_and_change():
+    """The engine gets a row of parameter values per run of records that repeat them. Two subjects
+    with the same values (one row, were rows shared across subjects), CL changing within the
+    second: every record's individual CL must be its own CL times its subject's exp(ETA_CL), and
+    each subject's concentrations the closed form with its own CL and V (an IV bolus into CENT)."""
+    records = {"TIME": [0.0, 1.0, 2.0, 3.0], "AMT": [100.0, 0, 0, 0], "CMT": [2, 2, 2, 2], "EVID": [1, 0, 0, 0]}
+    data = pd.concat([pd.DataFrame({"ID": subject, **records, "CL": cl}) for subject, cl in
+                      ((1, [4.0, 4.0, 4.0, 4.0]), (2, [4.0, 4.0, 4.0, 8.0]))], ignore_index=True)
+    out = pkpd.simulate_data(IIV_MODEL, data, seed=4, return_etas=True, variability="iiv")
+    np.testing.assert_allclose(out["IND_CL"], data["CL"] * np.exp(out["ETA_CL"]), rtol=1e-15)
+    np.testing.assert_allclose(out["IND_V"], TYPICAL["V"] * np.exp(out["ETA_V"]), rtol=1e-15)
+    assert out.groupby("ID")["ETA_CL"].nunique().tolist() == [1, 1] and out["ETA_CL"].nunique() == 2
+    for subject in (1, 2):
+        rows = out[(out["ID"] == subject) & (out["TIME"] <= 2.0)]   # CL of subject 2 changes after 2 h
+        cl, v = rows["IND_CL"].iloc[0], rows["IND_V"].iloc[0]
+        np.testing.assert_allclose(rows["IPRED"], 100.0 / v * np.exp(-cl / v * rows["TIME"]), rtol=1e-9)
+
+
+@pytest.mark.models("magnesium_du2019")
+def test_integer_mdv_and_occ_columns_are_checked():
+    data = trial(2).assign(MDV=0, OCC=1)
+    for column, value, message in (("MDV", 2, "must be 0 or 1; got '2'"), ("MDV", -1, "must be 0 or 1; got '-1'"),
+                                   ("OCC", 1000, "must be an integer from 0 to 999; got '1000'"),
+                                   ("OCC", -1, "must be an integer from 0 to 999; got '-1'")):
+        broken = data.copy()
+        broken.loc[5, column] = value
+        assert broken[column].dtype == np.int64
+        with pytest.raises(pkpd.DataError, match=f"^data, row 7, column {column}: {message}$"):
+            pkpd.simulate_data("magnesium_du2019" if column == "OCC" else IIV_MODEL, broken)
+
+
 # --------------------------------------------------------------- replicates
 
 

@@ -49,15 +49,19 @@ def test_a_matrix_the_output_does_not_have_is_a_one_line_error_naming_the_key(tm
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
-# The sourced levels of the Pickering scenarios: where each number comes from and what it was measured on.
+# The sourced levels of the ketamine scenarios: where each number comes from and what it was measured on.
 # Dahan 2011 (Eur J Pain 15:258, PMID 20638877): chronic-pain C50 10.5 ng/mL of S-ketamine; its PK samples were
 # venous (Otto 2021, Eur J Clin Pharmacol 77:1181, Table 2; LITERATURE-2.md section 2).
 DAHAN_C50 = {"level": 10.5, "analyte": "S-ketamine", "matrix": "venous plasma"}
+# Bowdle 1998 (Anesthesiology 88:82): psychedelic effects rose linearly with steady-state venous racemic ketamine
+# over 50-200 ng/mL; the scenarios call 150 ng/mL the top of the analgesic window.
+BOWDLE = {"level": 150.0, "analyte": "ketamine, racemic", "matrix": "venous plasma"}
 
 
 @pytest.mark.models("ketamine_mg_pain")
-@pytest.mark.parametrize("name", ["pickering2020.toml", "pickering2020_assurance.toml"])
-def test_the_pickering_levels_sit_on_the_analyte_and_matrix_of_their_source(name):
+@pytest.mark.parametrize("name", ["pickering2020.toml", "pickering2020_assurance.toml", "crps_100h_infusion.toml",
+                                  "ketamine_sweep.toml"])
+def test_the_sourced_levels_sit_on_the_analyte_and_matrix_of_their_source(name):
     from pathlib import Path
     scenario = load_scenario(Path(__file__).resolve().parent.parent / "scenarios" / name)
     outputs = scenario.model.outputs
@@ -72,6 +76,10 @@ def test_the_pickering_levels_sit_on_the_analyte_and_matrix_of_their_source(name
     # and the output is what its label says: the S-ketamine equivalent (FS_EQ x racemic) of the venous racemate
     assert scenario.model.parameters["C50_CHR"].value == DAHAN_C50["level"]
     assert not any(outputs[output].matrix == "arterial plasma" and level in (10.0, 10.5) for output, level in levels)
+    # Bowdle 1998's 150 ng/mL, where a scenario uses it as a threshold, is venous racemic ketamine
+    for output, level in levels:
+        if level == pytest.approx(BOWDLE["level"]):
+            assert outputs[output].matrix == BOWDLE["matrix"] and outputs[output].analyte == BOWDLE["analyte"]
 
 
 @pytest.mark.models("ketamine_mg_pain")

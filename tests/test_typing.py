@@ -27,6 +27,7 @@ PUBLIC_MODULES = [
     "pkpd/_simulate_data.py",  # simulate_data
     "pkpd/_trial.py",          # trial
     "pkpd/_search.py",         # search, SearchResult
+    "pkpd/_tci.py",            # tci_regimen
     "pkpd/_figures.py",        # figure_set, write_figures
     "pkpd/_draws.py",          # UncertaintyOptions
 ]

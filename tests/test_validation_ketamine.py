@@ -5,14 +5,23 @@ Tolerances, stated before any result was seen:
   100-250 ng/mL (Zanos 2018 Pharmacol Rev 70:621, Table 1: dissociation at 100-250 ng/mL,
   Krystal 1994; the central value quoted there, 185 ng/mL, Zarate 2006, is reported as a
   percentage, not asserted). Nothing in the venous link was fitted to these numbers.
-- arterial/venous difference after a short infusion: only the DIRECTION published by Henthorn
-  2018 (Anesthesiology 129:260): venous below arterial during the infusion, above it after;
-  no paired ratio is published in any source the project holds, so no size is asserted.
+- arterial/venous difference after a short infusion: the DIRECTION published by Henthorn
+  2018 (Anesthesiology 129:260): venous below arterial during the infusion, above it after.
+  Its SIZE: the one published number found (docs/literature/arterial-venous-ketamine.md) is
+  Persson 2002 (Eur J Clin Pharmacol 57:869, abstract): arterial mean residence times 40 % smaller
+  than venous (ratio 0.60) after 7 mg S- or R-ketamine HCl over 30 min. Tolerance: +-25 % of the
+  ratio. Expected before computing it: a KNOWN FAILURE, because the library's venous output is a
+  delay without mass that adds its mean time V2/Q2 = 0.35 h to the MRT (ratio 0.89 by the closed
+  form); the test checks that closed form (1e-3) and that the miss stays outside the tolerance, so
+  a venous model that meets the published size must also retire the known failure in
+  pkpd/validation.py.
 - S-ketamine after a 20-min infusion (Simons 2022 model): no arterial peak that was NOT used to
-  fit the model is in the project's literature files (LITERATURE-3 Gaps 5 and 6), so the 30 %
-  criterion cannot be tested: a known gap, not a pass. The model is checked instead against an
-  independent oracle (scipy's matrix exponential of its published linear system, 1e-6) and
-  molar mass balance (1e-8).
+  fit the model was found (same note: Jonkman 2017's 20 mg / 20 min arm gives no concentration in
+  the parts read), so the 30 % criterion cannot be tested: a known gap, not a pass. The model is
+  checked instead against an independent oracle (scipy's matrix exponential of its published
+  linear system, 1e-6), molar mass balance (1e-8) and, as a consistency check of the file (not a
+  validation), its own data: within 10 % of Simons 2022's peaks, 273 and 260 ng/mL (the
+  S-ketamine left from the film given 6 h before is not simulated).
 """
 
 import numpy as np
@@ -65,6 +74,30 @@ def test_venous_below_arterial_during_and_above_after_a_short_infusion(duration)
     crossing = np.flatnonzero(np.diff(np.sign(after)))
     assert len(crossing) == 1
     assert out["TIME"][out["TIME"] > duration].iloc[crossing[0]] < duration + 0.25
+
+
+PERSSON_RATIO = 0.60            # arterial / venous MRT, Persson 2002 abstract ("40 % smaller")
+RATIO_TOLERANCE = 0.25
+
+
+@pytest.mark.parametrize("name", ["ketamine_kamp2020", "ketamine_mg_pain"])
+def test_arterial_over_venous_mean_residence_time_is_the_known_failure_against_persson_2002(name):
+    # 7 mg ketamine HCl (6.07 mg base) over 30 min; MRT = AUMC/AUC to 72 h less half the infusion.
+    times = np.concatenate([np.linspace(0.0, 2.0, 2401), np.linspace(2.01, 72.0, 7000)])
+    out = observed(name, infusion(2, 7.0 * 237.73 / 274.19, 0.5, times))
+    t = out["TIME"].to_numpy()
+
+    def mrt(column):
+        c = out[column].to_numpy()
+        return np.trapezoid(c * t, t) / np.trapezoid(c, t) - 0.25
+
+    ratio = mrt("KETAMINE") / mrt("KETAMINE_VEN")
+    model = pkpd.load_model(name)
+    v1, v2, v3, cl, q2 = (model.parameters[k].value for k in ("V1", "V2", "V3", "CL", "Q2"))
+    arterial = (v1 + v2 + v3) / cl                       # closed-form MRT of a mammillary model, h
+    np.testing.assert_allclose(ratio, arterial / (arterial + v2 / q2), rtol=1e-3)
+    print(f"{name}: MRT arterial / venous {ratio:.3f} vs {PERSSON_RATIO} ({100 * (ratio / PERSSON_RATIO - 1):+.0f} %)")
+    assert abs(ratio / PERSSON_RATIO - 1.0) > RATIO_TOLERANCE      # the known failure of the report
 
 
 def test_venous_sampling_site_leaves_the_arterial_outputs_unchanged():
@@ -161,3 +194,12 @@ def test_simons_2022_peak_is_arterial_and_above_the_venous_otto_model():
     assert pkpd.load_model("esketamine_simons2022").outputs["KETAMINE"].matrix == "arterial plasma"
     assert simons["TIME"][simons["KETAMINE"].idxmax()] == pytest.approx(1.0 / 3.0)
     print(f"Simons 2022: arterial S-ketamine peak {simons['KETAMINE'].max():.0f} ng/mL after 20 mg over 20 min")
+
+
+def test_simons_2022_peak_is_consistent_with_its_own_data():
+    # Used to build, not validation: Simons' IV peaks 273 and 260 ng/mL (mean weight 73 kg).
+    frame = infusion(1, 20.0, 1.0 / 3.0, TIMES)
+    frame["WT"] = 73.0
+    peak = observed("esketamine_simons2022", frame)["KETAMINE"].max()
+    for published in (273.0, 260.0):
+        assert abs(peak / published - 1.0) < 0.10, (peak, published)

@@ -16,6 +16,7 @@ from docutils import nodes
 from docutils.parsers.rst import Directive
 
 import pkpd
+from pkpd._keys import Keys
 
 # (key path in a scenario file, module, name of its allowed-key list, what the table holds)
 SCENARIO_SECTIONS = [
@@ -33,6 +34,7 @@ SCENARIO_SECTIONS = [
     ("search.variables[i]", "pkpd._search", "VARIABLE_KEYS", "one searched dose value"),
     ("search.constraints[i]", "pkpd._search", "CONSTRAINT_KEYS", "one population target or limit"),
     ("search.objective", "pkpd._search", "OBJECTIVE_KEYS", "what the search optimises"),
+    ("search.tci", "pkpd._search", "TCI_KEYS", "a target-controlled infusion added to every candidate"),
     ("uncertainty", "pkpd._draws", "UNCERTAINTY_KEYS", "parameter draws"),
     ("sensitivity", "pkpd._sensitivity", "SENSITIVITY_KEYS", "local sensitivity"),
     ("sensitivity.sobol", "pkpd._sensitivity", "SOBOL_KEYS", "global (Sobol) indices"),
@@ -165,16 +167,23 @@ class ModelDirective(Directive):
 
 
 class KeysDirective(Directive):
-    """``pkpd-keys scenario`` or ``pkpd-keys model``: every key a scenario or model file accepts,
-    from the checkers' own lists."""
+    """``pkpd-keys scenario`` or ``pkpd-keys model``: every key a scenario or model file accepts and
+    those it requires, from the checkers' own lists."""
     required_arguments = 1
 
     def run(self):
         if self.arguments[0] not in SECTIONS:
             raise self.error(f"pkpd-keys: the argument must be one of {', '.join(SECTIONS)}")
-        rows = [[path, ", ".join(getattr(importlib.import_module(module), constant)), what]
-                for path, module, constant, what in SECTIONS[self.arguments[0]]]
-        return [table(["Table", "Keys it accepts", "What it describes"], rows, [3, 8, 4])]
+        rows = []
+        for path, module, constant, what in SECTIONS[self.arguments[0]]:
+            keys = getattr(importlib.import_module(module), constant)
+            rows.append([path, ", ".join(keys), required(keys), what])
+        return [table(["Table", "Keys it accepts", "Required", "What it describes"], rows, [3, 8, 4, 4])]
+
+
+def required(keys):
+    """The keys a table requires, as the checker reads them (:class:`pkpd._keys.Keys`); "-" for none."""
+    return keys.requirement() if isinstance(keys, Keys) else "-"
 
 
 def _api_page():
@@ -215,8 +224,9 @@ def generate(app):
     names = pkpd.library_models()
     _write(out / "api.md", _api_page())
     _write(out / "scenario_keys.md",
-           "# Scenario keys\n\nEvery key a scenario file accepts, by table, read from the lists the "
-           "scenario checker itself uses (a key not listed is refused with a one-line error).\n\n"
+           "# Scenario keys\n\nEvery key a scenario file accepts and those it requires, by table, read from the "
+           "lists the scenario checker itself uses (a key not listed, or a required key missing, is refused "
+           "with a one-line error).\n\n"
            "```{pkpd-keys} scenario\n```\n")
     _write(out / "models" / "index.md", _model_index(names))
     for name in names:

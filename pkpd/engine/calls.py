@@ -48,14 +48,6 @@ def evaluate_rhs(model, y, e, rate, dydt):
 
 
 @jit(inline="always")
-def stage_rhs(model, work, source, target, e, rate):
-    """work[target] = the right-hand side at the state in work[source], plus the dose rates."""
-    model.rhs(row_data(work, source), data(e), row_data(work, target))
-    for i in range(work.shape[1]):
-        work[target, i] += rate[i]
-
-
-@jit(inline="always")
 def record_output(model, row, y, e, out_state, out_values):
     """Write state y and the model's outputs at y into row `row` of the results."""
     for i in range(y.size):

@@ -4,6 +4,11 @@ Step contract (shared with :mod:`pkpd.engine.rodas`): from y over h, the new sta
 ``work[W_NEW]``, the local error estimate in ``work[W_ERR]`` and the dense-output
 coefficients in the stage rows ``work[W_K:W_K + 7]``; :func:`dopri_dense` then gives the
 state at any fraction of the step from ``work[W_Y0]`` (the step's start).
+
+The step itself is each model's ``dopri`` function (:mod:`pkpd.engine.interface`), generated
+by ``pkpd._model`` from this module's :data:`TABLEAU` and :data:`E` with the model's
+right-hand side in place; this module keeps the tableau, the first step size and the dense
+output, which do not call the model at every stage.
 """
 
 import math
@@ -11,8 +16,8 @@ import math
 import numpy as np
 
 from .._jit import jit
-from .calls import evaluate_rhs, stage_rhs
-from .constants import W_ERR, W_K, W_NEW, W_TMP, W_Y0
+from .calls import evaluate_rhs
+from .constants import W_K, W_TMP, W_Y0
 
 ORDER = 5.0   # the controller's exponent is 1/ORDER: local error of the embedded pair
 
@@ -37,6 +42,17 @@ B3 = 500.0 / 1113.0
 B4 = 125.0 / 192.0
 B5 = -2187.0 / 6784.0
 B6 = 11.0 / 84.0
+# the tableau as one matrix, row s the weights of stages 0..s-1 in stage s (row 6: the new state,
+# whose derivative is stage 6, the next step's first); written into each model's step function
+# (pkpd._model._dopri_source)
+TABLEAU = np.array([
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    [A21, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    [A31, A32, 0.0, 0.0, 0.0, 0.0, 0.0],
+    [A41, A42, A43, 0.0, 0.0, 0.0, 0.0],
+    [A51, A52, A53, A54, 0.0, 0.0, 0.0],
+    [A61, A62, A63, A64, A65, 0.0, 0.0],
+    [B1, 0.0, B3, B4, B5, B6, 0.0]])
 E = np.array([-71.0 / 57600.0, 0.0, 71.0 / 16695.0, -71.0 / 1920.0,
               17253.0 / 339200.0, -22.0 / 525.0, 1.0 / 40.0])
 P = np.array([
@@ -87,43 +103,7 @@ def initial_step(model, t0, t1, y, rate, e, rtol, atol, work):
     return min(100.0 * h0, h1)
 
 
-@jit
-def dopri_step(model, h, y, rate, e, work):
-    """One Dormand-Prince step from y, its first stage already in work[W_K] (first same as last).
-
-    Stages are rows of work, read by index and passed to the model as pointers: no array views
-    (each costs an atomic reference-count pair) on the hot path."""
-    n = y.size
-    K = W_K
-    for i in range(n):
-        work[W_TMP, i] = y[i] + h * A21 * work[K, i]
-    stage_rhs(model, work, W_TMP, K + 1, e, rate)
-    for i in range(n):
-        work[W_TMP, i] = y[i] + h * (A31 * work[K, i] + A32 * work[K + 1, i])
-    stage_rhs(model, work, W_TMP, K + 2, e, rate)
-    for i in range(n):
-        work[W_TMP, i] = y[i] + h * (A41 * work[K, i] + A42 * work[K + 1, i] + A43 * work[K + 2, i])
-    stage_rhs(model, work, W_TMP, K + 3, e, rate)
-    for i in range(n):
-        work[W_TMP, i] = y[i] + h * (A51 * work[K, i] + A52 * work[K + 1, i] + A53 * work[K + 2, i]
-                                     + A54 * work[K + 3, i])
-    stage_rhs(model, work, W_TMP, K + 4, e, rate)
-    for i in range(n):
-        work[W_TMP, i] = y[i] + h * (A61 * work[K, i] + A62 * work[K + 1, i] + A63 * work[K + 2, i]
-                                     + A64 * work[K + 3, i] + A65 * work[K + 4, i])
-    stage_rhs(model, work, W_TMP, K + 5, e, rate)
-    for i in range(n):
-        work[W_NEW, i] = y[i] + h * (B1 * work[K, i] + B3 * work[K + 2, i] + B4 * work[K + 3, i]
-                                     + B5 * work[K + 4, i] + B6 * work[K + 5, i])
-    stage_rhs(model, work, W_NEW, K + 6, e, rate)
-    for i in range(n):
-        acc = 0.0
-        for s in range(7):
-            acc += work[K + s, i] * E[s]
-        work[W_ERR, i] = h * acc
-
-
-@jit
+@jit(inline="always")
 def dopri_dense(x, h, work):
     """State at fraction x of the step of length h just taken from work[W_Y0], into work[W_TMP]:
     y = y0 + h * K^T P [x, x^2, x^3, x^4].

@@ -304,7 +304,9 @@ def summary_section(folder):
             first = rows[rows["metric"] == metric].iloc[0]
             unit = first["unit"] if isinstance(first["unit"], str) and first["unit"] != "1" else ""
             level = first.get("level")
-            label = metric.replace("_", " ") if not isinstance(level, str) else f"{metric.split('_')[1]} {level}"
+            # fraction_reaching_10.5 -> "reaching 10.5 ng/mL"; auc of an endogenous substance -> "auc above baseline MG0"
+            label = (metric.replace("_", " ") if not isinstance(level, str)
+                     else f"{metric.split('_')[1] if '_' in metric else metric} {level}")
             header.append(f"{label} ({unit})" if unit else label)
         body = []
         for arm, arm_rows in rows.groupby("arm", sort=False):

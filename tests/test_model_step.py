@@ -1,0 +1,88 @@
+"""A model's own Dormand-Prince step (``model_dopri``, generated with its right-hand side
+written into every stage) against a step taken independently with scipy's RK45 tableau and
+the model's right-hand side; and the compiled step against the generated Python, bit for bit."""
+
+import dataclasses
+import sys
+
+import numpy as np
+import pytest
+from scipy.integrate import RK45
+
+import pkpd
+from conftest import TEST_MODELS
+from pkpd._model import _generated_location
+from pkpd.engine import pointer
+from pkpd.engine.constants import W_ERR, W_K, W_NEW, W_ROWS
+
+pytestmark = pytest.mark.models(TEST_MODELS / "mm1cmt.toml")
+
+MODELS = [TEST_MODELS / "mm1cmt.toml", "ketamine_mg_pain", "pk3cmt"]
+
+
+def _python_module(model):
+    """The model's generated module, imported anew: plain Python functions, nothing compiles."""
+    sys.modules.pop(_generated_location(model)[1], None)
+    return dataclasses.replace(model, _module=None, _kernels=None).module
+
+
+def _state(model, module, seed):
+    """A state, dose rates and the environment (default inputs, derived terms filled in) of the model."""
+    rng = np.random.default_rng(seed)
+    n = len(model.compartments)
+    e = np.zeros(module.N_ENV)
+    e[:module.N_INPUTS] = model.input_defaults
+    module.model_derive(e)
+    return rng.uniform(0.1, 5.0, n), rng.uniform(0.0, 2.0, n), e
+
+
+def _scipy_step(module, y, rate, e, h):
+    """(new state, the seven stages, error estimate) of one step by scipy's RK45 coefficients."""
+    def f(state):
+        dydt = np.zeros_like(state)
+        module.model_rhs(state, e, dydt)
+        return dydt + rate
+
+    stages = np.zeros((7, y.size))
+    stages[0] = f(y)
+    for s in range(1, 6):
+        stages[s] = f(y + h * RK45.A[s, :s] @ stages[:s])
+    new = y + h * RK45.B @ stages[:6]
+    stages[6] = f(new)
+    return new, stages, h * RK45.E @ stages
+
+
+def _model_step(module, y, rate, e, h, first_stage):
+    work = np.zeros((W_ROWS, y.size))
+    work[W_K] = first_stage
+    module.model_dopri(y, e, rate, h, work.reshape(-1))
+    return work
+
+
+@pytest.mark.parametrize("name", MODELS, ids=str)
+@pytest.mark.parametrize("h", [1e-3, 0.05, 0.7])
+def test_generated_step_is_a_dormand_prince_step(name, h):
+    model = pkpd.load_model(name)
+    module = _python_module(model)
+    y, rate, e = _state(model, module, seed=len(str(name)))
+    new, stages, error = _scipy_step(module, y, rate, e, h)
+    work = _model_step(module, y, rate, e, h, stages[0])
+    scale = np.abs(y).max() + h * np.abs(stages).max()
+    np.testing.assert_allclose(work[W_NEW], new, rtol=1e-14, atol=1e-14 * scale)
+    np.testing.assert_allclose(work[W_K:W_K + 7], stages, rtol=1e-13, atol=1e-13 * np.abs(stages).max())
+    np.testing.assert_allclose(work[W_ERR], error, rtol=0, atol=1e-14 * scale)
+    assert np.abs(work[W_ERR]).max() > 0.0   # a real error estimate, not zeros
+
+
+def test_compiled_step_is_the_generated_python_bit_for_bit():
+    model = pkpd.load_model(TEST_MODELS / "mm1cmt.toml")
+    module = _python_module(model)
+    y, rate, e = _state(model, module, seed=3)
+    first = np.zeros_like(y)
+    module.model_rhs(y, e, first)
+    first += rate
+    expected = _model_step(module, y, rate, e, 0.3, first)
+    work = np.zeros((W_ROWS, y.size))
+    work[W_K] = first
+    model.kernels.dopri(pointer(y), pointer(e), pointer(rate), 0.3, pointer(work))
+    assert np.array_equal(work, expected)
