@@ -38,7 +38,7 @@ from . import workloads as wl
 HERE = Path(__file__).resolve().parent
 FLOORS = HERE / "floors.toml"
 QUICK = {"W1": dict(n=1000, baseline=20, reference=10), "W2": dict(n=200, baseline=10, reference=10),
-         "D1": dict(sizes=(1000, 10_000))}
+         "D1": dict(sizes=(1000, 10_000)), "W4": dict(n=4000, chunk=2000)}
 FULL = {"W1": dict(sizes=(1000, 10_000), baseline=30, reference=30),
         "W2": dict(sizes=(1000, 10_000), baseline=20, reference=20)}
 METHODS = ("exact", "rk45")
@@ -311,8 +311,8 @@ def w4_workload(n_total, chunk, baseline_subjects):
     population_seconds, subjects = clock(wl.population, n_total)
     rss_before = max_rss_bytes()
     tracemalloc.start()
-    elapsed, summary = clock(pkpd.simulate_summary, model, doses, subjects, workload.times, method="exact",
-                             chunk_subjects=chunk, progress=False, **wl.TOLERANCES)
+    elapsed, cpu, summary = clock_cpu(pkpd.simulate_summary, model, doses, subjects, workload.times, method="exact",
+                                      chunk_subjects=chunk, progress=False, **wl.TOLERANCES)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     per_subject = elapsed / n_total
@@ -321,13 +321,39 @@ def w4_workload(n_total, chunk, baseline_subjects):
         exposure = summary.exposure[name]
         figures[name] = {f"{m} P{q}": float(np.percentile(exposure[m], q)) for m in ("cmax", "auc")
                          for q in (5, 50, 95)}
-    return {"workload": "W4", "subjects": n_total, "chunk": chunk, "seconds": elapsed,
-            "population_seconds": population_seconds,
+    return {"workload": "W4", "subjects": n_total, "chunk": chunk, "seconds": elapsed, "cpu_seconds": cpu,
+            "threads": numba.get_num_threads(), "population_seconds": population_seconds,
             "microseconds_per_subject": {"solve_ivp": 1e6 * base_seconds / baseline_subjects,
                                          "pkpd exact + reduction": 1e6 * per_subject},
             "ratio_to_solve_ivp": base_seconds / baseline_subjects / per_subject,
             "peak_traced_bytes": peak, "max_rss_bytes": max_rss_bytes(), "max_rss_bytes_before": rss_before,
             "exposure_percentiles": figures}
+
+
+def summary_workload(n, chunk, repeats):
+    """``simulate_summary`` of W1 against ``simulate`` of the same subjects, CPU per subject, 1 thread.
+
+    The quick guard of the streamed summary: each round runs ``simulate`` and then
+    ``simulate_summary`` (exact path, `chunk` subjects at a time) back to back; the ratio
+    is the median over rounds of their per-subject CPU times. What the summary adds to the
+    simulation (exposure metrics and percentile sketch) shows in it; load moves both sides.
+    """
+    workload = wl.W1
+    model = wl.load(workload.model)
+    subjects = wl.population(n)
+    doses = workload.arms["ketamine"]
+    with threads(1):
+        rounds = []
+        for _ in range(WARM_UP_ROUNDS + repeats):
+            _, simulate_cpu, _ = clock_cpu(wl.simulate, workload, subjects, "exact")
+            _, summary_cpu, _ = clock_cpu(pkpd.simulate_summary, model, doses, subjects, workload.times,
+                                          method="exact", chunk_subjects=chunk, progress=False, **wl.TOLERANCES)
+            rounds.append((simulate_cpu / n, summary_cpu / n))
+        del rounds[:WARM_UP_ROUNDS]
+    return {"workload": "W4", "subjects": n, "chunk": chunk, "threads": 1, "repeats": repeats,
+            "cpu_microseconds_per_subject": {"simulate": 1e6 * median([r[0] for r in rounds]),
+                                             "simulate_summary": 1e6 * median([r[1] for r in rounds])},
+            "ratio_to_simulate": median([summary / simulate for simulate, summary in rounds])}
 
 
 # --- cold start -----------------------------------------------------------------------
@@ -414,6 +440,13 @@ def check_floors(results, floors):
                 rows.append((f"{size}: simulate_data max relative difference from simulate", measured, ceiling,
                              measured <= ceiling, "<="))
             continue
+        if name == "W4":   # --quick only: the full run has no ratio to simulate
+            ceiling = floors.get(name, {}).get("max_ratio_to_simulate")
+            if ceiling is not None and "ratio_to_simulate" in result:
+                measured = result["ratio_to_simulate"]
+                rows.append(("W4 simulate_summary / simulate CPU per subject", measured, ceiling, measured <= ceiling,
+                             "<="))
+            continue
         for key, floor in floors.get(name, {}).items():
             method = key.replace("_", " ")          # exact_engine -> "exact engine"
             measured = result.get("ratio_to_reference", {}).get(method)
@@ -486,8 +519,15 @@ def format_report(results, machine):
                          f"ratio {r['ratio_to_simulate']:.2f}x  (build_stream {us['simulate_data build_stream']:.2f}, "
                          f"engine {us['simulate_data engine']:.2f})  "
                          f"max rel diff {r['max_relative_difference_from_simulate']:.1e}")
+        elif name == "W4" and "ratio_to_simulate" in r:
+            us = r["cpu_microseconds_per_subject"]
+            lines.append(f"W4 quick: {r['subjects']} subjects in chunks of {r['chunk']}, 1 thread (median of "
+                         f"{r['repeats']}): simulate_summary {us['simulate_summary']:.2f} us CPU/subject, simulate "
+                         f"{us['simulate']:.2f}, ratio {r['ratio_to_simulate']:.2f}")
         elif name == "W4":
-            lines.append(f"W4 {r['subjects']} subjects in chunks of {r['chunk']}: {r['seconds']:.1f} s, "
+            lines.append(f"W4 {r['subjects']} subjects in chunks of {r['chunk']}, {r['threads']} threads: "
+                         f"{r['seconds']:.1f} s ({r['cpu_seconds']:.1f} s CPU, "
+                         f"{1e6 * r['cpu_seconds'] / r['subjects']:.2f} us CPU/subject), "
                          f"{r['microseconds_per_subject']['pkpd exact + reduction']:.2f} us/subject, ratio "
                          f"{r['ratio_to_solve_ivp']:.0f}x; peak traced {r['peak_traced_bytes'] / 1e6:.0f} MB, "
                          f"max RSS {r['max_rss_bytes'] / 1e6:.0f} MB")
@@ -596,11 +636,13 @@ def main(argv=None):
     results = []
     start = time.perf_counter()
     if arguments.quick:
-        selected = arguments.workload or ["W1", "W2", "D1"]
+        selected = arguments.workload or ["W1", "W2", "D1", "W4"]
         for name in selected:
             if name == "D1":
                 for n in QUICK[name]["sizes"]:
                     results.append(data_path_workload(n, repeats, 1))
+            elif name == "W4":
+                results.append(summary_workload(QUICK[name]["n"], QUICK[name]["chunk"], repeats))
             elif name == "search":
                 results.append(search_workload())
             elif name in QUICK:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,9 @@ from ._jit import jit
 
 __all__ = [
     "exposure_metrics",
+    "exposure_settings",
+    "ExposureSettings",
+    "summarise_output",
     "exposure_table",
     "percentiles",
     "PercentileAccumulator",
@@ -57,6 +61,9 @@ __all__ = [
 
 DEFAULT_QUANTILES = (5.0, 25.0, 50.0, 75.0, 95.0)
 """Percentiles (in %) reported by default."""
+
+METRICS = ("cmax", "tmax", "cmin", "auc", "cavg", "time_above", "time_within")
+"""The keys of :func:`exposure_metrics`, in order."""
 
 
 # --------------------------------------------------------------------------
@@ -255,6 +262,61 @@ def _time_within_in_piece(lower, upper, time_1, time_2, value_1, value_2, low, h
 
 
 @jit
+def _exposure_row(times, row, start, stop, first_segment, end_segment, thresholds, window_lows, window_highs,
+                  time_above, time_within):
+    """One subject's metrics: returns (cmax, tmax, cmin, auc) and adds its times above
+    thresholds and within windows to ``time_above`` (n_thresholds,) and ``time_within``
+    (n_windows,), which the caller zeroes. ``row`` (n_times,) may be a strided view.
+
+    Only the first and the last segment can reach outside ``[start, stop]``: the others
+    are taken whole, without clipping (the same numbers, fewer operations).
+    """
+    best_max = -math.inf
+    best_min = math.inf
+    time_of_max = start
+    area = 0.0
+    for segment in range(first_segment, end_segment):
+        time_1 = times[segment]
+        time_2 = times[segment + 1]
+        value_1 = row[segment]
+        value_2 = row[segment + 1]
+        log_segment = value_1 > value_2 > 0.0
+        low, high, value_low, value_high = time_1, time_2, value_1, value_2
+        if segment == first_segment or segment == end_segment - 1:
+            low = max(time_1, start)
+            high = min(time_2, stop)
+            if low > time_1:
+                value_low = _interpolate(low, time_1, time_2, value_1, value_2, log_segment)
+            if high < time_2:
+                value_high = _interpolate(high, time_1, time_2, value_1, value_2, log_segment)
+            if segment == first_segment:
+                best_max = value_low
+                best_min = value_low
+                time_of_max = low
+        if value_high > best_max:
+            best_max = value_high
+            time_of_max = high
+        best_min = min(best_min, value_high)
+        area += _piece_area(high - low, value_low, value_high, log_segment)
+    if thresholds.size or window_lows.size:   # a loop of its own: without them the one above runs faster
+        for segment in range(first_segment, end_segment):
+            time_1 = times[segment]
+            time_2 = times[segment + 1]
+            low = max(time_1, start)
+            high = min(time_2, stop)
+            for index in range(thresholds.size):
+                time_above[index] += _time_above_in_piece(
+                    thresholds[index], time_1, time_2, row[segment], row[segment + 1], low, high
+                )
+            for index in range(window_lows.size):
+                time_within[index] += _time_within_in_piece(
+                    window_lows[index], window_highs[index],
+                    time_1, time_2, row[segment], row[segment + 1], low, high,
+                )
+    return best_max, time_of_max, best_min, area
+
+
+@jit
 def _exposure_kernel(
     times,
     values,
@@ -279,56 +341,60 @@ def _exposure_kernel(
     clipped to the interval.  ``time_above`` has shape (n_subjects,
     n_thresholds) and ``time_within`` (n_subjects, n_windows).
     """
-    n_subjects = values.shape[0]
-    for subject in range(n_subjects):
-        row = values[subject]
-        best_max = -math.inf
-        best_min = math.inf
-        time_of_max = start
-        area = 0.0
+    for subject in range(values.shape[0]):
         time_above[subject, :] = 0.0
         time_within[subject, :] = 0.0
-        for segment in range(first_segment, end_segment):
-            time_1 = times[segment]
-            time_2 = times[segment + 1]
-            value_1 = row[segment]
-            value_2 = row[segment + 1]
-            log_segment = value_1 > value_2 > 0.0
-            low = max(time_1, start)
-            high = min(time_2, stop)
-            value_low = value_1
-            if low > time_1:
-                value_low = _interpolate(low, time_1, time_2, value_1, value_2, log_segment)
-            value_high = value_2
-            if high < time_2:
-                value_high = _interpolate(high, time_1, time_2, value_1, value_2, log_segment)
-            if segment == first_segment:
-                best_max = value_low
-                best_min = value_low
-                time_of_max = low
-            if value_high > best_max:
-                best_max = value_high
-                time_of_max = high
-            best_min = min(best_min, value_high)
-            area += _piece_area(high - low, value_low, value_high, log_segment)
-            for index in range(thresholds.size):
-                time_above[subject, index] += _time_above_in_piece(
-                    thresholds[index], time_1, time_2, value_1, value_2, low, high
-                )
-            for index in range(window_lows.size):
-                time_within[subject, index] += _time_within_in_piece(
-                    window_lows[index], window_highs[index],
-                    time_1, time_2, value_1, value_2, low, high,
-                )
-        cmax[subject] = best_max
-        tmax[subject] = time_of_max
-        cmin[subject] = best_min
-        auc[subject] = area
+        cmax[subject], tmax[subject], cmin[subject], auc[subject] = _exposure_row(
+            times, values[subject], start, stop, first_segment, end_segment, thresholds, window_lows,
+            window_highs, time_above[subject], time_within[subject],
+        )
 
 
 # --------------------------------------------------------------------------
 # Exposure metrics: public functions
 # --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExposureSettings:
+    """What the exposure metrics of a time grid need, checked once (see :func:`exposure_settings`).
+
+    Attributes
+    ----------
+    times : ndarray, shape (n_times,), h
+    start, stop : float, h
+        The interval.
+    first_segment, end_segment : int
+        Segments ``first_segment .. end_segment - 1`` (segment ``j`` joins samples ``j``
+        and ``j + 1``) overlap the interval.
+    thresholds : ndarray, shape (n_thresholds,), concentration unit
+    window_lows, window_highs : ndarray, shape (n_windows,), concentration unit
+    """
+    times: np.ndarray
+    start: float
+    stop: float
+    first_segment: int
+    end_segment: int
+    thresholds: np.ndarray
+    window_lows: np.ndarray
+    window_highs: np.ndarray
+
+
+def exposure_settings(times, *, interval: tuple[float, float] | None = None, thresholds: Sequence[float] = (),
+                      windows: Sequence[tuple[float, float]] = ()) -> ExposureSettings:
+    """Check the arguments of :func:`exposure_metrics` other than the values, once for many calls.
+
+    Raises :class:`pkpd.PkpdError` naming the argument, the rule and the value.
+    """
+    times = _validate_times(times)
+    start, stop = _validate_interval(interval, times)
+    levels = _validate_thresholds(thresholds)
+    window_lows, window_highs = _validate_windows(windows)
+    first_segment = min(int(np.searchsorted(times, start, side="right")) - 1, times.size - 2)
+    end_segment = int(np.searchsorted(times, stop, side="left"))
+    return ExposureSettings(times=times, start=start, stop=stop, first_segment=first_segment,
+                            end_segment=end_segment, thresholds=levels, window_lows=window_lows,
+                            window_highs=window_highs)
 
 
 def exposure_metrics(
@@ -402,29 +468,22 @@ def exposure_metrics(
     >>> float(metrics["time_above"][0, 0])  # from 0.75 h to 1.5 h
     0.75
     """
-    times = _validate_times(times)
-    values = _validate_values(values, times.size)
-    start, stop = _validate_interval(interval, times)
-    levels = _validate_thresholds(thresholds)
-    window_lows, window_highs = _validate_windows(windows)
-
-    first_segment = min(int(np.searchsorted(times, start, side="right")) - 1, times.size - 2)
-    end_segment = int(np.searchsorted(times, stop, side="left"))
+    settings = exposure_settings(times, interval=interval, thresholds=thresholds, windows=windows)
+    values = _validate_values(values, settings.times.size)
     n_subjects = values.shape[0]
     metrics = {
         name: np.empty(n_subjects, dtype=np.float64) for name in ("cmax", "tmax", "cmin", "auc")
     }
-    metrics["time_above"] = np.empty((n_subjects, levels.size), dtype=np.float64)
-    metrics["time_within"] = np.empty((n_subjects, window_lows.size), dtype=np.float64)
+    metrics["time_above"] = np.empty((n_subjects, settings.thresholds.size), dtype=np.float64)
+    metrics["time_within"] = np.empty((n_subjects, settings.window_lows.size), dtype=np.float64)
     _exposure_kernel(
-        times, values, start, stop, first_segment, end_segment,
-        levels, window_lows, window_highs,
+        settings.times, values, settings.start, settings.stop, settings.first_segment, settings.end_segment,
+        settings.thresholds, settings.window_lows, settings.window_highs,
         metrics["cmax"], metrics["tmax"], metrics["cmin"], metrics["auc"],
         metrics["time_above"], metrics["time_within"],
     )
-    metrics["cavg"] = metrics["auc"] / (stop - start)
-    order = ("cmax", "tmax", "cmin", "auc", "cavg", "time_above", "time_within")
-    return {name: metrics[name] for name in order}
+    metrics["cavg"] = metrics["auc"] / (settings.stop - settings.start)
+    return {name: metrics[name] for name in METRICS}
 
 
 def _metric_units(concentration_unit: str, time_unit: str) -> dict[str, str]:
@@ -565,27 +624,38 @@ _EMPTY_MAX_KEY = np.iinfo(np.int64).min
 
 
 @jit
+def _bucket_key(value, inverse_log_gamma):
+    """Bucket key of a nonzero value: its magnitude lies in (gamma**(key-1), gamma**key]."""
+    return np.int64(math.ceil(math.log(abs(value)) * inverse_log_gamma))
+
+
+@jit
+def _sketch_row_keys(row, inverse_log_gamma, keys, chunk_min_keys, chunk_max_keys, zero_counts):
+    """:func:`_sketch_keys` for one subject: ``row`` and ``keys`` (n_times,), either may be a strided view."""
+    for column in range(row.size):
+        value = row[column]
+        if value == 0.0:
+            zero_counts[column] += 1
+            keys[column] = 0
+            continue
+        sign_row = 0 if value > 0.0 else 1
+        key = _bucket_key(value, inverse_log_gamma)
+        keys[column] = key
+        if key < chunk_min_keys[sign_row, column]:
+            chunk_min_keys[sign_row, column] = key
+        if key > chunk_max_keys[sign_row, column]:
+            chunk_max_keys[sign_row, column] = key
+
+
+@jit
 def _sketch_keys(chunk, inverse_log_gamma, keys, chunk_min_keys, chunk_max_keys, zero_counts):
     """Bucket key of every nonzero value; per-column key range for each sign.
 
     ``chunk_min_keys`` and ``chunk_max_keys`` have shape (2, n_times): row 0
     for positive values, row 1 for negative values.
     """
-    n_rows, n_times = chunk.shape
-    for row in range(n_rows):
-        for column in range(n_times):
-            value = chunk[row, column]
-            if value == 0.0:
-                zero_counts[column] += 1
-                keys[row, column] = 0
-                continue
-            sign_row = 0 if value > 0.0 else 1
-            key = np.int64(math.ceil(math.log(abs(value)) * inverse_log_gamma))
-            keys[row, column] = key
-            if key < chunk_min_keys[sign_row, column]:
-                chunk_min_keys[sign_row, column] = key
-            if key > chunk_max_keys[sign_row, column]:
-                chunk_max_keys[sign_row, column] = key
+    for row in range(chunk.shape[0]):
+        _sketch_row_keys(chunk[row], inverse_log_gamma, keys[row], chunk_min_keys, chunk_max_keys, zero_counts)
 
 
 @jit
@@ -696,6 +766,54 @@ def _sketch_quantiles(positive_counts, positive_offsets, negative_counts, negati
                                          log_gamma, midpoint_factor)
                 value = lower + weight * (upper - lower)
             out[index, column] = value
+
+
+# --------------------------------------------------------------------------
+# Both in one pass (the streamed summary)
+# --------------------------------------------------------------------------
+
+
+@jit
+def _summarise_output(times, values, column, start, stop, first_segment, end_segment, thresholds, window_lows,
+                      window_highs, inverse_log_gamma, cmax, tmax, cmin, auc, cavg, time_above, time_within, rows,
+                      keys, chunk_min_keys, chunk_max_keys, zero_counts):
+    """Exposure metrics and sketch keys of output `column` for every subject of a chunk, in one pass
+    (see :func:`summarise_output`).
+
+    Parameters
+    ----------
+    times : ndarray, shape (n_times,)
+    values : ndarray, shape (m * n_times, n_outputs)
+        The engine's outputs: subject s at rows ``s * n_times`` to ``(s + 1) * n_times - 1``.
+    cmax, tmax, cmin, auc, cavg : ndarray, shape (m,)
+    time_above, time_within : ndarray, shape (m, n_thresholds), (m, n_windows)
+    rows : ndarray, shape (m, n_times)
+        Receives the output's values, subject by subject (contiguous, for the sketch's count).
+    keys : ndarray of int64, shape (m, n_times)
+    chunk_min_keys, chunk_max_keys, zero_counts
+        As :func:`_sketch_keys` takes them (updated in place).
+
+    Returns
+    -------
+    int
+        The row of `values` whose value in `column` is not finite (nothing is written for
+        that subject or the next ones), or -1.
+    """
+    n_times = times.size
+    for subject in range(cmax.size):
+        row = rows[subject]
+        for index in range(n_times):
+            row[index] = values[subject * n_times + index, column]
+            if not math.isfinite(row[index]):
+                return subject * n_times + index
+        time_above[subject, :] = 0.0
+        time_within[subject, :] = 0.0
+        cmax[subject], tmax[subject], cmin[subject], auc[subject] = _exposure_row(
+            times, row, start, stop, first_segment, end_segment, thresholds, window_lows, window_highs,
+            time_above[subject], time_within[subject])
+        cavg[subject] = auc[subject] / (stop - start)
+        _sketch_row_keys(row, inverse_log_gamma, keys[subject], chunk_min_keys, chunk_max_keys, zero_counts)
+    return -1
 
 
 # --------------------------------------------------------------------------
@@ -827,10 +945,27 @@ class PercentileAccumulator:
         """
         chunk = _validate_values(chunk, self.n_times, name="chunk")
         keys = np.empty(chunk.shape, dtype=np.int64)
-        chunk_min_keys = np.full((2, self.n_times), _EMPTY_MIN_KEY, dtype=np.int64)
-        chunk_max_keys = np.full((2, self.n_times), _EMPTY_MAX_KEY, dtype=np.int64)
+        chunk_min_keys, chunk_max_keys = self._empty_key_ranges()
         _sketch_keys(chunk, 1.0 / self._log_gamma, keys, chunk_min_keys, chunk_max_keys,
                      self._zero_counts)
+        self._add_keys(chunk, keys, chunk_min_keys, chunk_max_keys)
+
+    def _empty_key_ranges(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (min, max) key arrays, shape (2, n_times) each (positive, negative), of no values."""
+        return (np.full((2, self.n_times), _EMPTY_MIN_KEY, dtype=np.int64),
+                np.full((2, self.n_times), _EMPTY_MAX_KEY, dtype=np.int64))
+
+    def _add_keys(self, chunk, keys, chunk_min_keys, chunk_max_keys) -> None:
+        """Count a chunk whose bucket keys a key pass has already computed (:meth:`add`'s second half).
+
+        Parameters
+        ----------
+        chunk : ndarray, shape (n_chunk, n_times)
+            The finite values; their zeros are already counted.
+        keys : ndarray of int64, shape (n_chunk, n_times)
+        chunk_min_keys, chunk_max_keys : ndarray of int64, shape (2, n_times)
+            Per time, the smallest and largest key of the positive (row 0) and negative (row 1) values.
+        """
         self._positive.add(chunk, keys, 1, chunk_min_keys[0], chunk_max_keys[0])
         if (chunk_min_keys[1] <= chunk_max_keys[1]).any():
             if self._negative is None:
@@ -908,3 +1043,48 @@ class PercentileAccumulator:
         """Bytes held by the sketch state (independent of the number of subjects)."""
         negative = 0 if self._negative is None else self._negative.nbytes
         return self._zero_counts.nbytes + self._positive.nbytes + negative
+
+
+# --------------------------------------------------------------------------
+# Exposure metrics and percentiles of a chunk in one pass (the streamed summary)
+# --------------------------------------------------------------------------
+
+
+def summarise_output(settings: ExposureSettings, values: np.ndarray, column: int, metrics: dict[str, np.ndarray],
+                     sketch: PercentileAccumulator, rows: np.ndarray, keys: np.ndarray) -> int:
+    """Exposure metrics and percentile sketch of one output of a chunk of subjects, in one compiled pass.
+
+    The numbers are those of :func:`exposure_metrics` with `settings` and of
+    ``sketch.add`` on the output's values (the same arithmetic in the same order).
+
+    Parameters
+    ----------
+    settings : ExposureSettings
+    values : ndarray, shape (m * n_times, n_outputs)
+        Several outputs side by side, as the engine writes them: subject s at rows
+        ``s * n_times`` to ``(s + 1) * n_times - 1``; read in place.
+    column : int
+        The output's column of `values`.
+    metrics : dict of str to ndarray
+        The arrays to write the chunk's metrics into: :data:`METRICS` as keys, (m,) for the
+        scalar metrics, (m, n_thresholds) and (m, n_windows) for ``time_above`` and
+        ``time_within`` (e.g. rows start:stop of a whole population's arrays).
+    sketch : PercentileAccumulator
+        Receives the chunk's values.
+    rows, keys : ndarray, shape (m, n_times), float64 and int64
+        Work arrays (reusable from chunk to chunk).
+
+    Returns
+    -------
+    int
+        -1, or the row of `values` whose value in `column` is not finite: then the sketch
+        must not be used any more (its zero counts may hold part of the chunk).
+    """
+    low, high = sketch._empty_key_ranges()
+    bad = _summarise_output(
+        settings.times, values, column, settings.start, settings.stop, settings.first_segment, settings.end_segment,
+        settings.thresholds, settings.window_lows, settings.window_highs, 1.0 / sketch._log_gamma,
+        *(metrics[name] for name in METRICS), rows, keys, low, high, sketch._zero_counts)
+    if bad < 0:
+        sketch._add_keys(rows, keys, low, high)
+    return int(bad)

@@ -32,6 +32,7 @@ from ._population import (Population, add_residual_error, apply_random_effects, 
                           sample_iov)
 from ._regimen import Dose, Regimen, expand
 from ._resources import SECONDS_PER_SUBJECT_RECORD, check_memory
+from ._summary import SummaryReducer, summarise_chunk
 
 DEFAULT_QUANTILES = (5, 25, 50, 75, 95)
 
@@ -393,10 +394,12 @@ def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], popu
     at most `relative_accuracy`) and its per-subject exposure metrics, then is
     dropped, so memory does not grow with the trajectories. Chunks run on as many
     threads as Numba's (``numba.set_num_threads``), each chunk whole on one of them
-    (engine, sketch and metrics), and are merged in chunk order: the numbers do not
-    depend on the thread count. With an `executor` (see
-    :func:`simulate`) each chunk's sketch and metrics are computed where the chunk runs
-    and merged here in chunk order: no trajectory is gathered, the numbers are the same.
+    (engine, then one compiled pass per output: :class:`pkpd._summary.SummaryReducer`);
+    each thread keeps one sketch per output, merged at the end, and writes its chunks'
+    exposure rows in place: the numbers do not depend on the thread count or the
+    chunking. With an `executor` (see :func:`simulate`) each chunk's sketch and metrics
+    are computed where the chunk runs and merged here: no trajectory is gathered, the
+    numbers are the same.
 
     Returns
     -------
@@ -409,34 +412,20 @@ def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], popu
                          variability=variability, chunk_subjects=chunk_subjects, progress=progress,
                          max_steps=max_steps, keep_trajectories=False, max_memory=max_memory)
     outputs = list(outputs or run.model.outputs)
-    thresholds = thresholds or {}
-    windows = windows or {}
-    columns = [list(run.model.outputs).index(o) for o in outputs]
-    task = partial(summarise_chunk, times=run.times, columns=dict(zip(outputs, columns)), quantiles=tuple(quantiles),
-                   relative_accuracy=relative_accuracy, interval=interval, thresholds=thresholds, windows=windows)
+    columns = {output: list(run.model.outputs).index(output) for output in outputs}
+    options = dict(quantiles=tuple(quantiles), relative_accuracy=relative_accuracy, interval=interval,
+                   thresholds=thresholds, windows=windows)
+    reducer = SummaryReducer(run.n, run.times, columns, subject_ids=run.population.subject_ids,
+                             time_unit=run.model.units.get("time", "h"), **options)
     if executor is None:
-        parts = (part for _, _, part in run.summarise_in_threads(task))
+        for _ in run.summarise_in_threads(reducer.add):
+            pass  # each chunk's metrics are in reducer.exposure, its sketch in its thread's
     else:
-        parts = (part for _, _, part in run.map_chunks(executor, partial(_engine_then, task)))
-    sketches: Any = None
-    exposures: dict[str, list[dict[str, NDArray[np.float64]]]] = {o: [] for o in outputs}
-    for chunk_sketches, chunk_exposure in parts:  # in chunk order: a deterministic merge and concatenation
-        if sketches is None:
-            sketches = chunk_sketches
-        else:
-            for output in outputs:
-                sketches[output].merge(chunk_sketches[output])
-        for output in outputs:
-            exposures[output].append(chunk_exposure[output])
-    frames = []
-    for output in outputs:
-        table = sketches[output].result()
-        frame = pd.DataFrame({"output": output, "TIME": run.times})
-        for q, row in zip(quantiles, table):
-            frame[f"P{q:g}"] = row
-        frames.append(frame)
-    exposure = {o: {k: np.concatenate([p[k] for p in exposures[o]]) for k in exposures[o][0]} for o in outputs}
-    return SummaryResult(percentiles=pd.concat(frames, ignore_index=True), exposure=exposure, n=run.n,
+        task = partial(_engine_then, partial(summarise_chunk, times=run.times, columns=columns,
+                                             time_unit=reducer.time_unit, **options))
+        for start, stop, part in run.map_chunks(executor, task):
+            reducer.merge(start, stop, part)
+    return SummaryResult(percentiles=reducer.percentiles(), exposure=reducer.exposure, n=run.n,
                          units={o: run.model.outputs[o].unit for o in outputs})
 
 
@@ -451,30 +440,9 @@ def run_chunk(model, stream, options):
     return values, states
 
 
-def summarise_chunk(values, *, times, columns, quantiles, relative_accuracy, interval, thresholds, windows):
-    """A chunk's quantile sketch and exposure metrics per output (`columns`: output -> column of `values`).
-
-    Returns
-    -------
-    sketches : dict of output -> PercentileAccumulator
-    exposure : dict of output -> dict of metric -> ndarray (m,)
-    """
-    values = values.reshape(-1, times.size, values.shape[-1])
-    sketches, exposure = {}, {}
-    for output, column in columns.items():
-        chunk = np.ascontiguousarray(values[:, :, column])
-        sketches[output] = _metrics.PercentileAccumulator(times.size, quantiles=quantiles,
-                                                          relative_accuracy=relative_accuracy)
-        sketches[output].add(chunk)
-        exposure[output] = _metrics.exposure_metrics(times, chunk, interval=interval,
-                                                     thresholds=thresholds.get(output, ()),
-                                                     windows=windows.get(output, ()))
-    return sketches, exposure
-
-
 def _engine_then(task, model, stream, options):
     """`task` applied to the values of :func:`run_chunk` (where the chunk runs: only its result travels)."""
-    return task(values=run_chunk(model, stream, options)[0])
+    return task(run_chunk(model, stream, options)[0], subject_ids=stream.subject_ids)
 
 
 @dataclass
@@ -597,8 +565,9 @@ class SimulationPlan:
             bar.close()
 
     def summarise_in_threads(self, task, threads=None):
-        """Yield (start, stop, task(values=...)) per chunk, in order; the chunks run whole (engine on one
-        Numba thread, then `task` on the chunk's values) on `threads` threads at once.
+        """Yield (start, stop, task(start, stop, values)) per chunk, in order; the chunks run whole (engine
+        on one Numba thread, then `task` on the chunk's values, shape (m * n_times, n_outputs)) on `threads`
+        threads at once.
 
         Coarse-grained on purpose: the threads never wait for each other inside a chunk, so a
         core taken by another process delays one chunk, not every parallel region of every
@@ -609,7 +578,7 @@ class SimulationPlan:
         threads = numba.get_num_threads() if threads is None else threads
         if threads <= 1 or len(self.ranges()) <= 1 or not _concurrent_kernels():
             for start, stop, values, _ in self.chunks(keep_states=False):
-                yield start, stop, task(values=values)
+                yield start, stop, task(start, stop, values.reshape(-1, values.shape[-1]))
             return
         local = threading.local()
         layout = self.layout
@@ -627,7 +596,7 @@ class SimulationPlan:
             _, values, status = run_stream(model, stream, **options, values=local.values[:rows],
                                            states=local.states[:rows])
             raise_failures(status, stream.subject_ids)
-            return task(values=values)
+            return task(start, stop, values)
 
         bar = self._bar()
         try:

@@ -116,3 +116,14 @@ def test_search_workload_measures_the_total_dose_per_kg_of_a_model_that_uses_wt_
     assert len(table) == 4 and set(table["stage"]) == {"coarse"}
     expected = table["loading (mg/kg)"] + 4.0 * table["rate (mg/kg/h)"]
     np.testing.assert_allclose(table["total_dose (mg/kg)"], expected, rtol=1e-12)
+
+
+def test_floors_flag_a_slow_summary_and_leave_the_full_w4_run_alone():
+    floors = {"W4": {"max_ratio_to_simulate": 2.9}}
+    quick = {"workload": "W4", "ratio_to_simulate": 3.2}
+    assert [(label, ok) for label, _, _, ok, _ in check_floors([quick], floors)] == [
+        ("W4 simulate_summary / simulate CPU per subject", False)]
+    quick["ratio_to_simulate"] = 2.6
+    assert [ok for _, _, _, ok, _ in check_floors([quick], floors)] == [True]
+    full = {"workload": "W4", "seconds": 12.0}   # the 1,000,000-subject run has no ratio to check
+    assert check_floors([full], floors) == []

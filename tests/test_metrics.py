@@ -56,6 +56,21 @@ def test_hand_profile_interval_between_samples():
     assert metrics["time_above"][0, 0] == pytest.approx(0.75, abs=1e-15)
 
 
+def test_interval_within_one_segment_is_clipped_at_both_ends():
+    # only the first and last segments are clipped: here they are the same one, 4 -> 2 on [1, 2] h,
+    # c(t) = 4 * 2**-(t - 1) on the log-down interpolant
+    metrics = exposure_metrics(HAND_TIMES, HAND_VALUES, interval=(1.25, 1.75), thresholds=[3.0], windows=[(2.5, 3.5)])
+    assert metrics["cmax"][0] == pytest.approx(4.0 * 2.0**-0.25, rel=1e-14)
+    assert metrics["tmax"][0] == 1.25
+    assert metrics["cmin"][0] == pytest.approx(4.0 * 2.0**-0.75, rel=1e-14)
+    assert metrics["auc"][0] == pytest.approx(4.0 / math.log(2.0) * (2.0**-0.25 - 2.0**-0.75), rel=1e-14)
+    assert metrics["time_above"][0, 0] == pytest.approx(0.25, abs=1e-15)    # the line 4 -> 2 crosses 3 at 1.5 h
+    assert metrics["time_within"][0, 0] == pytest.approx(0.5, abs=1e-15)    # 3.5 at 1.25 h, 2.5 at 1.75 h
+    on_samples = exposure_metrics(HAND_TIMES, HAND_VALUES, interval=(1.0, 2.0))
+    assert (on_samples["cmax"][0], on_samples["tmax"][0], on_samples["cmin"][0]) == (4.0, 1.0, 2.0)
+    assert on_samples["auc"][0] == pytest.approx(2.0 / math.log(2.0), rel=1e-14)
+
+
 def test_tmax_is_first_time_of_maximum_and_bounds_count():
     times = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
     values = np.array([[0.0, 5.0, 5.0, 1.0, 5.0], [7.0, 5.0, 5.0, 1.0, 0.0]])

@@ -77,20 +77,20 @@ def test_an_executor_runs_the_chunks_and_gives_the_in_process_numbers(population
 
 
 def test_the_streamed_summary_runs_chunks_on_threads_with_the_numbers_of_one(population, monkeypatch):
-    """Chunks run whole on worker threads (engine, sketch, metrics), merged in chunk order: the
-    percentiles and exposure are those of one thread, whatever the thread count."""
+    """Chunks run whole on worker threads (engine, sketch, metrics), each thread's sketch merged at the
+    end: the percentiles and exposure are those of one thread, whatever the thread count."""
     import threading
 
-    from pkpd import _simulate
+    from pkpd._summary import SummaryReducer
 
     names = set()
-    summarise = _simulate.summarise_chunk
+    reduce = SummaryReducer.add
 
-    def recorded(values, **options):
+    def recorded(self, start, stop, values):
         names.add(threading.current_thread().name)
-        return summarise(values, **options)
+        return reduce(self, start, stop, values)
 
-    monkeypatch.setattr(_simulate, "summarise_chunk", recorded)
+    monkeypatch.setattr(SummaryReducer, "add", recorded)
     previous = numba.get_num_threads()
     results = {}
     try:

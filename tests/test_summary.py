@@ -1,0 +1,60 @@
+"""The streamed summary (pkpd._summary): the numbers of the public metric functions on the whole population.
+
+Oracle: :func:`pkpd._metrics.exposure_metrics` and a :class:`pkpd._metrics.PercentileAccumulator`
+fed the trajectories of :func:`pkpd.simulate` (all subjects in memory); the streamed summary,
+reduced chunk by chunk on threads or by an executor, must give exactly their numbers.
+"""
+
+import numba
+import numpy as np
+import pytest
+
+import pkpd
+from conftest import TEST_MODELS, PicklingExecutor
+from pkpd._metrics import PercentileAccumulator, exposure_metrics
+
+pytestmark = pytest.mark.models(TEST_MODELS / "pk1cmt_iiv.toml")
+
+MODEL = TEST_MODELS / "pk1cmt_iiv.toml"
+TIMES = np.arange(0.0, 48.5, 0.5)
+REGIMEN = [pkpd.Dose(1.0, "CENT", duration=2.0, per_weight=True),
+           pkpd.Dose(100.0, "DEPOT", time=12.0, every=12.0, count=3)]
+OPTIONS = dict(interval=(1.25, 40.0), thresholds={"CP": [1.0, 2.5]}, windows={"CP": [(0.5, 2.0)]},
+               quantiles=(5, 50, 95))
+
+
+@pytest.fixture(scope="module")
+def full():
+    return pkpd.simulate(MODEL, REGIMEN, pkpd.Population(300, seed=2020), TIMES, progress=False)
+
+
+@pytest.mark.parametrize("threads, chunk, executor", [(1, 300, False), (2, 70, False), (2, 7, False),
+                                                      (1, 70, True)])
+def test_the_summary_is_the_metrics_and_sketch_of_the_whole_population(full, threads, chunk, executor):
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        summary = pkpd.simulate_summary(MODEL, REGIMEN, pkpd.Population(300, seed=2020), TIMES, chunk_subjects=chunk,
+                                        progress=False, executor=PicklingExecutor() if executor else None, **OPTIONS)
+    finally:
+        numba.set_num_threads(previous)
+    values = full.output("CP")
+    expected = exposure_metrics(TIMES, values, interval=OPTIONS["interval"], thresholds=OPTIONS["thresholds"]["CP"],
+                                windows=OPTIONS["windows"]["CP"])
+    assert list(summary.exposure["CP"]) == list(expected)
+    for metric, array in expected.items():
+        assert np.array_equal(summary.exposure["CP"][metric], array), metric
+    sketch = PercentileAccumulator(TIMES.size, quantiles=OPTIONS["quantiles"])
+    sketch.add(values)
+    assert np.array_equal(summary.percentiles[["P5", "P50", "P95"]].to_numpy().T, sketch.result())
+    assert np.array_equal(summary.percentiles["TIME"], TIMES)
+
+
+def test_an_output_that_is_not_finite_names_the_subject_and_time(tmp_path):
+    # log(CENT) is -inf before the first dose: a simulation failure naming the subject, not a bad argument
+    path = tmp_path / "pk1cmt_log.toml"
+    path.write_text(MODEL.read_text().replace('name = "pk1cmt_iiv"', 'name = "pk1cmt_log"').replace(
+        "[variability.iiv]", 'LOGCP = { expr = "log(CENT/VI)", unit = "1", role = "other" }\n\n[variability.iiv]'))
+    population = pkpd.Population(subject_ids=np.arange(101, 111), seed=1)
+    with pytest.raises(pkpd.SimulationError, match=r"^subject 101: output LOGCP must be finite; got -inf at time 0 h$"):
+        pkpd.simulate_summary(path, [pkpd.Dose(100.0, "DEPOT", time=1.0)], population, TIMES, progress=False)
