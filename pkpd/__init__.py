@@ -47,9 +47,9 @@ __all__ = ["load_model", "Model", "library_models", "simulate_data", "simulate",
 def __getattr__(name):
     # matplotlib (figures) and scipy.stats (trials) load on first use: `import pkpd` stays quick
     if name in ("figure_set", "write_figures"):
-        from . import _figures
+        from . import figures
 
-        return getattr(_figures, name)
+        return getattr(figures, name)
     if name == "trial":
         from ._trial import trial
 

@@ -37,7 +37,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
 from pkpd._errors import PopulationError, suggestion
-from pkpd._random import RandomStreamError, _check_seed, subject_normals, subject_uniforms
+from pkpd._random import RandomStreamError, check_seed, subject_normals, subject_uniforms
 
 MALE = 0
 FEMALE = 1
@@ -83,7 +83,7 @@ def _non_negative_number(key, value):
 
 def _seed(seed, key):
     try:
-        return _check_seed(seed)
+        return check_seed(seed)
     except RandomStreamError as error:
         raise PopulationError(error.rule, key=key, **error.fields()) from None
 

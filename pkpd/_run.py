@@ -289,7 +289,7 @@ def _write_atomically(run, scenario, target, *, force, figures):
         for name, table in run.tables.items():
             write_csv(table, folder / f"{name}.csv", float_format="%.6g")
         if figures:
-            from ._figures import write_figures
+            from .figures import write_figures
 
             run.manifest["figures"] = write_figures(run, scenario, folder / "figures")
         run.manifest.update(write_report_inputs(run, scenario, folder))  # what `pkpd report` reads

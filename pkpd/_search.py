@@ -874,7 +874,7 @@ class SearchResult:
     def figures(self, caption_end=""):
         """Yield ``(stem, figure, caption)`` of the search's figures (for :func:`pkpd.figure_set`): the objective
         over the grid, and the trade-off of attainment and adverse events when the search has both."""
-        from ._search_figure import search_caption, search_figure, tradeoff_caption, tradeoff_figure
+        from .figures.search import search_caption, search_figure, tradeoff_caption, tradeoff_figure
 
         yield "search", search_figure(self), f"{search_caption(self)} {caption_end}".strip()
         tradeoff = tradeoff_figure(self)

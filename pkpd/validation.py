@@ -495,7 +495,7 @@ def figure(predictions):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ._figures import STYLE
+    from .figures import STYLE
 
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(4.5, 4.0))
@@ -541,7 +541,7 @@ def generate(folder, n=N_SUBJECTS, figure_file=True):
     if figure_file:
         import matplotlib.pyplot as plt
 
-        from ._figures import REPRODUCIBLE
+        from .figures import REPRODUCIBLE
 
         fig = figure(predictions)
         with plt.rc_context(REPRODUCIBLE):
