@@ -24,7 +24,7 @@ SimulationError            subjects the engine could not integrate (a RuntimeErr
 from ._errors import (DataError, ExpressionError, ModelError, OutputError, PkpdError, PopulationError,
                       RandomStreamError, ResourceError, ScenarioError, SimulationError)
 from ._model import Model, library_models, load_model
-from ._population import Population
+from .population import Population
 from ._regimen import Dose, Regimen
 from ._simulate import SimulationResult, simulate, simulate_summary
 from ._draws import UncertaintyOptions

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ._output import check_output_folder, write_csv, write_folder_atomically
-from ._population import Population
+from .population import Population
 from ._scenario import Scenario, check_resources, resolved_doses
 from ._simulate import MapExecutor, simulate
 from .report._record import write_report_inputs

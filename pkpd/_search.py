@@ -68,7 +68,7 @@ from numpy.typing import ArrayLike
 from . import _window
 from ._errors import PkpdError, ScenarioError, suggestion
 from ._keys import Keys
-from ._population import Population
+from .population import Population
 from ._regimen import Dose, Regimen, expand
 from ._resources import check_memory
 from ._tci import MAX_STEPS as TCI_MAX_STEPS, TciPlanner, TciSpec, typical_weight

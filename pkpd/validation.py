@@ -25,7 +25,7 @@ import numpy as np
 
 from . import __version__
 from ._model import load_model
-from ._population import (
+from .population import (
     Population,
     default_neuropathic_pain_correlations,
     default_neuropathic_pain_covariates,

@@ -19,7 +19,8 @@ PUBLIC_MODULES = [
     "pkpd/__init__.py",
     "pkpd/_errors.py",         # PkpdError and its kinds, SimulationError
     "pkpd/_model.py",          # load_model, Model, library_models
-    "pkpd/_population.py",     # Population
+    "pkpd/population/__init__.py",    # Population
+    "pkpd/population/population.py",  # where it is defined
     "pkpd/_regimen.py",        # Dose, Regimen
     "pkpd/_simulate.py",       # simulate, simulate_summary, SimulationResult
     "pkpd/_run.py",            # run_scenario
