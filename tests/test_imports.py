@@ -169,7 +169,8 @@ def test_the_checks_see_what_they_look_for():
                "sub.deep": ast.parse("def g():\n    return 1\n")}
     assert _cycle(_graph(modules)) in (["_a", "_b", "_a"], ["_b", "_a", "_b"])
     assert _cycle(_graph(modules, top_level_only=True)) is None
-    assert {("sub", "sub.inner"), ("sub.inner", "_a"), ("sub.inner", "_b"), ("sub.inner", "sub.deep")} <= _graph(modules)
+    assert {("sub", "sub.inner"), ("sub.inner", "_a"), ("sub.inner", "_b"),
+            ("sub.inner", "sub.deep")} <= _graph(modules)
     assert _private_uses(modules) == {("_a", "_b", "_hidden"), ("_b", "_a", "_secret"), ("sub", "sub.inner", "_tool"),
                                       ("sub.inner", "_b", "_helper")}
     assert set(_modules()) >= {ROOT_NAME, "_run", "engine", "engine.subject", "figures", "figures.style"}

@@ -4,26 +4,22 @@ Every figure is built by a function that returns a :class:`matplotlib.figure.Fig
 (so it can be inspected, restyled or saved elsewhere) and :func:`write_figures`
 saves the set that applies to a run. One module per figure family:
 
-====================================  ===========================================================
-function (module)                     figure
-====================================  ===========================================================
-:func:`concentration_figure`          median and 50 %/90 % bands of an output by arm, levels drawn
-(``time_course``)
-:func:`regimen_figure` (``regimen``)  dosing timeline of each arm (infusion bars, bolus ticks)
-:func:`dose_figure` (``per_dose``)    an output after each dose of a repeated regimen, one panel per dose
-:func:`exposure_figure`               Cmax and AUC by arm (box plots, points for small n)
-(``exposure``)
-:func:`attainment_figure`             % of subjects within a window / above a threshold over time
-(``attainment``)
-:func:`pain_figure` (``effects``)     daily pain (NRS) by arm, median and bands
-:func:`adverse_event_figure`          expected adverse-event incidence by arm (bar chart)
-(``effects``)
-:func:`sweep_figure` (``sweep``)      heat map of a summary metric over a [sweep] grid
-:func:`power_figure` (``power``)      trial power against the number of subjects
-:func:`search_figure`,                a regimen search: objective over two variables, feasible region,
-:func:`tradeoff_figure` (``search``)  attainment against adverse events (``SearchResult.figures``)
-``uncertainty``                       parameter uncertainty bands, assurance, tornado and Sobol bars
-====================================  ===========================================================
+==============================  ===============  ==========================================================
+function                        module           figure
+==============================  ===============  ==========================================================
+:func:`concentration_figure`    ``time_course``  median and 50 %/90 % bands of an output by arm, levels drawn
+:func:`regimen_figure`          ``regimen``      dosing timeline of each arm (infusion bars, bolus ticks)
+:func:`dose_figure`             ``per_dose``     an output after each dose of a repeated regimen, a panel per dose
+:func:`exposure_figure`         ``exposure``     Cmax and AUC by arm (box plots, points for small n)
+:func:`attainment_figure`       ``attainment``   % of subjects within a window / above a threshold over time
+:func:`pain_figure`             ``effects``      daily pain (NRS) by arm, median and bands
+:func:`adverse_event_figure`    ``effects``      expected adverse-event incidence by arm (bar chart)
+:func:`sweep_figure`            ``sweep``        heat map of a summary metric over a [sweep] grid
+:func:`power_figure`            ``power``        trial power against the number of subjects
+:func:`search_figure`,          ``search``       a regimen search (``SearchResult.figures``): the objective over
+:func:`tradeoff_figure`                          two variables, feasible region; attainment against adverse events
+:func:`uncertainty_figures`     ``uncertainty``  parameter-uncertainty bands, assurance, tornado and Sobol bars
+==============================  ===============  ==========================================================
 
 The house style (colours, sizes, rcParams, time axes, captions, saving) is in ``style``, what
 the figures read of a run (profiles, output labels and roles) in ``data``, the layout shared by

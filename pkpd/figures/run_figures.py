@@ -15,7 +15,7 @@ from .exposure import SMALL_N, exposure_figure
 from .per_dose import dose_figure
 from .power import power_figure, sample_size_for_power
 from .regimen import regimen_figure
-from .style import (MAX_ARMS_ONE_PANEL, METRIC_LABELS, STYLE, band_text, caption_base, format_time, save_figure)
+from .style import MAX_ARMS_ONE_PANEL, METRIC_LABELS, STYLE, band_text, caption_base, format_time, save_figure
 from .sweep import SWEEP_KEY_LABELS, sweep_figure, sweep_layout, sweep_metrics, sweep_values
 from .time_course import LOG_FLOOR_FRACTION, concentration_figure, log_useful
 from .uncertainty import uncertainty_figures

@@ -3,7 +3,7 @@
 import matplotlib.lines
 import numpy as np
 
-from .data import output_label, output_unit, is_concentration, profile_table
+from .data import is_concentration, output_label, output_unit, profile_table
 from .panels import arm_axes, arm_legend, band_handles, draw_arm, label_panels, mark_levels, nonzero_arms
 from .style import COLUMN_WIDTH_IN, MAX_ARMS_ONE_PANEL, band_columns, focus_end, new_figure, styled, time_scale, wrapped
 

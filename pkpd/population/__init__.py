@@ -42,5 +42,5 @@ from .resampling import read_patients, resample_patients
 __all__ = ["Population", "MALE", "FEMALE", "EFFECT_FORMS", "Normal", "LogNormal", "Uniform", "Categorical", "Constant",
            "parse_covariate", "parse_correlations", "sample_covariates", "cockcroft_gault", "body_mass_index",
            "add_derived_covariates", "read_patients", "resample_patients", "default_neuropathic_pain_covariates",
-           "default_neuropathic_pain_correlations", "omega_cholesky", "sample_iiv", "sample_iov", "apply_random_effects",
-           "add_residual_error"]
+           "default_neuropathic_pain_correlations", "omega_cholesky", "sample_iiv", "sample_iov",
+           "apply_random_effects", "add_residual_error"]

@@ -9,8 +9,8 @@ import numbers
 
 import numpy as np
 
-from .._errors import PopulationError
-from .._random import RandomStreamError, check_seed
+from .._errors import PopulationError, RandomStreamError
+from .._random import check_seed
 
 
 def format_value(value):
@@ -21,12 +21,14 @@ def format_value(value):
 
 
 def finite_number(key, value):
+    """`value` as a float; a bool, a non-number, NaN or infinity raises."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise PopulationError("must be a finite number", key=key, value=value, got=format_value(value))
     return float(value)
 
 
 def positive_number(key, value):
+    """`value` as a float > 0."""
     value = finite_number(key, value)
     if value <= 0:
         raise PopulationError("must be > 0", key=key, value=value, got=format_value(value))
@@ -34,6 +36,7 @@ def positive_number(key, value):
 
 
 def non_negative_number(key, value):
+    """`value` as a float >= 0."""
     value = finite_number(key, value)
     if value < 0:
         raise PopulationError("must be >= 0", key=key, value=value, got=format_value(value))
@@ -41,6 +44,7 @@ def non_negative_number(key, value):
 
 
 def checked_seed(seed, key):
+    """`seed` as an int in [0, 2**64 - 1], a bad one named by `key`."""
     try:
         return check_seed(seed)
     except RandomStreamError as error:

@@ -68,6 +68,8 @@ def square_symmetric(key, matrix):
 
 
 def check_positive_definite(key, matrix):
+    """Raise unless the symmetric `matrix` is positive definite: its smallest eigenvalue above
+    _EIGENVALUE_TOLERANCE times its largest."""
     eigenvalues = np.linalg.eigvalsh(matrix)
     if eigenvalues[0] <= _EIGENVALUE_TOLERANCE * abs(eigenvalues[-1]):
         raise PopulationError(f"not positive definite (eigenvalue {eigenvalues[0]:.3g})", key=key)
