@@ -24,7 +24,7 @@ SimulationError            subjects the engine could not integrate (a RuntimeErr
 from ._errors import (DataError, ExpressionError, ModelError, OutputError, PkpdError, PopulationError,
                       RandomStreamError, ResourceError, ScenarioError, SimulationError)
 from ._model import Model, library_models, load_model
-from ._population import Population
+from .population import Population
 from ._regimen import Dose, Regimen
 from ._simulate import SimulationResult, simulate, simulate_summary
 from ._draws import UncertaintyOptions
@@ -47,9 +47,9 @@ __all__ = ["load_model", "Model", "library_models", "simulate_data", "simulate",
 def __getattr__(name):
     # matplotlib (figures) and scipy.stats (trials) load on first use: `import pkpd` stays quick
     if name in ("figure_set", "write_figures"):
-        from . import _figures
+        from . import figures
 
-        return getattr(_figures, name)
+        return getattr(figures, name)
     if name == "trial":
         from ._trial import trial
 

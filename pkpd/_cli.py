@@ -316,7 +316,7 @@ def _summary_lines(result, scenario):
         for _, row in result.power.iterrows():
             lines.append(f"  power {row['comparison']:40s} n={int(row['n_total']):4d}: {row['power']:.3f} "
                          f"[{row['power_low']:.3f}, {row['power_high']:.3f}]")
-        from ._figures import sample_size_for_power
+        from .figures import sample_size_for_power
 
         for comparison, needed in sample_size_for_power(result.power).items():
             lines.append(f"  power {comparison:40s} " + (f"80 % reached at n = {needed:g} (smallest of the grid)"

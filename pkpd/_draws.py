@@ -355,7 +355,7 @@ def simulate_with_uncertainty(model, regimen, population, times, uncertainty, *,
     """:func:`pkpd.simulate` with ``uncertainty=``: see there."""
     from ._model import load_model
     from ._options import DEFAULT
-    from ._population import Population
+    from .population import Population
     from ._regimen import Regimen
 
     model = load_model(model)

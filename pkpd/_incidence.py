@@ -26,7 +26,7 @@ from scipy.optimize import minimize
 from scipy.special import expit, logit
 
 from ._model import load_model
-from ._population import Population
+from .population import Population
 from ._regimen import Dose
 from ._simulate import simulate
 from ._units import MMOL_MG_PER_G_MGSO4_7H2O

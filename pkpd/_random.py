@@ -153,7 +153,8 @@ def stream_tag(stream):
     return int.from_bytes(digest, "little")
 
 
-def _check_seed(seed):
+def check_seed(seed):
+    """`seed` as an int in [0, 2**64 - 1]; RandomStreamError (key ``seed``) otherwise."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise RandomStreamError("must be an integer", key="seed", value=seed, got=repr(seed))
     seed = int(seed)
@@ -225,7 +226,7 @@ def subject_uniforms(seed, subject_ids, stream, k, *, first_column=0):
     >>> bool(np.array_equal(whole[5:], part))
     True
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     ids = _check_subject_ids(subject_ids)
     stream = _check_stream(stream)
     k, first_column = _check_columns(k, first_column)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ._output import check_output_folder, write_csv, write_folder_atomically
-from ._population import Population
+from .population import Population
 from ._scenario import Scenario, check_resources, resolved_doses
 from ._simulate import MapExecutor, simulate
 from .report._record import write_report_inputs
@@ -289,7 +289,7 @@ def _write_atomically(run, scenario, target, *, force, figures):
         for name, table in run.tables.items():
             write_csv(table, folder / f"{name}.csv", float_format="%.6g")
         if figures:
-            from ._figures import write_figures
+            from .figures import write_figures
 
             run.manifest["figures"] = write_figures(run, scenario, folder / "figures")
         run.manifest.update(write_report_inputs(run, scenario, folder))  # what `pkpd report` reads

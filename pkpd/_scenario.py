@@ -22,7 +22,7 @@ from ._errors import PkpdError, ScenarioError, suggestion
 from ._keys import Keys
 from ._model import Model, check_allowed, library_models, load_model
 from ._options import SolverOptions
-from ._population import Population
+from .population import Population
 from ._random import MAX_SEED
 from ._regimen import Dose, Regimen, dose_warning, resolve_dose
 from ._resources import check_memory

@@ -68,7 +68,7 @@ from numpy.typing import ArrayLike
 from . import _window
 from ._errors import PkpdError, ScenarioError, suggestion
 from ._keys import Keys
-from ._population import Population
+from .population import Population
 from ._regimen import Dose, Regimen, expand
 from ._resources import check_memory
 from ._tci import MAX_STEPS as TCI_MAX_STEPS, TciPlanner, TciSpec, typical_weight
@@ -874,7 +874,7 @@ class SearchResult:
     def figures(self, caption_end=""):
         """Yield ``(stem, figure, caption)`` of the search's figures (for :func:`pkpd.figure_set`): the objective
         over the grid, and the trade-off of attainment and adverse events when the search has both."""
-        from ._search_figure import search_caption, search_figure, tradeoff_caption, tradeoff_figure
+        from .figures.search import search_caption, search_figure, tradeoff_caption, tradeoff_figure
 
         yield "search", search_figure(self), f"{search_caption(self)} {caption_end}".strip()
         tradeoff = tradeoff_figure(self)

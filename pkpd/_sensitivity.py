@@ -29,7 +29,7 @@ import pandas as pd
 from ._draws import run_draws, scenario_context, uncertain_parameters
 from ._errors import PkpdError
 from ._keys import Keys
-from ._population import Population
+from .population import Population
 
 SENSITIVITY_KEYS = Keys(["metrics", "parameters", "n", "replicates", "sobol"], required=["metrics"])
 SOBOL_KEYS = Keys(["metric", "arm", "samples", "bootstrap", "seed"], required=["metric"])

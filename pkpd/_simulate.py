@@ -28,8 +28,8 @@ from ._events import KIND_DOSE, KIND_OBS, EventStream
 from ._jit import jit
 from ._model import Model, is_compiled, load_model
 from ._options import DEFAULT
-from ._population import (Population, add_residual_error, apply_random_effects, sample_covariates, sample_iiv,
-                          sample_iov)
+from .population import (Population, add_residual_error, apply_random_effects, sample_covariates, sample_iiv,
+                         sample_iov)
 from ._regimen import Dose, Regimen, expand
 from ._resources import SECONDS_PER_SUBJECT_RECORD, check_memory
 from ._summary import SummaryReducer, summarise_chunk

@@ -8,7 +8,7 @@ the residual error of one output (``[residual]``); ``replicates`` repeats the
 whole data set with new draws.
 
 Random numbers
-    The same per-subject streams as the regimen path (:mod:`pkpd._population`):
+    The same per-subject streams as the regimen path (:mod:`pkpd.population`):
     ``iiv``, ``iov`` (occasion ``OCC`` uses columns ``OCC * k ...``) and
     ``residual/OUTPUT`` (the record's index t within its ID, comment rows not
     counted, uses columns 2t and 2t + 1). The subject number of a stream is
@@ -57,7 +57,7 @@ from ._errors import DataError, ModelError, PkpdError
 from ._events import build_stream, standard_columns
 from ._model import Model, load_model
 from ._options import DEFAULT
-from ._population import add_residual_error, apply_random_effects, sample_iiv, sample_iov
+from .population import add_residual_error, apply_random_effects, sample_iiv, sample_iov
 from ._resources import check_memory
 
 VARIABILITY = ("none", "iiv", "all")

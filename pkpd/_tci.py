@@ -90,7 +90,7 @@ def typical_weight(model):
 def typical_patient(model, spec):
     """One subject: every covariate at the model's value (not drawn from its distribution), WT at
     `spec.weight`; the caller simulates without random effects."""
-    from ._population import Population
+    from .population import Population
 
     values = {name: [float(covariate.value)] for name, covariate in model.covariates.items()}
     return Population.from_table(pd.DataFrame({**values, "WT": [spec.weight]}))

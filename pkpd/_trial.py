@@ -24,10 +24,11 @@ import pandas as pd
 from scipy import stats
 
 from ._errors import PkpdError, ScenarioError, suggestion
-from ._population import Population, add_residual_error, subject_uniforms
+from ._random import subject_uniforms
 from ._regimen import Dose, Regimen
 from ._simulate import simulate
 from ._units import magnitude_in, parse_quantity
+from .population import Population, add_residual_error
 
 TRIAL_KEYS = ["design", "arms", "sequences", "period", "washout", "baseline", "n", "replicates", "dropout",
               "endpoint", "alpha", "comparisons", "analysis", "scale", "versus"]

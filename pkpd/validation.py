@@ -25,7 +25,7 @@ import numpy as np
 
 from . import __version__
 from ._model import load_model
-from ._population import (
+from .population import (
     Population,
     default_neuropathic_pain_correlations,
     default_neuropathic_pain_covariates,
@@ -561,7 +561,7 @@ def figure(predictions):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ._figures import STYLE
+    from .figures import STYLE
 
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(4.5, 4.0))
@@ -607,7 +607,7 @@ def generate(folder, n=N_SUBJECTS, figure_file=True):
     if figure_file:
         import matplotlib.pyplot as plt
 
-        from ._figures import REPRODUCIBLE
+        from .figures import REPRODUCIBLE
 
         fig = figure(predictions)
         with plt.rc_context(REPRODUCIBLE):

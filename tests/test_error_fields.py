@@ -17,8 +17,8 @@ import pkpd
 from pkpd._errors import PkpdError
 from pkpd._events import build_stream
 from pkpd._expr import parse
-from pkpd._population import sample_iiv
 from pkpd._units import parse_quantity
+from pkpd.population import sample_iiv
 
 PACKAGE = Path(pkpd.__file__).parent
 TEST_MODEL = Path(__file__).parent / "models" / "mm1cmt.toml"

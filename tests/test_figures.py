@@ -21,7 +21,7 @@ from PIL import Image  # noqa: E402
 
 import pkpd  # noqa: E402
 from conftest import write_pk1cmt_with_drugs  # noqa: E402
-from pkpd import _figures as figures  # noqa: E402
+from pkpd import figures  # noqa: E402
 from pkpd._run import run_scenario  # noqa: E402
 from pkpd._scenario import Arm, load_scenario  # noqa: E402
 
@@ -121,7 +121,7 @@ def test_run_writes_png_and_svg_with_captions_naming_model_n_seed_version(picker
         with Image.open(png) as image:
             assert image.info["Description"] == caption
             assert image.info["dpi"][0] == pytest.approx(300, abs=0.5)
-            assert image.size[0] <= 300 * figures.PAGE_WIDTH_IN + 1
+            assert image.size[0] <= 300 * figures.style.PAGE_WIDTH_IN + 1
         svg = png.with_suffix(".svg").read_text(encoding="utf-8")
         description = re.search(r"<dc:description>(.*?)</dc:description>", svg, re.S).group(1)
         assert description == caption.replace("&", "&amp;").replace("<", "&lt;")
@@ -198,7 +198,7 @@ def test_log_axis_starts_at_a_stated_fraction_of_the_peak(pickering):
     fig = figures.concentration_figure(run, scenario, "KETAMINE", log=True)
     rows = run.profiles[run.profiles["output"] == "KETAMINE"]
     top = rows[["P5", "P50", "P95"]].to_numpy().max()
-    assert fig.axes[0].get_ylim()[0] == pytest.approx(top * figures.LOG_FLOOR_FRACTION)
+    assert fig.axes[0].get_ylim()[0] == pytest.approx(top * figures.time_course.LOG_FLOOR_FRACTION)
     caption = next(c for stem, _, c in figures.figure_set(run, scenario) if stem == "ketamine_log")
     assert f"log scale from {top * 1e-3:.3g} ng/mL (1/1000 of the highest value drawn)" in caption
 
@@ -547,7 +547,7 @@ def test_fast_then_slow_output_gets_a_panel_on_its_peak(pickering):
     # the peak is inside the first panel, at least a third of the way from its left edge
     assert fig.pkpd_peak_end / 3 >= x[np.argmax(y)] > 0
     assert median_line(whole, "ketamine 0.5 mg/kg + MgSO4 3 g").get_xdata().tolist() == (x * time_factor(whole)).tolist()
-    assert x[np.argmax(y)] <= figures.PEAK_FRACTION * whole.get_xlim()[1] / time_factor(whole)
+    assert x[np.argmax(y)] <= figures.time_course.PEAK_FRACTION * whole.get_xlim()[1] / time_factor(whole)
     # ketamine (a 2-h infusion, its decline shown over hours) keeps one axes
     assert drawn(figures.concentration_figure(run, scenario, "KETAMINE")).pkpd_peak_end is None
 

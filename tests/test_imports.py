@@ -1,8 +1,12 @@
 """The shape of the package: no import cycle between pkpd's modules, and no module reaching for a
 leading-underscore name of another one except those listed here (so that the list cannot grow unseen).
 
-Both are read from the source with ``ast``: ``from . import _x``, ``from ._x import name`` (at the top
-of a module or inside a function) and ``_x._name`` attribute uses of an imported module.
+Every module of pkpd and of its subpackages (``pkpd/**/*.py``) is read with ``ast``, and named by its
+dotted path inside pkpd (``_run``, ``figures.style``; a package by its folder, ``figures``; pkpd's own
+``__init__`` as ``pkpd``). Imports seen: relative ones at any depth (``from . import _x``,
+``from ._x import name``, ``from ..x import name``) and absolute ones of pkpd (``from pkpd._x import
+name``), at the top of a module or inside a function, and ``_x._name`` attribute uses of an imported
+module; ``if TYPE_CHECKING:`` imports never run and are left out.
 """
 
 import ast
@@ -10,6 +14,7 @@ import ast
 from conftest import ROOT
 
 PACKAGE = ROOT / "pkpd"
+ROOT_NAME = "pkpd"   # the name of pkpd/__init__.py in the graph
 
 # Function-level (lazy) imports that close a cycle, each with its reason; the graph without them
 # must be acyclic, and top-level imports may never form a cycle.
@@ -24,8 +29,9 @@ LAZY_CYCLE_EDGES = {
     # evaluation runs simulate() and trial()
     ("_simulate", "_draws"),
     ("_trial", "_draws"),
-    # the figure set of a run ends with the uncertainty figures, which draw with _figures' helpers
-    ("_figures", "_uncertainty_figures"),
+    # a run writes the report's inputs, among them the population table, which draws the run's own
+    # subjects again with _run's make_population; drop this once a scenario makes its own population
+    ("report._record", "_run"),
 }
 
 # (importing module, module, name): leading-underscore names used across modules today. Shrink it;
@@ -34,37 +40,54 @@ PRIVATE_USES = {
     ("_model", "_units", "_parse_unit"),
     ("_model", "_units", "_per_mass"),
     ("_scenario", "_units", "_per_mass"),
-    # the uncertainty figures keep the house style of the others with its helpers; public once
-    # _figures is split into a package
-    ("_uncertainty_figures", "_figures", "_label"),
-    ("_uncertainty_figures", "_figures", "_new_figure"),
-    ("_uncertainty_figures", "_figures", "_styled"),
-    ("_uncertainty_figures", "_figures", "_time_scale"),
 }
 
 
+def _name(parts):
+    return ".".join(parts) or ROOT_NAME
+
+
 def _modules():
-    return {path.stem: ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-            for path in sorted(PACKAGE.glob("*.py"))}
+    """{dotted name: syntax tree} of every module of pkpd and its subpackages."""
+    modules = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if "__pycache__" in parts:
+            continue
+        modules[_name(parts[:-1] if parts[-1] == "__init__" else parts)] = ast.parse(
+            path.read_text(encoding="utf-8"), filename=str(path))
+    return modules
+
+
+def _package_of(name, modules):
+    """The parts of the package a module's relative imports start from (a package: itself)."""
+    parts = () if name == ROOT_NAME else tuple(name.split("."))
+    is_package = name == ROOT_NAME or any(other.startswith(name + ".") for other in modules)
+    return parts if is_package else parts[:-1]
 
 
 def _imports(name, tree, modules):
-    """(target module, top level?, imported names, local aliases of modules) of each relative import."""
+    """(target module, top level?, imported names, local aliases of modules) of each import of a pkpd module."""
     top = {id(node) for node in tree.body}
     typing_only = {id(inner) for node in ast.walk(tree)   # `if TYPE_CHECKING:` imports never run
                    if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
                    for statement in node.body for inner in ast.walk(statement)}
+    package = _package_of(name, modules)
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.ImportFrom) and node.level == 1) or id(node) in typing_only:
+        if not isinstance(node, ast.ImportFrom) or id(node) in typing_only:
             continue
-        if node.module:
-            yield node.module.split(".")[0], id(node) in top, [a.name for a in node.names], {}
+        if node.level:
+            base = package[:len(package) - (node.level - 1)] + tuple(node.module.split(".") if node.module else ())
+        elif node.module and node.module.split(".")[0] == ROOT_NAME:
+            base = tuple(node.module.split(".")[1:])
+        else:
             continue
-        for alias in node.names:  # from . import _x (a module), or from . import name (of __init__)
-            if alias.name in modules:
-                yield alias.name, id(node) in top, [], {alias.asname or alias.name: alias.name}
+        for alias in node.names:  # from .x import y: y a module of x, or a name x defines
+            module = _name(base + (alias.name,))
+            if module in modules:
+                yield module, id(node) in top, [], {alias.asname or alias.name: module}
             else:
-                yield "__init__", id(node) in top, [alias.name], {}
+                yield _name(base), id(node) in top, [alias.name], {}
 
 
 def _graph(modules, *, top_level_only=False):
@@ -135,10 +158,19 @@ def test_only_the_listed_private_names_cross_module_boundaries():
 
 
 def test_the_checks_see_what_they_look_for():
-    # the collectors on a made-up package: a cycle through a lazy import, a private name both ways
+    # the collectors on a made-up package: a cycle through a lazy import, a private name both ways,
+    # a subpackage reaching up (..), into itself (..sub) and by an absolute import (pkpd._b)
     modules = {"_a": ast.parse("from ._b import _hidden, shown\nfrom . import __version__\n"),
                "_b": ast.parse("def f():\n    from . import _a as a\n    return a._secret, a.public\n"),
-               "__init__": ast.parse("__version__ = '1'\n")}
+               ROOT_NAME: ast.parse("__version__ = '1'\n"),
+               "sub": ast.parse("from .inner import _tool\n"),
+               "sub.inner": ast.parse("from .._a import shown\nfrom pkpd._b import _helper\n"
+                                      "from ..sub import deep\n"),
+               "sub.deep": ast.parse("def g():\n    return 1\n")}
     assert _cycle(_graph(modules)) in (["_a", "_b", "_a"], ["_b", "_a", "_b"])
     assert _cycle(_graph(modules, top_level_only=True)) is None
-    assert _private_uses(modules) == {("_a", "_b", "_hidden"), ("_b", "_a", "_secret")}
+    assert {("sub", "sub.inner"), ("sub.inner", "_a"), ("sub.inner", "_b"),
+            ("sub.inner", "sub.deep")} <= _graph(modules)
+    assert _private_uses(modules) == {("_a", "_b", "_hidden"), ("_b", "_a", "_secret"), ("sub", "sub.inner", "_tool"),
+                                      ("sub.inner", "_b", "_helper")}
+    assert set(_modules()) >= {ROOT_NAME, "_run", "engine", "engine.subject", "figures", "figures.style"}

@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 
 import pkpd
-from pkpd._population import omega_cholesky, parse_covariate, sample_covariates
+from pkpd.population import omega_cholesky, parse_covariate, sample_covariates
 from pkpd._units import (
     KETAMINE_MOLAR_MASS,
     MAGNESIUM_MOLAR_MASS,

@@ -142,7 +142,7 @@ def test_figure_axis_names_every_arms_matrix(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pkpd._figures import concentration_figure
+    from pkpd.figures import concentration_figure
 
     scenario = load_scenario(_scenario(tmp_path, RACEMIC + ESKETAMINE))
     run = run_scenario(scenario, progress=False, figures=False)

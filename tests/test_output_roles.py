@@ -12,7 +12,7 @@ import pytest
 
 import pkpd
 from conftest import ROOT, TEST_MODELS, write_pk1cmt_with_drugs
-from pkpd import _figures
+from pkpd import figures
 from pkpd._cli import _summary_lines, main
 from pkpd._model import MATRICES, OUTPUT_ROLES, library_models
 from pkpd._scenario import load_scenario
@@ -292,14 +292,14 @@ def test_figures_choose_outputs_by_role_and_label_their_axes(study):
     scenario = load_scenario(study)
     run = pkpd.run_scenario(scenario, progress=False)
     venous = _with_output(scenario, "CP", matrix="venous plasma")
-    fig = _figures.concentration_figure(run, venous, "CP")
+    fig = figures.concentration_figure(run, venous, "CP")
     assert fig.axes[0].get_ylabel() == "Drug, venous plasma (mg/L)"
-    fig = _figures.exposure_figure(run, venous, "CP")
+    fig = figures.exposure_figure(run, venous, "CP")
     assert fig.axes[0].get_xlabel() == "Drug, venous plasma: Cmax (mg/L)"
     matplotlib.pyplot.close("all")
 
     def stems(changed):
-        found = [stem for stem, fig, _ in _figures.figure_set(run, changed)]
+        found = [stem for stem, fig, _ in figures.figure_set(run, changed)]
         matplotlib.pyplot.close("all")
         return found
 
@@ -307,7 +307,7 @@ def test_figures_choose_outputs_by_role_and_label_their_axes(study):
     assert "adverse_events" not in stems(scenario)
     # an output of role adverse_event_probability, whatever its name, gets the adverse-event figure
     risk = _with_output(scenario, "CP", role="adverse_event_probability", event="toy event", analyte="", matrix="")
-    fig = _figures.adverse_event_figure(run, risk)
+    fig = figures.adverse_event_figure(run, risk)
     assert fig.axes[0].get_xlabel().startswith("Toy event\n(expected % of subjects)\nerror bars: Monte Carlo 95 %")
     assert "adverse_events" in stems(risk)
     # an output of role pain_score is drawn as the daily-pain figure, not as a time course

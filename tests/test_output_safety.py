@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 import pkpd._cli
 import pkpd._run
 from conftest import ROOT, write_pk1cmt_with_drugs
-from pkpd import _figures, _output
+from pkpd import _output, figures
 from pkpd._cli import main
 
 STUDY = """
@@ -563,7 +563,7 @@ def test_figures_are_byte_for_byte_reproducible(tmp_path):
         axes.fill_between([0, 1, 2], [0, 1, 0], [1, 2, 1], label="_band50|arm")
         axes.plot([0, 1, 2], [0.5, 1.5, 0.5], marker="o")
         axes.set_title("KETAMINE")
-        _figures.save_figure(fig, tmp_path / folder, "f", "caption")
+        figures.save_figure(fig, tmp_path / folder, "f", "caption")
     for suffix in ("svg", "png"):
         assert (tmp_path / "a" / f"f.{suffix}").read_bytes() == (tmp_path / "b" / f"f.{suffix}").read_bytes()
 

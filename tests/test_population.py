@@ -1,4 +1,4 @@
-"""Tests of virtual populations (pkpd._population).
+"""Tests of virtual populations (pkpd.population).
 
 Every statistical check uses a fixed seed (so it is deterministic) and a
 99.9 % sampling interval stated next to it; no tolerance was tuned to the
@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from scipy import special, stats
 
-from pkpd._population import (
+from pkpd import PopulationError
+from pkpd.population import (
     FEMALE,
     MALE,
     Population,
-    PopulationError,
     add_derived_covariates,
     add_residual_error,
     apply_random_effects,

@@ -267,7 +267,7 @@ def test_pkpd_run_writes_the_search_and_reports_the_chosen_regimen(tmp_path, cap
 def test_the_search_figure_shows_the_table(tmp_path):
     """The heat map's cells are the feasible candidates' objective (the default: total dose), the grey
     layer the infeasible ones, the outline the chosen one."""
-    from pkpd._search_figure import search_figure
+    from pkpd.figures import search_figure
 
     write_pk1cmt_with_drugs(tmp_path)
     (tmp_path / "study.toml").write_text(SCENARIO)

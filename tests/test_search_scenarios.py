@@ -26,7 +26,7 @@ def test_the_tradeoff_figure_plots_every_candidate_the_feasible_region_and_the_c
     pain AUC, from search.csv's columns); the only limit is 25 % adverse events, so the shaded region ends at
     x = 25 % and holds exactly the feasible points; the square is the chosen candidate."""
     from pkpd._search import search_scenario
-    from pkpd._search_figure import tradeoff_figure
+    from pkpd.figures import tradeoff_figure
 
     scenario = load_scenario(ROOT / "scenarios" / "ketamine_weekly_pain_search.toml").with_overrides(n=12)
     found = search_scenario(scenario, progress=False)

@@ -309,7 +309,7 @@ def test_library_models_carry_the_published_relative_standard_errors(name):
 
 @pytest.mark.models("ketamine_mg_pain")
 def test_the_assurance_figure_draws_the_assurance_and_the_band_of_power(tmp_path):
-    from pkpd._uncertainty_figures import assurance_figure
+    from pkpd.figures import assurance_figure
 
     result = pkpd.trial(_trial_scenario(tmp_path), uncertainty=UncertaintyOptions(draws=3, parameters=("C50_CHR",)))
     table = result.assurance()

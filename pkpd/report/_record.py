@@ -67,7 +67,7 @@ def population_table(run, scenario):
     spec = scenario.population_spec
     given = spec.get("covariates")
     if given is None and "csv" not in spec:
-        from .._population import default_neuropathic_pain_covariates
+        from ..population import default_neuropathic_pain_covariates
 
         given = default_neuropathic_pain_covariates()
     given = given or {}

@@ -21,7 +21,7 @@ from .._run import PACKAGES
 from ._diagram import diagram_figure
 from ._folder import RunFolder
 
-PNG_DPI = 300              # the figures' resolution (pkpd._figures.save_figure)
+PNG_DPI = 300              # the figures' resolution (pkpd.figures.save_figure)
 POWER_TARGET = 0.8
 ASSUMPTION = re.compile(r"\bASSUM(?:PTION|ED)S?\b")
 DOI = re.compile(r"doi:\s*(10\.\d{4,9}/[^\s,;)]+[^\s,;).])", re.IGNORECASE)

@@ -1,6 +1,6 @@
 """The figures of a regimen search: the objective over two decision variables, and the trade-off.
 
-Drawn under the house style of :mod:`pkpd._figures` (Okabe-Ito colours, 7 pt text, one
+Drawn under the house style of :mod:`pkpd.figures.style` (Okabe-Ito colours, 7 pt text, one
 column wide, data artists labelled ``_...``). :func:`search_figure`: with two or more
 variables a heat map over the first two (rows and columns), the others held at the chosen
 candidate's values; with one variable a line of the objective against it.
@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from ._figures import COLUMN_WIDTH_IN, OKABE_ITO, STYLE
+from .style import COLUMN_WIDTH_IN, OKABE_ITO, STYLE
 
 INFEASIBLE = "0.82"        # grey of the candidates that miss a limit
 MAX_ANNOTATED = 12         # values are written in the cells up to this many rows and columns
@@ -44,7 +44,7 @@ def search_figure(result):
         ``Rectangle`` ``_chosen``. One variable: lines ``_feasible`` and ``_infeasible`` and a marker
         ``_chosen``.
     """
-    with plt.rc_context(STYLE):  # the house style of pkpd._figures
+    with plt.rc_context(STYLE):  # the house style of pkpd.figures.style
         return _draw(result)
 
 
@@ -194,7 +194,7 @@ def tradeoff_figure(result):
     pair = tradeoff_metrics(result.spec)
     if pair is None:
         return None
-    with plt.rc_context(STYLE):  # the house style of pkpd._figures
+    with plt.rc_context(STYLE):  # the house style of pkpd.figures.style
         return _draw_tradeoff(result, *pair)
 
 

@@ -1,4 +1,4 @@
-"""Figures of parameter uncertainty, assurance and sensitivity (the house style of :mod:`pkpd._figures`).
+"""Figures of parameter uncertainty, assurance and sensitivity (the house style of :mod:`pkpd.figures.style`).
 
 - profiles with two bands that say which is which: between-subject variability (5th-95th
   percentile over subjects, nominal parameters) and parameter uncertainty (the interval over
@@ -14,25 +14,26 @@ Artists that carry data have labels starting with ``_``: ``_variability|ARM``,
 
 import numpy as np
 
-from ._draws import interval_text
-from ._figures import (COLUMN_WIDTH_IN, OKABE_ITO, PAGE_WIDTH_IN, _label, _new_figure, _styled, _time_scale,
-                       arm_style, caption_base)
+from .._draws import interval_text
+from .data import output_label
+from .style import (COLUMN_WIDTH_IN, OKABE_ITO, PAGE_WIDTH_IN, arm_style, caption_base, new_figure, styled,
+                    time_scale)
 
 MAX_PANELS = 6
 VARIABILITY_COLOR = "0.8"
 
 
-@_styled
+@styled
 def uncertainty_profile_figure(run, scenario, output):
     """`output` over time, one panel per arm (up to 6): variability and uncertainty bands, nominal median."""
     result = run.uncertainty
     arms = [a.name for a in scenario.arms][:MAX_PANELS]
     columns = min(3, len(arms))
     rows = -(-len(arms) // columns)
-    fig = _new_figure(PAGE_WIDTH_IN if columns > 1 else COLUMN_WIDTH_IN, 1.9 * rows + 0.6)
+    fig = new_figure(PAGE_WIDTH_IN if columns > 1 else COLUMN_WIDTH_IN, 1.9 * rows + 0.6)
     axes = np.atleast_1d(fig.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)).ravel()
     times = result.times
-    factor, time_label = _time_scale(float(times[-1] - times[0]), scenario.model.units.get("time", "h"))
+    factor, time_label = time_scale(float(times[-1] - times[0]), scenario.model.units.get("time", "h"))
     low, high = result.bounds
     median_index = list(result.quantiles).index(50) if 50 in result.quantiles else len(result.quantiles) // 2
     for index, (ax, arm) in enumerate(zip(axes, arms)):
@@ -49,7 +50,7 @@ def uncertainty_profile_figure(run, scenario, output):
         ax.set_visible(False)
     for ax in axes[(rows - 1) * columns:]:
         ax.set_xlabel(time_label)
-    fig.supylabel(_label(scenario, output))
+    fig.supylabel(output_label(scenario, output))
     from matplotlib.patches import Patch
     from matplotlib.lines import Line2D
 
@@ -60,14 +61,14 @@ def uncertainty_profile_figure(run, scenario, output):
     return fig
 
 
-@_styled
+@styled
 def assurance_figure(result, power=None, target=0.8):
     """Left: power against the total number of subjects, per comparison: the interval of power over draws
     (band), its median (dashed), the assurance (mean over draws, solid) and, when given, the power at the
     nominal parameters (points with Monte Carlo 95 % intervals). Right: the distribution of power over
     draws (empirical CDF) at each sample size of the first comparison."""
     table = result.assurance()
-    fig = _new_figure(PAGE_WIDTH_IN, 2.9)
+    fig = new_figure(PAGE_WIDTH_IN, 2.9)
     left, right = fig.subplots(1, 2)
     comparisons = list(dict.fromkeys(table["comparison"]))
     for index, comparison in enumerate(comparisons):
@@ -112,11 +113,11 @@ def assurance_figure(result, power=None, target=0.8):
     return fig
 
 
-@_styled
+@styled
 def tornado_figure(rows, metric, where):
     """One metric in one place: a bar per parameter from the nominal value to the value at each end."""
     rows = rows.sort_values("swing", ascending=True)
-    fig = _new_figure(COLUMN_WIDTH_IN, 0.9 + 0.2 * len(rows))
+    fig = new_figure(COLUMN_WIDTH_IN, 0.9 + 0.2 * len(rows))
     ax = fig.add_subplot()
     nominal = float(rows["nominal"].iloc[0])
     y = np.arange(len(rows))
@@ -136,11 +137,11 @@ def tornado_figure(rows, metric, where):
     return fig
 
 
-@_styled
+@styled
 def sobol_figure(table):
     """First-order and total Sobol indices with their bootstrap intervals, one pair of bars per group."""
     table = table.sort_values("ST", ascending=False)
-    fig = _new_figure(COLUMN_WIDTH_IN, 2.6)
+    fig = new_figure(COLUMN_WIDTH_IN, 2.6)
     ax = fig.add_subplot()
     x = np.arange(len(table))
     for offset, index, color in ((-0.2, "S1", OKABE_ITO[0]), (0.2, "ST", OKABE_ITO[1])):
@@ -169,10 +170,10 @@ def uncertainty_figures(run, scenario):
                 continue
             fig = uncertainty_profile_figure(run, scenario, output)
             yield f"uncertainty_{output.lower()}", fig, (
-                f"{output}, {_label(scenario, output)}, by arm, with two bands: grey, between-subject variability "
-                f"(5th-95th percentile over subjects at the nominal parameters); coloured, parameter uncertainty "
-                f"of the median over subjects ({interval_text(result.level)}); line, the nominal median. {draws}, "
-                f"every draw on the same virtual subjects. {base}.")
+                f"{output}, {output_label(scenario, output)}, by arm, with two bands: grey, between-subject "
+                f"variability (5th-95th percentile over subjects at the nominal parameters); coloured, parameter "
+                f"uncertainty of the median over subjects ({interval_text(result.level)}); line, the nominal median. "
+                f"{draws}, every draw on the same virtual subjects. {base}.")
         if result.power is not None:
             fig = assurance_figure(result, run.power)
             yield "assurance", fig, (
