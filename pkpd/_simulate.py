@@ -407,7 +407,8 @@ def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], popu
         ``percentiles``: DataFrame (output, TIME, P5, ...); ``exposure``: dict of
         output -> dict of metric -> ndarray (n_subjects,) (or (n_subjects, k) for
         thresholds and windows); ``n``. The AUC of an output with a ``baseline`` (magnesium) is
-        taken above each subject's baseline, as :meth:`SimulationResult.exposure` takes it.
+        taken above each subject's baseline, and that of a pain score in score x days, as
+        :meth:`SimulationResult.exposure` gives them.
     """
     run = SimulationPlan(model, regimen, population, times, method=method, rtol=rtol, atol=atol,
                          variability=variability, chunk_subjects=chunk_subjects, progress=progress,
@@ -432,6 +433,12 @@ def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], popu
         per_chunk = (lambda start, stop: {o: b[start:stop] for o, b in baselines.items()}) if baselines else None
         for start, stop, part in run.map_chunks(executor, task, per_chunk=per_chunk):
             reducer.merge(start, stop, part)
+    time_unit = run.model.units.get("time", "h")
+    for output in outputs:   # a pain score's AUC in score x days, as SimulationResult.exposure gives it
+        if run.model.outputs[output].role == "pain_score" and time_unit != "d":
+            from ._units import convert
+
+            reducer.exposure[output]["auc"] = reducer.exposure[output]["auc"] * convert(1.0, time_unit, "d")
     return SummaryResult(percentiles=reducer.percentiles(), exposure=reducer.exposure, n=run.n,
                          units={o: run.model.outputs[o].unit for o in outputs})
 

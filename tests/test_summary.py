@@ -79,3 +79,12 @@ def test_the_auc_of_an_output_with_a_baseline_is_above_it_as_in_the_run_tables(t
     assert np.array_equal(summary.exposure["CB"]["cmax"], expected["cmax"].to_numpy())   # of the output itself
     total = exposure_metrics(TIMES, full.output("CB"), interval=(1.25, 40.0))["auc"]
     assert np.all(summary.exposure["CB"]["auc"] < total - 2.0 * 38.0)   # B0 x the interval's length below it
+
+
+def test_a_pain_score_auc_is_in_score_times_days_as_in_the_run_tables(tmp_path):
+    # issue 20: one unit for pain AUC everywhere (score x days), the streamed summary included
+    path = tmp_path / "pk1cmt_pain.toml"
+    path.write_text(MODEL.read_text().replace('name = "pk1cmt_iiv"', 'name = "pk1cmt_pain"').replace(
+        "[outputs]", '[outputs]\nPAIN = { expr = "6 + 0*CENT", unit = "NRS 0-10", role = "pain_score" }'))
+    summary = pkpd.simulate_summary(path, [], pkpd.Population(3, seed=1), TIMES, progress=False)
+    assert summary.exposure["PAIN"]["auc"] == pytest.approx([12.0] * 3)   # 6 points for 48 h = 2 days
