@@ -406,7 +406,9 @@ def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], popu
     SummaryResult
         ``percentiles``: DataFrame (output, TIME, P5, ...); ``exposure``: dict of
         output -> dict of metric -> ndarray (n_subjects,) (or (n_subjects, k) for
-        thresholds and windows); ``n``.
+        thresholds and windows); ``n``. The AUC of an output with a ``baseline`` (magnesium) is
+        taken above each subject's baseline, and that of a pain score in score x days, as
+        :meth:`SimulationResult.exposure` gives them.
     """
     run = SimulationPlan(model, regimen, population, times, method=method, rtol=rtol, atol=atol,
                          variability=variability, chunk_subjects=chunk_subjects, progress=progress,
@@ -415,16 +417,28 @@ def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], popu
     columns = {output: list(run.model.outputs).index(output) for output in outputs}
     options = dict(quantiles=tuple(quantiles), relative_accuracy=relative_accuracy, interval=interval,
                    thresholds=thresholds, windows=windows)
+    from ._baseline import baseline_values
+
+    parameters = pd.DataFrame(run.inputs, columns=run.model.inputs)   # as SimulationResult.parameters
+    baselines = {output: baseline_values(run.model, output, parameters) for output in outputs
+                 if run.model.outputs[output].baseline}
     reducer = SummaryReducer(run.n, run.times, columns, subject_ids=run.population.subject_ids,
-                             time_unit=run.model.units.get("time", "h"), **options)
+                             time_unit=run.model.units.get("time", "h"), baselines=baselines, **options)
     if executor is None:
         for _ in run.summarise_in_threads(reducer.add):
             pass  # each chunk's metrics are in reducer.exposure, its sketch in its thread's
     else:
         task = partial(_engine_then, partial(summarise_chunk, times=run.times, columns=columns,
                                              time_unit=reducer.time_unit, **options))
-        for start, stop, part in run.map_chunks(executor, task):
+        per_chunk = (lambda start, stop: {o: b[start:stop] for o, b in baselines.items()}) if baselines else None
+        for start, stop, part in run.map_chunks(executor, task, per_chunk=per_chunk):
             reducer.merge(start, stop, part)
+    time_unit = run.model.units.get("time", "h")
+    for output in outputs:   # a pain score's AUC in score x days, as SimulationResult.exposure gives it
+        if run.model.outputs[output].role == "pain_score" and time_unit != "d":
+            from ._units import convert
+
+            reducer.exposure[output]["auc"] = reducer.exposure[output]["auc"] * convert(1.0, time_unit, "d")
     return SummaryResult(percentiles=reducer.percentiles(), exposure=reducer.exposure, n=run.n,
                          units={o: run.model.outputs[o].unit for o in outputs})
 
@@ -440,9 +454,9 @@ def run_chunk(model, stream, options):
     return values, states
 
 
-def _engine_then(task, model, stream, options):
+def _engine_then(task, model, stream, options, baselines=None):
     """`task` applied to the values of :func:`run_chunk` (where the chunk runs: only its result travels)."""
-    return task(run_chunk(model, stream, options)[0], subject_ids=stream.subject_ids)
+    return task(run_chunk(model, stream, options)[0], subject_ids=stream.subject_ids, baselines=baselines)
 
 
 @dataclass
@@ -615,15 +629,17 @@ class SimulationPlan:
         finally:
             bar.close()
 
-    def map_chunks(self, executor, task):
+    def map_chunks(self, executor, task, per_chunk=None):
         """Yield (start, stop, task(model, stream, options)) per chunk, in order, the tasks run by
-        ``executor.map`` (a :class:`concurrent.futures.Executor` or any object with that method)."""
+        ``executor.map`` (a :class:`concurrent.futures.Executor` or any object with that method);
+        with `per_chunk`, task(model, stream, options, per_chunk(start, stop))."""
         ranges = self.ranges()
         streams = (self.chunk_inputs(start, stop)[1] for start, stop in ranges)  # built as the executor takes them
         models, options = repeat(self.model, len(ranges)), repeat(self.options, len(ranges))
+        extra = [] if per_chunk is None else [(per_chunk(start, stop) for start, stop in ranges)]
         bar = self._bar()
         try:
-            for (start, stop), result in zip(ranges, executor.map(task, models, streams, options)):
+            for (start, stop), result in zip(ranges, executor.map(task, models, streams, options, *extra)):
                 yield start, stop, result
                 bar.update(stop - start)
         finally:

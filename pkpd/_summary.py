@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import SimulationError
-from ._metrics import METRICS, PercentileAccumulator, exposure_settings, summarise_output
+from ._metrics import METRICS, PercentileAccumulator, exposure_metrics, exposure_settings, summarise_output
 
 
 def _exposure_arrays(n, settings):
@@ -54,6 +54,11 @@ class SummaryReducer:
         The subjects' IDs, to name a subject with a non-finite output (default: row numbers).
     time_unit : str
         The unit of `times`, for that message.
+    baselines : dict of str to ndarray, shape (n,), optional
+        Each subject's baseline of the outputs that have one (an endogenous substance such as
+        magnesium): their AUC is taken above it, as :meth:`pkpd.SimulationResult.exposure`
+        takes it (:func:`pkpd._metrics.exposure_metrics` of the excess, the same numbers); the
+        other metrics stay those of the output itself.
 
     Attributes
     ----------
@@ -64,9 +69,12 @@ class SummaryReducer:
     def __init__(self, n: int, times: np.ndarray, columns: Mapping[str, int], *, quantiles: Sequence[float],
                  relative_accuracy: float, interval: tuple[float, float] | None = None,
                  thresholds: Mapping[str, Any] | None = None, windows: Mapping[str, Any] | None = None,
-                 subject_ids: np.ndarray | None = None, time_unit: str = "h") -> None:
+                 subject_ids: np.ndarray | None = None, time_unit: str = "h",
+                 baselines: Mapping[str, np.ndarray] | None = None) -> None:
         self.columns = dict(columns)
         self.times = exposure_settings(times, interval=interval).times
+        self.interval = interval
+        self.baselines = {output: np.asarray(values, dtype=float) for output, values in (baselines or {}).items()}
         thresholds, windows = thresholds or {}, windows or {}
         self.settings = {o: exposure_settings(self.times, interval=interval, thresholds=thresholds.get(o, ()),
                                               windows=windows.get(o, ())) for o in self.columns}
@@ -110,6 +118,9 @@ class SummaryReducer:
             bad = summarise_output(self.settings[output], values, column, chunk_rows, sketches[output], rows, keys)
             if bad >= 0:
                 self._raise_not_finite(output, start, bad, values[bad, column])
+            if output in self.baselines:
+                excess = values[:, column].reshape(m, self.times.size) - self.baselines[output][start:stop, None]
+                chunk_rows["auc"][:] = exposure_metrics(self.times, excess, interval=self.interval)["auc"]
 
     def _raise_not_finite(self, output, start, row, value):
         subject, time = divmod(int(row), self.times.size)
@@ -146,7 +157,7 @@ class SummaryReducer:
         return pd.concat(frames, ignore_index=True)
 
 
-def summarise_chunk(values, *, times, columns, subject_ids=None, **options):
+def summarise_chunk(values, *, times, columns, subject_ids=None, baselines=None, **options):
     """A chunk's sketches and exposure metrics, reduced where the chunk ran (an executor's task).
 
     Parameters
@@ -155,6 +166,8 @@ def summarise_chunk(values, *, times, columns, subject_ids=None, **options):
     times, columns, **options
         As :class:`SummaryReducer` takes them.
     subject_ids : ndarray, shape (m,), optional
+    baselines : dict of str to ndarray, shape (m,), optional
+        The chunk's subjects' baselines (see :class:`SummaryReducer`).
 
     Returns
     -------
@@ -162,6 +175,6 @@ def summarise_chunk(values, *, times, columns, subject_ids=None, **options):
     what :meth:`SummaryReducer.merge` takes.
     """
     m = values.shape[0] // np.asarray(times).size
-    reducer = SummaryReducer(m, times, columns, subject_ids=subject_ids, **options)
+    reducer = SummaryReducer(m, times, columns, subject_ids=subject_ids, baselines=baselines, **options)
     reducer.add(0, m, values)
     return reducer.sketches(), reducer.exposure

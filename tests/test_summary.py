@@ -58,3 +58,33 @@ def test_an_output_that_is_not_finite_names_the_subject_and_time(tmp_path):
     population = pkpd.Population(subject_ids=np.arange(101, 111), seed=1)
     with pytest.raises(pkpd.SimulationError, match=r"^subject 101: output LOGCP must be finite; got -inf at time 0 h$"):
         pkpd.simulate_summary(path, [pkpd.Dose(100.0, "DEPOT", time=1.0)], population, TIMES, progress=False)
+
+
+@pytest.mark.parametrize("executor", [False, True])
+def test_the_auc_of_an_output_with_a_baseline_is_above_it_as_in_the_run_tables(tmp_path, executor):
+    # issue 20: an endogenous substance's AUC is taken above each subject's baseline; the streamed summary
+    # gives what SimulationResult.exposure gives (exposure_metrics of the excess), on threads or an executor
+    path = tmp_path / "pk1cmt_baseline.toml"
+    path.write_text(MODEL.read_text().replace('name = "pk1cmt_iiv"', 'name = "pk1cmt_baseline"').replace(
+        "[outputs]", '[outputs]\nCB = { expr = "B0 + CENT/VI", unit = "mg/L", role = "concentration", '
+                     'analyte = "drug", matrix = "plasma", baseline = "B0" }').replace(
+        "[parameters]", '[parameters]\nB0 = { value = 2.0, unit = "mg/L", description = "endogenous level", '
+                        'source = "test" }'))
+    population = pkpd.Population(40, seed=7)
+    full = pkpd.simulate(path, REGIMEN, population, TIMES, progress=False)
+    expected = full.exposure("CB", interval=(1.25, 40.0))
+    summary = pkpd.simulate_summary(path, REGIMEN, population, TIMES, chunk_subjects=15, progress=False,
+                                    interval=(1.25, 40.0), executor=PicklingExecutor() if executor else None)
+    assert np.array_equal(summary.exposure["CB"]["auc"], expected["auc"].to_numpy())
+    assert np.array_equal(summary.exposure["CB"]["cmax"], expected["cmax"].to_numpy())   # of the output itself
+    total = exposure_metrics(TIMES, full.output("CB"), interval=(1.25, 40.0))["auc"]
+    assert np.all(summary.exposure["CB"]["auc"] < total - 2.0 * 38.0)   # B0 x the interval's length below it
+
+
+def test_a_pain_score_auc_is_in_score_times_days_as_in_the_run_tables(tmp_path):
+    # issue 20: one unit for pain AUC everywhere (score x days), the streamed summary included
+    path = tmp_path / "pk1cmt_pain.toml"
+    path.write_text(MODEL.read_text().replace('name = "pk1cmt_iiv"', 'name = "pk1cmt_pain"').replace(
+        "[outputs]", '[outputs]\nPAIN = { expr = "6 + 0*CENT", unit = "NRS 0-10", role = "pain_score" }'))
+    summary = pkpd.simulate_summary(path, [], pkpd.Population(3, seed=1), TIMES, progress=False)
+    assert summary.exposure["PAIN"]["auc"] == pytest.approx([12.0] * 3)   # 6 points for 48 h = 2 days
