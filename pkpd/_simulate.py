@@ -420,8 +420,11 @@ def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], popu
     from ._baseline import baseline_values
 
     parameters = pd.DataFrame(run.inputs, columns=run.model.inputs)   # as SimulationResult.parameters
-    baselines = {output: baseline_values(run.model, output, parameters) for output in outputs
-                 if run.model.outputs[output].baseline}
+    baselines: dict[str, np.ndarray] = {}
+    for output in outputs:
+        values = baseline_values(run.model, output, parameters)
+        if values is not None:
+            baselines[output] = values
     reducer = SummaryReducer(run.n, run.times, columns, subject_ids=run.population.subject_ids,
                              time_unit=run.model.units.get("time", "h"), baselines=baselines, **options)
     if executor is None:
