@@ -260,7 +260,7 @@ def _flat_profiles(exposure):
 def _per_dose_lines(result, scenario, output, flat):
     """Cmax and AUC of `output` per administration (medians over subjects), for each arm that repeats
     a dose (a weekly regimen: do the peaks build up?) and where the output moves."""
-    from ._per_dose import dose_windows, per_dose_exposure, repeated_dose
+    from .metrics import dose_windows, per_dose_exposure, repeated_dose
 
     metrics = [m for m in ("cmax", "auc") if m in scenario.metrics]
     lines = []
