@@ -109,7 +109,7 @@ def _build_parser():
 
 
 def _simulate(arguments):
-    from ._model import load_model
+    from .model import load_model
     from ._simulate_data import simulate_data_file
 
     inputs = [arguments.data] + ([arguments.model] if Path(arguments.model).is_file() else [])
@@ -343,7 +343,7 @@ def _validate(arguments):
 
 
 def _models(arguments):
-    from ._model import library_models, load_model
+    from .model import library_models, load_model
 
     for name in library_models():
         model = load_model(name)
@@ -351,7 +351,7 @@ def _models(arguments):
 
 
 def _show(arguments):
-    from ._model import load_model
+    from .model import load_model
 
     model = load_model(arguments.model)
     lines = [f"{model.name}: {model.description}", "", "compartments and equations (d/dt):"]

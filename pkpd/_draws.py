@@ -353,7 +353,7 @@ def simulate_with_uncertainty(model, regimen, population, times, uncertainty, *,
                               method="auto", rtol=None, atol=None, variability=True, progress=None,
                               executor=None):
     """:func:`pkpd.simulate` with ``uncertainty=``: see there."""
-    from ._model import load_model
+    from .model import load_model
     from ._options import DEFAULT
     from .population import Population
     from ._regimen import Regimen

@@ -20,7 +20,7 @@ import numpy as np
 
 from ._errors import PkpdError, ScenarioError, suggestion
 from ._keys import Keys
-from ._model import Model, check_allowed, library_models, load_model
+from .model import Model, check_allowed, library_models, load_model
 from ._options import SolverOptions
 from .population import Population
 from ._random import MAX_SEED

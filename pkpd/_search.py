@@ -74,7 +74,7 @@ from ._resources import check_memory
 from ._tci import MAX_STEPS as TCI_MAX_STEPS, TciPlanner, TciSpec, typical_weight
 
 if TYPE_CHECKING:
-    from ._model import Model
+    from .model import Model
     from ._scenario import Scenario
 
 SEARCH_KEYS = Keys(["arm", "variables", "constraints", "objective", "budget", "tci"], required=["variables"])
@@ -1065,7 +1065,7 @@ def search(model: "Model | str | Path | Scenario", regimen: Regimen | Sequence[D
     >>> found.values
     {'dose': 100.0}
     """
-    from ._model import Model, load_model
+    from .model import Model, load_model
     from ._options import DEFAULT
 
     if regimen is None:
@@ -1177,7 +1177,7 @@ def run_search(spec, model, regimen, population, times, *, options, progress=Non
     """Evaluate the lattice of `spec` on `population` and choose; see :func:`search`."""
     from tqdm.auto import tqdm
 
-    from ._model import load_model
+    from .model import load_model
 
     from ._simulate import engine_variants
 

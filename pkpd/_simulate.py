@@ -27,7 +27,7 @@ from ._errors import ModelError, PkpdError, PopulationError, suggestion
 from ._events import KIND_DOSE, KIND_OBS, EventStream
 from ._jit import jit
 from .metrics import SummaryReducer, summarise_chunk
-from ._model import Model, is_compiled, load_model
+from .model import Model, is_compiled, load_model
 from ._options import DEFAULT
 from .population import (Population, add_residual_error, apply_random_effects, sample_covariates, sample_iiv,
                          sample_iov)
@@ -417,7 +417,7 @@ def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], popu
     columns = {output: list(run.model.outputs).index(output) for output in outputs}
     options = dict(quantiles=tuple(quantiles), relative_accuracy=relative_accuracy, interval=interval,
                    thresholds=thresholds, windows=windows)
-    from ._baseline import baseline_values
+    from .model import baseline_values
 
     parameters = pd.DataFrame(run.inputs, columns=run.model.inputs)   # as SimulationResult.parameters
     baselines = {output: baseline_values(run.model, output, parameters) for output in outputs
@@ -712,7 +712,7 @@ def linear_specialisation(model, load=False):
 
 def _nonlinear_names(model):
     """Names in the Jacobian entries that still depend on the amounts, derived names expanded."""
-    from . import _expr
+    from .model import expressions
 
     states = set(model.compartments)
     names = set()
@@ -720,14 +720,14 @@ def _nonlinear_names(model):
         tree = model._trees[f"odes.{name}"]
         for state in model.compartments:
             try:
-                entry = _expr.derivative(tree, state)
-            except _expr.NotDifferentiable:
+                entry = expressions.derivative(tree, state)
+            except expressions.NotDifferentiable:
                 return set(model.parameters)  # anything may matter
-            if entry is not None and _expr.names(entry) & states:
-                names |= _expr.names(entry)
+            if entry is not None and expressions.names(entry) & states:
+                names |= expressions.names(entry)
     pending = [n for n in names if n in model.derived]
     while pending:
-        for used in _expr.names(model._trees[f"derived.{pending.pop()}"]):
+        for used in expressions.names(model._trees[f"derived.{pending.pop()}"]):
             if used not in names:
                 names.add(used)
                 if used in model.derived:
@@ -824,7 +824,7 @@ class SimulationResult:
     def baseline(self, output: str) -> NDArray[np.float64] | None:
         """Each subject's endogenous baseline of `output` (the model file's ``baseline``, e.g. MG0),
         shape (n_subjects,), in the output's unit; None when the output declares none."""
-        from ._baseline import baseline_values
+        from .model import baseline_values
 
         self.output(output)   # an unknown output: the one-line error
         return baseline_values(self.model, output, self.parameters)

@@ -16,14 +16,14 @@ import pytest
 import pkpd
 from pkpd._errors import PkpdError
 from pkpd._events import build_stream
-from pkpd._expr import parse
+from pkpd.model.expressions import parse
 from pkpd._units import parse_quantity
 from pkpd.population import sample_iiv
 
 PACKAGE = Path(pkpd.__file__).parent
 TEST_MODEL = Path(__file__).parent / "models" / "mm1cmt.toml"
 #: An exception class that never leaves the package: raised and caught by the linearity check.
-INTERNAL = {"pkpd._expr.NotDifferentiable"}
+INTERNAL = {"pkpd.model.expressions.NotDifferentiable"}
 
 SCENARIO = """model = "ketamine_kamp2020"
 [[arms]]
