@@ -350,7 +350,7 @@ def _output_baseline(path, key, spec, allowed):
 def _check_drug(path, key, spec, numbers):
     """A drug's compartment and routes name declared compartments; its units parse;
     its molar mass and conversion factors are positive numbers."""
-    from .._units import _parse_unit  # pint: imported only for models that declare drugs
+    from .._units import parse_unit  # pint: imported only for models that declare drugs
 
     def compartment(where, value):
         if not isinstance(value, str) or value not in numbers:
@@ -365,7 +365,7 @@ def _check_drug(path, key, spec, numbers):
         if not isinstance(value, str):
             fail(path, where, "must be a unit text such as 'mg'", value=value)
         try:
-            _parse_unit(value, where)
+            parse_unit(value, where)
         except PkpdError:
             fail(path, where, "must be a unit such as 'mg' or 'mmol'", value=value)
 
@@ -390,7 +390,7 @@ def _check_drug(path, key, spec, numbers):
 
 def _check_dose_range(path, key, spec):
     """``dose_range = { amount = [low, high], rate = [low, high], source = "..." }``, per kg of body weight."""
-    from .._units import _per_mass, parse_quantity
+    from .._units import parse_quantity, per_mass
 
     if not isinstance(spec, dict):
         fail(path, key, "must be a table of amount, rate and source", value=spec)
@@ -407,5 +407,5 @@ def _check_dose_range(path, key, spec):
             low, high = (parse_quantity(text, f"{key}.{kind}", positive=True) for text in pair)
         except PkpdError as error:
             fail(path, f"{key}.{kind}", error.rule, **error.fields())
-        if not (_per_mass(low.units) and _per_mass(high.units)):
+        if not (per_mass(low.units) and per_mass(high.units)):
             fail(path, f"{key}.{kind}", "must be per kg of body weight (e.g. 'mg/kg')", value=pair)
