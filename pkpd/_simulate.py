@@ -420,8 +420,8 @@ def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], popu
     from .model import baseline_values
 
     parameters = pd.DataFrame(run.inputs, columns=run.model.inputs)   # as SimulationResult.parameters
-    baselines = {output: baseline_values(run.model, output, parameters) for output in outputs
-                 if run.model.outputs[output].baseline}
+    baselines = {output: values for output in outputs                  # the outputs that declare a baseline
+                 if (values := baseline_values(run.model, output, parameters)) is not None}
     reducer = SummaryReducer(run.n, run.times, columns, subject_ids=run.population.subject_ids,
                              time_unit=run.model.units.get("time", "h"), baselines=baselines, **options)
     if executor is None:
