@@ -1,9 +1,10 @@
 """The code generator: the Python source of a model's seven functions for the engine.
 
 Nothing a model file says reaches the generated source as text: names are checked identifiers
-(prefixed), numbers and expressions are re-printed from checked trees. The source is a pure function
-of the model (and of :data:`CODEGEN_VERSION`'s generator): the cache (:mod:`.cache`) keys the
-generated module on its text.
+(prefixed), numbers and expressions are re-printed from checked trees. The source is a function of
+the model alone; the cache (:mod:`.cache`) keys the generated module on its text, the Numba version
+and :data:`CODEGEN_VERSION` (raised when the generated modules change in a way their text does not
+show).
 """
 
 import ast
