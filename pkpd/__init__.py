@@ -23,7 +23,7 @@ SimulationError            subjects the engine could not integrate (a RuntimeErr
 
 from ._errors import (DataError, ExpressionError, ModelError, OutputError, PkpdError, PopulationError,
                       RandomStreamError, ResourceError, ScenarioError, SimulationError)
-from ._model import Model, library_models, load_model
+from .model import Model, library_models, load_model
 from .population import Population
 from ._regimen import Dose, Regimen
 from ._simulate import SimulationResult, simulate, simulate_summary

@@ -109,7 +109,7 @@ def _build_parser():
 
 
 def _simulate(arguments):
-    from ._model import load_model
+    from .model import load_model
     from ._simulate_data import simulate_data_file
 
     inputs = [arguments.data] + ([arguments.model] if Path(arguments.model).is_file() else [])
@@ -260,7 +260,7 @@ def _flat_profiles(exposure):
 def _per_dose_lines(result, scenario, output, flat):
     """Cmax and AUC of `output` per administration (medians over subjects), for each arm that repeats
     a dose (a weekly regimen: do the peaks build up?) and where the output moves."""
-    from ._per_dose import dose_windows, per_dose_exposure, repeated_dose
+    from .metrics import dose_windows, per_dose_exposure, repeated_dose
 
     metrics = [m for m in ("cmax", "auc") if m in scenario.metrics]
     lines = []
@@ -343,7 +343,7 @@ def _validate(arguments):
 
 
 def _models(arguments):
-    from ._model import library_models, load_model
+    from .model import library_models, load_model
 
     for name in library_models():
         model = load_model(name)
@@ -351,7 +351,7 @@ def _models(arguments):
 
 
 def _show(arguments):
-    from ._model import load_model
+    from .model import load_model
 
     model = load_model(arguments.model)
     lines = [f"{model.name}: {model.description}", "", "compartments and equations (d/dt):"]

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import _metrics
 from ._errors import PkpdError, ScenarioError, suggestion
 from ._keys import Keys
+from .metrics import percentiles as percentiles_over_subjects
 from ._random import MAX_SEED
 from ._simulate import linear_specialisation, simulate
 
@@ -155,14 +155,14 @@ def summarise(result, outputs, quantiles, interval=None, thresholds=None, window
     percentiles : dict of output -> ndarray, shape (n_quantiles, n_times)
         Percentiles over subjects at each time.
     statistics : dict of (output, metric) -> (median, p5, p95, mean, unit)
-        Exposure metrics (those of :func:`pkpd._metrics.exposure_table`, or only `metrics` and the
+        Exposure metrics (those of :func:`pkpd.metrics.exposure_table`, or only `metrics` and the
         times above thresholds and within windows) over subjects.
     """
     thresholds, windows = thresholds or {}, windows or {}
     percentiles, statistics = {}, {}
     for output in outputs:
         values = result.output(output)
-        percentiles[output] = _metrics.percentiles(values, quantiles)
+        percentiles[output] = percentiles_over_subjects(values, quantiles)
         table = result.exposure(output, interval=interval, thresholds=thresholds.get(output, ()),
                                 windows=windows.get(output, ()))   # an AUC above the baseline, as the run's
         for metric in table.columns:
@@ -353,7 +353,7 @@ def simulate_with_uncertainty(model, regimen, population, times, uncertainty, *,
                               method="auto", rtol=None, atol=None, variability=True, progress=None,
                               executor=None):
     """:func:`pkpd.simulate` with ``uncertainty=``: see there."""
-    from ._model import load_model
+    from .model import load_model
     from ._options import DEFAULT
     from .population import Population
     from ._regimen import Regimen

@@ -25,7 +25,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, logit
 
-from ._model import load_model
+from .model import load_model
 from .population import Population
 from ._regimen import Dose
 from ._simulate import simulate

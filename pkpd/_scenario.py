@@ -20,13 +20,13 @@ import numpy as np
 
 from ._errors import PkpdError, ScenarioError, suggestion
 from ._keys import Keys
-from ._model import Model, check_allowed, library_models, load_model
+from .model import Model, check_allowed, library_models, load_model
 from ._options import SolverOptions
 from .population import Population
 from ._random import MAX_SEED
 from ._regimen import Dose, Regimen, dose_warning, resolve_dose
 from ._resources import check_memory
-from ._units import _per_mass, magnitude_in, parse_quantity
+from ._units import magnitude_in, parse_quantity, per_mass
 
 # Each table's keys, required ones included (pkpd/_keys.py): the checker below and the docs' key reference read them.
 TOP_KEYS = Keys(["model", "seed", "description", "parameters", "population", "arms", "sweep", "outputs", "trial",
@@ -769,7 +769,7 @@ def _amount(check, key, text, unit, drug, rate=False):
 
 def _parse_amount(check, key, text, unit, drug, rate):
     quantity = check.quantity(key, text, None, positive=True)
-    per_kg = _per_mass(quantity.units)
+    per_kg = per_mass(quantity.units)
     target = f"{unit}/kg" if per_kg else unit
     molar_mass = drug.get("molar_mass")
     try:

@@ -11,7 +11,7 @@ sampling noise), and ranks the candidates by population metrics:
 metric                 per subject, then over subjects
 =====================  ===========================================================================
 ``fraction_within``    stays within a window throughout an interval (continuously, see
-                       :mod:`pkpd._window`); the fraction of subjects who do
+                       :mod:`pkpd.metrics.window`); the fraction of subjects who do
 ``time_within``        fraction of the interval spent within the window; its mean (or a statistic)
 ``cmax``, ``cmin``     extreme over an interval, refined between samples; median, mean or ``pN``
 ``auc``, ``cavg``      area (linear-up/log-down) and average over an interval; a statistic
@@ -65,16 +65,16 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from . import _window
 from ._errors import PkpdError, ScenarioError, suggestion
 from ._keys import Keys
+from .metrics import exposure_metrics, window as continuous
 from .population import Population
 from ._regimen import Dose, Regimen, expand
 from ._resources import check_memory
 from ._tci import MAX_STEPS as TCI_MAX_STEPS, TciPlanner, TciSpec, typical_weight
 
 if TYPE_CHECKING:
-    from ._model import Model
+    from .model import Model
     from ._scenario import Scenario
 
 SEARCH_KEYS = Keys(["arm", "variables", "constraints", "objective", "budget", "tci"], required=["variables"])
@@ -769,9 +769,9 @@ def evaluate(spec, model, regimen, population, times, *, options, executor=None)
     from ._simulate import simulate
 
     span = (float(times[0]), float(times[-1]))
-    kinks = _window.kinks_of(regimen, *span)
+    kinks = continuous.kinks_of(regimen, *span)
     dense = [m.interval for m in spec.metrics if m.kind in ("fraction_within", "time_within")]
-    grid = _window.evaluation_times(times, kinks, dense)
+    grid = continuous.evaluation_times(times, kinks, dense)
     grid = grid[(grid >= span[0]) & (grid <= span[1])]
     result = simulate(model, regimen, population, grid, progress=False, executor=executor, **options)
     values, per_subject = {}, {}
@@ -792,13 +792,11 @@ def _per_subject(metric, model, regimen, result, grid, kinks, population):
     values = result.output(metric.output)
     start, stop = metric.interval
     if metric.kind in ("fraction_within", "time_within"):
-        stays, fraction = _window.window_metrics(grid, values, *metric.window, start, stop, kinks)
+        stays, fraction = continuous.window_metrics(grid, values, *metric.window, start, stop, kinks)
         return stays.astype(float) if metric.kind == "fraction_within" else fraction
     if metric.kind in ("cmax", "cmin", "adverse_event_rate"):
-        low, high = _window.extremes(grid, values, start, stop, kinks)
+        low, high = continuous.extremes(grid, values, start, stop, kinks)
         return low if metric.kind == "cmin" else high
-    from ._metrics import exposure_metrics
-
     baseline = result.baseline(metric.output) if metric.kind == "auc" else None
     if baseline is not None:   # an endogenous substance: its AUC above the baseline, as in every table of a run
         values = values - baseline[:, None]
@@ -900,7 +898,7 @@ class SearchResult:
             "subjects": self.subjects, "feasible": self.feasible,
             "chosen" if self.feasible else "closest": {"values": self.values, "metrics": metrics,
                                                        "robust": bool(row["robust"])},
-            "interval_level": _window.LEVEL, "answer": self.message, "notes": self.notes,
+            "interval_level": continuous.LEVEL, "answer": self.message, "notes": self.notes,
             "wall_time_s": round(self.seconds, 3),
         }
 
@@ -1067,7 +1065,7 @@ def search(model: "Model | str | Path | Scenario", regimen: Regimen | Sequence[D
     >>> found.values
     {'dose': 100.0}
     """
-    from ._model import Model, load_model
+    from .model import Model, load_model
     from ._options import DEFAULT
 
     if regimen is None:
@@ -1168,9 +1166,9 @@ def estimate_search(spec, model, regimen, n, n_output_times):
     doses = max(sum(d.administrations() for d in _candidate(regimen, spec.variables, point).doses)
                 for point in ends) + (spec.tci.steps if spec.tci is not None else 0)
     windows = {m.interval for m in spec.metrics if m.kind in ("fraction_within", "time_within")}
-    n_times = n_output_times + 2 * doses + len(windows) * (_window.POINTS_PER_INTERVAL + 1)
+    n_times = n_output_times + 2 * doses + len(windows) * (continuous.POINTS_PER_INTERVAL + 1)
     one, seconds = estimate_memory(model, n, n_times, doses)
-    kept = 8.0 * candidates * n * len(spec.metrics) + 16.0 * _window.BOOTSTRAP_RESAMPLES * n
+    kept = 8.0 * candidates * n * len(spec.metrics) + 16.0 * continuous.BOOTSTRAP_RESAMPLES * n
     return (one + kept, seconds * candidates,
             f"search of {candidates:,} candidates x {n:,} subjects x {n_times:,} times", doses)
 
@@ -1179,7 +1177,7 @@ def run_search(spec, model, regimen, population, times, *, options, progress=Non
     """Evaluate the lattice of `spec` on `population` and choose; see :func:`search`."""
     from tqdm.auto import tqdm
 
-    from ._model import load_model
+    from .model import load_model
 
     from ._simulate import engine_variants
 
@@ -1210,7 +1208,7 @@ def _conclude(lattice, strategy, seconds, population):
     closest = lattice.points[top["point"]]
     n = population.subject_ids.size
     seed = int(population.seed) if np.isscalar(population.seed) else 0
-    indices = _window.resample_indices(n, seed)
+    indices = continuous.resample_indices(n, seed)
     table = _table(lattice, {lattice.points[row["point"]] for row in finals}, indices, n)
     table.loc[closest, "chosen"] = chosen is not None
     values = {v.name: v.shown(i) for v, i in zip(spec.variables, top["point"])}
@@ -1236,9 +1234,10 @@ def _table(lattice, finals, indices, n):
             low = high = np.nan
             subjects = lattice.per_subject[number][metric.name]
             if metric.is_fraction_of_subjects:
-                low, high = (float(x) for x in _window.wilson_interval(round(value * n), n))
+                low, high = (float(x) for x in continuous.wilson_interval(round(value * n), n))
             elif number in finals:
-                low, high = _window.bootstrap_interval(subjects, lambda x, s=metric.statistic: _reduce(s, x), indices)
+                low, high = continuous.bootstrap_interval(subjects, lambda x, s=metric.statistic: _reduce(s, x),
+                                                          indices)
             record[f"{metric.name} low"] = low
             record[f"{metric.name} high"] = high
         record["feasible"] = row["violation"] == 0

@@ -21,18 +21,18 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from . import _metrics
+from . import metrics
 from ._engine import raise_failures, resolve_method, run_stream
 from ._errors import ModelError, PkpdError, PopulationError, suggestion
 from ._events import KIND_DOSE, KIND_OBS, EventStream
 from ._jit import jit
-from ._model import Model, is_compiled, load_model
+from .metrics import SummaryReducer, summarise_chunk
+from .model import Model, is_compiled, load_model
 from ._options import DEFAULT
 from .population import (Population, add_residual_error, apply_random_effects, sample_covariates, sample_iiv,
                          sample_iov)
 from ._regimen import Dose, Regimen, expand
 from ._resources import SECONDS_PER_SUBJECT_RECORD, check_memory
-from ._summary import SummaryReducer, summarise_chunk
 
 DEFAULT_QUANTILES = (5, 25, 50, 75, 95)
 
@@ -390,11 +390,11 @@ def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], popu
     """Simulate a large population keeping only percentiles and exposure metrics.
 
     Subjects are simulated chunk by chunk; each chunk updates a mergeable quantile
-    sketch per output (:class:`pkpd._metrics.PercentileAccumulator`, relative error
+    sketch per output (:class:`pkpd.metrics.PercentileAccumulator`, relative error
     at most `relative_accuracy`) and its per-subject exposure metrics, then is
     dropped, so memory does not grow with the trajectories. Chunks run on as many
     threads as Numba's (``numba.set_num_threads``), each chunk whole on one of them
-    (engine, then one compiled pass per output: :class:`pkpd._summary.SummaryReducer`);
+    (engine, then one compiled pass per output: :class:`pkpd.metrics.SummaryReducer`);
     each thread keeps one sketch per output, merged at the end, and writes its chunks'
     exposure rows in place: the numbers do not depend on the thread count or the
     chunking. With an `executor` (see :func:`simulate`) each chunk's sketch and metrics
@@ -417,7 +417,7 @@ def simulate_summary(model: Model | str, regimen: Regimen | Sequence[Dose], popu
     columns = {output: list(run.model.outputs).index(output) for output in outputs}
     options = dict(quantiles=tuple(quantiles), relative_accuracy=relative_accuracy, interval=interval,
                    thresholds=thresholds, windows=windows)
-    from ._baseline import baseline_values
+    from .model import baseline_values
 
     parameters = pd.DataFrame(run.inputs, columns=run.model.inputs)   # as SimulationResult.parameters
     baselines: dict[str, np.ndarray] = {}
@@ -715,7 +715,7 @@ def linear_specialisation(model, load=False):
 
 def _nonlinear_names(model):
     """Names in the Jacobian entries that still depend on the amounts, derived names expanded."""
-    from . import _expr
+    from .model import expressions
 
     states = set(model.compartments)
     names = set()
@@ -723,14 +723,14 @@ def _nonlinear_names(model):
         tree = model._trees[f"odes.{name}"]
         for state in model.compartments:
             try:
-                entry = _expr.derivative(tree, state)
-            except _expr.NotDifferentiable:
+                entry = expressions.derivative(tree, state)
+            except expressions.NotDifferentiable:
                 return set(model.parameters)  # anything may matter
-            if entry is not None and _expr.names(entry) & states:
-                names |= _expr.names(entry)
+            if entry is not None and expressions.names(entry) & states:
+                names |= expressions.names(entry)
     pending = [n for n in names if n in model.derived]
     while pending:
-        for used in _expr.names(model._trees[f"derived.{pending.pop()}"]):
+        for used in expressions.names(model._trees[f"derived.{pending.pop()}"]):
             if used not in names:
                 names.add(used)
                 if used in model.derived:
@@ -815,7 +815,7 @@ class SimulationResult:
         """Percentiles over subjects at each time: columns output, TIME, P5, P25, ... (exact)."""
         frames = []
         for name in outputs or self.outputs:
-            table = _metrics.percentiles(self.output(name), quantiles)
+            table = metrics.percentiles(self.output(name), quantiles)
             frame = pd.DataFrame({"output": name, "TIME": self.times})
             for q, row in zip(quantiles, table):
                 frame[f"P{q:g}"] = row
@@ -827,7 +827,7 @@ class SimulationResult:
     def baseline(self, output: str) -> NDArray[np.float64] | None:
         """Each subject's endogenous baseline of `output` (the model file's ``baseline``, e.g. MG0),
         shape (n_subjects,), in the output's unit; None when the output declares none."""
-        from ._baseline import baseline_values
+        from .model import baseline_values
 
         self.output(output)   # an unknown output: the one-line error
         return baseline_values(self.model, output, self.parameters)
@@ -842,7 +842,7 @@ class SimulationResult:
         included, are of the concentration itself. The AUC of a pain score is in score × days
         (``"NRS 0-10*d"``), the unit of a trial's AUC endpoint (the sum of daily scores).
         """
-        table = _metrics.exposure_table(self.times, self.output(output),
+        table = metrics.exposure_table(self.times, self.output(output),
                                         concentration_unit=self.model.outputs[output].unit,
                                         time_unit=self.units["TIME"], interval=interval, thresholds=thresholds,
                                         windows=windows, subject_ids=self.subject_ids)
@@ -850,7 +850,7 @@ class SimulationResult:
         table.attrs["auc_above"] = None
         if baseline is not None:
             excess = self.output(output) - baseline[:, None]
-            table["auc"] = _metrics.exposure_metrics(self.times, excess, interval=interval)["auc"]
+            table["auc"] = metrics.exposure_metrics(self.times, excess, interval=interval)["auc"]
             table.attrs["auc_above"] = f"baseline {self.model.outputs[output].baseline}"
         if self.model.outputs[output].role == "pain_score" and self.units["TIME"] != "d":
             from ._units import convert

@@ -42,7 +42,7 @@ from ._errors import PkpdError
 from ._regimen import Dose, Regimen
 
 if TYPE_CHECKING:
-    from ._model import Model
+    from .model import Model
 
 TOLERANCE = 1e-3        # relative miss of the target at a step end that the schedule may keep
 MAX_CORRECTIONS = 20    # Newton corrections for a model that is not linear in the dose
@@ -110,7 +110,7 @@ class TciPlanner:
     """
 
     def __init__(self, model, spec, options=None, key="tci"):
-        from ._model import load_model
+        from .model import load_model
 
         self.model, self.spec, self.key = load_model(model), spec, key
         if spec.output not in self.model.outputs:
@@ -245,7 +245,7 @@ def tci_regimen(model: "Model | str | Path", drug: str, output: str, target: flo
     >>> [round(dose.rate, 2) for dose in schedule.doses][:3]
     [83.03, 5.96, 5.92]
     """
-    from ._model import Model, load_model
+    from .model import Model, load_model
     from ._options import DEFAULT
 
     if not isinstance(model, Model):

@@ -34,7 +34,7 @@ import pint
 
 from ._errors import PkpdError, shown
 
-__all__ = ["parse_quantity", "convert", "magnitude_in", "registry", "KETAMINE_MOLAR_MASS",
+__all__ = ["parse_quantity", "parse_unit", "per_mass", "convert", "magnitude_in", "registry", "KETAMINE_MOLAR_MASS",
            "NORKETAMINE_MOLAR_MASS", "KETAMINE_HYDROCHLORIDE_MOLAR_MASS", "MAGNESIUM_MOLAR_MASS",
            "MGSO4_7H2O_MOLAR_MASS", "MMOL_MG_PER_G_MGSO4_7H2O"]
 
@@ -73,14 +73,17 @@ def _normalise(text):
     return _SALT_SPELLING.sub(_SALT_UNIT, str(text).strip())
 
 
-def _per_mass(units):
+def per_mass(units):
     """True when a unit has a mass in its denominator (mg/kg, mg/kg/h, mmol/kg)."""
     ureg = registry()
     return any(power < 0 and ureg.get_dimensionality(name) == ureg.get_dimensionality("kg")
                for name, power in units._units.items())
 
 
-def _parse_unit(unit, key="unit"):
+def parse_unit(unit, key="unit"):
+    """`unit` (text such as ``"ng/mL"``; empty, ``"1"`` or ``"dimensionless"`` for none) as a pint unit.
+
+    Raises PkpdError at `key` when pint cannot read it."""
     ureg = registry()
     text = _normalise(unit)
     if text in ("", "1", "dimensionless"):
@@ -101,7 +104,7 @@ def _describe(units):
 
 def _compatible(quantity_units, expected_units):
     return (registry().get_dimensionality(quantity_units) == registry().get_dimensionality(expected_units)
-            and _per_mass(quantity_units) == _per_mass(expected_units))
+            and per_mass(quantity_units) == per_mass(expected_units))
 
 
 def parse_quantity(text, key, *, expected=None, positive=False):
@@ -163,10 +166,10 @@ def parse_quantity(text, key, *, expected=None, positive=False):
         raise PkpdError("must be positive", key=key, value=text, sentence=True)
     if expected is not None:
         choices = [expected] if isinstance(expected, str) else list(expected)
-        targets = [_parse_unit(unit, f"{key} (expected unit)") for unit in choices]
+        targets = [parse_unit(unit, f"{key} (expected unit)") for unit in choices]
         if not any(_compatible(quantity.units, target) for target in targets):
             wanted = " or ".join(f"{unit!r} ({ureg.get_dimensionality(target) or 'dimensionless'}"
-                                 f"{', per body weight' if _per_mass(target) else ''})"
+                                 f"{', per body weight' if per_mass(target) else ''})"
                                  for unit, target in zip(choices, targets))
             if quantity.units._units:
                 dimension = ureg.get_dimensionality(quantity.units) or "dimensionless"
@@ -232,11 +235,11 @@ def convert(value, from_unit, to_unit, *, molar_mass=None):
     24.0
     """
     ureg = registry()
-    source = _parse_unit(from_unit, "from_unit")
-    target = _parse_unit(to_unit, "to_unit")
+    source = parse_unit(from_unit, "from_unit")
+    target = parse_unit(to_unit, "to_unit")
     scalar = np.ndim(value) == 0
     quantity = ureg.Quantity(np.asarray(value, dtype=np.float64), source)
-    if _per_mass(source) != _per_mass(target):
+    if per_mass(source) != per_mass(target):
         raise PkpdError(f"cannot convert {from_unit!r} to {to_unit!r}: only one of them is per body weight.")
     candidates = [quantity]
     if molar_mass is not None:

@@ -38,7 +38,7 @@ class WarmFailure:
 def compile_model(name_or_path):
     """Load the model and run the engine once on a one-record data set with each of its variants
     (compiles, or loads from the cache, the engine and the model's functions)."""
-    from ._model import load_model
+    from .model import load_model
     from ._simulate import engine_variants
 
     for variant in engine_variants(load_model(name_or_path)):
@@ -48,7 +48,7 @@ def compile_model(name_or_path):
 def compile_first(models, say):
     """Compile whatever `models` (:class:`pkpd.Model`) need before a run starts, saying once what is
     compiled and why (``say(message)``): the engine, once per installation, and each model's functions."""
-    from ._model import is_compiled
+    from .model import is_compiled
     from ._simulate import engine_variants
     from .engine import is_cached
 
@@ -81,7 +81,7 @@ def _run_once(model):
 def needs_compiling(name_or_path):
     """Whether the model or its linear specialisation is missing from the cache (True if it cannot be loaded:
     the worker then reports why)."""
-    from ._model import load_model
+    from .model import load_model
     from ._simulate import engines_compiled
 
     try:

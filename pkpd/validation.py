@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from ._model import load_model
+from .model import load_model
 from .population import (
     Population,
     default_neuropathic_pain_correlations,

@@ -13,9 +13,9 @@ import pytest
 
 import pkpd
 from conftest import ROOT
-from pkpd import _model, _warm
+from pkpd import _warm
 from pkpd._cli import main
-from pkpd._model import _generated_location, is_compiled
+from pkpd.model import cache, generated_location, is_compiled
 from pkpd._warm import warm
 
 EXAMPLE = ROOT / "scenarios" / "data" / "example_pk1cmt.csv"
@@ -36,7 +36,7 @@ print(json.dumps({"hits": sum(stats.cache_hits.values()), "misses": sum(stats.ca
 
 def cache_files(model):
     """{name: (size, mtime)} of the model's generated module and Numba's cache files for it."""
-    _, module_name, file = _generated_location(model)
+    _, module_name, file = generated_location(model)
     files = [file, *(file.parent / "__pycache__").glob(f"{module_name}.*")]
     return {f.name: (f.stat().st_size, f.stat().st_mtime_ns) for f in files}
 
@@ -55,7 +55,7 @@ def test_second_process_loads_the_model_without_compiling(tmp_path):
 
 
 def module_name(model):
-    return _generated_location(model)[1]
+    return generated_location(model)[1]
 
 
 def test_cache_key_changes_with_what_changes_the_machine_code(tmp_path, monkeypatch):
@@ -77,10 +77,10 @@ def test_cache_key_changes_with_what_changes_the_machine_code(tmp_path, monkeypa
     assert module_name(other) != key and not is_compiled(other)
 
     keys = {key}
-    monkeypatch.setattr(_model.numba, "__version__", "0.0.0")
+    monkeypatch.setattr(cache.numba, "__version__", "0.0.0")
     keys.add(module_name(model))
     monkeypatch.undo()
-    monkeypatch.setattr(_model, "CODEGEN_VERSION", _model.CODEGEN_VERSION + "-next")
+    monkeypatch.setattr(cache, "CODEGEN_VERSION", cache.CODEGEN_VERSION + "-next")
     keys.add(module_name(model))
     monkeypatch.undo()
     assert len(keys) == 3

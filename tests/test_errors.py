@@ -182,7 +182,7 @@ def test_model_file_expression_can_not_run_code(case, place, tmp_path, monkeypat
 def test_model_file_text_fields_can_not_change_the_generated_code(tmp_path):
     # descriptions, units and sources that close a string or a comment and add statements reach the
     # generated module, if at all, as inert text: its syntax tree is that of the same model without them
-    from pkpd._model import generate_source
+    from pkpd.model import generate_source
 
     template = MODEL_HEADER.replace('"clearance"', "TEXT").replace('source = "test" }', "source = TEXT }", 1) + (
         '[odes]\nCENT = "-CL/V*CENT"\n[outputs]\n'

@@ -24,7 +24,7 @@ from pkpd._engine import run_stream
 from pkpd._errors import DataError
 from pkpd._events import (KIND_DOSE, KIND_OBS, KIND_RESET, KIND_RESET_DOSE, EventStream, _blank, _cell, _row_label,
                           build_stream, check_expanded_records, shared_parameter_rows, standard_columns)
-from pkpd._model import load_model
+from pkpd.model import load_model
 
 NMTESTS = TEST_MODELS / "nmtests.toml"   # GUT = 1 (no modelled rate), CENT = 2 (R and D defined)
 SEED_WITH_ADDL = 2                       # random_data(2): 23 valid records, 18 ADDL doses

@@ -125,13 +125,13 @@ def test_a_trial_design_refuses_assignment(tmp_path):
 @pytest.mark.models("pk1cmt")
 def test_copies_made_before_first_use_share_the_compiled_functions(monkeypatch):
     # one model per parameter draw (issue 19): none may generate, import or compile the functions again
-    from pkpd import _model
+    from pkpd.model import cache
 
     base = pkpd.load_model("pk1cmt")
     copies = [base.with_parameters({"CL": 1.0 + i / 10}) for i in range(5)]
     first = copies[0].kernels
     generated = []
-    original = _model.generate_source
-    monkeypatch.setattr(_model, "generate_source", lambda model: generated.append(model) or original(model))
+    original = cache.generate_source
+    monkeypatch.setattr(cache, "generate_source", lambda model: generated.append(model) or original(model))
     assert all(copy.kernels is first and copy.module is copies[0].module for copy in copies[1:] + [base])
     assert generated == []

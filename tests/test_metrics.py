@@ -1,4 +1,4 @@
-"""Tests of exposure metrics and percentiles over subjects (pkpd._metrics).
+"""Tests of exposure metrics and percentiles over subjects (pkpd.metrics).
 
 Oracles: hand-computed values on small profiles, closed forms of a
 one-compartment IV infusion and of a mono-exponential decline, an independent
@@ -13,13 +13,8 @@ import numpy as np
 import pytest
 
 from pkpd._errors import PkpdError
-from pkpd._metrics import (
-    PercentileAccumulator,
-    _exposure_kernel,
-    exposure_metrics,
-    exposure_table,
-    percentiles,
-)
+from pkpd.metrics import PercentileAccumulator, exposure_metrics, exposure_table, percentiles
+from pkpd.metrics.kernels import exposure_kernel
 
 # --------------------------------------------------------------------------
 # Hand-computed profile: times 0, 1, 2, 3 h; concentrations 0, 4, 2, 1
@@ -347,7 +342,7 @@ def test_kernel_callable_from_user_jitted_code_and_compiled_once():
         auc = np.empty(n_subjects)
         above, within = np.empty((n_subjects, 0)), np.empty((n_subjects, 0))
         first_segment = np.int64(0)  # a literal 0 would compile a literal-typed variant
-        _exposure_kernel(times, values, times[0], times[-1], first_segment, times.size - 1,
+        exposure_kernel(times, values, times[0], times[-1], first_segment, times.size - 1,
                          empty, empty, empty, cmax, tmax, cmin, auc, above, within)
         return auc
 
@@ -355,7 +350,7 @@ def test_kernel_callable_from_user_jitted_code_and_compiled_once():
     np.testing.assert_allclose(user_auc(times, values), _reference_auc(times, values), rtol=1e-12)
     exposure_metrics(times, values[:3], interval=(times[1] + 0.1, times[5]), thresholds=[1, 2])
     exposure_metrics(HAND_TIMES, HAND_VALUES, windows=[(1, 2)])
-    assert len(_exposure_kernel.signatures) == 1
+    assert len(exposure_kernel.signatures) == 1
 
 
 # --------------------------------------------------------------------------

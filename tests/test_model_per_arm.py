@@ -85,7 +85,7 @@ def _bad(tmp_path, case):
     extra = settings.pop("extra", "")
     if case == "unit mismatch":  # the same name in a different unit in the arm's model
         model = tmp_path / "other.toml"
-        from pkpd._model import load_model
+        from pkpd.model import load_model
         text = load_model("esketamine_otto2021").path.read_text().replace(
             'KETAMINE_NMOL = { expr = "KETAMINE/MW_K", unit = "nmol/mL"',
             'KETAMINE_NMOL = { expr = "KETAMINE", unit = "ng/mL"')

@@ -16,7 +16,7 @@ import pkpd
 from conftest import ROOT, TEST_MODELS
 from pkpd._cli import main
 from pkpd._engine import MESSAGES
-from pkpd._model import _generated_location, generate_source
+from pkpd.model import generated_location, generate_source
 from pkpd.engine import pointer
 
 pytestmark = pytest.mark.models("pk1cmt", TEST_MODELS / "pk1cmt_iiv.toml")
@@ -47,13 +47,13 @@ def _toml_string(text):
 
 def _fresh_module(model):
     """Import the model's generated module anew (plain Python functions; executing it compiles nothing)."""
-    sys.modules.pop(_generated_location(model)[1], None)
+    sys.modules.pop(generated_location(model)[1], None)
     return dataclasses.replace(model, _module=None, _kernels=None).module
 
 
 def _fresh_kernels(model):
     """The model's functions compiled anew in this process (loaded from the disk cache when it holds them)."""
-    sys.modules.pop(_generated_location(model)[1], None)
+    sys.modules.pop(generated_location(model)[1], None)
     return dataclasses.replace(model, _module=None, _kernels=None).kernels
 
 
@@ -124,7 +124,7 @@ def test_parameter_names_must_be_ascii(tmp_path):
 
 def test_long_model_name_gives_a_short_module_file(tmp_path):
     model = pkpd.load_model(_model_file(tmp_path, name="n" * 64))
-    _, module_name, file = _generated_location(model)
+    _, module_name, file = generated_location(model)
     assert module_name.isidentifier() and len(file.name) < 80
 
 
@@ -303,7 +303,7 @@ def test_corrupt_cache_entry_is_reported_once_and_rebuilt(compiled_cache, tmp_pa
     model = pkpd.load_model(TEST_MODELS / "pk1cmt_iiv.toml")
     expected = _kernel_results(_fresh_kernels(model), model)
     capfd.readouterr()
-    _, module_name, file = _generated_location(model)
+    _, module_name, file = generated_location(model)
     target = file if kind == ".py" else next((folder / "__pycache__").glob(f"{module_name}.model_derive-*{kind}"))
     _corrupt(target, how)
 

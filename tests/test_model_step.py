@@ -11,7 +11,7 @@ from scipy.integrate import RK45
 
 import pkpd
 from conftest import TEST_MODELS
-from pkpd._model import _generated_location
+from pkpd.model import generated_location
 from pkpd.engine import pointer
 from pkpd.engine.constants import W_ERR, W_K, W_NEW, W_ROWS
 
@@ -22,7 +22,7 @@ MODELS = [TEST_MODELS / "mm1cmt.toml", "ketamine_mg_pain", "pk3cmt"]
 
 def _python_module(model):
     """The model's generated module, imported anew: plain Python functions, nothing compiles."""
-    sys.modules.pop(_generated_location(model)[1], None)
+    sys.modules.pop(generated_location(model)[1], None)
     return dataclasses.replace(model, _module=None, _kernels=None).module
 
 

@@ -14,7 +14,7 @@ import pkpd
 from conftest import ROOT, TEST_MODELS, write_pk1cmt_with_drugs
 from pkpd import figures
 from pkpd._cli import _summary_lines, main
-from pkpd._model import MATRICES, OUTPUT_ROLES, library_models
+from pkpd.model import MATRICES, OUTPUT_ROLES, library_models
 from pkpd._scenario import load_scenario
 from pkpd._trial import designs_of
 

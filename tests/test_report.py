@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from pkpd._cli import main
-from pkpd._model import load_model
+from pkpd.model import load_model
 from pkpd._run import run_scenario
 from pkpd._scenario import load_scenario
 from pkpd.report import build_report, pdf_pages, render_html

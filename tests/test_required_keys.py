@@ -8,7 +8,8 @@ import pytest
 
 import pkpd
 from conftest import write_pk1cmt_with_drugs
-from pkpd import _model, _scenario
+from pkpd import _scenario
+from pkpd.model import loading
 from pkpd._keys import Keys
 from pkpd._scenario import load_scenario
 
@@ -29,10 +30,10 @@ MODEL = {"model": {"name": "keys"},
          "odes": {"CENT": "-CL/V*CENT"},
          "outputs": {"CP": {"expr": "CENT/V", "unit": "mg/L", "role": "concentration", "analyte": "drug",
                             "matrix": "plasma"}}}
-MODEL_TABLES = [("compartments.CENT", ("compartments", "CENT"), _model._COMPARTMENT_KEYS),
-                ("parameters.CL", ("parameters", "CL"), _model._PARAMETER_KEYS),
-                ("covariates.WT", ("covariates", "WT"), _model._COVARIATE_KEYS),
-                ("outputs.CP", ("outputs", "CP"), _model._OUTPUT_KEYS)]
+MODEL_TABLES = [("compartments.CENT", ("compartments", "CENT"), loading._COMPARTMENT_KEYS),
+                ("parameters.CL", ("parameters", "CL"), loading._PARAMETER_KEYS),
+                ("covariates.WT", ("covariates", "WT"), loading._COVARIATE_KEYS),
+                ("outputs.CP", ("outputs", "CP"), loading._OUTPUT_KEYS)]
 
 
 def toml(table):

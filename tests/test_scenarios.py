@@ -202,8 +202,8 @@ doses = [{ drug = "CENT", amount = "10 mg" }]
     assert scenario.model.parameters["CL"].reliability == "override"
     assert scenario.arms[0].model is None and scenario.arms[1].parameters == {"V": 40.0}
     assert scenario.arms[1].model.parameters["CL"].value == pytest.approx(3.0)
-    from pkpd._model import _generated_location
-    assert _generated_location(scenario.arms[1].model)[1] == _generated_location(scenario.model)[1]  # one module
+    from pkpd.model import generated_location
+    assert generated_location(scenario.arms[1].model)[1] == generated_location(scenario.model)[1]  # one module
 
     run = run_scenario(scenario)
     times = scenario.times

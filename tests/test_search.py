@@ -9,9 +9,9 @@ import pytest
 from scipy.optimize import linprog
 
 import pkpd
-from pkpd import _window
 from pkpd._cli import main
 from pkpd._search import search
+from pkpd.metrics import window
 
 from conftest import TEST_MODELS, write_pk1cmt_with_drugs
 
@@ -40,15 +40,15 @@ def test_time_within_and_staying_within_match_the_closed_form_of_a_bolus_plus_in
     start, stop = 1.0, 20.0
     regimen = [pkpd.Dose(dose, "CENT"), pkpd.Dose(None, "CENT", rate=rate, duration=48.0)]
     coarse = np.arange(0.0, 25.0, 6.0)
-    kinks = _window.kinks_of(pkpd.Regimen(regimen), 0.0, 24.0)
-    grid = _window.evaluation_times(coarse, kinks, [(start, stop)])
+    kinks = window.kinks_of(pkpd.Regimen(regimen), 0.0, 24.0)
+    grid = window.evaluation_times(coarse, kinks, [(start, stop)])
     values = pkpd.simulate("pk1cmt", regimen, pkpd.Population(1, seed=0), grid).output("CP")
     enter, leave = (np.log((c0 - css) / (level - css)) / K for level in (4.0, 2.5))
     expected = (min(leave, stop) - max(enter, start)) / (stop - start)
-    stays, fraction = _window.window_metrics(grid, values, 2.5, 4.0, start, stop, kinks)
+    stays, fraction = window.window_metrics(grid, values, 2.5, 4.0, start, stop, kinks)
     assert fraction[0] == pytest.approx(expected, rel=1e-4)
     assert not stays[0]
-    stays, fraction = _window.window_metrics(grid, values, 2.0, 5.0, start, stop, kinks)
+    stays, fraction = window.window_metrics(grid, values, 2.0, 5.0, start, stop, kinks)
     assert stays[0] and fraction[0] == pytest.approx(1.0)
     assert bolus_plus_infusion(start, dose, rate) < 5.0 and bolus_plus_infusion(stop, dose, rate) > 2.0
 
@@ -60,15 +60,15 @@ def test_a_peak_between_evaluation_times_is_found_by_the_parabola():
     ka = 1.0
     tmax = np.log(ka / K) / (ka - K)
     cmax = 100.0 / V * ka / (ka - K) * (np.exp(-K * tmax) - np.exp(-ka * tmax))
-    grid = _window.evaluation_times(np.arange(0.0, 13.0, 1.0), [0.0], [(0.0, 12.0)])
+    grid = window.evaluation_times(np.arange(0.0, 13.0, 1.0), [0.0], [(0.0, 12.0)])
     values = pkpd.simulate("pk1cmt", [pkpd.Dose(100.0, "DEPOT")], pkpd.Population(1, seed=0), grid).output("CP")
     sampled = values.max()
-    low, high = _window.extremes(grid, values, 0.0, 12.0, kinks=[0.0])
+    low, high = window.extremes(grid, values, 0.0, 12.0, kinks=[0.0])
     assert cmax - sampled > 4e-5 * cmax
     assert abs(high[0] - cmax) < 5e-6 * cmax
     limit = cmax * (1 - 2e-5)
     assert sampled < limit  # the samples alone would call it within
-    stays, _ = _window.window_metrics(grid, values, 0.0, limit, 0.0, 12.0, [0.0])
+    stays, _ = window.window_metrics(grid, values, 0.0, limit, 0.0, 12.0, [0.0])
     assert not stays[0]
 
 
@@ -77,8 +77,8 @@ def test_no_parabola_is_fitted_across_a_kink():
     would overshoot it."""
     times = np.array([0.0, 1.0, 2.0, 3.0])
     values = np.array([[0.0, 1.0, 2.0, 1.5]])   # rises to the end of an infusion at 2 h, then falls
-    assert _window.extremes(times, values, 0.0, 3.0, kinks=[0.0, 2.0])[1][0] == 2.0
-    assert _window.extremes(times, values, 0.0, 3.0, kinks=[])[1][0] > 2.0
+    assert window.extremes(times, values, 0.0, 3.0, kinks=[0.0, 2.0])[1][0] == 2.0
+    assert window.extremes(times, values, 0.0, 3.0, kinks=[])[1][0] > 2.0
 
 
 def test_fraction_within_matches_each_subjects_closed_form():
@@ -109,7 +109,7 @@ def test_fraction_within_matches_each_subjects_closed_form():
 
 def test_wilson_interval_matches_the_published_example():
     """Newcombe (Stat Med 1998;17:857), Table I: 81/263 -> 0.2553 to 0.3662 (95 %)."""
-    low, high = _window.wilson_interval(81, 263)
+    low, high = window.wilson_interval(81, 263)
     assert (round(float(low), 4), round(float(high), 4)) == (0.2553, 0.3662)
 
 

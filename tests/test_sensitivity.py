@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pkpd
-from pkpd._model import Parameter
+from pkpd.model import Parameter
 from pkpd._run import make_population
 from pkpd._sensitivity import scenario_sobol, sobol_indices, tornado
 from pkpd._uncertainty import parse_uncertainty

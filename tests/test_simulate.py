@@ -81,7 +81,7 @@ def test_the_streamed_summary_runs_chunks_on_threads_with_the_numbers_of_one(pop
     end: the percentiles and exposure are those of one thread, whatever the thread count."""
     import threading
 
-    from pkpd._summary import SummaryReducer
+    from pkpd.metrics import SummaryReducer
 
     names = set()
     reduce = SummaryReducer.add

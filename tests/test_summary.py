@@ -1,6 +1,6 @@
-"""The streamed summary (pkpd._summary): the numbers of the public metric functions on the whole population.
+"""The streamed summary (pkpd.metrics.summary): the numbers of the public metric functions on the whole population.
 
-Oracle: :func:`pkpd._metrics.exposure_metrics` and a :class:`pkpd._metrics.PercentileAccumulator`
+Oracle: :func:`pkpd.metrics.exposure_metrics` and a :class:`pkpd.metrics.PercentileAccumulator`
 fed the trajectories of :func:`pkpd.simulate` (all subjects in memory); the streamed summary,
 reduced chunk by chunk on threads or by an executor, must give exactly their numbers.
 """
@@ -11,7 +11,7 @@ import pytest
 
 import pkpd
 from conftest import TEST_MODELS, PicklingExecutor
-from pkpd._metrics import PercentileAccumulator, exposure_metrics
+from pkpd.metrics import PercentileAccumulator, exposure_metrics
 
 pytestmark = pytest.mark.models(TEST_MODELS / "pk1cmt_iiv.toml")
 

@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PUBLIC_MODULES = [
     "pkpd/__init__.py",
     "pkpd/_errors.py",         # PkpdError and its kinds, SimulationError
-    "pkpd/_model.py",          # load_model, Model, library_models
+    "pkpd/model/__init__.py",  # load_model, Model, library_models
+    "pkpd/model/loading.py",   # where load_model and library_models are defined
+    "pkpd/model/model.py",     # where Model is defined
     "pkpd/population/__init__.py",    # Population
     "pkpd/population/population.py",  # where it is defined
     "pkpd/_regimen.py",        # Dose, Regimen

@@ -17,7 +17,7 @@ import pkpd
 from pkpd import UncertaintyOptions
 from pkpd._draws import scenario_with
 from pkpd._errors import ModelError, ScenarioError
-from pkpd._model import Parameter
+from pkpd.model import Parameter
 from pkpd._uncertainty import parse_uncertainty
 
 from conftest import ROOT, TEST_MODELS

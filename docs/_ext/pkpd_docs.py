@@ -42,14 +42,14 @@ SCENARIO_SECTIONS = [
 
 # the same for a model file (models/README.md describes each key)
 MODEL_FILE_SECTIONS = [
-    ("(top level)", "pkpd._model", "_SECTIONS", "the sections a model file may hold"),
-    ("compartments.NAME", "pkpd._model", "_COMPARTMENT_KEYS", "one state of the ODE system"),
-    ("parameters.NAME", "pkpd._model", "_PARAMETER_KEYS", "one fixed parameter (THETA)"),
+    ("(top level)", "pkpd.model.loading", "_SECTIONS", "the sections a model file may hold"),
+    ("compartments.NAME", "pkpd.model.loading", "_COMPARTMENT_KEYS", "one state of the ODE system"),
+    ("parameters.NAME", "pkpd.model.loading", "_PARAMETER_KEYS", "one fixed parameter (THETA)"),
     ("parameters.NAME.uncertainty", "pkpd._uncertainty", "SPEC_KEYS", "what is not known about a parameter"),
     ("[[uncertainty]]", "pkpd._uncertainty", "BLOCK_KEYS", "a joint (covariance) uncertainty of parameters"),
-    ("covariates.NAME", "pkpd._model", "_COVARIATE_KEYS", "one per-record input with its default"),
-    ("dosing.COMPARTMENT", "pkpd._model", "_DOSING_KEYS", "bioavailability, lag, modelled rate or duration of doses"),
-    ("outputs.NAME", "pkpd._model", "_OUTPUT_KEYS", "one output and what it is"),
+    ("covariates.NAME", "pkpd.model.loading", "_COVARIATE_KEYS", "one per-record input with its default"),
+    ("dosing.COMPARTMENT", "pkpd.model.loading", "_DOSING_KEYS", "bioavailability, lag, modelled rate or duration of doses"),
+    ("outputs.NAME", "pkpd.model.loading", "_OUTPUT_KEYS", "one output and what it is"),
 ]
 SECTIONS = {"scenario": SCENARIO_SECTIONS, "model": MODEL_FILE_SECTIONS}
 

@@ -6,7 +6,7 @@ coefficients in the stage rows ``work[W_K:W_K + 7]``; :func:`dopri_dense` then g
 state at any fraction of the step from ``work[W_Y0]`` (the step's start).
 
 The step itself is each model's ``dopri`` function (:mod:`pkpd.engine.interface`), generated
-by ``pkpd._model`` from this module's :data:`TABLEAU` and :data:`E` with the model's
+by ``pkpd.model.codegen`` from this module's :data:`TABLEAU` and :data:`E` with the model's
 right-hand side in place; this module keeps the tableau, the first step size and the dense
 output, which do not call the model at every stage.
 """
@@ -44,7 +44,7 @@ B5 = -2187.0 / 6784.0
 B6 = 11.0 / 84.0
 # the tableau as one matrix, row s the weights of stages 0..s-1 in stage s (row 6: the new state,
 # whose derivative is stage 6, the next step's first); written into each model's step function
-# (pkpd._model._dopri_source)
+# (pkpd.model.codegen._dopri_source)
 TABLEAU = np.array([
     [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
     [A21, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .._per_dose import dose_windows, repeated_dose
+from ..metrics import dose_windows, repeated_dose
 from .data import output_label, output_unit, profile_table
 from .panels import band_handles, draw_arm, mark_levels, nonzero_arms
 from .style import PAGE_WIDTH_IN, band_columns, focus_end, format_time, new_figure, styled, wrapped

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from .._per_dose import MAX_DOSES_SHOWN
+from ..metrics import MAX_DOSES_SHOWN
 from .attainment import attainment_figure, describe_level, level_stem, levels_of
 from .data import is_concentration, output_label, output_unit, outputs_with_role
 from .effects import adverse_event_figure, pain_figure

@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-from .._expr import NotDifferentiable, derivative, names, parse, substitute, to_source
+from ..model.expressions import NotDifferentiable, derivative, names, parse, substitute, to_source
 
 BOX_W, BOX_H = 1.5, 0.5
 COLUMN_STEP, ROW_STEP = 2.3, 0.85
@@ -106,7 +106,7 @@ def _typical_values(model):
 def _evaluate(tree, values):
     """The number a checked expression gives with every name replaced by its value (nan if one is missing).
 
-    The tree passed the model's whitelist (:func:`pkpd._expr.parse`), and after substitution holds
+    The tree passed the model's whitelist (:func:`pkpd.model.expressions.parse`), and after substitution holds
     only numbers, arithmetic and the whitelisted functions."""
     tree = substitute(tree, values)
     if names(tree):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._errors import OutputError
-from .._model import load_model
+from ..model import load_model
 from .._output import FILES, MANIFEST, MARKER
 
 

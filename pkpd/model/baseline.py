@@ -4,7 +4,7 @@ An output may declare ``baseline``: an expression of the model's parameters and 
 model files' restricted language (``"MG0"``, ``"MG0*MW_MG/10"``). Exposure AUCs of that output
 are then taken above it, by default (the amount of substance the doses added, not the body's own).
 
-The expression was checked against the whitelist when the model loaded (:mod:`pkpd._expr`); here
+The expression was checked against the whitelist when the model loaded (:mod:`pkpd.model.expressions`); here
 it is evaluated over each subject's parameter values with numpy, by walking its tree: nothing is
 compiled or run.
 """
@@ -14,7 +14,7 @@ import ast
 import numpy as np
 import pandas as pd
 
-from . import _expr
+from . import expressions
 
 _BINARY = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.divide, ast.Pow: np.power}
 _COMPARE = {ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater, ast.GtE: np.greater_equal,
@@ -31,8 +31,8 @@ def evaluate(text: str, values: pd.DataFrame) -> np.ndarray:
     >>> evaluate("MG0*MW_MG/10", pd.DataFrame({"MG0": [0.7, 0.8], "MW_MG": [24.305, 24.305]})).round(4).tolist()
     [1.7014, 1.9444]
     """
-    tree = _expr.parse(text, set(values.columns))
-    with np.errstate(all="ignore"), _expr.deep_recursion():
+    tree = expressions.parse(text, set(values.columns))
+    with np.errstate(all="ignore"), expressions.deep_recursion():
         result = _value(tree, values)
     return np.broadcast_to(np.asarray(result, dtype=float), (len(values),)).copy()
 
@@ -64,7 +64,7 @@ def _value(node, values):
         return result
     if isinstance(node, ast.IfExp):
         return np.where(_value(node.test, values), _value(node.body, values), _value(node.orelse, values))
-    # a call: the whitelist leaves only the functions of _expr.FUNCTIONS
+    # a call: the whitelist leaves only the functions of expressions.FUNCTIONS
     name, args = node.func.id, [_value(arg, values) for arg in node.args]
     if name == "if_else":
         return np.where(*args)

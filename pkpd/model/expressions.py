@@ -28,7 +28,7 @@ import math
 import sys
 import threading
 
-from ._errors import ExpressionError
+from .._errors import ExpressionError
 
 FUNCTIONS = {"exp": 1, "log": 1, "sqrt": 1, "pow": 2, "min": None, "max": None,
              "abs": 1, "if_else": 3}

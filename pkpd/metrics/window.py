@@ -35,7 +35,7 @@ closer than two steps (a wiggle shorter than ``2 h``), and kinks the regimen
 does not know of (lag times of the model's own ``[dosing]`` section).
 
 The fraction of the interval spent within the window uses the crossing times of
-:func:`pkpd._metrics.exposure_metrics` (linear between samples) on the same dense grid.
+:func:`pkpd.metrics.exposure_metrics` (linear between samples) on the same dense grid.
 
 Monte Carlo intervals
 ---------------------
@@ -45,7 +45,7 @@ Monte Carlo intervals
 
 import numpy as np
 
-from ._metrics import exposure_metrics
+from .exposure import exposure_metrics
 
 #: Steps of the dense evaluation grid over each metric's interval.
 POINTS_PER_INTERVAL = 120

@@ -3,15 +3,15 @@
 :func:`pkpd.simulate_summary` hands each chunk of subjects, as the engine wrote it
 (values, shape (m * n_times, n_outputs)), to a :class:`SummaryReducer`. The design
 choice: one compiled pass per output and chunk reads the engine's array in place
-(:func:`pkpd._metrics.summarise_output`: no Python per subject or metric) and,
+(:func:`pkpd.metrics.summarise_output`: no Python per subject or metric) and,
 subject by subject while its trajectory is in the L1 cache, computes its exposure
 metrics and the bucket keys of the percentile sketch; the keys are then counted into
 the sketch of the thread that ran the chunk. Each thread keeps one sketch per output
 for the whole run (merged at the end); the exposure metrics go straight into the run's
 arrays, rows ``start:stop``.
 
-Invariants: the numbers are those of :func:`pkpd._metrics.exposure_metrics` and
-:meth:`pkpd._metrics.PercentileAccumulator.add` on the same values (the same
+Invariants: the numbers are those of :func:`pkpd.metrics.exposure_metrics` and
+:meth:`pkpd.metrics.PercentileAccumulator.add` on the same values (the same
 arithmetic, in the same order), whatever the thread count, chunking or executor: a
 sketch's state depends only on the multiset of values added to it, so the threads'
 sketches merged in any order are the sketch of one thread, and every exposure row is
@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._errors import SimulationError
-from ._metrics import METRICS, PercentileAccumulator, exposure_metrics, exposure_settings, summarise_output
+from .._errors import SimulationError
+from .exposure import METRICS, exposure_metrics, exposure_settings
+from .sketch import PercentileAccumulator, summarise_output
 
 
 def _exposure_arrays(n, settings):
@@ -46,9 +47,9 @@ class SummaryReducer:
     columns : dict of str to int
         Output name -> its column in the engine's values.
     quantiles, relative_accuracy
-        As :class:`pkpd._metrics.PercentileAccumulator` takes them.
+        As :class:`pkpd.metrics.PercentileAccumulator` takes them.
     interval, thresholds, windows
-        As :func:`pkpd._metrics.exposure_metrics` takes them (thresholds and windows:
+        As :func:`pkpd.metrics.exposure_metrics` takes them (thresholds and windows:
         dict of output -> levels or pairs); checked here, once.
     subject_ids : ndarray, shape (n,), optional
         The subjects' IDs, to name a subject with a non-finite output (default: row numbers).
@@ -57,7 +58,7 @@ class SummaryReducer:
     baselines : dict of str to ndarray, shape (n,), optional
         Each subject's baseline of the outputs that have one (an endogenous substance such as
         magnesium): their AUC is taken above it, as :meth:`pkpd.SimulationResult.exposure`
-        takes it (:func:`pkpd._metrics.exposure_metrics` of the excess, the same numbers); the
+        takes it (:func:`pkpd.metrics.exposure_metrics` of the excess, the same numbers); the
         other metrics stay those of the output itself.
 
     Attributes
