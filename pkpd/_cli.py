@@ -329,14 +329,11 @@ def _summary_lines(result, scenario):
 
 
 def _validate(arguments):
-    from ._scenario import check_resources, load_scenario
-
-    from ._run import make_population
-    from ._scenario import resolved_doses
+    from ._scenario import check_resources, load_scenario, resolved_doses
 
     scenario = load_scenario(arguments.scenario)
     check_resources(scenario)
-    for warning in resolved_doses(scenario, make_population(scenario))[1]:
+    for warning in resolved_doses(scenario, scenario.make_population())[1]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{scenario.path.name}: valid ({scenario.model.name}, {len(scenario.arms)} arms, "
           f"{scenario.times.size} output times, n = {scenario.n})")

@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from ._output import check_output_folder, write_csv, write_folder_atomically
-from .population import Population
 from ._scenario import Scenario, check_resources, resolved_doses
 from ._simulate import MapExecutor, simulate
 from .report._record import write_report_inputs
@@ -53,10 +52,6 @@ def versions():
             found[name] = None
     found["python"] = platform.python_version()
     return found
-
-
-def make_population(scenario, n=None):
-    return Population(n or scenario.n, seed=scenario.seed, **scenario.population_spec)
 
 
 def simulate_arms(scenario, population, progress=True, executor=None):
@@ -224,7 +219,7 @@ def run_scenario(scenario: Scenario, outdir: Path | str | None = None, *, force:
     """
     check_run(scenario, outdir, force=force)
     started = time.perf_counter()
-    population = make_population(scenario)
+    population = scenario.make_population()
     found = None
     if scenario.search is not None:
         from ._search import search_scenario, with_search_arm

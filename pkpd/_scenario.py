@@ -133,6 +133,10 @@ class Scenario:
     def hash(self):
         return hashlib.sha256(self.text.encode()).hexdigest()
 
+    def make_population(self, n=None):
+        """The scenario's virtual subjects: `n` (default: the scenario's n per arm), from its seed."""
+        return Population(n or self.n, seed=self.seed, **self.population_spec)
+
     def model_of(self, arm_name):
         """The model arm `arm_name` is simulated with: its own (named or with its parameters), or the scenario's."""
         arm = next(arm for arm in self.arms if arm.name == arm_name)

@@ -29,9 +29,6 @@ LAZY_CYCLE_EDGES = {
     # evaluation runs simulate() and trial()
     ("_simulate", "_draws"),
     ("_trial", "_draws"),
-    # a run writes the report's inputs, among them the population table, which draws the run's own
-    # subjects again with _run's make_population; drop this once a scenario makes its own population
-    ("report._record", "_run"),
 }
 
 # (importing module, module, name): leading-underscore names used across modules. Keep it empty;
