@@ -31,7 +31,8 @@ from ._errors import PkpdError, ScenarioError, suggestion
 from ._keys import Keys
 from .metrics import percentiles as percentiles_over_subjects
 from ._random import MAX_SEED
-from ._simulate import linear_specialisation, simulate
+from .model import linear_specialisation
+from ._simulate import simulate
 
 STATISTICS = ("median", "p5", "p95", "mean")
 UNCERTAINTY_KEYS = Keys(["draws", "seed", "parameters", "level", "replicates"], required=["draws"])

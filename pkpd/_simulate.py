@@ -6,7 +6,6 @@ population stay independent objects; this module joins them into the
 engine's flat event records, subjects in chunks, and collects the outputs.
 """
 
-import dataclasses
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,7 +26,7 @@ from ._errors import ModelError, PkpdError, PopulationError, suggestion
 from ._events import KIND_DOSE, KIND_OBS, EventStream
 from ._jit import jit
 from .metrics import SummaryReducer, summarise_chunk
-from .model import Model, is_compiled, load_model
+from .model import Model, is_compiled, linear_specialisation, load_model
 from ._options import DEFAULT
 from .population import (Population, add_residual_error, apply_random_effects, sample_covariates, sample_iiv,
                          sample_iov)
@@ -659,7 +658,8 @@ def _concurrent_kernels():
 
 def engine_variants(model):
     """The models whose engines :func:`simulate` may run for `model`: itself and, when folding its
-    zero-valued switches makes it linear, that specialisation (see :func:`linear_specialisation`)."""
+    zero-valued switches makes it linear, that specialisation
+    (see :func:`pkpd.model.linear_specialisation`)."""
     special = linear_specialisation(model)
     return [model] if special is model else [model, special]
 
@@ -670,72 +670,6 @@ def engines_compiled(model):
     from .engine import is_cached
 
     return is_cached() and all(is_compiled(variant) for variant in engine_variants(model))
-
-
-_INVOLVED: dict = {}        # (model file, source hash) -> parameters in the nonlinear terms, without random effects
-_SPECIALISATIONS: dict = {}  # (model file, source hash, folded parameters) -> the model with them folded
-
-
-def linear_specialisation(model, load=False):
-    """The model with its zero-valued fixed parameters folded in, if that makes it linear.
-
-    A parameter without random effects whose value is exactly 0 (e.g. an interaction
-    term switched off) is a constant of the run; folding it can remove every product
-    of amounts, and the exact matrix-exponential path then applies. Only parameters that
-    appear in the nonlinear terms (directly or through derived names) are folded, so the
-    values of unrelated switches (MG_SOURCE, NK_ANTAG) do not change the generated code
-    and never cause a recompilation.
-
-    The symbolic work is done once per model source and set of folded parameters: a model
-    derived with other values (``with_parameters``, e.g. parameter draws) gets a copy of the
-    same specialisation with its own values. With `load`, that specialisation's compiled
-    module is loaded first, so that every copy shares it.
-    """
-    if model.is_linear:
-        return model
-    key = (str(model.path), model.hash)
-    if key not in _INVOLVED:
-        random = set(model.variability.get("iiv", {}).get("parameters", []))
-        random |= set(model.variability.get("iov", {}).get("parameters", []))
-        _INVOLVED[key] = sorted((_nonlinear_names(model) & set(model.parameters)) - random)
-    zeros = tuple(name for name in _INVOLVED[key] if model.parameters[name].value == 0.0)
-    if not zeros:
-        return model
-    if key + (zeros,) not in _SPECIALISATIONS:
-        _SPECIALISATIONS[key + (zeros,)] = model.with_constants(dict.fromkeys(zeros, 0.0))
-    special = _SPECIALISATIONS[key + (zeros,)]
-    if not special.is_linear:
-        return model
-    if load:
-        special.module
-    if special.unfolded is model:
-        return special
-    return dataclasses.replace(special, parameters=model.parameters, uncertainty=model.uncertainty, unfolded=model)
-
-
-def _nonlinear_names(model):
-    """Names in the Jacobian entries that still depend on the amounts, derived names expanded."""
-    from .model import expressions
-
-    states = set(model.compartments)
-    names = set()
-    for name in model.compartments:
-        tree = model._trees[f"odes.{name}"]
-        for state in model.compartments:
-            try:
-                entry = expressions.derivative(tree, state)
-            except expressions.NotDifferentiable:
-                return set(model.parameters)  # anything may matter
-            if entry is not None and expressions.names(entry) & states:
-                names |= expressions.names(entry)
-    pending = [n for n in names if n in model.derived]
-    while pending:
-        for used in expressions.names(model._trees[f"derived.{pending.pop()}"]):
-            if used not in names:
-                names.add(used)
-                if used in model.derived:
-                    pending.append(used)
-    return names
 
 
 @dataclass
