@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from pkpd._scenario import load_scenario
-from pkpd._trial import analyse, endpoint_values, parse_trial, power_table, simulate_trial_scores
+from pkpd._trial import analyse, endpoint_values, power_table, simulate_trial_scores
+from pkpd._trial_design import parse_trial
 
 PICKERING_TRIAL = """
 [trial]

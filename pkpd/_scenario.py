@@ -26,7 +26,8 @@ from .population import Population
 from ._random import MAX_SEED
 from ._regimen import Dose, Regimen, dose_warning, resolve_dose
 from ._resources import check_memory
-from ._units import magnitude_in, parse_quantity, per_mass
+from ._scenario_checks import Checker
+from ._trial_design import designs_of
 
 # Each table's keys, required ones included (pkpd/_keys.py): the checker below and the docs' key reference read them.
 TOP_KEYS = Keys(["model", "seed", "description", "parameters", "population", "arms", "sweep", "outputs", "trial",
@@ -152,7 +153,7 @@ class Scenario:
         """
         changes = {}
         if parameters:
-            check = _Checker(Path("--set"))
+            check = Checker(Path("--set"))
             for arm in self.arms:
                 for name in parameters:
                     if name in arm.parameters:
@@ -171,68 +172,6 @@ class Scenario:
         if seed is not None:
             changes["seed"] = check_seed(seed, "--seed")
         return dataclasses.replace(self, **changes)
-
-
-class _Checker:
-    """Validation helpers that know the file name."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self._parsed = {}  # (text, unit, ...) -> magnitude: a sweep repeats each value across many arms
-
-    def fail(self, key, rule, **found):
-        """Raise ScenarioError at `key`; ``value=`` is written as its repr, unless ``got=`` says how."""
-        if "value" in found:
-            found.setdefault("got", repr(found["value"]))
-        raise ScenarioError(rule, file=self.path.name, key=key, **found)
-
-    def refuse(self, key, error):
-        """Fail at `key` with the rule and value of `error`, a PkpdError of a check that knew no file."""
-        self.fail(key, error.rule, **error.fields())
-
-    def keys(self, key, table, allowed, required=None):
-        """Refuse a `table` that is not one, has a key not `allowed` or lacks a required one (`required`,
-        by default ``allowed.required`` of a :class:`~pkpd._keys.Keys`)."""
-        if required is None:
-            required = getattr(allowed, "required", ())
-        if not isinstance(table, dict):
-            self.fail(key, "must be a table", value=table, got=f"{type(table).__name__} {table!r}")
-        for name in table:
-            if name not in allowed:
-                extra = suggestion(name, allowed, "allowed")
-                self.fail(f"{key}.{name}" if key else name, f"unknown key{extra}")
-        for name in required:
-            if name not in table:
-                self.fail(f"{key}.{name}" if key else name, "is required")
-
-    def quantity(self, key, text, expected, positive=True):
-        try:
-            return parse_quantity(text, key, expected=expected, positive=positive)
-        except PkpdError as error:
-            self.refuse(key, error)
-
-    def magnitude(self, key, text, unit, positive=True, molar_mass=None):
-        memo = ("magnitude", text, unit, positive, molar_mass) if isinstance(text, str) else None
-        if memo in self._parsed:
-            return self._parsed[memo]
-        quantity = self.quantity(key, text, None, positive)
-        try:
-            value = magnitude_in(quantity, unit, key, molar_mass=molar_mass)
-        except PkpdError as error:
-            self.refuse(key, error)
-        if memo is not None:
-            self._parsed[memo] = value
-        return value
-
-    def integer(self, key, value, minimum=0):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.fail(key, f"must be an integer >= {minimum}", value=value)
-        return value
-
-    def string(self, key, value):
-        if not isinstance(value, str):
-            self.fail(key, "must be a string", value=value)
-        return value
 
 
 def check_resources(scenario, max_memory=None):
@@ -366,7 +305,7 @@ def load_scenario(path: Path | str) -> "Scenario":
         raise ScenarioError(f"not valid TOML ({error})", file=path.name) from None
     except RecursionError:
         raise ScenarioError("not valid TOML (arrays or tables nested too deeply)", file=path.name) from None
-    check = _Checker(path)
+    check = Checker(path)
     check.keys("", raw, TOP_KEYS)
 
     model = _named_model(check, "model", raw["model"])
@@ -451,8 +390,6 @@ def load_scenario(path: Path | str) -> "Scenario":
                         metrics=list(metrics), trial=trial, solver=solver,
                         description=str(raw.get("description", "")), raw=raw)
     if trial is not None:
-        from ._trial import designs_of  # scipy loads only for a scenario with a trial
-
         scenario = dataclasses.replace(scenario, designs=designs_of(scenario))
     if "search" in raw:
         from ._search import search_of
@@ -720,10 +657,10 @@ def _dose(check, model, key, dose):
     per_weight = None
     amount = None
     if "amount" in dose:
-        amount, per_weight = _amount(check, f"{key}.amount", dose["amount"], unit, drug)
+        amount, per_weight = check.amount(f"{key}.amount", dose["amount"], unit, drug)
     rate = None
     if "rate" in dose:
-        rate, rate_per_weight = _amount(check, f"{key}.rate", dose["rate"], f"{unit}/{time_unit}", drug, rate=True)
+        rate, rate_per_weight = check.amount(f"{key}.rate", dose["rate"], f"{unit}/{time_unit}", drug, rate=True)
         if per_weight is not None and rate_per_weight != per_weight:
             check.fail(f"{key}.rate", "amount and rate must both be per body weight or neither")
         per_weight = rate_per_weight
@@ -752,46 +689,6 @@ def _written(dose):
     if "duration" in dose:
         parts.append(f"{'for' if 'rate' in dose else 'over'} {dose['duration']}")
     return " ".join(parts)
-
-
-def parse_amount(text, unit, drug, key, *, rate=False):
-    """A dose amount (or rate) with a unit as a scenario's doses read it: (magnitude in `unit`, or in
-    `unit`/kg, and whether it is per kg), the drug's conversions (e.g. g of MgSO4·7H2O) included.
-
-    Raises ScenarioError naming `key` (the caller adds its file).
-    """
-    return _amount(_Checker(Path("-")), key, text, unit, drug, rate=rate)
-
-
-def _amount(check, key, text, unit, drug, rate=False):
-    """Magnitude in `unit` (or `unit`/kg) and whether it is per body weight."""
-    memo = ("amount", text, unit, id(drug), rate) if isinstance(text, str) else None
-    if memo not in check._parsed:
-        check._parsed[memo] = _parse_amount(check, key, text, unit, drug, rate)
-    return check._parsed[memo]
-
-
-def _parse_amount(check, key, text, unit, drug, rate):
-    quantity = check.quantity(key, text, None, positive=True)
-    per_kg = per_mass(quantity.units)
-    target = f"{unit}/kg" if per_kg else unit
-    molar_mass = drug.get("molar_mass")
-    try:
-        return magnitude_in(quantity, target, key, molar_mass=molar_mass), per_kg
-    except PkpdError:
-        pass
-    conversions = drug.get("conversions", {})
-    drug_unit = drug.get("unit")
-    compartment_base = unit.split("/")[0]
-    if drug_unit and compartment_base in conversions:
-        drug_target = target.replace(compartment_base, drug_unit, 1)
-        try:
-            return magnitude_in(quantity, drug_target, key, molar_mass=molar_mass) * conversions[compartment_base], per_kg
-        except PkpdError:
-            pass
-    kind = "rate" if rate else "amount"
-    check.fail(key, f"must be an {kind} in units compatible with {unit!r}"
-                    f"{' (or per kg)' if not per_kg else ''}", value=text)
 
 
 def _name_template(check, template, keys):

@@ -71,6 +71,7 @@ from .metrics import exposure_metrics, window as continuous
 from .population import Population
 from ._regimen import Dose, Regimen, expand
 from ._resources import check_memory
+from ._scenario_checks import parse_amount
 from ._tci import MAX_STEPS as TCI_MAX_STEPS, TciPlanner, TciSpec, typical_weight
 
 if TYPE_CHECKING:
@@ -480,8 +481,6 @@ def _value(check, key, text, model, regimen, targets, step=False, tci=None):
 
 def _amount(check, key, text, unit, drug, rate=False):
     """(magnitude in `unit` or `unit`/kg, per kg?) by the scenario's dose rules, errors at `key`."""
-    from ._scenario import parse_amount
-
     try:
         return parse_amount(text, unit, drug, key, rate=rate)
     except PkpdError as error:

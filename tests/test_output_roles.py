@@ -16,7 +16,7 @@ from pkpd import figures
 from pkpd._cli import _summary_lines, main
 from pkpd.model import MATRICES, OUTPUT_ROLES, library_models
 from pkpd._scenario import load_scenario
-from pkpd._trial import designs_of
+from pkpd._trial_design import designs_of
 
 MODEL = """
 [model]
