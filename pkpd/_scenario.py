@@ -27,6 +27,7 @@ from ._random import MAX_SEED
 from ._regimen import Dose, Regimen, dose_warning, resolve_dose
 from ._resources import check_memory
 from ._scenario_checks import Checker
+from ._search_spec import search_of, search_resources
 from ._trial_design import designs_of
 
 # Each table's keys, required ones included (pkpd/_keys.py): the checker below and the docs' key reference read them.
@@ -97,7 +98,7 @@ class Scenario:
         The ``[trial]`` section checked when the scenario loaded: one design, or
         one per comparison with ``versus``; empty without a trial.
     search : SearchSpec or None
-        The ``[search]`` section checked when the scenario loaded (:mod:`pkpd._search`).
+        The ``[search]`` section checked when the scenario loaded (:mod:`pkpd._search_spec`).
     solver : dict
     uncertainty : UncertaintyOptions or None
         The ``[uncertainty]`` section: parameter draws (see :mod:`pkpd._draws`).
@@ -179,7 +180,7 @@ def check_resources(scenario, max_memory=None):
 
     The estimate covers every arm's trajectories (all kept for the tables), the long
     exposure table, with a ``[trial]`` section its replicate trials and with a
-    ``[search]`` its candidates (:func:`pkpd._search.search_resources`); ``pkpd
+    ``[search]`` its candidates (:func:`pkpd._search_spec.search_resources`); ``pkpd
     validate`` and ``pkpd run`` both call this.
 
     Returns
@@ -216,8 +217,6 @@ def check_resources(scenario, max_memory=None):
         size += largest
         what += f", trial {design.replicates:,} replicates x {max(design.sample_sizes):,} patients"
     if scenario.search is not None:
-        from ._search import search_resources
-
         search_size, search_seconds, search_what = search_resources(scenario)
         size, seconds, what = size + search_size, seconds + search_seconds, what + search_what
     if scenario.uncertainty is not None:   # every draw repeats the run; its percentiles are kept
@@ -392,8 +391,6 @@ def load_scenario(path: Path | str) -> "Scenario":
     if trial is not None:
         scenario = dataclasses.replace(scenario, designs=designs_of(scenario))
     if "search" in raw:
-        from ._search import search_of
-
         scenario = dataclasses.replace(scenario, search=search_of(scenario, check))
     if "uncertainty" in raw:
         from ._draws import parse_section
