@@ -241,8 +241,10 @@ def run_scenario(scenario: Scenario, outdir: Path | str | None = None, *, force:
     uncertainty, sensitivity, tables = None, None, {}
     if scenario.uncertainty is not None:
         from ._draws import uncertainty_section
+        from ._trial import trial
 
-        uncertainty, tables, more = uncertainty_section(scenario, population, executor=executor, progress=progress)
+        uncertainty, tables, more = uncertainty_section(scenario, population, simulate=simulate, trial=trial,
+                                                        executor=executor, progress=progress)
         extra = {**extra, **more}
     if scenario.sensitivity is not None:
         from ._sensitivity import sensitivity_section

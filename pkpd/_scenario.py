@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._draws import parse_section as parse_uncertainty
 from ._errors import PkpdError, ScenarioError, suggestion
 from ._keys import Keys
 from .model import Model, check_allowed, library_models, load_model
@@ -28,6 +29,7 @@ from ._regimen import Dose, Regimen, dose_warning, resolve_dose
 from ._resources import check_memory
 from ._scenario_checks import Checker
 from ._search_spec import search_of, search_resources
+from ._sensitivity_options import parse_section as parse_sensitivity
 from ._trial_design import designs_of
 
 # Each table's keys, required ones included (pkpd/_keys.py): the checker below and the docs' key reference read them.
@@ -393,12 +395,8 @@ def load_scenario(path: Path | str) -> "Scenario":
     if "search" in raw:
         scenario = dataclasses.replace(scenario, search=search_of(scenario, check))
     if "uncertainty" in raw:
-        from ._draws import parse_section
-
-        scenario = dataclasses.replace(scenario, uncertainty=parse_section(check, raw["uncertainty"], model, arms))
+        scenario = dataclasses.replace(scenario, uncertainty=parse_uncertainty(check, raw["uncertainty"], model, arms))
     if "sensitivity" in raw:
-        from ._sensitivity import parse_section as parse_sensitivity
-
         scenario = dataclasses.replace(scenario, sensitivity=parse_sensitivity(check, raw["sensitivity"], scenario))
     return scenario
 

@@ -356,8 +356,9 @@ def simulate(model: Model | str, regimen: Regimen | Sequence[Dose], population: 
     if uncertainty is not None:
         from ._draws import simulate_with_uncertainty
 
-        return simulate_with_uncertainty(model, regimen, population, times, uncertainty, method=method, rtol=rtol,
-                                         atol=atol, variability=variability, progress=progress, executor=executor)
+        return simulate_with_uncertainty(simulate, model, regimen, population, times, uncertainty, method=method,
+                                         rtol=rtol, atol=atol, variability=variability, progress=progress,
+                                         executor=executor)
     run = SimulationPlan(model, regimen, population, times, method=method, rtol=rtol, atol=atol,
                          variability=variability, chunk_subjects=chunk_subjects, progress=progress,
                          max_steps=max_steps, occasions=occasions, max_memory=max_memory)

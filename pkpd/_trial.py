@@ -278,7 +278,7 @@ def trial(scenario, *, replicates=None, progress=False, executor=None, chunk_rep
     if uncertainty is not None:
         from ._draws import trial_with_uncertainty
 
-        return trial_with_uncertainty(scenario, uncertainty, replicates=replicates, executor=executor,
+        return trial_with_uncertainty(trial, scenario, uncertainty, replicates=replicates, executor=executor,
                                       progress=progress)
     tables = []
     for design in scenario.designs:

@@ -126,7 +126,8 @@ NOT_TABLES = {("pkpd._search_spec", "METRIC_KEYS")}
 
 
 @pytest.mark.parametrize("kind, modules", [
-    ("scenario", ["pkpd._scenario", "pkpd._trial_design", "pkpd._search_spec", "pkpd._draws", "pkpd._sensitivity"]),
+    ("scenario", ["pkpd._scenario", "pkpd._trial_design", "pkpd._search_spec", "pkpd._draws",
+                  "pkpd._sensitivity_options"]),
     ("model", ["pkpd.model.loading", "pkpd._uncertainty"])])
 def test_every_allowed_key_list_is_documented(kind, modules):
     """A new ``*_KEYS`` list in a checker must get its row in the key reference."""

@@ -16,21 +16,6 @@ from conftest import ROOT
 PACKAGE = ROOT / "pkpd"
 ROOT_NAME = "pkpd"   # the name of pkpd/__init__.py in the graph
 
-# Function-level (lazy) imports that close a cycle, each with its reason; the graph without them
-# must be acyclic, and top-level imports may never form a cycle.
-LAZY_CYCLE_EDGES = {
-    # trial() accepts a scenario file and loads it, while loading a scenario checks its [trial]
-    # section with _trial's parser; drop this once the [trial] parsing lives in _scenario
-    ("_trial", "_scenario"),
-    # search() accepts a scenario file and reads doses by the scenario's unit rules (parse_amount), while
-    # loading a scenario checks its [search] section with _search's parser; as for _trial
-    ("_search", "_scenario"),
-    # simulate(uncertainty=) and trial(uncertainty=) hand over to the parameter draws, and each draw's
-    # evaluation runs simulate() and trial()
-    ("_simulate", "_draws"),
-    ("_trial", "_draws"),
-}
-
 # (importing module, module, name): leading-underscore names used across modules. Keep it empty;
 # a new entry needs a reason (a public name is almost always the better fix).
 PRIVATE_USES: set[tuple[str, str, str]] = set()
@@ -125,9 +110,9 @@ def test_no_import_cycle_at_the_top_level():
     assert _cycle(_graph(_modules(), top_level_only=True)) is None
 
 
-def test_no_import_cycle_but_the_listed_lazy_imports():
+def test_no_import_cycle_even_through_function_level_imports():
     edges = _graph(_modules())
-    assert _cycle(edges - LAZY_CYCLE_EDGES) is None
+    assert _cycle(edges) is None
     assert ("_trial", "_distributed") not in edges and ("_distributed", "_trial") not in edges
 
 

@@ -36,8 +36,8 @@ SCENARIO_SECTIONS = [
     ("search.objective", "pkpd._search_spec", "OBJECTIVE_KEYS", "what the search optimises"),
     ("search.tci", "pkpd._search_spec", "TCI_KEYS", "a target-controlled infusion added to every candidate"),
     ("uncertainty", "pkpd._draws", "UNCERTAINTY_KEYS", "parameter draws"),
-    ("sensitivity", "pkpd._sensitivity", "SENSITIVITY_KEYS", "local sensitivity"),
-    ("sensitivity.sobol", "pkpd._sensitivity", "SOBOL_KEYS", "global (Sobol) indices"),
+    ("sensitivity", "pkpd._sensitivity_options", "SENSITIVITY_KEYS", "local sensitivity"),
+    ("sensitivity.sobol", "pkpd._sensitivity_options", "SOBOL_KEYS", "global (Sobol) indices"),
 ]
 
 # the same for a model file (models/README.md describes each key)
