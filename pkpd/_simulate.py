@@ -23,14 +23,14 @@ from numpy.typing import ArrayLike, NDArray
 from . import metrics
 from ._engine import raise_failures, resolve_method, run_stream
 from ._errors import ModelError, PkpdError, PopulationError, suggestion
-from ._events import KIND_DOSE, KIND_OBS, EventStream
+from .events.records import KIND_DOSE, KIND_OBS, EventStream
 from ._jit import jit
 from .metrics import SummaryReducer, summarise_chunk
 from .model import Model, is_compiled, linear_specialisation, load_model
 from ._options import DEFAULT
 from .population import (Population, add_residual_error, apply_random_effects, sample_covariates, sample_iiv,
                          sample_iov)
-from ._regimen import Dose, Regimen, expand
+from .events.regimen import Dose, Regimen, expand
 from ._resources import SECONDS_PER_SUBJECT_RECORD, check_memory
 
 DEFAULT_QUANTILES = (5, 25, 50, 75, 95)
@@ -223,7 +223,7 @@ def _chunk_stream(layout, inputs, subject_ids, amounts, rates, n_times, buffers=
     inputs : ndarray, shape (rows of the chunk, n_inputs)
     subject_ids : ndarray, shape (m,), m <= layout.capacity
     amounts, rates : ndarray, shape (m, n_doses)
-        The chunk's dose amounts and rates (columns as :func:`pkpd._regimen.expand` gives them).
+        The chunk's dose amounts and rates (columns as :func:`pkpd.events.regimen.expand` gives them).
     buffers : (ndarray, ndarray), optional
         Amount and rate arrays of ``layout.capacity * layout.per_subject`` records, zero
         outside the dose slots (as this function leaves them), to write the doses into
@@ -338,7 +338,7 @@ def simulate(model: Model | str, regimen: Regimen | Sequence[Dose], population: 
     uncertainty : int or pkpd.UncertaintyOptions, optional
         Parameter uncertainty (the model's, see :mod:`pkpd._uncertainty`): this many draws (or
         the options), each simulating the same virtual subjects; returns a
-        :class:`pkpd._draws.UncertaintyResult` (percentiles and exposure statistics per draw,
+        :class:`pkpd.study.draws.UncertaintyResult` (percentiles and exposure statistics per draw,
         and their intervals over draws) instead of a SimulationResult.
 
     Returns
@@ -354,7 +354,7 @@ def simulate(model: Model | str, regimen: Regimen | Sequence[Dose], population: 
     (10, 25, 1)
     """
     if uncertainty is not None:
-        from ._draws import simulate_with_uncertainty
+        from .study.draws import simulate_with_uncertainty
 
         return simulate_with_uncertainty(simulate, model, regimen, population, times, uncertainty, method=method,
                                          rtol=rtol, atol=atol, variability=variability, progress=progress,

@@ -16,8 +16,8 @@ from scipy.stats import binom
 from conftest import ROOT
 from pkpd import Dose, Population, load_model, simulate
 from pkpd import _incidence as incidence
-from pkpd._run import simulate_arms
-from pkpd._scenario import load_scenario
+from pkpd.study.run import simulate_arms
+from pkpd.study.scenario import load_scenario
 
 pytestmark = pytest.mark.models("ketamine_mg_pain")
 

@@ -2,7 +2,7 @@
 leading-underscore name of another one except those listed here (so that the list cannot grow unseen).
 
 Every module of pkpd and of its subpackages (``pkpd/**/*.py``) is read with ``ast``, and named by its
-dotted path inside pkpd (``_run``, ``figures.style``; a package by its folder, ``figures``; pkpd's own
+dotted path inside pkpd (``_simulate``, ``figures.style``; a package by its folder, ``figures``; pkpd's own
 ``__init__`` as ``pkpd``). Imports seen: relative ones at any depth (``from . import _x``,
 ``from ._x import name``, ``from ..x import name``) and absolute ones of pkpd (``from pkpd._x import
 name``), at the top of a module or inside a function, and ``_x._name`` attribute uses of an imported
@@ -151,4 +151,4 @@ def test_the_checks_see_what_they_look_for():
             ("sub.inner", "sub.deep")} <= _graph(modules)
     assert _private_uses(modules) == {("_a", "_b", "_hidden"), ("_b", "_a", "_secret"), ("sub", "sub.inner", "_tool"),
                                       ("sub.inner", "_b", "_helper")}
-    assert set(_modules()) >= {ROOT_NAME, "_run", "engine", "engine.subject", "figures", "figures.style"}
+    assert set(_modules()) >= {ROOT_NAME, "study.run", "engine", "engine.subject", "figures", "figures.style"}

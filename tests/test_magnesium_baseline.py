@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from pkpd._run import simulate_arms
-from pkpd._scenario import load_scenario
+from pkpd.study.run import simulate_arms
+from pkpd.study.scenario import load_scenario
 
 pytestmark = pytest.mark.models("ketamine_mg_pain", "magnesium_lu2002")
 

@@ -8,7 +8,7 @@ import pytest
 
 import pkpd
 from pkpd.model import Parameter
-from pkpd._sensitivity import scenario_sobol, sobol_indices, tornado
+from pkpd.study.sensitivity import scenario_sobol, sobol_indices, tornado
 from pkpd._uncertainty import parse_uncertainty
 
 from conftest import TEST_MODELS

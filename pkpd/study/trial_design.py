@@ -1,11 +1,11 @@
 """The ``[trial]`` section of a scenario: checked when the scenario loads, into one frozen
-:class:`TrialDesign` per design (:func:`designs_of`); :mod:`pkpd._trial` simulates and analyses them."""
+:class:`TrialDesign` per design (:func:`designs_of`); :mod:`pkpd.study.trial` simulates and analyses them."""
 
 import itertools
 from dataclasses import dataclass
 
-from ._errors import PkpdError, ScenarioError, suggestion
-from ._units import magnitude_in, parse_quantity
+from .._errors import PkpdError, ScenarioError, suggestion
+from .._units import magnitude_in, parse_quantity
 
 TRIAL_KEYS = ["design", "arms", "sequences", "period", "washout", "baseline", "n", "replicates", "dropout",
               "endpoint", "alpha", "comparisons", "analysis", "scale", "versus"]

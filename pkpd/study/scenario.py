@@ -18,19 +18,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ._draws import parse_section as parse_uncertainty
-from ._errors import PkpdError, ScenarioError, suggestion
-from ._keys import Keys
-from .model import Model, check_allowed, library_models, load_model
-from ._options import SolverOptions
-from .population import Population
-from ._random import MAX_SEED
-from ._regimen import Dose, Regimen, dose_warning, resolve_dose
-from ._resources import check_memory
-from ._scenario_checks import Checker
-from ._search_spec import search_of, search_resources
-from ._sensitivity_options import parse_section as parse_sensitivity
-from ._trial_design import designs_of
+from .draws import parse_section as parse_uncertainty
+from .._errors import PkpdError, ScenarioError, suggestion
+from .._keys import Keys
+from ..model import Model, check_allowed, library_models, load_model
+from .._options import SolverOptions
+from ..population import Population
+from .._random import MAX_SEED
+from ..events.regimen import Dose, Regimen, dose_warning, resolve_dose
+from .._resources import check_memory
+from .checks import Checker
+from .search_spec import search_of, search_resources
+from .sensitivity_options import parse_section as parse_sensitivity
+from .trial_design import designs_of
 
 # Each table's keys, required ones included (pkpd/_keys.py): the checker below and the docs' key reference read them.
 TOP_KEYS = Keys(["model", "seed", "description", "parameters", "population", "arms", "sweep", "outputs", "trial",
@@ -100,12 +100,12 @@ class Scenario:
         The ``[trial]`` section checked when the scenario loaded: one design, or
         one per comparison with ``versus``; empty without a trial.
     search : SearchSpec or None
-        The ``[search]`` section checked when the scenario loaded (:mod:`pkpd._search_spec`).
+        The ``[search]`` section checked when the scenario loaded (:mod:`pkpd.study.search_spec`).
     solver : dict
     uncertainty : UncertaintyOptions or None
-        The ``[uncertainty]`` section: parameter draws (see :mod:`pkpd._draws`).
+        The ``[uncertainty]`` section: parameter draws (see :mod:`pkpd.study.draws`).
     sensitivity : SensitivityOptions or None
-        The ``[sensitivity]`` section (see :mod:`pkpd._sensitivity`).
+        The ``[sensitivity]`` section (see :mod:`pkpd.study.sensitivity`).
     hash : str
         SHA-256 of the file's text.
     """
@@ -182,7 +182,7 @@ def check_resources(scenario, max_memory=None):
 
     The estimate covers every arm's trajectories (all kept for the tables), the long
     exposure table, with a ``[trial]`` section its replicate trials and with a
-    ``[search]`` its candidates (:func:`pkpd._search_spec.search_resources`); ``pkpd
+    ``[search]`` its candidates (:func:`pkpd.study.search_spec.search_resources`); ``pkpd
     validate`` and ``pkpd run`` both call this.
 
     Returns
@@ -191,7 +191,7 @@ def check_resources(scenario, max_memory=None):
     seconds : float
         A rough engine time.
     """
-    from ._simulate import estimate_memory
+    from .._simulate import estimate_memory
 
     n, n_times = scenario.n, scenario.times.size
     size = seconds = 0.0
@@ -241,7 +241,7 @@ def resolved_doses(scenario, population):
     Returns
     -------
     doses : dict of str to list of dict
-        Arm name -> one :func:`pkpd._regimen.resolve_dose` record per dose.
+        Arm name -> one :func:`pkpd.events.regimen.resolve_dose` record per dose.
     warnings : list of str
         One line per dose far outside its drug's documented range (file, key path, value, range).
     """

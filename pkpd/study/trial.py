@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._errors import ScenarioError
-from ._random import subject_uniforms
-from ._regimen import Dose, Regimen
-from ._simulate import simulate
-from .population import Population, add_residual_error
+from .._errors import ScenarioError
+from .._random import subject_uniforms
+from ..events.regimen import Dose, Regimen
+from .._simulate import simulate
+from ..population import Population, add_residual_error
 
 
 # --- simulation ---------------------------------------------------------------
@@ -260,7 +260,7 @@ def trial(scenario, *, replicates=None, progress=False, executor=None, chunk_rep
     uncertainty : int or pkpd.UncertaintyOptions, optional
         Parameter uncertainty: this many draws of the model's parameters (or the options),
         each a whole trial of `replicates` replicates on the same virtual patients. Returns a
-        :class:`pkpd._draws.UncertaintyResult`: ``.power`` per draw, ``.assurance()``
+        :class:`pkpd.study.draws.UncertaintyResult`: ``.power`` per draw, ``.assurance()``
         (assurance = mean power over draws, with the distribution of power).
 
     Returns
@@ -269,14 +269,14 @@ def trial(scenario, *, replicates=None, progress=False, executor=None, chunk_rep
         Per sample size and comparison: power with its Monte Carlo 95 % interval
         (Clopper-Pearson), mean and SD of the estimate, mean CI width.
     """
-    from ._scenario import load_scenario
+    from .scenario import load_scenario
 
     if not hasattr(scenario, "trial"):
         scenario = load_scenario(scenario)
     if scenario.trial is None:
         raise ScenarioError("has no [trial] section", file=scenario.path.name)
     if uncertainty is not None:
-        from ._draws import trial_with_uncertainty
+        from .draws import trial_with_uncertainty
 
         return trial_with_uncertainty(trial, scenario, uncertainty, replicates=replicates, executor=executor,
                                       progress=progress)

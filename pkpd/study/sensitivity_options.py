@@ -1,11 +1,11 @@
 """The ``[sensitivity]`` section of a scenario, checked when the scenario loads: the metrics
 (:class:`Metric`), the parameters moved and the Sobol' analysis (:class:`SensitivityOptions`);
-:mod:`pkpd._sensitivity` runs the analyses."""
+:mod:`pkpd.study.sensitivity` runs the analyses."""
 
 from dataclasses import dataclass
 
-from ._draws import uncertain_parameters
-from ._keys import Keys
+from .draws import uncertain_parameters
+from .._keys import Keys
 
 SENSITIVITY_KEYS = Keys(["metrics", "parameters", "n", "replicates", "sobol"], required=["metrics"])
 SOBOL_KEYS = Keys(["metric", "arm", "samples", "bootstrap", "seed"], required=["metric"])
@@ -54,7 +54,7 @@ def parse_metric(check, key, text, scenario):
     output, statistic = parts
     model = scenario.model
     if output not in model.outputs:
-        from ._errors import suggestion
+        from .._errors import suggestion
 
         check.fail(key, f"model {model.name!r} has no output {output!r}{suggestion(output, list(model.outputs))}")
     if statistic == "ae_rate":

@@ -1,6 +1,6 @@
 """The ``[search]`` section of a scenario and the arguments of :func:`pkpd.search`, checked into a
 frozen :class:`SearchSpec` (variables, constraints, objective, budget, a TCI), the candidate regimen
-of a lattice point and the memory a search needs; :mod:`pkpd._search` evaluates the candidates and
+of a lattice point and the memory a search needs; :mod:`pkpd.study.search` evaluates the candidates and
 chooses. Checked when a scenario loads, so this sits below the scenario layer."""
 
 import dataclasses
@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._errors import PkpdError, ScenarioError, suggestion
-from ._keys import Keys
-from .metrics import window as continuous
-from ._regimen import Dose, Regimen
-from ._scenario_checks import parse_amount
-from ._tci import MAX_STEPS as TCI_MAX_STEPS, TciSpec, typical_weight
+from .._errors import PkpdError, ScenarioError, suggestion
+from .._keys import Keys
+from ..metrics import window as continuous
+from ..events.regimen import Dose, Regimen
+from .checks import parse_amount
+from .tci import MAX_STEPS as TCI_MAX_STEPS, TciSpec, typical_weight
 
 SEARCH_KEYS = Keys(["arm", "variables", "constraints", "objective", "budget", "tci"], required=["variables"])
 TCI_KEYS = Keys(["drug", "output", "target", "start", "duration", "step", "per_kg", "weight"],
@@ -426,7 +426,7 @@ def _amount(check, key, text, unit, drug, rate=False):
 
 def _magnitude(check, key, text, unit, positive=False, molar_mass=None):
     """A quantity's magnitude in `unit`, errors at `key`."""
-    from ._units import magnitude_in, parse_quantity
+    from .._units import magnitude_in, parse_quantity
 
     try:
         return magnitude_in(parse_quantity(text, key, positive=positive), unit, key, molar_mass=molar_mass)
@@ -726,7 +726,7 @@ def search_resources(scenario):
     what : str
         ", search of 500 candidates x 1,000 subjects x 310 times", for the refusal message.
     """
-    from ._simulate import estimate_memory
+    from .._simulate import estimate_memory
 
     spec = scenario.search
     arm = next(a for a in scenario.arms if a.name == spec.arm)
@@ -751,7 +751,7 @@ def estimate_search(spec, model, regimen, n, n_output_times):
     doses : int
         The most administrations of a candidate (either end of every range, and the TCI's steps).
     """
-    from ._simulate import estimate_memory
+    from .._simulate import estimate_memory
 
     candidates = min(spec.size, spec.budget)
     ends = [tuple(v.values.size - 1 for v in spec.variables), (0,) * len(spec.variables)]

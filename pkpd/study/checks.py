@@ -4,8 +4,8 @@
 
 from pathlib import Path
 
-from ._errors import PkpdError, ScenarioError, suggestion
-from ._units import magnitude_in, parse_quantity, per_mass
+from .._errors import PkpdError, ScenarioError, suggestion
+from .._units import magnitude_in, parse_quantity, per_mass
 
 
 class Checker:

@@ -42,7 +42,7 @@ whole number of doses), and a lattice evaluates in batches, is deterministic,
 and lets every candidate's metrics be written to ``search.csv``.
 
 A ``[search.tci]`` table adds a target-controlled infusion to every candidate (see
-:mod:`pkpd._tci`): the schedule that holds an output at a target for the typical patient,
+:mod:`pkpd.study.tci`): the schedule that holds an output at a target for the typical patient,
 computed per candidate for its target (a variable that sets ``tci.target``) and evaluated in
 the population like any other regimen.
 
@@ -65,18 +65,18 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from ._errors import ScenarioError
-from .metrics import exposure_metrics, window as continuous
-from .population import Population
-from ._regimen import Dose, Regimen, expand
-from ._resources import check_memory
-from ._search_spec import (DEFAULT_BUDGET, SearchSpec, candidate, estimate_search, is_zero, parse_search,
+from .._errors import ScenarioError
+from ..metrics import exposure_metrics, window as continuous
+from ..population import Population
+from ..events.regimen import Dose, Regimen, expand
+from .._resources import check_memory
+from .search_spec import (DEFAULT_BUDGET, SearchSpec, candidate, estimate_search, is_zero, parse_search,
                            schedule_doses, unit_text, value_text)
-from ._tci import TciPlanner
+from .tci import TciPlanner
 
 if TYPE_CHECKING:
-    from .model import Model
-    from ._scenario import Scenario
+    from ..model import Model
+    from .scenario import Scenario
 
 ANCHORS = 3                  # candidates whose neighbourhoods each refinement round evaluates
 FINALS = 5                   # candidates that get bootstrap intervals
@@ -92,7 +92,7 @@ def evaluate(spec, model, regimen, population, times, *, options, executor=None)
     per_subject : dict of str to ndarray, shape (n_subjects,)
         What the population value summarises (for bootstrap intervals).
     """
-    from ._simulate import simulate
+    from .._simulate import simulate
 
     span = (float(times[0]), float(times[-1]))
     kinks = continuous.kinks_of(regimen, *span)
@@ -198,7 +198,7 @@ class SearchResult:
     def figures(self, caption_end=""):
         """Yield ``(stem, figure, caption)`` of the search's figures (for :func:`pkpd.figure_set`): the objective
         over the grid, and the trade-off of attainment and adverse events when the search has both."""
-        from .figures.search import search_caption, search_figure, tradeoff_caption, tradeoff_figure
+        from ..figures.search import search_caption, search_figure, tradeoff_caption, tradeoff_figure
 
         yield "search", search_figure(self), f"{search_caption(self)} {caption_end}".strip()
         tradeoff = tradeoff_figure(self)
@@ -387,8 +387,8 @@ def search(model: "Model | str | Path | Scenario", regimen: Regimen | Sequence[D
     >>> found.values
     {'dose': 100.0}
     """
-    from .model import Model, load_model
-    from ._options import DEFAULT
+    from ..model import Model, load_model
+    from .._options import DEFAULT
 
     if regimen is None:
         return search_scenario(model, progress=progress, executor=executor)
@@ -411,7 +411,7 @@ def search(model: "Model | str | Path | Scenario", regimen: Regimen | Sequence[D
 
 def search_scenario(scenario, *, population=None, progress=None, executor=None):
     """The search of a scenario's ``[search]`` section (a Scenario or a path)."""
-    from ._scenario import load_scenario
+    from .scenario import load_scenario
 
     if not hasattr(scenario, "search"):
         scenario = load_scenario(scenario)
@@ -430,9 +430,9 @@ def run_search(spec, model, regimen, population, times, *, options, progress=Non
     """Evaluate the lattice of `spec` on `population` and choose; see :func:`search`."""
     from tqdm.auto import tqdm
 
-    from .model import load_model
+    from ..model import load_model
 
-    from ._simulate import engine_variants
+    from .._simulate import engine_variants
 
     started = time.perf_counter()
     model = load_model(model)

@@ -26,17 +26,17 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from ._draws import run_draws, scenario_context
-from ._errors import PkpdError
-from .population import Population
-from ._simulate import simulate
-from ._trial import trial
+from .draws import run_draws, scenario_context
+from .._errors import PkpdError
+from ..population import Population
+from .._simulate import simulate
+from .trial import trial
 
 _EDGE = 2.0 ** -53   # unit-cube points are kept inside (0, 1), as the random streams' uniforms are
 
 
 def metric_values(metric, evaluation):
-    """{where: value} of `metric` in one evaluation (:func:`pkpd._draws.evaluate`): where is the arm,
+    """{where: value} of `metric` in one evaluation (:func:`pkpd.study.draws.evaluate`): where is the arm,
     or for power 'COMPARISON, n=N'."""
     if metric.kind == "power":
         table = evaluation["power"]

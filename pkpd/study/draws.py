@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._errors import PkpdError, ScenarioError, suggestion
-from ._keys import Keys
-from .metrics import percentiles as percentiles_over_subjects
-from ._random import MAX_SEED
-from .model import linear_specialisation
+from .._errors import PkpdError, ScenarioError, suggestion
+from .._keys import Keys
+from ..metrics import percentiles as percentiles_over_subjects
+from .._random import MAX_SEED
+from ..model import linear_specialisation
 
 STATISTICS = ("median", "p5", "p95", "mean")
 UNCERTAINTY_KEYS = Keys(["draws", "seed", "parameters", "level", "replicates"], required=["draws"])
@@ -356,10 +356,10 @@ def simulate_with_uncertainty(simulate, model, regimen, population, times, uncer
                               method="auto", rtol=None, atol=None, variability=True, progress=None,
                               executor=None):
     """:func:`pkpd.simulate` with ``uncertainty=``: see there (`simulate`: :func:`pkpd.simulate` itself)."""
-    from .model import load_model
-    from ._options import DEFAULT
-    from .population import Population
-    from ._regimen import Regimen
+    from ..model import load_model
+    from .._options import DEFAULT
+    from ..population import Population
+    from ..events.regimen import Regimen
 
     model = load_model(model)
     options = as_options(uncertainty)
