@@ -17,8 +17,9 @@ import time
 import numpy as np
 import pandas as pd
 
-from pkpd._scenario import load_scenario
-from pkpd._trial import analyse, endpoint_values, parse_trial, power_table, simulate_trial_scores
+from pkpd.study.scenario import load_scenario
+from pkpd.study.trial import analyse, endpoint_values, power_table, simulate_trial_scores
+from pkpd.study.trial_design import parse_trial
 
 PICKERING_TRIAL = """
 [trial]

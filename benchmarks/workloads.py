@@ -41,7 +41,7 @@ from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 
 import pkpd
-from pkpd._regimen import resolve_target
+from pkpd.events.regimen import resolve_target
 from pkpd.engine import pointer
 
 MODELS = Path(__file__).resolve().parent / "models"

@@ -25,14 +25,10 @@ from ._errors import (DataError, ExpressionError, ModelError, OutputError, PkpdE
                       RandomStreamError, ResourceError, ScenarioError, SimulationError)
 from .model import Model, library_models, load_model
 from .population import Population
-from ._regimen import Dose, Regimen
+from .events import Dose, Regimen
 from ._simulate import SimulationResult, simulate, simulate_summary
-from ._draws import UncertaintyOptions
-from ._run import run_scenario
-from ._scenario import load_scenario
-from ._search import SearchResult, search
 from ._simulate_data import simulate_data
-from ._tci import tci_regimen
+from .study import SearchResult, UncertaintyOptions, load_scenario, run_scenario, search, tci_regimen
 
 __version__ = "0.1.0"
 
@@ -51,7 +47,7 @@ def __getattr__(name):
 
         return getattr(figures, name)
     if name == "trial":
-        from ._trial import trial
+        from .study.trial import trial
 
         return trial
     raise AttributeError(f"module 'pkpd' has no attribute {name!r}")

@@ -140,8 +140,8 @@ def _check_data_file(path):
 
 
 def _run(arguments):
-    from ._run import check_run, run_scenario
-    from ._scenario import load_scenario
+    from .study.run import check_run, run_scenario
+    from .study.scenario import load_scenario
 
     scenario = load_scenario(arguments.scenario).with_overrides(n=arguments.n, seed=arguments.seed,
                                                                 parameters=_parameter_settings(arguments.set))
@@ -233,7 +233,7 @@ def _compile_first(models):
 
 def _dose_lines(info):
     """Each arm's doses as resolved: mg/kg and mg at the median weight (and rates)."""
-    from ._regimen import describe_resolved
+    from .events.regimen import describe_resolved
 
     return "\n".join(f"  {arm['name'][:40]:40s} {dose['resolved']['drug']} {describe_resolved(dose['resolved'], dose['per_weight'])}"
                      for arm in info["arms"] for dose in arm["doses"])
@@ -322,21 +322,18 @@ def _summary_lines(result, scenario):
             lines.append(f"  power {comparison:40s} " + (f"80 % reached at n = {needed:g} (smallest of the grid)"
                                                          if needed is not None else "80 % not reached in the grid"))
     if result.uncertainty is not None or result.sensitivity is not None:
-        from ._draws import uncertainty_lines
+        from .study.draws import uncertainty_lines
 
         lines += uncertainty_lines(result, scenario)
     return "\n".join(lines)
 
 
 def _validate(arguments):
-    from ._scenario import check_resources, load_scenario
-
-    from ._run import make_population
-    from ._scenario import resolved_doses
+    from .study.scenario import check_resources, load_scenario, resolved_doses
 
     scenario = load_scenario(arguments.scenario)
     check_resources(scenario)
-    for warning in resolved_doses(scenario, make_population(scenario))[1]:
+    for warning in resolved_doses(scenario, scenario.make_population())[1]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{scenario.path.name}: valid ({scenario.model.name}, {len(scenario.arms)} arms, "
           f"{scenario.times.size} output times, n = {scenario.n})")

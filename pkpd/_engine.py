@@ -7,7 +7,7 @@ import numba
 import numpy as np
 
 from ._errors import PkpdError, SimulationError
-from ._events import shared_parameter_rows
+from .events.records import shared_parameter_rows
 from ._options import DEFAULT, SolverOptions
 from .engine import constants as c
 from .engine import pointer, run_population

@@ -27,7 +27,7 @@ from scipy.special import expit, logit
 
 from .model import load_model
 from .population import Population
-from ._regimen import Dose
+from .events.regimen import Dose
 from ._simulate import simulate
 from ._units import MMOL_MG_PER_G_MGSO4_7H2O
 

@@ -20,7 +20,7 @@ import re
 from ._errors import PkpdError, ResourceError
 
 #: Bytes per engine record while a data set's ADDL is expanded and sorted
-#: (about 15 temporary int64/float64 arrays in ``_events._assemble`` and the
+#: (about 15 temporary int64/float64 arrays in ``events.records._assemble`` and the
 #: 13 arrays of the final stream).
 BYTES_PER_EXPANDED_RECORD = 256
 #: Rough engine cost per subject and record (exact path, a few states), for the

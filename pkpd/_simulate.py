@@ -6,7 +6,6 @@ population stay independent objects; this module joins them into the
 engine's flat event records, subjects in chunks, and collects the outputs.
 """
 
-import dataclasses
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,14 +23,14 @@ from numpy.typing import ArrayLike, NDArray
 from . import metrics
 from ._engine import raise_failures, resolve_method, run_stream
 from ._errors import ModelError, PkpdError, PopulationError, suggestion
-from ._events import KIND_DOSE, KIND_OBS, EventStream
+from .events.records import KIND_DOSE, KIND_OBS, EventStream
 from ._jit import jit
 from .metrics import SummaryReducer, summarise_chunk
-from .model import Model, is_compiled, load_model
+from .model import Model, is_compiled, linear_specialisation, load_model
 from ._options import DEFAULT
 from .population import (Population, add_residual_error, apply_random_effects, sample_covariates, sample_iiv,
                          sample_iov)
-from ._regimen import Dose, Regimen, expand
+from .events.regimen import Dose, Regimen, expand
 from ._resources import SECONDS_PER_SUBJECT_RECORD, check_memory
 
 DEFAULT_QUANTILES = (5, 25, 50, 75, 95)
@@ -224,7 +223,7 @@ def _chunk_stream(layout, inputs, subject_ids, amounts, rates, n_times, buffers=
     inputs : ndarray, shape (rows of the chunk, n_inputs)
     subject_ids : ndarray, shape (m,), m <= layout.capacity
     amounts, rates : ndarray, shape (m, n_doses)
-        The chunk's dose amounts and rates (columns as :func:`pkpd._regimen.expand` gives them).
+        The chunk's dose amounts and rates (columns as :func:`pkpd.events.regimen.expand` gives them).
     buffers : (ndarray, ndarray), optional
         Amount and rate arrays of ``layout.capacity * layout.per_subject`` records, zero
         outside the dose slots (as this function leaves them), to write the doses into
@@ -339,7 +338,7 @@ def simulate(model: Model | str, regimen: Regimen | Sequence[Dose], population: 
     uncertainty : int or pkpd.UncertaintyOptions, optional
         Parameter uncertainty (the model's, see :mod:`pkpd._uncertainty`): this many draws (or
         the options), each simulating the same virtual subjects; returns a
-        :class:`pkpd._draws.UncertaintyResult` (percentiles and exposure statistics per draw,
+        :class:`pkpd.study.draws.UncertaintyResult` (percentiles and exposure statistics per draw,
         and their intervals over draws) instead of a SimulationResult.
 
     Returns
@@ -355,10 +354,11 @@ def simulate(model: Model | str, regimen: Regimen | Sequence[Dose], population: 
     (10, 25, 1)
     """
     if uncertainty is not None:
-        from ._draws import simulate_with_uncertainty
+        from .study.draws import simulate_with_uncertainty
 
-        return simulate_with_uncertainty(model, regimen, population, times, uncertainty, method=method, rtol=rtol,
-                                         atol=atol, variability=variability, progress=progress, executor=executor)
+        return simulate_with_uncertainty(simulate, model, regimen, population, times, uncertainty, method=method,
+                                         rtol=rtol, atol=atol, variability=variability, progress=progress,
+                                         executor=executor)
     run = SimulationPlan(model, regimen, population, times, method=method, rtol=rtol, atol=atol,
                          variability=variability, chunk_subjects=chunk_subjects, progress=progress,
                          max_steps=max_steps, occasions=occasions, max_memory=max_memory)
@@ -659,7 +659,8 @@ def _concurrent_kernels():
 
 def engine_variants(model):
     """The models whose engines :func:`simulate` may run for `model`: itself and, when folding its
-    zero-valued switches makes it linear, that specialisation (see :func:`linear_specialisation`)."""
+    zero-valued switches makes it linear, that specialisation
+    (see :func:`pkpd.model.linear_specialisation`)."""
     special = linear_specialisation(model)
     return [model] if special is model else [model, special]
 
@@ -670,72 +671,6 @@ def engines_compiled(model):
     from .engine import is_cached
 
     return is_cached() and all(is_compiled(variant) for variant in engine_variants(model))
-
-
-_INVOLVED: dict = {}        # (model file, source hash) -> parameters in the nonlinear terms, without random effects
-_SPECIALISATIONS: dict = {}  # (model file, source hash, folded parameters) -> the model with them folded
-
-
-def linear_specialisation(model, load=False):
-    """The model with its zero-valued fixed parameters folded in, if that makes it linear.
-
-    A parameter without random effects whose value is exactly 0 (e.g. an interaction
-    term switched off) is a constant of the run; folding it can remove every product
-    of amounts, and the exact matrix-exponential path then applies. Only parameters that
-    appear in the nonlinear terms (directly or through derived names) are folded, so the
-    values of unrelated switches (MG_SOURCE, NK_ANTAG) do not change the generated code
-    and never cause a recompilation.
-
-    The symbolic work is done once per model source and set of folded parameters: a model
-    derived with other values (``with_parameters``, e.g. parameter draws) gets a copy of the
-    same specialisation with its own values. With `load`, that specialisation's compiled
-    module is loaded first, so that every copy shares it.
-    """
-    if model.is_linear:
-        return model
-    key = (str(model.path), model.hash)
-    if key not in _INVOLVED:
-        random = set(model.variability.get("iiv", {}).get("parameters", []))
-        random |= set(model.variability.get("iov", {}).get("parameters", []))
-        _INVOLVED[key] = sorted((_nonlinear_names(model) & set(model.parameters)) - random)
-    zeros = tuple(name for name in _INVOLVED[key] if model.parameters[name].value == 0.0)
-    if not zeros:
-        return model
-    if key + (zeros,) not in _SPECIALISATIONS:
-        _SPECIALISATIONS[key + (zeros,)] = model.with_constants(dict.fromkeys(zeros, 0.0))
-    special = _SPECIALISATIONS[key + (zeros,)]
-    if not special.is_linear:
-        return model
-    if load:
-        special.module
-    if special.unfolded is model:
-        return special
-    return dataclasses.replace(special, parameters=model.parameters, uncertainty=model.uncertainty, unfolded=model)
-
-
-def _nonlinear_names(model):
-    """Names in the Jacobian entries that still depend on the amounts, derived names expanded."""
-    from .model import expressions
-
-    states = set(model.compartments)
-    names = set()
-    for name in model.compartments:
-        tree = model._trees[f"odes.{name}"]
-        for state in model.compartments:
-            try:
-                entry = expressions.derivative(tree, state)
-            except expressions.NotDifferentiable:
-                return set(model.parameters)  # anything may matter
-            if entry is not None and expressions.names(entry) & states:
-                names |= expressions.names(entry)
-    pending = [n for n in names if n in model.derived]
-    while pending:
-        for used in expressions.names(model._trees[f"derived.{pending.pop()}"]):
-            if used not in names:
-                names.add(used)
-                if used in model.derived:
-                    pending.append(used)
-    return names
 
 
 @dataclass

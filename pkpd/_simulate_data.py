@@ -54,7 +54,7 @@ import pandas as pd
 
 from ._engine import raise_failures, resolve_method, run_stream
 from ._errors import DataError, ModelError, PkpdError
-from ._events import build_stream, standard_columns
+from .events.records import build_stream, standard_columns
 from .model import Model, load_model
 from ._options import DEFAULT
 from .population import add_residual_error, apply_random_effects, sample_iiv, sample_iov

@@ -68,7 +68,7 @@ def _run_once(model):
     import numpy as np
 
     from ._engine import run_stream
-    from ._events import KIND_OBS, EventStream
+    from .events.records import KIND_OBS, EventStream
 
     stream = EventStream(subject_start=np.array([0, 1]), subject_ids=np.array([1.0]), time=np.zeros(1),
                          kind=np.array([KIND_OBS]), amt=np.zeros(1), cmt=np.zeros(1, np.int64),

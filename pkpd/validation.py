@@ -30,7 +30,7 @@ from .population import (
     default_neuropathic_pain_correlations,
     default_neuropathic_pain_covariates,
 )
-from ._regimen import Dose
+from .events.regimen import Dose
 from ._simulate import simulate
 from . import _incidence as incidence
 from ._units import MMOL_MG_PER_G_MGSO4_7H2O

@@ -16,8 +16,8 @@ from scipy.stats import binom
 from conftest import ROOT
 from pkpd import Dose, Population, load_model, simulate
 from pkpd import _incidence as incidence
-from pkpd._run import make_population, simulate_arms
-from pkpd._scenario import load_scenario
+from pkpd.study.run import simulate_arms
+from pkpd.study.scenario import load_scenario
 
 pytestmark = pytest.mark.models("ketamine_mg_pain")
 
@@ -112,7 +112,7 @@ def bootstrap_interval(values, seed=0, replicates=2000):
 def test_pickering_design_orders_saline_ketamine_magnesium():
     scenario = load_scenario(ROOT / "scenarios" / "pickering2020.toml").with_overrides(n=20)
     scenario = dataclasses.replace(scenario, times=scenario.times[scenario.times <= 24.0])   # over by 24 h
-    results = simulate_arms(scenario, make_population(scenario), progress=False)
+    results = simulate_arms(scenario, scenario.make_population(), progress=False)
     rates = {}
     for arm, result in results.items():
         any_event = result.output("P_ANY_AE").max(axis=1)     # each subject's probability of >= 1 AE

@@ -10,7 +10,7 @@ import pytest
 import pkpd
 from pkpd._cli import main
 from pkpd._options import SolverOptions
-from pkpd._scenario import load_scenario
+from pkpd.study.scenario import load_scenario
 
 pytestmark = pytest.mark.models("ketamine_mg_pain")
 

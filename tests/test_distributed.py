@@ -16,7 +16,7 @@ from pkpd._simulate import SimulationPlan, run_chunk
 distributed = pytest.importorskip("distributed")
 
 from pkpd import _distributed  # noqa: E402
-from pkpd._trial import designs_of  # noqa: E402
+from pkpd.study.trial_design import designs_of  # noqa: E402
 
 pytestmark = pytest.mark.models(TEST_MODELS / "pk1cmt_iiv.toml", "ketamine_mg_pain", TEST_MODELS / "pk1cmt_uncertain.toml")
 

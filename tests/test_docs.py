@@ -122,11 +122,12 @@ def test_key_references_say_which_keys_are_required(site):
 
 
 # allowed-key lists that are not tables of their own: METRIC_KEYS is part of CONSTRAINT_KEYS and OBJECTIVE_KEYS
-NOT_TABLES = {("pkpd._search", "METRIC_KEYS")}
+NOT_TABLES = {("pkpd.study.search_spec", "METRIC_KEYS")}
 
 
 @pytest.mark.parametrize("kind, modules", [
-    ("scenario", ["pkpd._scenario", "pkpd._trial", "pkpd._search", "pkpd._draws", "pkpd._sensitivity"]),
+    ("scenario", ["pkpd.study.scenario", "pkpd.study.trial_design", "pkpd.study.search_spec", "pkpd.study.draws",
+                  "pkpd.study.sensitivity_options"]),
     ("model", ["pkpd.model.loading", "pkpd._uncertainty"])])
 def test_every_allowed_key_list_is_documented(kind, modules):
     """A new ``*_KEYS`` list in a checker must get its row in the key reference."""

@@ -15,7 +15,7 @@ import pytest
 
 import pkpd
 from pkpd._errors import PkpdError
-from pkpd._events import build_stream
+from pkpd.events.records import build_stream
 from pkpd.model.expressions import parse
 from pkpd._units import parse_quantity
 from pkpd.population import sample_iiv

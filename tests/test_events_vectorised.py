@@ -1,4 +1,4 @@
-"""The vectorised data path (``pkpd._events``) against the per-record logic it replaced.
+"""The vectorised data path (``pkpd.events.records``) against the per-record logic it replaced.
 
 ``build_stream`` used to map CMT numbers to states and check RATE=-1/-2 record by
 record in Python, and to sort every record with a five-key ``lexsort``. The
@@ -22,7 +22,7 @@ import pytest
 from conftest import TEST_MODELS
 from pkpd._engine import run_stream
 from pkpd._errors import DataError
-from pkpd._events import (KIND_DOSE, KIND_OBS, KIND_RESET, KIND_RESET_DOSE, EventStream, _blank, _cell, _row_label,
+from pkpd.events.records import (KIND_DOSE, KIND_OBS, KIND_RESET, KIND_RESET_DOSE, EventStream, _blank, _cell, _row_label,
                           build_stream, check_expanded_records, shared_parameter_rows, standard_columns)
 from pkpd.model import load_model
 

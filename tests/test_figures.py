@@ -22,8 +22,8 @@ from PIL import Image  # noqa: E402
 import pkpd  # noqa: E402
 from conftest import write_pk1cmt_with_drugs  # noqa: E402
 from pkpd import figures  # noqa: E402
-from pkpd._run import run_scenario  # noqa: E402
-from pkpd._scenario import Arm, load_scenario  # noqa: E402
+from pkpd.study.run import run_scenario  # noqa: E402
+from pkpd.study.scenario import Arm, load_scenario  # noqa: E402
 
 pytestmark = pytest.mark.models("ketamine_mg_pain")
 

@@ -8,7 +8,7 @@ import pickle
 import pytest
 
 import pkpd
-from pkpd._scenario import load_scenario
+from pkpd.study.scenario import load_scenario
 
 SCENARIO = """model = "ketamine_mg_pain"
 seed = 3

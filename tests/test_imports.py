@@ -2,7 +2,7 @@
 leading-underscore name of another one except those listed here (so that the list cannot grow unseen).
 
 Every module of pkpd and of its subpackages (``pkpd/**/*.py``) is read with ``ast``, and named by its
-dotted path inside pkpd (``_run``, ``figures.style``; a package by its folder, ``figures``; pkpd's own
+dotted path inside pkpd (``_simulate``, ``figures.style``; a package by its folder, ``figures``; pkpd's own
 ``__init__`` as ``pkpd``). Imports seen: relative ones at any depth (``from . import _x``,
 ``from ._x import name``, ``from ..x import name``) and absolute ones of pkpd (``from pkpd._x import
 name``), at the top of a module or inside a function, and ``_x._name`` attribute uses of an imported
@@ -15,24 +15,6 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "pkpd"
 ROOT_NAME = "pkpd"   # the name of pkpd/__init__.py in the graph
-
-# Function-level (lazy) imports that close a cycle, each with its reason; the graph without them
-# must be acyclic, and top-level imports may never form a cycle.
-LAZY_CYCLE_EDGES = {
-    # trial() accepts a scenario file and loads it, while loading a scenario checks its [trial]
-    # section with _trial's parser; drop this once the [trial] parsing lives in _scenario
-    ("_trial", "_scenario"),
-    # search() accepts a scenario file and reads doses by the scenario's unit rules (parse_amount), while
-    # loading a scenario checks its [search] section with _search's parser; as for _trial
-    ("_search", "_scenario"),
-    # simulate(uncertainty=) and trial(uncertainty=) hand over to the parameter draws, and each draw's
-    # evaluation runs simulate() and trial()
-    ("_simulate", "_draws"),
-    ("_trial", "_draws"),
-    # a run writes the report's inputs, among them the population table, which draws the run's own
-    # subjects again with _run's make_population; drop this once a scenario makes its own population
-    ("report._record", "_run"),
-}
 
 # (importing module, module, name): leading-underscore names used across modules. Keep it empty;
 # a new entry needs a reason (a public name is almost always the better fix).
@@ -128,9 +110,9 @@ def test_no_import_cycle_at_the_top_level():
     assert _cycle(_graph(_modules(), top_level_only=True)) is None
 
 
-def test_no_import_cycle_but_the_listed_lazy_imports():
+def test_no_import_cycle_even_through_function_level_imports():
     edges = _graph(_modules())
-    assert _cycle(edges - LAZY_CYCLE_EDGES) is None
+    assert _cycle(edges) is None
     assert ("_trial", "_distributed") not in edges and ("_distributed", "_trial") not in edges
 
 
@@ -169,4 +151,4 @@ def test_the_checks_see_what_they_look_for():
             ("sub.inner", "sub.deep")} <= _graph(modules)
     assert _private_uses(modules) == {("_a", "_b", "_hidden"), ("_b", "_a", "_secret"), ("sub", "sub.inner", "_tool"),
                                       ("sub.inner", "_b", "_helper")}
-    assert set(_modules()) >= {ROOT_NAME, "_run", "engine", "engine.subject", "figures", "figures.style"}
+    assert set(_modules()) >= {ROOT_NAME, "study.run", "engine", "engine.subject", "figures", "figures.style"}

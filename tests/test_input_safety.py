@@ -221,7 +221,7 @@ def test_max_memory_option_sets_the_limit(tmp_path, capsys):
     grid = SCENARIO.replace("n = 5", "n = 1000").replace('stop = "2 h", step = "1 h"', 'stop = "36500 d", step = "5 h"')
     path = _scenario(tmp_path, grid)
     err = _cli_error(capsys, ["validate", str(path), "--max-memory", "8GB"])
-    # 175,201 grid times and the end of the 1-h infusion (pkpd._scenario.with_dose_times)
+    # 175,201 grid times and the end of the 1-h infusion (pkpd.study.scenario.with_dose_times)
     assert "1,000 subjects x 1 arms x 175,202 output times" in err and "above the limit of 8 GB" in err
     assert main(["validate", str(path), "--max-memory", "1TB"]) == 0
     assert "above the limit of 1 kB" in _cli_error(capsys, ["validate", str(_scenario(tmp_path, name="small.toml")),

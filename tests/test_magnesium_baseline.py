@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from pkpd._run import make_population, simulate_arms
-from pkpd._scenario import load_scenario
+from pkpd.study.run import simulate_arms
+from pkpd.study.scenario import load_scenario
 
 pytestmark = pytest.mark.models("ketamine_mg_pain", "magnesium_lu2002")
 
@@ -37,7 +37,7 @@ def run(tmp_path, covariates):
     path = tmp_path / "scenario.toml"
     path.write_text(PICKERING.format(covariates=covariates), encoding="utf-8")
     scenario = load_scenario(path)
-    population = make_population(scenario)
+    population = scenario.make_population()
     return population, simulate_arms(scenario, population, progress=False)["ketamine + MgSO4"]
 
 
@@ -72,7 +72,7 @@ def test_a_drawn_baseline_is_each_subjects_own(tmp_path):
 
 def test_surgical_scenario_draws_the_baseline_from_its_population():
     scenario = load_scenario(ROOT / "scenarios" / "magnesium_surgical.toml").with_overrides(n=400)
-    population = make_population(scenario)
+    population = scenario.make_population()
     baseline = population.covariates["MG0"].to_numpy()
     # celiotomy patients (LITERATURE-3.md section 6): mean 0.82 mmol/L, 10 % below 0.70
     assert baseline.mean() == pytest.approx(0.82, abs=0.015)

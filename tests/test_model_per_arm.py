@@ -8,8 +8,8 @@ import pytest
 
 from pkpd._cli import main
 from pkpd._errors import ScenarioError
-from pkpd._run import run_scenario
-from pkpd._scenario import load_scenario
+from pkpd.study.run import run_scenario
+from pkpd.study.scenario import load_scenario
 
 pytestmark = pytest.mark.models("ketamine_kamp2020", "esketamine_otto2021")
 

@@ -144,6 +144,14 @@ def test_max_of_three_arguments_is_differentiated_piecewise(tmp_path, monkeypatc
         assert jacobian[1, 1] == -slope / 20.0
 
 
+def test_nonlinear_names_are_those_of_the_jacobian_entries_that_depend_on_amounts(tmp_path):
+    # pk1cmt is linear: no Jacobian entry depends on an amount
+    assert pkpd.load_model(_model_file(tmp_path)).nonlinear_names() == set()
+    # d(CENT')/dCENT = -CL/V - 2*CL*CENT/V depends on CENT; d(CENT')/dDEPOT = KA does not
+    model = pkpd.load_model(_model_file(tmp_path, cent="KA*DEPOT - CL/V*CENT - CL*CENT*CENT/V"))
+    assert model.nonlinear_names() == {"CL", "V", "CENT"}
+
+
 def test_a_sum_of_600_terms_is_a_model(tmp_path, monkeypatch):
     monkeypatch.setenv("PKPD_CACHE_DIR", str(tmp_path / "cache"))
     terms = " + ".join(f"{k}e-3*CL/V*CENT" for k in range(600))

@@ -15,8 +15,8 @@ from conftest import ROOT, TEST_MODELS, write_pk1cmt_with_drugs
 from pkpd import figures
 from pkpd._cli import _summary_lines, main
 from pkpd.model import MATRICES, OUTPUT_ROLES, library_models
-from pkpd._scenario import load_scenario
-from pkpd._trial import designs_of
+from pkpd.study.scenario import load_scenario
+from pkpd.study.trial_design import designs_of
 
 MODEL = """
 [model]
@@ -332,7 +332,7 @@ def test_trial_endpoint_defaults_to_the_pain_score_output(tmp_path):
 
 def test_search_auc_of_an_output_with_a_baseline_is_above_it(tmp_path):
     # a search constraint or objective on an AUC means what the run's tables mean by it
-    from pkpd._search import _per_subject
+    from pkpd.study.search import _per_subject
 
     path = tmp_path / "baseline.toml"
     path.write_text(BASELINE_MODEL)

@@ -25,7 +25,7 @@ import pytest
 from matplotlib.figure import Figure
 
 import pkpd._cli
-import pkpd._run
+import pkpd.study.run
 from conftest import ROOT, write_pk1cmt_with_drugs
 from pkpd import _output, figures
 from pkpd._cli import main
@@ -212,13 +212,13 @@ def test_force_refuses_the_current_and_home_folders(where, study, tmp_path, monk
 def test_a_file_added_during_the_run_is_not_replaced(study, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     run_output(study, out)
-    simulate_arms = pkpd._run.simulate_arms
+    simulate_arms = pkpd.study.run.simulate_arms
 
     def user_adds_a_file(*args, **kwargs):
         (out / "notes.txt").write_text("added while pkpd ran\n")
         return simulate_arms(*args, **kwargs)
 
-    monkeypatch.setattr(pkpd._run, "simulate_arms", user_adds_a_file)
+    monkeypatch.setattr(pkpd.study.run, "simulate_arms", user_adds_a_file)
     before_run = snapshot(out)
     err = command(capsys, "run", study, "-o", out, "--quiet", "--no-figures", "--force", code=2)
     assert "holds notes.txt, which pkpd did not write" in err
@@ -402,7 +402,7 @@ def test_out_of_memory_is_one_line(study, tmp_path, monkeypatch, capsys):
     def exhausted(*args, **kwargs):
         raise MemoryError()
 
-    monkeypatch.setattr(pkpd._run, "simulate_arms", exhausted)
+    monkeypatch.setattr(pkpd.study.run, "simulate_arms", exhausted)
     err = command(capsys, "run", study, "-o", tmp_path / "out", "--quiet", code=2)
     assert err.startswith(f"error: {study}: not enough memory")
     assert not (tmp_path / "out").exists() and temporaries(tmp_path) == []
@@ -412,7 +412,7 @@ def test_a_defect_of_pkpd_is_labelled_as_such(study, tmp_path, monkeypatch, caps
     def defect(*args, **kwargs):
         raise TypeError("unsupported operand")
 
-    monkeypatch.setattr(pkpd._run, "simulate_arms", defect)
+    monkeypatch.setattr(pkpd.study.run, "simulate_arms", defect)
     err = command(capsys, "run", study, "-o", tmp_path / "out", "--quiet", code=1)
     assert err.startswith("error: internal error in pkpd (TypeError: unsupported operand); please report it")
     monkeypatch.setenv("PKPD_DEBUG", "1")
@@ -489,7 +489,7 @@ def test_signal_swallowed_during_compilation_still_stops_the_run(name, then, stu
     # went on to exit 0, or numba failed later ("no compiled object yet for <Library ...>")
     signum, code = SIGNALS[name]
     callback = ctypes.CFUNCTYPE(None)(lambda: signal.raise_signal(signum))
-    simulate_arms = pkpd._run.simulate_arms
+    simulate_arms = pkpd.study.run.simulate_arms
 
     def compile_then_simulate(*args, **kwargs):
         callback()  # the Interrupted raised by the handler inside is lost, as in compilation
@@ -497,7 +497,7 @@ def test_signal_swallowed_during_compilation_still_stops_the_run(name, then, stu
             raise RuntimeError("no compiled object yet for <Library 'queue_first'>")
         return simulate_arms(*args, **kwargs)
 
-    monkeypatch.setattr(pkpd._run, "simulate_arms", compile_then_simulate)
+    monkeypatch.setattr(pkpd.study.run, "simulate_arms", compile_then_simulate)
     err = command(capsys, "run", study, "-o", tmp_path / "out", "--quiet", "--no-figures", code=code)
     assert err == f"interrupted ({name}); no output written\n"
     assert not (tmp_path / "out").exists() and temporaries(tmp_path) == []

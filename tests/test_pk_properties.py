@@ -135,7 +135,7 @@ def test_no_recompilation_for_a_second_data_set_or_another_model():
 
 def test_subjects_are_independent_of_threads_and_chunks():
     from pkpd._engine import run_stream
-    from pkpd._events import build_stream
+    from pkpd.events.records import build_stream
     import numba
 
     model = pkpd.load_model("pk2cmt")

@@ -11,7 +11,7 @@ import pytest
 import pkpd
 from conftest import TEST_MODELS
 from pkpd._engine import run_stream
-from pkpd._events import build_stream
+from pkpd.events.records import build_stream
 from reference import linear_solution, ode_solution, records
 
 

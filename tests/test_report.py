@@ -19,8 +19,8 @@ from PIL import Image
 
 from pkpd._cli import main
 from pkpd.model import load_model
-from pkpd._run import run_scenario
-from pkpd._scenario import load_scenario
+from pkpd.study.run import run_scenario
+from pkpd.study.scenario import load_scenario
 from pkpd.report import build_report, pdf_pages, render_html
 from pkpd.report._browser import Browser, find_browser
 from pkpd.report._diagram import diagram_figure, model_graph
@@ -265,7 +265,7 @@ def test_model_and_result_display_as_tables_in_jupyter(run_folder):
     page = model._repr_html_()
     assert page.count("<table") == 3 and all(f"<td>{name}</td>" in page for name in model.parameters)
     from pkpd import Population, simulate
-    from pkpd._regimen import Dose
+    from pkpd.events.regimen import Dose
 
     result = simulate(model, [Dose(12.18, "CENT", duration=0.5)], Population(4, seed=1), np.arange(0.0, 6.0, 0.5))
     page = result._repr_html_()

@@ -11,7 +11,7 @@ from conftest import write_pk1cmt_with_drugs
 from pkpd import _scenario
 from pkpd.model import loading
 from pkpd._keys import Keys
-from pkpd._scenario import load_scenario
+from pkpd.study.scenario import load_scenario
 
 SCENARIO = {"model": "pk1cmt.toml",
             "arms": [{"name": "a", "doses": [{"drug": "CENT", "amount": "10 mg"}]}],

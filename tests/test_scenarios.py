@@ -12,8 +12,8 @@ import pytest
 
 from conftest import ROOT, write_pk1cmt_with_drugs
 from pkpd._cli import main
-from pkpd._run import run_scenario
-from pkpd._scenario import load_scenario
+from pkpd.study.run import run_scenario
+from pkpd.study.scenario import load_scenario
 from pkpd.report import build_report
 from pkpd.report._browser import find_browser
 

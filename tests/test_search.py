@@ -10,7 +10,7 @@ from scipy.optimize import linprog
 
 import pkpd
 from pkpd._cli import main
-from pkpd._search import search
+from pkpd.study.search import search
 from pkpd.metrics import window
 
 from conftest import TEST_MODELS, write_pk1cmt_with_drugs
@@ -365,8 +365,8 @@ def test_validate_counts_the_search_and_refuses_it_up_front_when_it_exceeds_the_
     """pkpd validate and pkpd run estimate the search (candidates x subjects x metrics kept, one candidate's
     simulation at a time) with the arms: 20,000 subjects pass a 2 GB limit, and fail a 200 MB one with the
     search named in the message, exit 2 and nothing written; so does pkpd.search from Python."""
-    from pkpd._scenario import check_resources, load_scenario
-    from pkpd._search import search_resources
+    from pkpd.study.scenario import check_resources, load_scenario
+    from pkpd.study.search_spec import search_resources
 
     write_pk1cmt_with_drugs(tmp_path)
     (tmp_path / "study.toml").write_text(SCENARIO.replace("n = 20", "n = 20000"))

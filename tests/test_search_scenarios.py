@@ -5,7 +5,7 @@ import pytest
 
 from conftest import ROOT
 from pkpd._cli import main
-from pkpd._scenario import load_scenario
+from pkpd.study.scenario import load_scenario
 
 pytestmark = pytest.mark.models("ketamine_mg_pain")
 
@@ -25,7 +25,7 @@ def test_the_tradeoff_figure_plots_every_candidate_the_feasible_region_and_the_c
     """The chronic-pain search in 12 patients: every candidate is one point (x its adverse-event rate, y its
     pain AUC, from search.csv's columns); the only limit is 25 % adverse events, so the shaded region ends at
     x = 25 % and holds exactly the feasible points; the square is the chosen candidate."""
-    from pkpd._search import search_scenario
+    from pkpd.study.search import search_scenario
     from pkpd.figures import tradeoff_figure
 
     scenario = load_scenario(ROOT / "scenarios" / "ketamine_weekly_pain_search.toml").with_overrides(n=12)

@@ -8,8 +8,7 @@ import pytest
 
 import pkpd
 from pkpd.model import Parameter
-from pkpd._run import make_population
-from pkpd._sensitivity import scenario_sobol, sobol_indices, tornado
+from pkpd.study.sensitivity import scenario_sobol, sobol_indices, tornado
 from pkpd._uncertainty import parse_uncertainty
 
 from conftest import TEST_MODELS
@@ -29,7 +28,7 @@ def _scenario(tmp_path, sensitivity):
 
 def test_tornado_of_auc_after_a_bolus_has_the_analytic_ends(tmp_path):
     scenario = _scenario(tmp_path, "metrics = ['CP auc', 'CP cmax']\n")
-    table = tornado(scenario, make_population(scenario), scenario.sensitivity, progress=False)
+    table = tornado(scenario, scenario.make_population(), scenario.sensitivity, progress=False)
     auc = table[table["metric"] == "CP auc"].set_index("parameter")
     low, high = scenario.model.uncertainty.ends()["CL"]       # CL log-normal, RSE 20 %: 2.5 and 97.5 % quantiles
     assert math.isclose(low, math.exp(-1.959964 * math.sqrt(math.log1p(0.04))), rel_tol=1e-6)
@@ -68,7 +67,7 @@ def test_sobol_indices_of_the_ishigami_function_are_within_their_bootstrap_inter
 
 def test_sobol_of_a_pk_auc_ranks_clearance_first(tmp_path):
     scenario = _scenario(tmp_path, "metrics = ['CP auc']\nsobol = { metric = 'CP auc', samples = 16, bootstrap = 100 }\n")
-    table = scenario_sobol(scenario, make_population(scenario), scenario.sensitivity, progress=False).set_index("group")
+    table = scenario_sobol(scenario, scenario.make_population(), scenario.sensitivity, progress=False).set_index("group")
     assert table["S1"].sum() <= 1 + table["S1_conf"].sum()
     assert table["S1"].idxmax() == "CL" and table["ST"].idxmax() == "CL"
     assert table.attrs["evaluations"] == 16 * (3 + 2)

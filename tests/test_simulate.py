@@ -53,7 +53,7 @@ def test_chunks_share_one_read_only_layout_and_reuse_their_dose_buffers(populati
         assert np.array_equal(getattr(reused, name), getattr(fresh, name)), name
     # the doses are the chunk's own: 1 mg/kg of each subject's weight, then 100 mg three times
     weights = population.covariates["WT"].to_numpy()[256:300]
-    doses = fresh.amt.reshape(44, per_subject)[:, fresh.kind[:per_subject] == pkpd._events.KIND_DOSE]
+    doses = fresh.amt.reshape(44, per_subject)[:, fresh.kind[:per_subject] == pkpd.events.records.KIND_DOSE]
     assert np.array_equal(doses, np.column_stack([weights, np.full((44, 3), 100.0)]))
     assert not fresh.time.flags.writeable and not fresh.out.flags.writeable
 

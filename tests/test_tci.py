@@ -8,7 +8,7 @@ from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 
 import pkpd
-from pkpd._tci import tci_regimen
+from pkpd.study.tci import tci_regimen
 
 from conftest import TEST_MODELS
 

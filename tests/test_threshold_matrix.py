@@ -8,7 +8,7 @@ that does have that matrix (a venous target is never compared with an arterial c
 import pytest
 
 from pkpd._errors import ScenarioError
-from pkpd._scenario import load_scenario
+from pkpd.study.scenario import load_scenario
 
 pytestmark = pytest.mark.models("ketamine_kamp2020")
 
@@ -87,7 +87,7 @@ def test_venous_s_ketamine_is_half_the_venous_racemate_and_below_the_arterial_pe
     import numpy as np
 
     from pkpd import Population, load_model, simulate
-    from pkpd._regimen import Dose
+    from pkpd.events.regimen import Dose
     model = load_model("ketamine_mg_pain")
     times = np.linspace(0.0, 6.0, 721)
     result = simulate(model, [Dose(0.5, "ketamine", duration=40 / 60, per_weight=True)],

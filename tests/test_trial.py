@@ -7,9 +7,9 @@ import pytest
 from scipy import stats
 
 from conftest import ROOT, PicklingExecutor
-from pkpd._scenario import load_scenario
-from pkpd._trial import (TrialDesign, analyse, compare, designs_of, fit_linear_model, parse_trial, power_table, trial,
-                         williams_sequences)
+from pkpd.study.scenario import load_scenario
+from pkpd.study.trial import analyse, compare, fit_linear_model, power_table, trial
+from pkpd.study.trial_design import TrialDesign, designs_of, parse_trial, williams_sequences
 
 NULL = """
 # Two identical saline arms: any rejection is a false positive.

@@ -24,17 +24,19 @@ PUBLIC_MODULES = [
     "pkpd/model/model.py",     # where Model is defined
     "pkpd/population/__init__.py",    # Population
     "pkpd/population/population.py",  # where it is defined
-    "pkpd/_regimen.py",        # Dose, Regimen
+    "pkpd/events/__init__.py",  # Dose, Regimen
+    "pkpd/events/regimen.py",   # where they are defined
     "pkpd/_simulate.py",       # simulate, simulate_summary, SimulationResult
-    "pkpd/_run.py",            # run_scenario
-    "pkpd/_scenario.py",       # load_scenario
     "pkpd/_simulate_data.py",  # simulate_data
-    "pkpd/_trial.py",          # trial
-    "pkpd/_search.py",         # search, SearchResult
-    "pkpd/_tci.py",            # tci_regimen
+    "pkpd/study/__init__.py",  # load_scenario, run_scenario, search, SearchResult, tci_regimen, UncertaintyOptions
+    "pkpd/study/run.py",       # where run_scenario is defined
+    "pkpd/study/scenario.py",  # load_scenario
+    "pkpd/study/trial.py",     # trial (loaded on first use)
+    "pkpd/study/search.py",    # search, SearchResult
+    "pkpd/study/tci.py",       # tci_regimen
     "pkpd/figures/__init__.py",     # figure_set, write_figures (loaded on first use)
     "pkpd/figures/run_figures.py",  # where they are defined
-    "pkpd/_draws.py",          # UncertaintyOptions
+    "pkpd/study/draws.py",     # UncertaintyOptions
 ]
 
 

@@ -15,7 +15,7 @@ from scipy import stats
 
 import pkpd
 from pkpd import UncertaintyOptions
-from pkpd._draws import scenario_with
+from pkpd.study.draws import scenario_with
 from pkpd._errors import ModelError, ScenarioError
 from pkpd.model import Parameter
 from pkpd._uncertainty import parse_uncertainty

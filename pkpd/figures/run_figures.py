@@ -20,9 +20,9 @@ from .sweep import SWEEP_KEY_LABELS, sweep_figure, sweep_layout, sweep_metrics, 
 from .time_course import LOG_FLOOR_FRACTION, concentration_figure, log_useful
 from .uncertainty import uncertainty_figures
 
-if TYPE_CHECKING:  # _run loads the figures on demand
-    from .._run import RunResult
-    from .._scenario import Scenario
+if TYPE_CHECKING:  # study.run loads the figures on demand
+    from ..study.run import RunResult
+    from ..study.scenario import Scenario
 
 
 def figure_set(run: "RunResult", scenario: "Scenario") -> Iterator[tuple[str, Figure, str]]:

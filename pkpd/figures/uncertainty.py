@@ -14,7 +14,7 @@ Artists that carry data have labels starting with ``_``: ``_variability|ARM``,
 
 import numpy as np
 
-from .._draws import interval_text
+from ..study.draws import interval_text
 from .data import output_label
 from .style import (COLUMN_WIDTH_IN, OKABE_ITO, PAGE_WIDTH_IN, arm_style, caption_base, new_figure, styled,
                     time_scale)

@@ -4,7 +4,8 @@ One module per concept: ``loading`` (reading a model file by name or path and ch
 section), ``model`` (:class:`Model`, :class:`Parameter`, :class:`Output`), ``expressions`` (the
 restricted expression language of model files), ``codegen`` (the Python source of a model's
 functions), ``cache`` (the generated modules on disk and the compiled functions in this process),
-``baseline`` (an output's endogenous baseline per subject) and ``checks`` (the one-line error at a
+``baseline`` (an output's endogenous baseline per subject), ``specialisation`` (a nonlinear model with
+its zero-valued switches folded in, when that makes it linear) and ``checks`` (the one-line error at a
 key of a model file).
 
 A model file is TOML (see ``models/README.md`` for the format). Loading checks
@@ -28,7 +29,8 @@ from .cache import cache_directory, generated_location, is_compiled
 from .codegen import CODEGEN_VERSION, generate_source
 from .loading import MATRICES, OUTPUT_ROLES, library_models, load_model, model_directories
 from .model import Model, Output, Parameter, check_allowed
+from .specialisation import linear_specialisation
 
 __all__ = ["Model", "Parameter", "Output", "load_model", "library_models", "model_directories", "check_allowed",
            "OUTPUT_ROLES", "MATRICES", "generate_source", "CODEGEN_VERSION", "cache_directory", "generated_location",
-           "is_compiled", "baseline_values"]
+           "is_compiled", "baseline_values", "linear_specialisation"]

@@ -159,6 +159,29 @@ class Model:
                 return index
         return None
 
+    def nonlinear_names(self) -> set[str]:
+        """Names in the Jacobian entries that still depend on the amounts, derived names expanded
+        (every parameter when an ODE is not differentiable)."""
+        states = set(self.compartments)
+        names: set[str] = set()
+        for name in self.compartments:
+            tree = self._trees[f"odes.{name}"]
+            for state in self.compartments:
+                try:
+                    entry = expressions.derivative(tree, state)
+                except expressions.NotDifferentiable:
+                    return set(self.parameters)  # anything may matter
+                if entry is not None and expressions.names(entry) & states:
+                    names |= expressions.names(entry)
+        pending = [n for n in names if n in self.derived]
+        while pending:
+            for used in expressions.names(self._trees[f"derived.{pending.pop()}"]):
+                if used not in names:
+                    names.add(used)
+                    if used in self.derived:
+                        pending.append(used)
+        return names
+
     def with_constants(self, values):
         """A copy whose expressions treat the named parameters as constants (folded).
 

@@ -41,7 +41,7 @@ def render_html(folder: RunFolder) -> str:
     """The report as one HTML document (text), every figure embedded."""
     import jinja2
 
-    from .._run import versions
+    from ..study.run import versions
     from ._sections import SECTIONS
 
     templates = resources.files(__package__) / "templates"

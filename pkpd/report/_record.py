@@ -71,9 +71,7 @@ def population_table(run, scenario):
 
         given = default_neuropathic_pain_covariates()
     given = given or {}
-    from .._run import make_population
-
-    drawn = make_population(scenario).covariates.reset_index(drop=True)    # seeded: the run's own subjects
+    drawn = scenario.make_population().covariates.reset_index(drop=True)    # seeded: the run's own subjects
     values = next(iter(run.results.values())).parameters.reset_index(drop=True)
     values = pd.concat([drawn, values[[c for c in values.columns if c not in drawn.columns]]], axis=1)
     rows = []

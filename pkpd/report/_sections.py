@@ -17,7 +17,7 @@ from io import BytesIO
 import numpy as np
 import pandas as pd
 
-from .._run import PACKAGES
+from ..study.run import PACKAGES
 from ._diagram import diagram_figure
 from ._folder import RunFolder
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from ._errors import PkpdError
+from .._errors import PkpdError
 
 
 @dataclass(frozen=True)
@@ -260,7 +260,7 @@ def dose_warning(model, dose, resolved):
     (a long infusion legitimately gives a large total). Typically this catches
     "0.5 mg" written where "0.5 mg/kg" was meant.
     """
-    from ._units import magnitude_in
+    from .._units import magnitude_in
 
     drug = model.drugs.get(dose.drug or dose.target, {})
     documented = drug.get("dose_range")

@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ._errors import PkpdError
-from ._regimen import Dose, Regimen
+from .._errors import PkpdError
+from ..events.regimen import Dose, Regimen
 
 if TYPE_CHECKING:
-    from .model import Model
+    from ..model import Model
 
 TOLERANCE = 1e-3        # relative miss of the target at a step end that the schedule may keep
 MAX_CORRECTIONS = 20    # Newton corrections for a model that is not linear in the dose
@@ -90,7 +90,7 @@ def typical_weight(model):
 def typical_patient(model, spec):
     """One subject: every covariate at the model's value (not drawn from its distribution), WT at
     `spec.weight`; the caller simulates without random effects."""
-    from .population import Population
+    from ..population import Population
 
     values = {name: [float(covariate.value)] for name, covariate in model.covariates.items()}
     return Population.from_table(pd.DataFrame({**values, "WT": [spec.weight]}))
@@ -110,7 +110,7 @@ class TciPlanner:
     """
 
     def __init__(self, model, spec, options=None, key="tci"):
-        from .model import load_model
+        from ..model import load_model
 
         self.model, self.spec, self.key = load_model(model), spec, key
         if spec.output not in self.model.outputs:
@@ -131,7 +131,7 @@ class TciPlanner:
 
     def _output(self, doses, count=None):
         """The output at the first `count` step ends (all of the schedule's by default), shape (count,)."""
-        from ._simulate import simulate
+        from .._simulate import simulate
 
         spec = self.spec
         times = spec.start + spec.step * np.arange(1, (count or spec.steps) + 1)
@@ -245,8 +245,8 @@ def tci_regimen(model: "Model | str | Path", drug: str, output: str, target: flo
     >>> [round(dose.rate, 2) for dose in schedule.doses][:3]
     [83.03, 5.96, 5.92]
     """
-    from .model import Model, load_model
-    from ._options import DEFAULT
+    from ..model import Model, load_model
+    from .._options import DEFAULT
 
     if not isinstance(model, Model):
         model = load_model(model)

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._errors import DataError
-from ._jit import jit
-from ._resources import BYTES_PER_EXPANDED_RECORD, check_memory
-from .engine.constants import KIND_DOSE, KIND_OBS, KIND_RESET, KIND_RESET_DOSE
+from .._errors import DataError
+from .._jit import jit
+from .._resources import BYTES_PER_EXPANDED_RECORD, check_memory
+from ..engine.constants import KIND_DOSE, KIND_OBS, KIND_RESET, KIND_RESET_DOSE
 
 _STANDARD = ["ID", "TIME", "EVID", "AMT", "CMT", "RATE", "II", "ADDL", "SS", "MDV"]
 

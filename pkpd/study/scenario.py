@@ -18,15 +18,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import PkpdError, ScenarioError, suggestion
-from ._keys import Keys
-from .model import Model, check_allowed, library_models, load_model
-from ._options import SolverOptions
-from .population import Population
-from ._random import MAX_SEED
-from ._regimen import Dose, Regimen, dose_warning, resolve_dose
-from ._resources import check_memory
-from ._units import magnitude_in, parse_quantity, per_mass
+from .draws import parse_section as parse_uncertainty
+from .._errors import PkpdError, ScenarioError, suggestion
+from .._keys import Keys
+from ..model import Model, check_allowed, library_models, load_model
+from .._options import SolverOptions
+from ..population import Population
+from .._random import MAX_SEED
+from ..events.regimen import Dose, Regimen, dose_warning, resolve_dose
+from .._resources import check_memory
+from .checks import Checker
+from .search_spec import search_of, search_resources
+from .sensitivity_options import parse_section as parse_sensitivity
+from .trial_design import designs_of
 
 # Each table's keys, required ones included (pkpd/_keys.py): the checker below and the docs' key reference read them.
 TOP_KEYS = Keys(["model", "seed", "description", "parameters", "population", "arms", "sweep", "outputs", "trial",
@@ -96,12 +100,12 @@ class Scenario:
         The ``[trial]`` section checked when the scenario loaded: one design, or
         one per comparison with ``versus``; empty without a trial.
     search : SearchSpec or None
-        The ``[search]`` section checked when the scenario loaded (:mod:`pkpd._search`).
+        The ``[search]`` section checked when the scenario loaded (:mod:`pkpd.study.search_spec`).
     solver : dict
     uncertainty : UncertaintyOptions or None
-        The ``[uncertainty]`` section: parameter draws (see :mod:`pkpd._draws`).
+        The ``[uncertainty]`` section: parameter draws (see :mod:`pkpd.study.draws`).
     sensitivity : SensitivityOptions or None
-        The ``[sensitivity]`` section (see :mod:`pkpd._sensitivity`).
+        The ``[sensitivity]`` section (see :mod:`pkpd.study.sensitivity`).
     hash : str
         SHA-256 of the file's text.
     """
@@ -133,6 +137,10 @@ class Scenario:
     def hash(self):
         return hashlib.sha256(self.text.encode()).hexdigest()
 
+    def make_population(self, n=None):
+        """The scenario's virtual subjects: `n` (default: the scenario's n per arm), from its seed."""
+        return Population(n or self.n, seed=self.seed, **self.population_spec)
+
     def model_of(self, arm_name):
         """The model arm `arm_name` is simulated with: its own (named or with its parameters), or the scenario's."""
         arm = next(arm for arm in self.arms if arm.name == arm_name)
@@ -148,7 +156,7 @@ class Scenario:
         """
         changes = {}
         if parameters:
-            check = _Checker(Path("--set"))
+            check = Checker(Path("--set"))
             for arm in self.arms:
                 for name in parameters:
                     if name in arm.parameters:
@@ -169,74 +177,12 @@ class Scenario:
         return dataclasses.replace(self, **changes)
 
 
-class _Checker:
-    """Validation helpers that know the file name."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self._parsed = {}  # (text, unit, ...) -> magnitude: a sweep repeats each value across many arms
-
-    def fail(self, key, rule, **found):
-        """Raise ScenarioError at `key`; ``value=`` is written as its repr, unless ``got=`` says how."""
-        if "value" in found:
-            found.setdefault("got", repr(found["value"]))
-        raise ScenarioError(rule, file=self.path.name, key=key, **found)
-
-    def refuse(self, key, error):
-        """Fail at `key` with the rule and value of `error`, a PkpdError of a check that knew no file."""
-        self.fail(key, error.rule, **error.fields())
-
-    def keys(self, key, table, allowed, required=None):
-        """Refuse a `table` that is not one, has a key not `allowed` or lacks a required one (`required`,
-        by default ``allowed.required`` of a :class:`~pkpd._keys.Keys`)."""
-        if required is None:
-            required = getattr(allowed, "required", ())
-        if not isinstance(table, dict):
-            self.fail(key, "must be a table", value=table, got=f"{type(table).__name__} {table!r}")
-        for name in table:
-            if name not in allowed:
-                extra = suggestion(name, allowed, "allowed")
-                self.fail(f"{key}.{name}" if key else name, f"unknown key{extra}")
-        for name in required:
-            if name not in table:
-                self.fail(f"{key}.{name}" if key else name, "is required")
-
-    def quantity(self, key, text, expected, positive=True):
-        try:
-            return parse_quantity(text, key, expected=expected, positive=positive)
-        except PkpdError as error:
-            self.refuse(key, error)
-
-    def magnitude(self, key, text, unit, positive=True, molar_mass=None):
-        memo = ("magnitude", text, unit, positive, molar_mass) if isinstance(text, str) else None
-        if memo in self._parsed:
-            return self._parsed[memo]
-        quantity = self.quantity(key, text, None, positive)
-        try:
-            value = magnitude_in(quantity, unit, key, molar_mass=molar_mass)
-        except PkpdError as error:
-            self.refuse(key, error)
-        if memo is not None:
-            self._parsed[memo] = value
-        return value
-
-    def integer(self, key, value, minimum=0):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.fail(key, f"must be an integer >= {minimum}", value=value)
-        return value
-
-    def string(self, key, value):
-        if not isinstance(value, str):
-            self.fail(key, "must be a string", value=value)
-        return value
-
-
 def check_resources(scenario, max_memory=None):
     """Refuse a scenario whose run would need more memory than the limit, before anything is allocated.
 
     The estimate covers every arm's trajectories (all kept for the tables), the long
     exposure table, with a ``[trial]`` section its replicate trials and with a
-    ``[search]`` its candidates (:func:`pkpd._search.search_resources`); ``pkpd
+    ``[search]`` its candidates (:func:`pkpd.study.search_spec.search_resources`); ``pkpd
     validate`` and ``pkpd run`` both call this.
 
     Returns
@@ -245,7 +191,7 @@ def check_resources(scenario, max_memory=None):
     seconds : float
         A rough engine time.
     """
-    from ._simulate import estimate_memory
+    from .._simulate import estimate_memory
 
     n, n_times = scenario.n, scenario.times.size
     size = seconds = 0.0
@@ -273,8 +219,6 @@ def check_resources(scenario, max_memory=None):
         size += largest
         what += f", trial {design.replicates:,} replicates x {max(design.sample_sizes):,} patients"
     if scenario.search is not None:
-        from ._search import search_resources
-
         search_size, search_seconds, search_what = search_resources(scenario)
         size, seconds, what = size + search_size, seconds + search_seconds, what + search_what
     if scenario.uncertainty is not None:   # every draw repeats the run; its percentiles are kept
@@ -297,7 +241,7 @@ def resolved_doses(scenario, population):
     Returns
     -------
     doses : dict of str to list of dict
-        Arm name -> one :func:`pkpd._regimen.resolve_dose` record per dose.
+        Arm name -> one :func:`pkpd.events.regimen.resolve_dose` record per dose.
     warnings : list of str
         One line per dose far outside its drug's documented range (file, key path, value, range).
     """
@@ -362,7 +306,7 @@ def load_scenario(path: Path | str) -> "Scenario":
         raise ScenarioError(f"not valid TOML ({error})", file=path.name) from None
     except RecursionError:
         raise ScenarioError("not valid TOML (arrays or tables nested too deeply)", file=path.name) from None
-    check = _Checker(path)
+    check = Checker(path)
     check.keys("", raw, TOP_KEYS)
 
     model = _named_model(check, "model", raw["model"])
@@ -447,20 +391,12 @@ def load_scenario(path: Path | str) -> "Scenario":
                         metrics=list(metrics), trial=trial, solver=solver,
                         description=str(raw.get("description", "")), raw=raw)
     if trial is not None:
-        from ._trial import designs_of  # scipy loads only for a scenario with a trial
-
         scenario = dataclasses.replace(scenario, designs=designs_of(scenario))
     if "search" in raw:
-        from ._search import search_of
-
         scenario = dataclasses.replace(scenario, search=search_of(scenario, check))
     if "uncertainty" in raw:
-        from ._draws import parse_section
-
-        scenario = dataclasses.replace(scenario, uncertainty=parse_section(check, raw["uncertainty"], model, arms))
+        scenario = dataclasses.replace(scenario, uncertainty=parse_uncertainty(check, raw["uncertainty"], model, arms))
     if "sensitivity" in raw:
-        from ._sensitivity import parse_section as parse_sensitivity
-
         scenario = dataclasses.replace(scenario, sensitivity=parse_sensitivity(check, raw["sensitivity"], scenario))
     return scenario
 
@@ -716,10 +652,10 @@ def _dose(check, model, key, dose):
     per_weight = None
     amount = None
     if "amount" in dose:
-        amount, per_weight = _amount(check, f"{key}.amount", dose["amount"], unit, drug)
+        amount, per_weight = check.amount(f"{key}.amount", dose["amount"], unit, drug)
     rate = None
     if "rate" in dose:
-        rate, rate_per_weight = _amount(check, f"{key}.rate", dose["rate"], f"{unit}/{time_unit}", drug, rate=True)
+        rate, rate_per_weight = check.amount(f"{key}.rate", dose["rate"], f"{unit}/{time_unit}", drug, rate=True)
         if per_weight is not None and rate_per_weight != per_weight:
             check.fail(f"{key}.rate", "amount and rate must both be per body weight or neither")
         per_weight = rate_per_weight
@@ -748,46 +684,6 @@ def _written(dose):
     if "duration" in dose:
         parts.append(f"{'for' if 'rate' in dose else 'over'} {dose['duration']}")
     return " ".join(parts)
-
-
-def parse_amount(text, unit, drug, key, *, rate=False):
-    """A dose amount (or rate) with a unit as a scenario's doses read it: (magnitude in `unit`, or in
-    `unit`/kg, and whether it is per kg), the drug's conversions (e.g. g of MgSO4·7H2O) included.
-
-    Raises ScenarioError naming `key` (the caller adds its file).
-    """
-    return _amount(_Checker(Path("-")), key, text, unit, drug, rate=rate)
-
-
-def _amount(check, key, text, unit, drug, rate=False):
-    """Magnitude in `unit` (or `unit`/kg) and whether it is per body weight."""
-    memo = ("amount", text, unit, id(drug), rate) if isinstance(text, str) else None
-    if memo not in check._parsed:
-        check._parsed[memo] = _parse_amount(check, key, text, unit, drug, rate)
-    return check._parsed[memo]
-
-
-def _parse_amount(check, key, text, unit, drug, rate):
-    quantity = check.quantity(key, text, None, positive=True)
-    per_kg = per_mass(quantity.units)
-    target = f"{unit}/kg" if per_kg else unit
-    molar_mass = drug.get("molar_mass")
-    try:
-        return magnitude_in(quantity, target, key, molar_mass=molar_mass), per_kg
-    except PkpdError:
-        pass
-    conversions = drug.get("conversions", {})
-    drug_unit = drug.get("unit")
-    compartment_base = unit.split("/")[0]
-    if drug_unit and compartment_base in conversions:
-        drug_target = target.replace(compartment_base, drug_unit, 1)
-        try:
-            return magnitude_in(quantity, drug_target, key, molar_mass=molar_mass) * conversions[compartment_base], per_kg
-        except PkpdError:
-            pass
-    kind = "rate" if rate else "amount"
-    check.fail(key, f"must be an {kind} in units compatible with {unit!r}"
-                    f"{' (or per kg)' if not per_kg else ''}", value=text)
 
 
 def _name_template(check, template, keys):

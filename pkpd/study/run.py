@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ._output import check_output_folder, write_csv, write_folder_atomically
-from .population import Population
-from ._scenario import Scenario, check_resources, resolved_doses
-from ._simulate import MapExecutor, simulate
-from .report._record import write_report_inputs
+from .._output import check_output_folder, write_csv, write_folder_atomically
+from .scenario import Scenario, check_resources, resolved_doses
+from .._simulate import MapExecutor, simulate
+from ..report._record import write_report_inputs
 
 if TYPE_CHECKING:  # _run loads _search only for a scenario with a [search] section
-    from ._search import SearchResult
+    from .search import SearchResult
 
 PACKAGES = ["pkpd", "numpy", "scipy", "numba", "pandas", "matplotlib", "pint", "tqdm"]
 
@@ -53,10 +52,6 @@ def versions():
             found[name] = None
     found["python"] = platform.python_version()
     return found
-
-
-def make_population(scenario, n=None):
-    return Population(n or scenario.n, seed=scenario.seed, **scenario.population_spec)
 
 
 def simulate_arms(scenario, population, progress=True, executor=None):
@@ -224,10 +219,10 @@ def run_scenario(scenario: Scenario, outdir: Path | str | None = None, *, force:
     """
     check_run(scenario, outdir, force=force)
     started = time.perf_counter()
-    population = make_population(scenario)
+    population = scenario.make_population()
     found = None
     if scenario.search is not None:
-        from ._search import search_scenario, with_search_arm
+        from .search import search_scenario, with_search_arm
 
         found = search_scenario(scenario, population=population, progress=progress, executor=executor)
         scenario = with_search_arm(scenario, found)  # the chosen regimen is reported as one more arm
@@ -238,19 +233,21 @@ def run_scenario(scenario: Scenario, outdir: Path | str | None = None, *, force:
     power = None
     extra = {}
     if scenario.trial is not None:
-        from ._trial import run_trial_section
+        from .trial import run_trial_section
 
         power, extra = run_trial_section(scenario, progress=progress, executor=executor)
     if found is not None:
         extra["search"] = found.manifest_record()
     uncertainty, sensitivity, tables = None, None, {}
     if scenario.uncertainty is not None:
-        from ._draws import uncertainty_section
+        from .draws import uncertainty_section
+        from .trial import trial
 
-        uncertainty, tables, more = uncertainty_section(scenario, population, executor=executor, progress=progress)
+        uncertainty, tables, more = uncertainty_section(scenario, population, simulate=simulate, trial=trial,
+                                                        executor=executor, progress=progress)
         extra = {**extra, **more}
     if scenario.sensitivity is not None:
-        from ._sensitivity import sensitivity_section
+        from .sensitivity import sensitivity_section
 
         sensitivity, more_tables, more = sensitivity_section(scenario, population, executor=executor,
                                                              progress=progress)
@@ -280,7 +277,7 @@ def _write_atomically(run, scenario, target, *, force, figures):
         if run.power is not None:
             write_csv(run.power, folder / "power.csv", float_format="%.6g")
         if run.search is not None:
-            from ._search import recommended_arm_toml
+            from .search import recommended_arm_toml
 
             write_csv(run.search.table, folder / "search.csv", float_format="%.6g")
             arm = recommended_arm_toml(scenario, run.search)
@@ -289,7 +286,7 @@ def _write_atomically(run, scenario, target, *, force, figures):
         for name, table in run.tables.items():
             write_csv(table, folder / f"{name}.csv", float_format="%.6g")
         if figures:
-            from .figures import write_figures
+            from ..figures import write_figures
 
             run.manifest["figures"] = write_figures(run, scenario, folder / "figures")
         run.manifest.update(write_report_inputs(run, scenario, folder))  # what `pkpd report` reads

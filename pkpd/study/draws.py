@@ -22,16 +22,17 @@ draws of the median over subjects.
 
 import dataclasses
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from ._errors import PkpdError, ScenarioError, suggestion
-from ._keys import Keys
-from .metrics import percentiles as percentiles_over_subjects
-from ._random import MAX_SEED
-from ._simulate import linear_specialisation, simulate
+from .._errors import PkpdError, ScenarioError, suggestion
+from .._keys import Keys
+from ..metrics import percentiles as percentiles_over_subjects
+from .._random import MAX_SEED
+from ..model import linear_specialisation
 
 STATISTICS = ("median", "p5", "p95", "mean")
 UNCERTAINTY_KEYS = Keys(["draws", "seed", "parameters", "level", "replicates"], required=["draws"])
@@ -176,7 +177,10 @@ def summarise(result, outputs, quantiles, interval=None, thresholds=None, window
 
 @dataclass(frozen=True)
 class DrawContext:
-    """Everything a draw needs besides its parameter values (sent once per task to an executor)."""
+    """Everything a draw needs besides its parameter values (sent once per task to an executor).
+
+    `simulate` is :func:`pkpd.simulate` and `trial` :func:`pkpd.trial` (when each draw runs the
+    scenario's trial, else None), passed in by their callers: the draws sit below both."""
     scenario: object          # a Scenario, or None for simulate(uncertainty=)
     arms: tuple               # (arm name, model, regimen) per arm
     population: object
@@ -189,9 +193,10 @@ class DrawContext:
     metrics: tuple | None
     solver: dict
     variability: bool
+    simulate: Callable
     trial_replicates: int | None = None
     profiles: bool = True
-    trial: bool = False
+    trial: Callable | None = None
 
 
 def evaluate(context, values, origin="uncertainty draw"):
@@ -205,7 +210,7 @@ def evaluate(context, values, origin="uncertainty draw"):
     """
     percentiles, statistics = {}, {}
     for name, model, regimen in context.arms:
-        result = simulate(derive(model, values, origin), regimen, context.population, context.times,
+        result = context.simulate(derive(model, values, origin), regimen, context.population, context.times,
                           variability=context.variability, progress=False, **context.solver)
         arm_percentiles, arm_statistics = summarise(result, context.outputs, context.quantiles, context.interval,
                                                     context.thresholds, context.windows, context.metrics)
@@ -213,24 +218,22 @@ def evaluate(context, values, origin="uncertainty draw"):
             percentiles.update({(name, output): table for output, table in arm_percentiles.items()})
         statistics.update({(name,) + key: row for key, row in arm_statistics.items()})
     power = None
-    if context.trial:
-        from ._trial import trial
-
-        power = trial(scenario_with(context.scenario, values, origin), replicates=context.trial_replicates)
+    if context.trial is not None:
+        power = context.trial(scenario_with(context.scenario, values, origin), replicates=context.trial_replicates)
     return {"percentiles": percentiles, "statistics": statistics, "power": power}
 
 
-def scenario_context(scenario, population, *, profiles=True, trial=None, replicates=None, n=None,
+def scenario_context(scenario, population, *, simulate, trial=None, profiles=True, replicates=None, n=None,
                      outputs=None, metrics=None):
-    """The DrawContext of a scenario's arms (and of its trial, when it has one and `trial` is not False)."""
+    """The DrawContext of a scenario's arms, simulated by `simulate` (:func:`pkpd.simulate`), and of its
+    trial when `trial` (:func:`pkpd.trial`) is given."""
     arms = tuple((arm.name, arm.model or scenario.model, arm.regimen) for arm in scenario.arms)
-    has_trial = scenario.trial is not None if trial is None else trial
     return DrawContext(scenario=scenario, arms=arms, population=population, times=scenario.times,
                        outputs=tuple(outputs or scenario.variables), quantiles=tuple(scenario.quantiles),
                        interval=scenario.interval, thresholds=scenario.thresholds, windows=scenario.windows,
                        metrics=tuple(metrics or scenario.metrics), solver=dict(scenario.solver),
-                       variability=scenario.variability, trial_replicates=replicates, profiles=profiles,
-                       trial=has_trial)
+                       variability=scenario.variability, simulate=simulate, trial_replicates=replicates,
+                       profiles=profiles, trial=trial)
 
 
 def run_draws(context, draws, *, executor=None, progress=True, label="parameter draws"):
@@ -348,15 +351,15 @@ def collect(results, draws, times, quantiles, level, seed, units):
                              units=units)
 
 
-def simulate_with_uncertainty(model, regimen, population, times, uncertainty, *, outputs=None,
+def simulate_with_uncertainty(simulate, model, regimen, population, times, uncertainty, *, outputs=None,
                               quantiles=(5, 50, 95), interval=None, thresholds=None, windows=None,
                               method="auto", rtol=None, atol=None, variability=True, progress=None,
                               executor=None):
-    """:func:`pkpd.simulate` with ``uncertainty=``: see there."""
-    from .model import load_model
-    from ._options import DEFAULT
-    from .population import Population
-    from ._regimen import Regimen
+    """:func:`pkpd.simulate` with ``uncertainty=``: see there (`simulate`: :func:`pkpd.simulate` itself)."""
+    from ..model import load_model
+    from .._options import DEFAULT
+    from ..population import Population
+    from ..events.regimen import Regimen
 
     model = load_model(model)
     options = as_options(uncertainty)
@@ -376,20 +379,22 @@ def simulate_with_uncertainty(model, regimen, population, times, uncertainty, *,
                           times=np.asarray(times, dtype=np.float64), outputs=outputs, quantiles=tuple(quantiles),
                           interval=interval, thresholds={o: thresholds for o in outputs} if thresholds else {},
                           windows={o: windows for o in outputs} if windows else {}, metrics=None, solver=solver,
-                          variability=variability)
+                          variability=variability, simulate=simulate)
     results = run_draws(context, draws, executor=executor, progress=progress is not False)
     units = {"TIME": model.units.get("time", "h"), **{o: model.outputs[o].unit for o in outputs}}
     return collect(results, draws, context.times, quantiles, options.level, options.seed
                    if options.seed is not None else population.seed, units)
 
 
-def scenario_with_uncertainty(scenario, population, options=None, *, executor=None, progress=True, trial=None):
-    """The draws of a scenario (`options`: its ``[uncertainty]`` by default): an UncertaintyResult."""
+def scenario_with_uncertainty(scenario, population, options=None, *, simulate, trial, executor=None, progress=True):
+    """The draws of a scenario (`options`: its ``[uncertainty]`` by default): an UncertaintyResult; `simulate`
+    and `trial` are :func:`pkpd.simulate` and :func:`pkpd.trial` (the trial runs when the scenario has one)."""
     options = options or scenario.uncertainty
     if options is None:
         raise ScenarioError("has no [uncertainty] section", file=scenario.path.name)
     draws = sample_draws(scenario.model, options, scenario.seed, scenario.arms)
-    context = scenario_context(scenario, population, trial=trial, replicates=options.replicates)
+    context = scenario_context(scenario, population, simulate=simulate,
+                               trial=trial if scenario.trial is not None else None, replicates=options.replicates)
     results = run_draws(context, draws, executor=executor, progress=progress)
     units = {"TIME": scenario.model.units.get("time", "h"),
              **{o: scenario.model.outputs[o].unit for o in scenario.variables}}
@@ -397,13 +402,14 @@ def scenario_with_uncertainty(scenario, population, options=None, *, executor=No
     return collect(results, draws, scenario.times, scenario.quantiles, options.level, seed, units)
 
 
-def trial_with_uncertainty(scenario, uncertainty, *, replicates=None, executor=None, progress=False):
-    """:func:`pkpd.trial` with ``uncertainty=``: the power of every draw (no profiles kept)."""
+def trial_with_uncertainty(trial, scenario, uncertainty, *, replicates=None, executor=None, progress=False):
+    """:func:`pkpd.trial` with ``uncertainty=``: the power of every draw (no profiles kept; `trial`:
+    :func:`pkpd.trial` itself)."""
     options = as_options(uncertainty)
     if replicates is not None:
         options = dataclasses.replace(options, replicates=replicates)
     draws = sample_draws(scenario.model, options, scenario.seed, scenario.arms)
-    context = dataclasses.replace(scenario_context(scenario, None, profiles=False, trial=True,
+    context = dataclasses.replace(scenario_context(scenario, None, simulate=None, trial=trial, profiles=False,
                                                    replicates=options.replicates), arms=())
     results = run_draws(context, draws, executor=executor, progress=progress, label="trial draws")
     seed = options.seed if options.seed is not None else scenario.seed
@@ -417,8 +423,9 @@ def interval_text(level):
 
 
 
-def uncertainty_section(scenario, population, *, executor=None, progress=True):
-    """For ``pkpd run``: the ``[uncertainty]`` draws of a scenario.
+def uncertainty_section(scenario, population, *, simulate, trial, executor=None, progress=True):
+    """For ``pkpd run``: the ``[uncertainty]`` draws of a scenario (`simulate`, `trial`: as for
+    :func:`scenario_with_uncertainty`).
 
     Returns
     -------
@@ -431,7 +438,8 @@ def uncertainty_section(scenario, population, *, executor=None, progress=True):
     """
     model = scenario.model
     options = scenario.uncertainty
-    uncertainty = scenario_with_uncertainty(scenario, population, executor=executor, progress=progress)
+    uncertainty = scenario_with_uncertainty(scenario, population, simulate=simulate, trial=trial, executor=executor,
+                                            progress=progress)
     tables = {"uncertainty_draws": uncertainty.draws.reset_index(),
               "uncertainty_profiles": uncertainty.profile_intervals().rename(
                   columns={"TIME": f"TIME ({model.units.get('time', 'h')})"}),
