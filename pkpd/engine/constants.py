@@ -1,7 +1,7 @@
 """Constants shared by the engine's kernels and its Python side: one source for both.
 
 Numba freezes module-level numbers into the compiled code, so the kernels read these
-names as compile-time constants; the Python side (``pkpd._engine``, ``pkpd._events``)
+names as compile-time constants; the Python side (``pkpd._engine``, ``pkpd.events.records``)
 imports the same names.
 """
 
