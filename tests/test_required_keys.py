@@ -8,7 +8,7 @@ import pytest
 
 import pkpd
 from conftest import write_pk1cmt_with_drugs
-from pkpd import _scenario
+from pkpd.study import scenario as scenario_module
 from pkpd.model import loading
 from pkpd._keys import Keys
 from pkpd.study.scenario import load_scenario
@@ -17,10 +17,10 @@ SCENARIO = {"model": "pk1cmt.toml",
             "arms": [{"name": "a", "doses": [{"drug": "CENT", "amount": "10 mg"}]}],
             "outputs": {"times": {"start": "0 h", "stop": "2 h", "step": "1 h"}}}
 # (key path of the table, where it sits in SCENARIO, its Keys)
-SCENARIO_TABLES = [("", (), _scenario.TOP_KEYS), ("arms[0]", ("arms", 0), _scenario.ARM_KEYS),
-                   ("arms[0].doses[0]", ("arms", 0, "doses", 0), _scenario.DOSE_KEYS),
-                   ("outputs", ("outputs",), _scenario.OUTPUT_KEYS),
-                   ("outputs.times", ("outputs", "times"), _scenario.TIME_KEYS)]
+SCENARIO_TABLES = [("", (), scenario_module.TOP_KEYS), ("arms[0]", ("arms", 0), scenario_module.ARM_KEYS),
+                   ("arms[0].doses[0]", ("arms", 0, "doses", 0), scenario_module.DOSE_KEYS),
+                   ("outputs", ("outputs",), scenario_module.OUTPUT_KEYS),
+                   ("outputs.times", ("outputs", "times"), scenario_module.TIME_KEYS)]
 
 MODEL = {"model": {"name": "keys"},
          "compartments": {"CENT": {"number": 1}},
@@ -92,7 +92,7 @@ def test_the_unchanged_files_are_accepted(tmp_path):
 
 
 def test_keys_say_what_they_require():
-    assert _scenario.DOSE_KEYS.requirement() == ("drug; amount (or give a rate and a duration); every (when count > 1 "
+    assert scenario_module.DOSE_KEYS.requirement() == ("drug; amount (or give a rate and a duration); every (when count > 1 "
                                                  "or until is given)")
     assert Keys(["a"]).requirement() == "-"
     with pytest.raises(ValueError, match="not among the allowed keys"):
