@@ -384,3 +384,21 @@ def test_validate_counts_the_search_and_refuses_it_up_front_when_it_exceeds_the_
         search("pk1cmt", [pkpd.Dose(100.0, "CENT")], pkpd.Population(20000, seed=0), np.arange(0.0, 13.0, 1.0),
                variables={"dose": {"set": "doses[0].amount", "from": "10 mg", "to": "400 mg", "step": "10 mg"}},
                constraints=[{"metric": "cmax", "output": "CP", "at_most": "8 mg/L"}])
+
+
+@pytest.mark.models("ketamine_mg_pain")
+def test_a_pain_auc_metric_is_in_score_times_days_as_in_the_run_tables():
+    # issue 20: one unit for pain AUC everywhere, the search's metrics included
+    from types import SimpleNamespace
+
+    from pkpd.study.search import _per_subject
+    from pkpd.study.search_spec import _metric_unit
+
+    model = pkpd.load_model("ketamine_mg_pain")
+    population, times = pkpd.Population(3, seed=1), np.linspace(0.0, 48.0, 97)
+    result = pkpd.simulate(model, [], population, times, progress=False)
+    metric = SimpleNamespace(kind="auc", output="PAIN_EXPECTED", interval=(0.0, 48.0))
+    auc = _per_subject(metric, model, pkpd.Regimen([]), result, times, np.array([0.0]), population)
+    assert auc == pytest.approx(result.exposure("PAIN_EXPECTED")["auc"].to_numpy(), rel=1e-12)
+    assert _metric_unit("auc", model, "PAIN_EXPECTED") == "NRS 0-10*d"
+    assert _metric_unit("auc", model, "KETAMINE") == "ng/mL*h"

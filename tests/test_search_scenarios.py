@@ -31,7 +31,7 @@ def test_the_tradeoff_figure_plots_every_candidate_the_feasible_region_and_the_c
     scenario = load_scenario(ROOT / "scenarios" / "ketamine_weekly_pain_search.toml").with_overrides(n=12)
     found = search_scenario(scenario, progress=False)
     table = found.table
-    events, pain = 100 * table["adverse_event_rate_P_ANY_AE (fraction)"], table["pain_auc (NRS 0-10*h)"]
+    events, pain = 100 * table["adverse_event_rate_P_ANY_AE (fraction)"], table["pain_auc (NRS 0-10*d)"]
     ax = tradeoff_figure(found).axes[0]
     lines = {line.get_label(): np.column_stack(line.get_data()) for line in ax.get_lines()}
     feasible = table["feasible"].to_numpy()
@@ -44,6 +44,6 @@ def test_the_tradeoff_figure_plots_every_candidate_the_feasible_region_and_the_c
     assert (inside.to_numpy() == feasible).all()
     chosen = table.iloc[found.chosen]
     assert lines["_chosen"][0] == pytest.approx([100 * chosen["adverse_event_rate_P_ANY_AE (fraction)"],
-                                                 chosen["pain_auc (NRS 0-10*h)"]])
+                                                 chosen["pain_auc (NRS 0-10*d)"]])
     assert lines["_chosen_interval_y"][:, 1] == pytest.approx([chosen["pain_auc low"], chosen["pain_auc high"]])
     assert [stem for stem, _, _ in found.figures()] == ["search", "search_tradeoff"]

@@ -70,6 +70,7 @@ from ..metrics import exposure_metrics, window as continuous
 from ..population import Population
 from ..events.regimen import Dose, Regimen, expand
 from .._resources import check_memory
+from .._units import convert
 from .search_spec import (DEFAULT_BUDGET, SearchSpec, candidate, estimate_search, is_zero, parse_search,
                            schedule_doses, unit_text, value_text)
 from .tci import TciPlanner
@@ -126,7 +127,11 @@ def _per_subject(metric, model, regimen, result, grid, kinks, population):
     baseline = result.baseline(metric.output) if metric.kind == "auc" else None
     if baseline is not None:   # an endogenous substance: its AUC above the baseline, as in every table of a run
         values = values - baseline[:, None]
-    return exposure_metrics(grid, values, interval=(start, stop))[metric.kind]
+    found = exposure_metrics(grid, values, interval=(start, stop))[metric.kind]
+    time_unit = result.units["TIME"]
+    if metric.kind == "auc" and model.outputs[metric.output].role == "pain_score" and time_unit != "d":
+        found = found * convert(1.0, time_unit, "d")   # score x days, as SimulationResult.exposure gives it
+    return found
 
 
 def _weights(result, population):

@@ -559,7 +559,10 @@ def _metric_unit(kind, model, output):
     if kind == "total_dose":
         return ""
     unit = model.outputs[output].unit
-    return f"{unit}*{model.units.get('time', 'h')}" if kind == "auc" else unit
+    if kind != "auc":
+        return unit
+    # a pain score's AUC in score x days, as every table of a run gives it (SimulationResult.exposure)
+    return f"{unit}*{'d' if model.outputs[output].role == 'pain_score' else model.units.get('time', 'h')}"
 
 
 def _statistic(check, key, spec, kind):
