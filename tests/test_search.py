@@ -386,19 +386,22 @@ def test_validate_counts_the_search_and_refuses_it_up_front_when_it_exceeds_the_
                constraints=[{"metric": "cmax", "output": "CP", "at_most": "8 mg/L"}])
 
 
-@pytest.mark.models("ketamine_mg_pain")
-def test_a_pain_auc_metric_is_in_score_times_days_as_in_the_run_tables():
-    # issue 20: one unit for pain AUC everywhere, the search's metrics included
+def test_a_pain_auc_metric_is_in_score_times_days_as_in_the_run_tables(tmp_path):
+    # issue 20: one unit for pain AUC everywhere, the search's metrics included; a constant score of 6
+    # over 48 h is 12 score x days (closed form)
     from types import SimpleNamespace
 
     from pkpd.study.search import _per_subject
     from pkpd.study.search_spec import _metric_unit
 
-    model = pkpd.load_model("ketamine_mg_pain")
+    path = tmp_path / "pk1cmt_pain.toml"
+    path.write_text((TEST_MODELS / "pk1cmt_iiv.toml").read_text().replace('name = "pk1cmt_iiv"', 'name = "pk1cmt_pain"')
+                    .replace("[outputs]", '[outputs]\nPAIN = { expr = "6 + 0*CENT", unit = "NRS 0-10", role = "pain_score" }'))
+    model = pkpd.load_model(path)
     population, times = pkpd.Population(3, seed=1), np.linspace(0.0, 48.0, 97)
     result = pkpd.simulate(model, [], population, times, progress=False)
-    metric = SimpleNamespace(kind="auc", output="PAIN_EXPECTED", interval=(0.0, 48.0))
+    metric = SimpleNamespace(kind="auc", output="PAIN", interval=(0.0, 48.0))
     auc = _per_subject(metric, model, pkpd.Regimen([]), result, times, np.array([0.0]), population)
-    assert auc == pytest.approx(result.exposure("PAIN_EXPECTED")["auc"].to_numpy(), rel=1e-12)
-    assert _metric_unit("auc", model, "PAIN_EXPECTED") == "NRS 0-10*d"
-    assert _metric_unit("auc", model, "KETAMINE") == "ng/mL*h"
+    assert auc == pytest.approx([12.0] * 3, rel=1e-12)
+    assert _metric_unit("auc", model, "PAIN") == "NRS 0-10*d"
+    assert _metric_unit("auc", model, "CP") == "mg/L*h"
