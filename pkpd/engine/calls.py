@@ -5,7 +5,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .._jit import jit
+from .jit import jit
 
 if numba.config.DISABLE_JIT:   # the engine runs as Python (coverage): model functions take flat arrays
     def data(array):

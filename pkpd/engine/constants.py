@@ -57,7 +57,8 @@ W_Y0 = 17        # state at the start of the step just taken (dense output)
 W_C = 18
 W_G = 19
 W_PIVOT = 20     # row interchanges of an LU factorisation (indices as float64)
-W_ROWS = 21
+W_SS_PERTURBED = 21
+W_ROWS = 22
 
 # slots of the event queue
 Q_TIME = 0
@@ -89,4 +90,5 @@ MATS_W = 1
 MATS_SPARE = 2
 MATS_CACHE = 3
 MATS_PADE = MATS_CACHE + 2 * CACHE_SLOTS   # scratch of the Pade approximant: 9 matrices
-MATS_SIZE = MATS_PADE + 9
+MATS_SS_JAC = MATS_PADE + 9                # the steady-state search's Jacobian of the period map
+MATS_SIZE = MATS_SS_JAC + 1

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .._jit import jit
+from .jit import jit
 from .calls import evaluate_rhs
 from .constants import W_K, W_TMP, W_Y0
 

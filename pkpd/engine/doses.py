@@ -2,7 +2,7 @@
 
 import math
 
-from .._jit import jit
+from .jit import jit
 from .calls import data
 from .constants import (MOD_ALAG, MOD_D, MOD_F, MOD_R, Q_DURATION, Q_SEQUENCE, Q_TIME, Q_VALUE, QI_CMT, QI_KIND,
                         QUEUE_INFUSION_END, STATUS_BAD_BIOAVAILABILITY, STATUS_BAD_LAG,

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .._jit import jit
+from .jit import jit
 from .calls import data, evaluate_rhs
 from .constants import CACHE_SLOTS, HS_CACHE, HS_NEXT, MATS_CACHE, MATS_JAC, MATS_PADE, W_C, W_G, W_NEW, W_TMP
 from .linalg import lu_factor, lu_solve, matmul_into

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from .._jit import jit
+from .jit import jit
 from .calls import data, evaluate_rhs, record_output
 from .constants import (HS_H, METHOD_EXACT, METHOD_RK45, OPT_ATOL, OPT_H_MAX, OPT_MAX_STEPS, OPT_METHOD,
                         OPT_RTOL, STATUS_MAX_STEPS, STATUS_NOT_FINITE, STATUS_OK, STATUS_PROPAGATOR_NOT_FINITE,

@@ -2,7 +2,7 @@
 
 import math
 
-from .._jit import jit
+from .jit import jit
 
 
 @jit

@@ -11,7 +11,7 @@ estimate in ``work[W_ERR]``, the two dense-output vectors in ``work[W_K + 6]`` a
 
 import numpy as np
 
-from .._jit import jit
+from .jit import jit
 from .calls import data, evaluate_rhs
 from .constants import MATS_JAC, MATS_W, W_ERR, W_K, W_NEW, W_PIVOT, W_TMP, W_Y0
 from .linalg import lu_factor, lu_solve

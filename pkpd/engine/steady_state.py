@@ -7,19 +7,23 @@ step-size state of their own, so a subject's exact-path propagator cache is not 
 
 import math
 
-import numpy as np
-
-from .._jit import jit
+from .jit import jit
 from .calls import data, evaluate_rhs
-from .constants import (MATS_JAC, OPT_ATOL, OPT_RTOL, QUEUE_INFUSION_END, STATUS_OK, STATUS_QUEUE_OVERFLOW,
-                        STATUS_SINGULAR, STATUS_SS_NOT_CONVERGED, W_PIVOT, W_SS_BASE, W_SS_G, W_SS_P, W_SS_RATE,
-                        W_SS_Y)
+from .constants import (MATS_JAC, MATS_SS_JAC, OPT_ATOL, OPT_RTOL, QUEUE_INFUSION_END, STATUS_OK, STATUS_QUEUE_OVERFLOW,
+                        STATUS_SINGULAR, STATUS_SS_NOT_CONVERGED, W_PIVOT, W_SS_BASE, W_SS_G, W_SS_P,
+                        W_SS_PERTURBED, W_SS_RATE, W_SS_Y)
 from .doses import queue_push
-from .exact import hstate_size
 from .integrate import advance
 from .linalg import all_finite, lu_factor, lu_solve
 
 NEWTON_ITERATIONS = 60
+
+
+@jit
+def clear(hstate):
+    """A fresh step-size state: no step chosen, no propagator cached."""
+    for i in range(hstate.size):
+        hstate[i] = 0.0
 
 
 @jit
@@ -58,12 +62,13 @@ def converged(delta, y, rtol, atol):
 
 
 @jit
-def ss_periodic(model, cmt, amount, rate_value, duration, interval, e, ss_opts, work, mats, result):
+def ss_periodic(model, cmt, amount, rate_value, duration, interval, e, ss_opts, work, mats, hstate, result):
     """Trough of the periodic steady state of a dose train, by Newton's method
     on the period map with a finite-difference Jacobian (one iteration is
-    exact for linear models; the second confirms it)."""
+    exact for linear models; the second confirms it). hstate: the search's own
+    step-size state (cleared here)."""
     n = result.size
-    hstate = np.zeros(hstate_size(e.size))
+    clear(hstate)
     ytr = work[W_SS_Y]
     base = work[W_SS_P]
     g = work[W_SS_G]
@@ -73,8 +78,8 @@ def ss_periodic(model, cmt, amount, rate_value, duration, interval, e, ss_opts, 
     atol = ss_opts[OPT_ATOL]
     scale = amount if rate_value == 0.0 else rate_value * min(duration, interval)
     scale = max(abs(scale), atol)
-    jac = np.empty((n, n))
-    perturbed = np.empty(n)
+    jac = mats[MATS_SS_JAC]
+    perturbed = work[W_SS_PERTURBED]
     for iteration in range(NEWTON_ITERATIONS):
         for i in range(n):
             base[i] = ytr[i]
@@ -140,8 +145,9 @@ def ss_constant(model, cmt, rate_value, e, ss_opts, work, mats, result):
 
 @jit
 def steady_state_dose(model, t, cmt, amount, rate_value, duration, interval, lag, e, y, rate, active,
-                      qf, qi, count, sequence, ss_opts, work, mats):
-    """Add the steady state of the dose train at time t to y (SS=1 resets y first, in the caller).
+                      qf, qi, count, sequence, ss_opts, work, mats, hstate):
+    """Add the steady state of the dose train at time t to y (SS=1 resets y first, in the caller);
+    hstate: a step-size state for the search (not the subject's).
 
     Returns (status, queue count, sequence)."""
     contribution = work[W_SS_BASE]
@@ -153,7 +159,8 @@ def steady_state_dose(model, t, cmt, amount, rate_value, duration, interval, lag
         for i in range(y.size):
             y[i] += contribution[i]
         return STATUS_OK, count, sequence
-    status = ss_periodic(model, cmt, amount, rate_value, duration, interval, e, ss_opts, work, mats, contribution)
+    status = ss_periodic(model, cmt, amount, rate_value, duration, interval, e, ss_opts, work, mats, hstate,
+                         contribution)
     if status != STATUS_OK:
         return status, count, sequence
     # state at the record time: `phase` after the last dose of the past train,
@@ -161,7 +168,7 @@ def steady_state_dose(model, t, cmt, amount, rate_value, duration, interval, lag
     lag_mod = lag - math.floor(lag / interval) * interval
     if lag_mod > 0.0:
         phase = interval - lag_mod
-        hstate = np.zeros(hstate_size(e.size))
+        clear(hstate)
         status = ss_cycle(model, contribution, phase, cmt, amount, rate_value, duration, interval, e, hstate,
                           ss_opts, work, mats)
         if status != STATUS_OK:

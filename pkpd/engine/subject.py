@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._jit import jit
+from .._jit import jit as allocating_jit
+from .jit import jit
 from .calls import data, load_env, record_output
 from .constants import (HS_H, KIND_DOSE, KIND_OBS, KIND_RESET, KIND_RESET_DOSE, MATS_SIZE, MOD_SIZE, METHOD_ROSENBROCK,
                         OPT_METHOD, Q_DURATION, Q_TIME, Q_VALUE, QI_CMT, QI_KIND, QUEUE_DOSE, QUEUE_INFUSION_END,
@@ -53,7 +54,7 @@ def mark_jump(hstate, restart):
 @jit
 def run_subject(model, start, stop, ev_time, ev_kind, ev_amt, ev_cmt, ev_rate, ev_ii, ev_ss,
                 ev_prow, ev_drow, ev_out, ev_parent, P, opts, ss_opts,
-                work, mats, e, e_dose, mods, active, qf, qi, hstate,
+                work, mats, e, e_dose, mods, active, qf, qi, hstate, ss_hstate,
                 out_state, out_values):
     y = work[W_Y]
     rate = work[W_RATE]
@@ -138,11 +139,11 @@ def run_subject(model, start, stop, ev_time, ev_kind, ev_amt, ev_cmt, ev_rate, e
                 if ev_ii[j] == 0.0:
                     status, count, sequence = steady_state_dose(
                         model, t, cmt, 0.0, ev_rate[j], 0.0, 0.0, 0.0, e_dose, y, rate, active,
-                        qf, qi, count, sequence, ss_opts, work, mats)
+                        qf, qi, count, sequence, ss_opts, work, mats, ss_hstate)
                 else:
                     status, count, sequence = steady_state_dose(
                         model, t, cmt, amount, rate_value, duration, ev_ii[j], lag, e_dose, y, rate,
-                        active, qf, qi, count, sequence, ss_opts, work, mats)
+                        active, qf, qi, count, sequence, ss_opts, work, mats, ss_hstate)
                 if status != STATUS_OK:
                     return status
                 invalidate_cache(hstate, e.size)  # the steady-state search reused the cache's matrices
@@ -181,7 +182,7 @@ def _engine_source_key():
 
 
 def _run_population(source_key):
-    @jit
+    @allocating_jit   # the one engine function with Numba's runtime: it allocates the workspaces
     def run_population(model, subject_start, ev_time, ev_kind, ev_amt, ev_cmt, ev_rate, ev_ii, ev_ss,
                        ev_prow, ev_drow, ev_out, ev_parent, P, n_env, opts, ss_opts, queue_capacity,
                        chunk_size, first_chunk, last_chunk, out_state, out_values, status):
@@ -209,6 +210,7 @@ def _run_population(source_key):
             qf = np.zeros((queue_capacity, 4))
             qi = np.zeros((queue_capacity, 2), np.int64)
             hstate = np.zeros(hstate_size(n_env))
+            ss_hstate = np.zeros(hstate_size(n_env))
             first = c * chunk_size
             last = min(first + chunk_size, n_subjects)
             for s in range(first, last):
@@ -217,7 +219,7 @@ def _run_population(source_key):
                 if stop > start:
                     status[s] = run_subject(model, start, stop, ev_time, ev_kind, ev_amt, ev_cmt, ev_rate, ev_ii,
                                             ev_ss, ev_prow, ev_drow, ev_out, ev_parent, P, opts, ss_opts,
-                                            work, mats, e, e_dose, mods, active, qf, qi, hstate,
+                                            work, mats, e, e_dose, mods, active, qf, qi, hstate, ss_hstate,
                                             out_state, out_values)
 
     return run_population
