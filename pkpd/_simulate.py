@@ -274,9 +274,18 @@ def estimate_memory(model, n_subjects, n_times, n_doses, *, keep_trajectories=Tr
     return trajectories + doses + stream + subjects, n_subjects * records * SECONDS_PER_SUBJECT_RECORD
 
 
+CHUNK_BYTES_PER_THREAD = 1e7
+
+
 def _chunk_size(n_subjects, records):
-    """Subjects per engine call: event records (13 arrays of 8 bytes each) of about 40 MB at most."""
-    return int(max(64, min(n_subjects, 2_000, 4e7 // max(records * 13 * 8, 1))))
+    """Subjects per engine call: event records (13 arrays of 8 bytes each) of about 10 MB per thread.
+
+    The chunk's records are written by Python and read by the engine, and its outputs written by
+    the engine; a chunk that stays in the processor's caches between the two is faster (W1, 10,000
+    subjects, exact, 1 thread: 3.80 us per subject in chunks of 2,000 subjects, 40 MB of records;
+    2.99 in chunks of 500; 2 threads, chunks of 1,000: 2.07 us wall against 3.89)."""
+    budget = CHUNK_BYTES_PER_THREAD * max(1, numba.get_num_threads())
+    return int(max(64, min(n_subjects, 2_000, budget // max(records * 13 * 8, 1))))
 
 
 def _check_times(times):

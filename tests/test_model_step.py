@@ -12,6 +12,7 @@ from scipy.integrate import RK45
 import pkpd
 from conftest import TEST_MODELS
 from pkpd.model import generated_location
+from pkpd.model.codegen import STRAIGHT_LINE_STATES, generate_source
 from pkpd.engine import pointer
 from pkpd.engine.constants import W_ERR, W_K, W_NEW, W_ROWS
 
@@ -86,3 +87,49 @@ def test_compiled_step_is_the_generated_python_bit_for_bit():
     work[W_K] = first
     model.kernels.dopri(pointer(y), pointer(e), pointer(rate), 0.3, pointer(work))
     assert np.array_equal(work, expected)
+
+
+def _engine_steps(phi, g, y, count):
+    """`count` steps y <- phi y + g in the engine's order of operations (pkpd.engine.integrate):
+    acc = g[i], then acc += phi[i, j] * y[j] for j in order, all rows before y changes."""
+    n = y.size
+    y = [float(v) for v in y]
+    rows = []
+    for _ in range(count):
+        new = []
+        for i in range(n):
+            acc = float(g[i])
+            for j in range(n):
+                acc += float(phi[i, j]) * y[j]
+            new.append(acc)
+        y = new
+        rows.append(y)
+    return np.array(rows)
+
+
+@pytest.mark.models("pk3cmt", "ketamine_kamp2020")
+@pytest.mark.parametrize("name", ["pk3cmt", "ketamine_kamp2020"])   # states written out, and loops
+def test_exact_run_is_the_engine_step_and_the_models_outputs_bit_for_bit(name):
+    """``model_exact`` (the exact path's run of output records on a grid) takes the engine's exact
+    step and writes the model's own outputs, bit for bit, and leaves y at the last state."""
+    model = pkpd.load_model(name)
+    module = model.module
+    y, _, e = _state(model, module, seed=5)
+    rng = np.random.default_rng(6)
+    n = y.size
+    phi = rng.uniform(-0.4, 0.6, (n, n))
+    g = rng.uniform(0.0, 1.0, n)
+    count = 6
+    expected_states = _engine_steps(phi, g, y, count)
+    n_out = len(model.outputs)
+    expected_values = np.zeros((count, n_out))
+    for m in range(count):
+        model.kernels.outputs(pointer(np.ascontiguousarray(expected_states[m])), pointer(e),
+                              pointer(expected_values[m]))
+    states = np.full((count, n), np.nan)
+    values = np.full((count, n_out), np.nan)
+    model.kernels.exact(pointer(y), pointer(e), pointer(phi), pointer(g), count, pointer(states), pointer(values))
+    assert np.array_equal(states, expected_states)
+    assert np.array_equal(values, expected_values)
+    assert np.array_equal(y, expected_states[-1])
+    assert (n <= STRAIGHT_LINE_STATES) == ("y0 = y[0]" in generate_source(model))

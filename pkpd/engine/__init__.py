@@ -1,6 +1,6 @@
 """The simulation engine: ordinary Numba modules, compiled once per installation and Numba version.
 
-A model plugs in through seven small compiled functions (:mod:`.interface`); the engine
+A model plugs in through eight small compiled functions (:mod:`.interface`); the engine
 takes their addresses as arguments, so its compiled code, cached on disk by Numba,
 serves every model.
 

@@ -12,18 +12,19 @@ if numba.config.DISABLE_JIT:   # the engine runs as Python (coverage): model fun
         return array.reshape(-1)
 
     def row_data(matrix, row):
-        return matrix[row]
+        return matrix[row:].reshape(-1)
 else:
     @intrinsic
     def row_data(typingctx, matrix, row):
-        """The pointer to matrix[row, 0] (C-contiguous), without making a view of the row (a view
-        costs an atomic reference-count pair)."""
+        """The pointer to matrix[row, 0, ...] (C-contiguous: the rows from `row` on, flat), for a
+        model function, without making a view."""
         signature = types.CPointer(matrix.dtype)(matrix, row)
 
         def codegen(context, builder, sig, args):
             array = context.make_array(matrix)(context, builder, args[0])
             zero = context.get_constant(types.intp, 0)
-            return cgutils.get_item_pointer(context, builder, matrix, array, [args[1], zero], wraparound=False)
+            indices = [args[1]] + [zero] * (matrix.ndim - 1)
+            return cgutils.get_item_pointer(context, builder, matrix, array, indices, wraparound=False)
 
         return signature, codegen
 

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from .jit import jit
-from .calls import data, evaluate_rhs, record_output
+from .calls import data, evaluate_rhs, record_output, row_data
 from .constants import (HS_H, METHOD_EXACT, METHOD_RK45, OPT_ATOL, OPT_H_MAX, OPT_MAX_STEPS, OPT_METHOD,
                         OPT_RTOL, STATUS_MAX_STEPS, STATUS_NOT_FINITE, STATUS_OK, STATUS_PROPAGATOR_NOT_FINITE,
                         STATUS_STEP_UNDERFLOW, W_ERR, W_G, W_K, W_NEW, W_TMP, W_Y0)
@@ -175,10 +175,31 @@ def integrate(model, t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, stri
     return STATUS_OK, k
 
 
+@jit(inline="always")
+def grid_run(k, k_to, t, t1, strict, last_dt, ev_time, ev_out):
+    """(m, time of record k + m - 1): the run of output records k, k+1, ... that the exact path
+    steps through with one propagator, each one step of length last_dt (within the rounding of
+    record times) after the one before, inside the interval, with consecutive output rows."""
+    row = ev_out[k]
+    m = 1
+    while k + m < k_to:
+        tn = ev_time[k + m]
+        if tn > t1 or (strict and tn >= t1) or not tn > t or not same_length(t, tn, last_dt) \
+                or ev_out[k + m] != row + m:
+            break
+        t = tn
+        m += 1
+    return m, t
+
+
 @jit
 def exact_integrate(model, t0, t1, y, rate, e, hstate, work, mats, k, k_to, strict,
                     ev_time, ev_out, out_state, out_values):
-    """The exact counterpart of integrate: steps y <- Phi y + Gamma c from output record to output record."""
+    """The exact counterpart of integrate: steps y <- Phi y + Gamma c from output record to output record.
+
+    A run of output records on a regular grid (one propagator) is stepped by the model's own
+    ``exact`` function in one call, which writes each record's state and outputs
+    (bit-identical to stepping them one by one here, as the other records are)."""
     constant_term(model, rate, e, work)
     new, g = work[W_NEW], work[W_G]
     n = y.size
@@ -198,6 +219,13 @@ def exact_integrate(model, t0, t1, y, rate, e, hstate, work, mats, k, k_to, stri
                 if index < 0:
                     return STATUS_PROPAGATOR_NOT_FINITE, k
                 last_dt = target - t
+            if not done and ev_out[k] >= 0:
+                m, t = grid_run(k, k_to, target, t1, strict, last_dt, ev_time, ev_out)
+                row = ev_out[k]
+                model.exact(data(y), data(e), row_data(mats, index), data(g), m, row_data(out_state, row),
+                            row_data(out_values, row))
+                k += m
+                continue
             for i in range(n):   # the exact step (exact.exact_step, written out: it runs once per output)
                 acc = g[i]
                 for j in range(n):

@@ -11,7 +11,7 @@ key of a model file).
 A model file is TOML (see ``models/README.md`` for the format). Loading checks
 every section against the rules of the format and raises :class:`ModelError`
 naming the file, the key and the problem. Compilation writes a Python module of
-the model's seven small functions (:mod:`pkpd.engine.interface`) to a cache folder
+the model's eight small functions (:mod:`pkpd.engine.interface`) to a cache folder
 under a name keyed by the SHA-256 of the generated source and the Numba version;
 Numba's on-disk cache beside that file means an unchanged model is compiled once,
 ever (about a second), and the engine itself (:mod:`pkpd.engine`), compiled once

@@ -1,4 +1,4 @@
-"""The code generator: the Python source of a model's seven functions for the engine.
+"""The code generator: the Python source of a model's eight functions for the engine.
 
 Nothing a model file says reaches the generated source as text: names are checked identifiers
 (prefixed), numbers and expressions are re-printed from checked trees. The source is a function of
@@ -70,7 +70,7 @@ def _used(trees):
 
 
 def generate_source(model):
-    """The Python source of the model's seven functions (see :mod:`pkpd.engine.interface`).
+    """The Python source of the model's eight functions (see :mod:`pkpd.engine.interface`).
 
     Raises ModelError naming the key when an expression (or its derivative) nests
     deeper than Python can compile."""
@@ -136,6 +136,8 @@ def generate_source(model):
         value = code(ode_keys[i], entry, where) if entry is not None else "0.0"
         lines.append(f"    jac[{i * len(states) + j}] = {value}")   # row-major (n_states, n_states)
     lines += ["", ""]
+
+    lines += _exact_source(model, outputs, code, output_keys, hoisted)
 
     used = _used(outputs)
     lines += ["def model_outputs(y, e, out):"]
@@ -210,3 +212,54 @@ def _dopri_source(model, odes, code, ode_keys, hoisted):
               f"            total += DOPRI_E[j] * work[({W_K} + j) * {n} + i]",
               f"        work[{W_ERR * n} + i] = h * total"]
     return lines + ["", ""]
+
+
+STRAIGHT_LINE_STATES = 6
+
+
+def _exact_source(model, outputs, code, output_keys, hoisted):
+    """The lines of ``model_exact(y, e, phi, g, count, states, values)``: `count` exact steps
+    y <- Phi y + g (:mod:`pkpd.engine.exact`), each written as a row of `states` and, with the
+    model's outputs at it, of `values` (rows of n_states and n_outputs values, flat).
+
+    The engine's exact path steps from output record to output record: on a regular grid of
+    observation times it calls this once for the whole run of records, where it would otherwise
+    call the outputs through a pointer at every record. Each product and sum is the engine's own
+    (``acc = g[i]``, then ``acc += Phi[i, j] * y[j]`` for j in order), so results are bit-identical
+    to stepping record by record. Up to STRAIGHT_LINE_STATES states the state and Phi stay in
+    local variables (written out: n^2 terms); above, loops with constant bounds."""
+    n = len(model.compartments)
+    n_out = len(model.outputs)
+    names = [f"{expressions.PREFIX}{name}" for name in model.compartments]
+    used = _used(outputs)
+    lines = ["def model_exact(y, e, phi, g, count, states, values):"]
+    lines += _unpack(model, "e", used, hoisted=hoisted)
+    straight = n <= STRAIGHT_LINE_STATES
+    if straight:
+        lines += [f"    y{i} = y[{i}]" for i in range(n)]
+        lines += [f"    g{i} = g[{i}]" for i in range(n)]
+        lines += [f"    p{i}_{j} = phi[{i * n + j}]" for i in range(n) for j in range(n)]
+    lines += ["    for m in range(count):",
+              f"        row = m * {n}"]
+    if straight:
+        for i in range(n):
+            terms = " + ".join([f"g{i}"] + [f"p{i}_{j} * y{j}" for j in range(n)])
+            lines.append(f"        n{i} = {terms}")
+        lines += [f"        y{i} = n{i}" for i in range(n)]
+        lines += [f"        states[row + {i}] = y{i}" for i in range(n)]
+        lines += [f"        {names[i]} = y{i}" for i in range(n) if model.compartments[i] in used]
+    else:
+        lines += [f"        for i in range({n}):",
+                  "            acc = g[i]",
+                  f"            for j in range({n}):",
+                  f"                acc += phi[i * {n} + j] * y[j]",
+                  "            states[row + i] = acc",
+                  f"        for i in range({n}):",
+                  "            y[i] = states[row + i]"]
+        lines += [f"        {names[i]} = y[{i}]" for i in range(n) if model.compartments[i] in used]
+    for index, name in enumerate(model.outputs):
+        lines.append(f"        {expressions.PREFIX}{name} = {code(output_keys[index], outputs[index])}")
+        lines.append(f"        values[m * {n_out} + {index}] = {expressions.PREFIX}{name}")
+    if straight:
+        lines += [f"    y[{i}] = y{i}" for i in range(n)]
+    return lines + ["    return", "", ""]

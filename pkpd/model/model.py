@@ -276,7 +276,7 @@ class Model:
 
     @property
     def module(self):
-        """The model's compiled module: its seven functions (generated and imported on first use).
+        """The model's compiled module: its eight functions (generated and imported on first use).
 
         Models with the same text (the same file, or copies made by with_parameters before either
         was used, e.g. one per parameter draw) share it without generating the source again."""
