@@ -122,7 +122,7 @@ def dopri_dense(x, h, work):
         work[W_TMP, i] = work[W_Y0, i] + h * work[W_TMP, i]
 
 
-@jit
+@jit(inline="always")
 def first_same_as_last(work):
     """After an accepted step, its last stage is the next step's first."""
     for i in range(work.shape[1]):

@@ -26,7 +26,7 @@ from .constants import (HS_H, METHOD_EXACT, METHOD_RK45, OPT_ATOL, OPT_H_MAX, OP
 from .dopri import ORDER as DOPRI_ORDER
 from .dopri import dopri_dense, first_same_as_last, initial_step
 from .exact import constant_term, exact_step, propagator, same_length
-from .linalg import all_finite, error_norm
+from .linalg import NOT_FINITE_ERROR, all_finite, squared_error_norm
 from .rodas import ORDER as RODAS_ORDER
 from .rodas import rodas_dense, rodas_step
 
@@ -53,28 +53,29 @@ def save_at(model, t_limit, strict, y, e, k, k_to, ev_time, ev_out, out_state, o
 # --- adaptive steps ------------------------------------------------------------------
 
 @jit(inline="always")
-def error_power(error, order):
-    """error ** (-1 / order) in single precision: the controller's factor needs a few digits, and
-    float64 pow, on the critical path of every step, was 9-17 % of the RK45 time (W1, W2)."""
-    return float(np.float32(error) ** np.float32(-1.0 / order))
+def error_power(squared_error, order):
+    """error ** (-1 / order), from the squared error norm, in single precision: the controller's factor
+    needs a few digits, and float64 pow, on the critical path of every step, was 9-17 % of the RK45
+    time (W1, W2)."""
+    return float(np.float32(squared_error) ** np.float32(-0.5 / order))
 
 
 @jit(inline="always")
-def next_step_size(h, h_try, error, order, accepted, last):
-    """The controller: the step to try after a step of length h_try with this error norm
+def next_step_size(h, h_try, squared_error, order, accepted, last):
+    """The controller: the step to try after a step of length h_try with this squared error norm
     (h: the step proposed before the last step of an interval was cut to fit)."""
     if accepted:
-        if error == 0.0:
+        if squared_error == 0.0:
             factor = 10.0
         else:
-            factor = min(10.0, 0.9 * error_power(error, order))
+            factor = min(10.0, 0.9 * error_power(squared_error, order))
         if not last or factor < 1.0:
             return h_try * factor
         return h
-    if error >= 1e10:
+    if squared_error >= NOT_FINITE_ERROR:
         factor = 0.1
     else:
-        factor = max(0.2, 0.9 * error_power(error, order))
+        factor = max(0.2, 0.9 * error_power(squared_error, order))
     return h_try * factor
 
 
@@ -144,7 +145,7 @@ def integrate(model, t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, stri
         else:
             rodas_step(model, h_try, y, rate, e, work, mats)
         steps += 1
-        error = error_norm(err, y, new, rtol, atol) if all_finite(new) else 1e10
+        error = squared_error_norm(err, y, new, rtol, atol)
         h = next_step_size(h, h_try, error, order, error <= 1.0, last)
         need_first_stage = False   # after a rejected step the first stage is unchanged
         if error <= 1.0:
@@ -294,7 +295,7 @@ def advance(model, t0, t1, y, rate, e, hstate, opts, work, mats):
         else:
             rodas_step(model, h_try, y, rate, e, work, mats)
         steps += 1
-        error = error_norm(err, y, new, rtol, atol) if all_finite(new) else 1e10
+        error = squared_error_norm(err, y, new, rtol, atol)
         h = next_step_size(h, h_try, error, order, error <= 1.0, last)
         need_first_stage = False
         if error <= 1.0:

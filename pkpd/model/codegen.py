@@ -29,6 +29,13 @@ def _unpack(model, array, names_needed, env=True, hoisted=()):
     return lines
 
 
+# models of up to this many states get their exact (n^2 terms) and Dormand-Prince (about 21 n terms
+# and six right-hand sides) steps written out, states in local variables (see _exact_source,
+# _dopri_source); larger ones loops with constant bounds. Written out, W1's 3-state Dormand-Prince
+# step made rk45 11-15 % faster (W1, W2), and compiled in 0.9 s for 4 states, 1.1 s for 5
+STRAIGHT_LINE_STATES = 6
+STRAIGHT_LINE_DOPRI_STATES = 4
+
 _HOISTABLE = (ast.BinOp, ast.UnaryOp, ast.Call, ast.IfExp)
 
 
@@ -182,9 +189,10 @@ def _dopri_source(model, odes, code, ode_keys, hoisted):
     with the sums over states as loops: a straight-line version (every stage and state written
     out) was 12 % faster on W1's 3 states but compiled ketamine_mg_pain's step in 1.3-1.5 s
     instead of 0.25 s (Numba types every arithmetic operation; LLVM unrolls what is written as
-    loops with constant bounds when the body is small). The stage sums follow the tableau's
-    order and each derivative is the right-hand side plus its dose rate, as in scipy's RK45;
-    ``work`` is the engine's work matrix (rows of ``n_states``), flat."""
+    loops with constant bounds when the body is small). So the straight-line form is written for
+    models of up to STRAIGHT_LINE_DOPRI_STATES states only (:func:`_dopri_straight_line`). The stage sums
+    follow the tableau's order and each derivative is the right-hand side plus its dose rate, as in
+    scipy's RK45; ``work`` is the engine's work matrix (rows of ``n_states``), flat."""
     from ..engine import dopri
     from ..engine.constants import W_ERR, W_K, W_NEW, W_TMP
 
@@ -197,6 +205,8 @@ def _dopri_source(model, odes, code, ode_keys, hoisted):
              f"DOPRI_E = ({error})", "", "",
              "def model_dopri(y, e, rate, h, work):"]
     lines += _unpack(model, "e", _used(odes), hoisted=hoisted)
+    if n <= STRAIGHT_LINE_DOPRI_STATES:
+        return lines + _dopri_straight_line(model, odes, code, ode_keys) + ["", ""]
     lines += ["    for s in range(1, 7):",
               f"        for i in range({n}):",
               f"            total = DOPRI_A[s * 7] * work[{W_K * n} + i]",
@@ -213,8 +223,6 @@ def _dopri_source(model, odes, code, ode_keys, hoisted):
               f"        work[{W_ERR * n} + i] = h * total"]
     return lines + ["", ""]
 
-
-STRAIGHT_LINE_STATES = 6
 
 
 def _exact_source(model, outputs, code, output_keys, hoisted):
@@ -263,3 +271,28 @@ def _exact_source(model, outputs, code, output_keys, hoisted):
     if straight:
         lines += [f"    y[{i}] = y{i}" for i in range(n)]
     return lines + ["    return", "", ""]
+
+
+def _dopri_straight_line(model, odes, code, ode_keys):
+    """The body of ``model_dopri`` with every stage and state written out (states, stages and
+    rates in local variables): the same sums, term by term (zero weights included), as the
+    loops of :func:`_dopri_source`, so the two forms give the same bits."""
+    from ..engine.constants import W_ERR, W_K, W_NEW
+
+    n = len(model.compartments)
+    names = [f"{expressions.PREFIX}{name}" for name in model.compartments]
+    lines = [f"    y{i} = y[{i}]" for i in range(n)]
+    lines += [f"    r{i} = rate[{i}]" for i in range(n)]
+    lines += [f"    k0_{i} = work[{W_K * n + i}]" for i in range(n)]
+    for stage in range(1, 7):
+        for i in range(n):
+            terms = " + ".join(f"DOPRI_A[{stage * 7 + j}] * k{j}_{i}" for j in range(stage))
+            lines.append(f"    {names[i]} = y{i} + h * ({terms})")
+        for i in range(n):
+            lines.append(f"    k{stage}_{i} = ({code(ode_keys[i], odes[i])}) + r{i}")
+        lines += [f"    work[{(W_K + stage) * n + i}] = k{stage}_{i}" for i in range(n)]
+    for i in range(n):
+        lines.append(f"    work[{W_NEW * n + i}] = {names[i]}")
+        terms = " + ".join(f"DOPRI_E[{j}] * k{j}_{i}" for j in range(7))
+        lines.append(f"    work[{W_ERR * n + i}] = h * ({terms})")
+    return lines
