@@ -38,7 +38,7 @@ from . import workloads as wl
 HERE = Path(__file__).resolve().parent
 FLOORS = HERE / "floors.toml"
 QUICK = {"W1": dict(n=1000, baseline=20, reference=10), "W2": dict(n=200, baseline=10, reference=10),
-         "D1": dict(sizes=(1000, 10_000)), "W4": dict(n=4000, chunk=2000)}
+         "D1": dict(sizes=(1000, 10_000)), "W4": dict(n=4000, chunk=500)}
 FULL = {"W1": dict(sizes=(1000, 10_000), baseline=30, reference=30),
         "W2": dict(sizes=(1000, 10_000), baseline=20, reference=20)}
 METHODS = ("exact", "rk45")
@@ -664,7 +664,7 @@ def main(argv=None):
                 for workload in (wl.W1, wl.W2):
                     results.append(thread_scaling(workload, 10_000, repeats))
             elif name == "W4":
-                results.append(w4_workload(arguments.w4_subjects, 2_000, 20))
+                results.append(w4_workload(arguments.w4_subjects, 500, 20))
             elif name == "W3":
                 results.append(w3_workload(1000, 3, max(1, min(repeats, 3))))
             elif name == "cold":
