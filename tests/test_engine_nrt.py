@@ -1,4 +1,5 @@
-"""The engine's per-subject code counts no references (pkpd/engine/jit.py).
+"""The engine's per-subject code counts no references, and only its entry point is cached on disk
+(pkpd/engine/jit.py).
 
 Numba's reference counting (atomic increments and decrements on every array argument and
 row view) was a quarter of W1's exact-path time; every engine function below
@@ -39,3 +40,13 @@ def test_an_allocating_function_is_refused_at_compile_time():
 
     with pytest.raises(Exception):
         allocates(3)
+
+
+def test_only_the_entry_point_is_cached_on_disk():
+    """A cached caller embeds its callees' code: with every engine function cached by its own file's
+    time stamp, an edit of one engine module left callers in unchanged modules running the old code.
+    Only run_population is cached, keyed by a digest of every engine module."""
+    cached = sorted(name for name, d in _engine_dispatchers().items()
+                    if type(d._cache).__name__ != "NullCache")
+    assert cached == ["pkpd.engine.subject.run_population"]
+    assert "source_key" in subject.run_population.py_func.__code__.co_freevars

@@ -15,7 +15,8 @@ from conftest import TEST_MODELS
 from pkpd.model import generated_location
 from pkpd.model.codegen import STRAIGHT_LINE_STATES, generate_source
 from pkpd.engine import pointer
-from pkpd.engine.constants import W_ERR, W_K, W_NEW, W_ROWS
+from pkpd.engine.constants import OPT_ATOL, OPT_RTOL, OPT_SIZE, W_ERR, W_K, W_NEW, W_ROWS
+from pkpd.engine.linalg import NOT_FINITE_ERROR
 
 pytestmark = pytest.mark.models(TEST_MODELS / "mm1cmt.toml")
 
@@ -54,10 +55,20 @@ def _scipy_step(module, y, rate, e, h):
     return new, stages, h * RK45.E @ stages
 
 
+RTOL, ATOL = 1e-6, 1e-9
+
+
+def _options():
+    """The engine's option vector with the tolerances the step's error norm takes."""
+    opts = np.zeros(OPT_SIZE)
+    opts[OPT_RTOL], opts[OPT_ATOL] = RTOL, ATOL
+    return opts
+
+
 def _model_step(module, y, rate, e, h, first_stage):
     work = np.zeros((W_ROWS, y.size))
     work[W_K] = first_stage
-    module.model_dopri(y, e, rate, h, work.reshape(-1))
+    module.model_dopri(y, e, rate, h, _options(), work.reshape(-1))
     return work
 
 
@@ -72,8 +83,23 @@ def test_generated_step_is_a_dormand_prince_step(name, h):
     scale = np.abs(y).max() + h * np.abs(stages).max()
     np.testing.assert_allclose(work[W_NEW], new, rtol=1e-14, atol=1e-14 * scale)
     np.testing.assert_allclose(work[W_K:W_K + 7], stages, rtol=1e-13, atol=1e-13 * np.abs(stages).max())
-    np.testing.assert_allclose(work[W_ERR], error, rtol=0, atol=1e-14 * scale)
-    assert np.abs(work[W_ERR]).max() > 0.0   # a real error estimate, not zeros
+    # the step's squared error norm: mean of (error / (atol + rtol max(|y|, |new|)))^2, as scipy's RK45 scales it
+    squared_norm = np.mean((error / (ATOL + RTOL * np.maximum(np.abs(y), np.abs(new)))) ** 2)
+    np.testing.assert_allclose(np.sqrt(work[W_ERR, 0]), np.sqrt(squared_norm), rtol=1e-6, atol=1e-14 * scale / ATOL)
+    assert squared_norm > 0.0   # a real error estimate, not zeros
+
+
+@pytest.mark.models("pk3cmt", "ketamine_mg_pain")
+@pytest.mark.parametrize("name", ["pk3cmt", "ketamine_mg_pain"])   # written out, and loops
+def test_a_step_that_leaves_finite_values_reports_it(name):
+    model = pkpd.load_model(name)
+    module = _python_module(model)
+    y, rate, e = _state(model, module, seed=4)
+    first = np.zeros_like(y)
+    module.model_rhs(y, e, first)
+    with np.errstate(all="ignore"):
+        work = _model_step(module, y, rate, e, 1e300, first + rate)   # a step far too long: overflow
+    assert work[W_ERR, 0] == NOT_FINITE_ERROR
 
 
 def test_compiled_step_is_the_generated_python_bit_for_bit():
@@ -86,7 +112,7 @@ def test_compiled_step_is_the_generated_python_bit_for_bit():
     expected = _model_step(module, y, rate, e, 0.3, first)
     work = np.zeros((W_ROWS, y.size))
     work[W_K] = first
-    model.kernels.dopri(pointer(y), pointer(e), pointer(rate), 0.3, pointer(work))
+    model.kernels.dopri(pointer(y), pointer(e), pointer(rate), 0.3, pointer(_options()), pointer(work))
     assert np.array_equal(work, expected)
 
 
@@ -155,6 +181,6 @@ def test_written_out_step_is_the_looped_step_bit_for_bit(monkeypatch):
         return _model_step(SimpleNamespace(model_dopri=namespace["model_dopri"]), y, rate, e, 0.2, first + rate)
 
     written_out, looped = step(len(y)), step(0)
-    rows = [*range(W_K, W_K + 7), W_NEW, W_ERR]   # the step's contract (the loops also leave scratch in W_TMP)
+    rows = [*range(W_K, W_K + 7), W_NEW]   # the step's contract (the loops also leave scratch in W_TMP)
     assert np.array_equal(written_out[rows], looped[rows])
-    assert np.abs(written_out[W_ERR]).max() > 0.0
+    assert written_out[W_ERR, 0] == looped[W_ERR, 0] > 0.0   # the squared error norm

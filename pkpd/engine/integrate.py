@@ -141,11 +141,12 @@ def integrate(model, t0, t1, y, rate, e, hstate, opts, work, mats, k, k_to, stri
         if method == METHOD_RK45:
             if need_first_stage:
                 evaluate_rhs(model, y, e, rate, work[W_K])
-            model.dopri(data(y), data(e), data(rate), h_try, data(work))
+            model.dopri(data(y), data(e), data(rate), h_try, data(opts), data(work))
+            error = work[W_ERR, 0]   # the model's step computes its squared error norm
         else:
             rodas_step(model, h_try, y, rate, e, work, mats)
+            error = squared_error_norm(err, y, new, rtol, atol)
         steps += 1
-        error = squared_error_norm(err, y, new, rtol, atol)
         h = next_step_size(h, h_try, error, order, error <= 1.0, last)
         need_first_stage = False   # after a rejected step the first stage is unchanged
         if error <= 1.0:
@@ -291,11 +292,12 @@ def advance(model, t0, t1, y, rate, e, hstate, opts, work, mats):
         if method == METHOD_RK45:
             if need_first_stage:
                 evaluate_rhs(model, y, e, rate, work[W_K])
-            model.dopri(data(y), data(e), data(rate), h_try, data(work))
+            model.dopri(data(y), data(e), data(rate), h_try, data(opts), data(work))
+            error = work[W_ERR, 0]   # the model's step computes its squared error norm
         else:
             rodas_step(model, h_try, y, rate, e, work, mats)
+            error = squared_error_norm(err, y, new, rtol, atol)
         steps += 1
-        error = squared_error_norm(err, y, new, rtol, atol)
         h = next_step_size(h, h_try, error, order, error <= 1.0, last)
         need_first_stage = False
         if error <= 1.0:

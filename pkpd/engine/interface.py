@@ -21,9 +21,11 @@ jacobian   ``jacobian(y, e, jac)``        d(rhs)/dy
 outputs    ``outputs(y, e, out)``         the model's outputs
 dose       ``dose(e, cmt, mods)``         F, ALAG, R, D of compartment cmt into mods
 initial    ``initial(e, y)``              initial amounts
-dopri      ``dopri(y, e, rate, h, work)`` one Dormand-Prince step of length h from y (dose
-                                          rates ``rate``), :mod:`.dopri`'s contract, into the
-                                          engine's work matrix ``work`` (flat, row-major)
+dopri      ``dopri(y, e, rate, h, opts,   one Dormand-Prince step of length h from y (dose
+           work)``                        rates ``rate``), :mod:`.dopri`'s contract, into the
+                                          engine's work matrix ``work`` (flat, row-major), and
+                                          its squared error norm (tolerances of the option
+                                          vector ``opts``) into ``work[W_ERR, 0]``
 exact      ``exact(y, e, phi, g, count,   `count` exact steps y <- phi y + g (:mod:`.exact`),
            states, values)``              each step's state and outputs into the next row of
                                           ``states`` and ``values``; y ends at the last
@@ -56,7 +58,7 @@ SIGNATURES = {
     "outputs": types.void(_POINTER, _POINTER, _POINTER),
     "dose": types.void(_POINTER, types.int64, _POINTER),
     "initial": types.void(_POINTER, _POINTER),
-    "dopri": types.void(_POINTER, _POINTER, _POINTER, types.float64, _POINTER),
+    "dopri": types.void(_POINTER, _POINTER, _POINTER, types.float64, _POINTER, _POINTER),
     "exact": types.void(_POINTER, _POINTER, _POINTER, _POINTER, types.int64, _POINTER, _POINTER),
 }
 _CFUNC_OPTIONS = {key: value for key, value in JIT_OPTIONS.items() if key not in ("cache", "nogil")}

@@ -13,7 +13,8 @@ import copy
 from . import expressions
 from .checks import fail
 
-CODEGEN_VERSION = "4"   # 2: Numba cache files end in a checksum; 3: model functions only, the engine apart; 4: model_dopri
+CODEGEN_VERSION = "5"   # 2: Numba cache files end in a checksum; 3: model functions only, the engine apart; 4: model_dopri
+# 5: model_exact, and model_dopri's squared error norm
 
 
 def _unpack(model, array, names_needed, env=True, hoisted=()):
@@ -179,8 +180,10 @@ def generate_source(model):
 
 
 def _dopri_source(model, odes, code, ode_keys, hoisted):
-    """The lines of ``model_dopri(y, e, rate, h, work)``: one Dormand-Prince step of
-    :mod:`pkpd.engine.dopri`'s contract for this model's states.
+    """The lines of ``model_dopri(y, e, rate, h, opts, work)``: one Dormand-Prince step of
+    :mod:`pkpd.engine.dopri`'s contract for this model's states, with the step's squared error
+    norm (:func:`pkpd.engine.linalg.squared_error_norm`, tolerances from the engine's option
+    vector ``opts``) into ``work[W_ERR, 0]``.
 
     A step of the engine's own would loop over a state count learnt at run time and reach the
     right-hand side through a pointer at each of six stages: for a small model most of a step
@@ -194,7 +197,8 @@ def _dopri_source(model, odes, code, ode_keys, hoisted):
     follow the tableau's order and each derivative is the right-hand side plus its dose rate, as in
     scipy's RK45; ``work`` is the engine's work matrix (rows of ``n_states``), flat."""
     from ..engine import dopri
-    from ..engine.constants import W_ERR, W_K, W_NEW, W_TMP
+    from ..engine.constants import OPT_ATOL, OPT_RTOL, W_ERR, W_K, W_NEW, W_TMP
+    from ..engine.linalg import NOT_FINITE_ERROR
 
     n = len(model.compartments)
     names = [f"{expressions.PREFIX}{name}" for name in model.compartments]
@@ -203,7 +207,8 @@ def _dopri_source(model, odes, code, ode_keys, hoisted):
     lines = ["# the Dormand-Prince tableau of pkpd.engine.dopri, row s the weights of stages 0..s-1 in stage s",
              f"DOPRI_A = ({tableau})",
              f"DOPRI_E = ({error})", "", "",
-             "def model_dopri(y, e, rate, h, work):"]
+             f"NOT_FINITE_ERROR = {NOT_FINITE_ERROR!r}", "", "",
+             "def model_dopri(y, e, rate, h, opts, work):"]
     lines += _unpack(model, "e", _used(odes), hoisted=hoisted)
     if n <= STRAIGHT_LINE_DOPRI_STATES:
         return lines + _dopri_straight_line(model, odes, code, ode_keys) + ["", ""]
@@ -220,7 +225,19 @@ def _dopri_source(model, odes, code, ode_keys, hoisted):
               f"        total = DOPRI_E[0] * work[{W_K * n} + i]",
               "        for j in range(1, 7):",
               f"            total += DOPRI_E[j] * work[({W_K} + j) * {n} + i]",
-              f"        work[{W_ERR * n} + i] = h * total"]
+              f"        work[{W_ERR * n} + i] = h * total",
+              f"    rtol = opts[{OPT_RTOL}]",
+              f"    atol = opts[{OPT_ATOL}]",
+              "    total = 0.0",
+              f"    for i in range({n}):",
+              f"        new = work[{W_NEW * n} + i]",
+              "        if not math.isfinite(new):",
+              f"            work[{W_ERR * n}] = NOT_FINITE_ERROR",
+              "            return",
+              "        scale = atol + rtol * max(abs(y[i]), abs(new))",
+              f"        r = work[{W_ERR * n} + i] / scale",
+              "        total += r * r",
+              f"    work[{W_ERR * n}] = total / {n}"]
     return lines + ["", ""]
 
 
@@ -277,7 +294,7 @@ def _dopri_straight_line(model, odes, code, ode_keys):
     """The body of ``model_dopri`` with every stage and state written out (states, stages and
     rates in local variables): the same sums, term by term (zero weights included), as the
     loops of :func:`_dopri_source`, so the two forms give the same bits."""
-    from ..engine.constants import W_ERR, W_K, W_NEW
+    from ..engine.constants import OPT_ATOL, OPT_RTOL, W_ERR, W_K, W_NEW
 
     n = len(model.compartments)
     names = [f"{expressions.PREFIX}{name}" for name in model.compartments]
@@ -294,5 +311,15 @@ def _dopri_straight_line(model, odes, code, ode_keys):
     for i in range(n):
         lines.append(f"    work[{W_NEW * n + i}] = {names[i]}")
         terms = " + ".join(f"DOPRI_E[{j}] * k{j}_{i}" for j in range(7))
-        lines.append(f"    work[{W_ERR * n + i}] = h * ({terms})")
-    return lines
+        lines.append(f"    err{i} = h * ({terms})")
+    finite = " and ".join(f"math.isfinite({names[i]})" for i in range(n))
+    lines += [f"    if not ({finite}):",
+              f"        work[{W_ERR * n}] = NOT_FINITE_ERROR",
+              "        return",
+              f"    rtol = opts[{OPT_RTOL}]",
+              f"    atol = opts[{OPT_ATOL}]",
+              "    total = 0.0"]
+    for i in range(n):
+        lines.append(f"    r = err{i} / (atol + rtol * max(abs(y{i}), abs({names[i]})))")
+        lines.append("    total += r * r")
+    return lines + [f"    work[{W_ERR * n}] = total / {n}"]
