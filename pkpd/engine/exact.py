@@ -19,7 +19,7 @@ import numpy as np
 from .jit import jit
 from .calls import data, evaluate_rhs
 from .constants import CACHE_SLOTS, HS_CACHE, HS_NEXT, MATS_CACHE, MATS_JAC, MATS_PADE, W_C, W_G, W_NEW, W_TMP
-from .linalg import lu_factor, lu_solve, matmul_into
+from .linalg import lu_factor_n, lu_solve_n, matmul_n
 
 DT_ULPS = 4.0 * 2.220446049250313e-16
 
@@ -47,7 +47,19 @@ def hstate_size(n_env):
 
 @jit
 def phi_gamma(a_mat, dt, mats, phi, gamma):
-    """Phi = exp(A dt) and Gamma = int_0^dt exp(A s) ds into phi and gamma.
+    """Phi = exp(A dt) and Gamma = int_0^dt exp(A s) ds into phi and gamma (see :func:`phi_gamma_n`).
+
+    For 3 states the state count is a constant of the compiled code, so its loops unroll. The
+    arithmetic is the same either way: the same bits."""
+    n = a_mat.shape[0]
+    if n == 3:
+        return phi_gamma_n(3, a_mat, dt, mats, phi, gamma)
+    return phi_gamma_n(n, a_mat, dt, mats, phi, gamma)
+
+
+@jit(inline="always")
+def phi_gamma_n(n, a_mat, dt, mats, phi, gamma):
+    """Phi = exp(A dt) and Gamma = int_0^dt exp(A s) ds into phi and gamma, A n x n.
 
     Scaling and squaring with the Pade approximant of the degree that Higham
     (2005) picks for the 1-norm of M = [[A dt, I dt], [0, 0]], computed on n x n
@@ -58,7 +70,6 @@ def phi_gamma(a_mat, dt, mats, phi, gamma):
 
     Returns False, leaving phi and gamma unspecified, when A dt or the result is not
     finite (a zero or infinite parameter, or a step too long for double precision)."""
-    n = a_mat.shape[0]
     norm = dt
     for j in range(n):
         total = 0.0
@@ -87,9 +98,9 @@ def phi_gamma(a_mat, dt, mats, phi, gamma):
             b_mat[i, j] = a_mat[i, j] * scale
             powers[0, i, j] = 1.0 if i == j else 0.0
     top = 3 if degree == 4 else degree + 1         # highest power of B^2 needed
-    matmul_into(b_mat, b_mat, powers[1])
+    matmul_n(n, b_mat, b_mat, powers[1])
     for p in range(2, top + 1):
-        matmul_into(powers[p - 1], powers[1], powers[p])
+        matmul_n(n, powers[p - 1], powers[1], powers[p])
     if degree < 4:
         for i in range(n):
             for j in range(n):
@@ -105,18 +116,18 @@ def phi_gamma(a_mat, dt, mats, phi, gamma):
         for i in range(n):
             for j in range(n):
                 tmp[i, j] = coef[13] * powers[3, i, j] + coef[11] * powers[2, i, j] + coef[9] * powers[1, i, j]
-        matmul_into(powers[3], tmp, odd)
+        matmul_n(n, powers[3], tmp, odd)
         for i in range(n):
             for j in range(n):
                 tmp[i, j] = coef[12] * powers[3, i, j] + coef[10] * powers[2, i, j] + coef[8] * powers[1, i, j]
-        matmul_into(powers[3], tmp, even)
+        matmul_n(n, powers[3], tmp, even)
         for i in range(n):
             for j in range(n):
                 odd[i, j] += (coef[7] * powers[3, i, j] + coef[5] * powers[2, i, j] + coef[3] * powers[1, i, j]
                               + coef[1] * powers[0, i, j])
                 even[i, j] += (coef[6] * powers[3, i, j] + coef[4] * powers[2, i, j] + coef[2] * powers[1, i, j]
                                + coef[0] * powers[0, i, j])
-    matmul_into(b_mat, odd, tmp)                   # U
+    matmul_n(n, b_mat, odd, tmp)                   # U
     lu = powers[1]
     for i in range(n):
         for j in range(n):
@@ -125,20 +136,20 @@ def phi_gamma(a_mat, dt, mats, phi, gamma):
             gamma[i, j] = 2.0 * scale * odd[i, j]
     pivot = powers[2][0]
     column = powers[3][0]
-    lu_factor(lu, pivot)
+    lu_factor_n(n, lu, pivot)
     for x in (phi, gamma):
         for j in range(n):
             for i in range(n):
                 column[i] = x[i, j]
-            lu_solve(lu, pivot, column)
+            lu_solve_n(n, lu, pivot, column)
             for i in range(n):
                 x[i, j] = column[i]
     for _ in range(squarings):
-        matmul_into(phi, gamma, tmp)
+        matmul_n(n, phi, gamma, tmp)
         for i in range(n):
             for j in range(n):
                 gamma[i, j] += tmp[i, j]
-        matmul_into(phi, phi, tmp)
+        matmul_n(n, phi, phi, tmp)
         for i in range(n):
             for j in range(n):
                 phi[i, j] = tmp[i, j]

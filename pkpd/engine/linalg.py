@@ -12,7 +12,13 @@ def lu_factor(a, pivot):
     Allocation-free replacement of np.linalg.solve for the small matrices of the
     engine; a singular matrix gives inf or nan (the callers' finiteness checks
     turn that into a status) instead of an exception inside a parallel kernel."""
-    n = a.shape[0]
+    lu_factor_n(a.shape[0], a, pivot)
+
+
+@jit(inline="always")
+def lu_factor_n(n, a, pivot):
+    """:func:`lu_factor` of an n x n matrix, inlined: with n a constant the loops unroll (see
+    :func:`pkpd.engine.exact.phi_gamma`)."""
     for c in range(n):
         p = c
         for r in range(c + 1, n):
@@ -33,7 +39,12 @@ def lu_factor(a, pivot):
 @jit
 def lu_solve(a, pivot, x):
     """Overwrite the vector x with a^-1 x, from lu_factor's a and pivot."""
-    n = a.shape[0]
+    lu_solve_n(a.shape[0], a, pivot, x)
+
+
+@jit(inline="always")
+def lu_solve_n(n, a, pivot, x):
+    """:func:`lu_solve` of an n x n system, inlined (see :func:`lu_factor_n`)."""
     for c in range(n):
         p = int(pivot[c])
         if p != c:
@@ -50,9 +61,9 @@ def lu_solve(a, pivot, x):
         x[c] = acc / a[c, c]
 
 
-@jit
-def matmul_into(a, b, out):
-    n = a.shape[0]
+@jit(inline="always")
+def matmul_n(n, a, b, out):
+    """out = a b for n x n matrices, inlined (see :func:`lu_factor_n`)."""
     for i in range(n):
         for j in range(n):
             acc = 0.0
