@@ -15,8 +15,8 @@ from pkpd.engine.jit import jit
 
 def _engine_dispatchers():
     found = {}
-    from pkpd.engine import calls, doses, dopri, exact, integrate, linalg, rodas, steady_state
-    for module in (calls, doses, dopri, exact, integrate, linalg, rodas, steady_state, subject):
+    from pkpd.engine import calls, doses, dopri, exact, integrate, linalg, power, rodas, steady_state
+    for module in (calls, doses, dopri, exact, integrate, linalg, power, rodas, steady_state, subject):
         for name, value in vars(module).items():
             if isinstance(value, numba.core.registry.CPUDispatcher) and value.py_func.__module__ == module.__name__:
                 found[f"{module.__name__}.{name}"] = value

@@ -22,9 +22,9 @@ __all__ = ["SIGNATURES", "ModelKernels", "compile_model_functions", "pointer", "
 
 
 def _dispatchers():
-    from . import calls, doses, dopri, exact, integrate, linalg, rodas, steady_state, subject
+    from . import calls, doses, dopri, exact, integrate, linalg, power, rodas, steady_state, subject
 
-    for module in (calls, doses, dopri, exact, integrate, linalg, rodas, steady_state, subject):
+    for module in (calls, doses, dopri, exact, integrate, linalg, power, rodas, steady_state, subject):
         yield from vars(module).values()
 
 

@@ -27,6 +27,7 @@ from .dopri import ORDER as DOPRI_ORDER
 from .dopri import dopri_dense, first_same_as_last, initial_step
 from .exact import constant_term, exact_step, propagator, same_length
 from .linalg import NOT_FINITE_ERROR, all_finite, squared_error_norm
+from .power import error_power
 from .rodas import ORDER as RODAS_ORDER
 from .rodas import rodas_dense, rodas_step
 
@@ -53,14 +54,6 @@ def save_at(model, t_limit, strict, y, e, k, k_to, ev_time, ev_out, out_state, o
 # --- adaptive steps ------------------------------------------------------------------
 
 @jit(inline="always")
-def error_power(squared_error, order):
-    """error ** (-1 / order), from the squared error norm, in single precision: the controller's factor
-    needs a few digits, and float64 pow, on the critical path of every step, was 9-17 % of the RK45
-    time (W1, W2)."""
-    return float(np.float32(squared_error) ** np.float32(-0.5 / order))
-
-
-@jit(inline="always")
 def next_step_size(h, h_try, squared_error, order, accepted, last):
     """The controller: the step to try after a step of length h_try with this squared error norm
     (h: the step proposed before the last step of an interval was cut to fit)."""
@@ -68,14 +61,14 @@ def next_step_size(h, h_try, squared_error, order, accepted, last):
         if squared_error == 0.0:
             factor = 10.0
         else:
-            factor = min(10.0, 0.9 * error_power(squared_error, order))
+            factor = min(10.0, 0.9 * error_power(squared_error, order == DOPRI_ORDER))
         if not last or factor < 1.0:
             return h_try * factor
         return h
     if squared_error >= NOT_FINITE_ERROR:
         factor = 0.1
     else:
-        factor = max(0.2, 0.9 * error_power(squared_error, order))
+        factor = max(0.2, 0.9 * error_power(squared_error, order == DOPRI_ORDER))
     return h_try * factor
 
 
