@@ -6,7 +6,8 @@ the boundary, expands ADDL into explicit dose records (vectorised, never in a
 kernel), and gives each record a row of parameter and covariate values.
 
 No Python runs per record: the columns are converted whole, one compiled pass
-(``_check_records``) checks every record and maps EVID, CMT and ID to kinds,
+(``_check_records``, after a vectorised one, ``_plain_records``, for data sets of plain doses and
+observations) checks every record and maps EVID, CMT and ID to kinds,
 state indices and subjects, another (``_share_rows``) writes the parameter and
 covariate values once per run of records that repeat them (a data set that
 repeats a subject's values on each record gives one row per subject, as
@@ -297,9 +298,14 @@ def build_stream(model, data, source="data", max_memory=None, split=None):
     records = {name: np.empty(n, np.int64) for name in ("evid", "kind", "cmt", "ss")}
     first_records = np.empty(n + 1, np.int64)   # only the pages of the first n_subjects entries are touched
     first_failure = np.full(len(_RULES), -1, np.int64)
-    addl_total, n_subjects = _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, first_number,
-                                            _states_by_number(model), modelled, records["evid"], records["kind"],
-                                            records["cmt"], first_records, records["ss"], first_failure)
+    states_by_number = _states_by_number(model)
+    plain, n_subjects = _plain_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, first_number, states_by_number,
+                                       records["evid"], records["kind"], records["cmt"], first_records, records["ss"])
+    addl_total = 0.0
+    if not plain:   # a record with ADDL, SS, a modelled rate, another EVID, or one breaking a rule: rule by rule
+        addl_total, n_subjects = _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, first_number,
+                                                states_by_number, modelled, records["evid"], records["kind"],
+                                                records["cmt"], first_records, records["ss"], first_failure)
     failed = np.flatnonzero(first_failure >= 0)
     if failed.size:
         _fail_rule(int(failed[0]), int(first_failure[failed[0]]), model, source, frame,
@@ -498,6 +504,57 @@ def _states_by_number(model):
     table = np.full(max(numbers) + 1, -1, np.int64)
     table[numbers] = np.arange(len(numbers))
     return table
+
+
+@jit
+def _plain_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, first_number, states_by_number, evid_out, kind, state,
+                   first_records, ss_out):
+    """:func:`_check_records` for a data set whose every record is plain: an observation (EVID 0) or a dose
+    (EVID 1, AMT > 0) without ADDL, II, SS or modelled rate, in a compartment of the model, its time not before
+    the previous record's of its ID (EVID inferred from AMT where it is NaN).
+
+    Writes the same EVID, kind, state index, SS and first record of each subject as
+    :func:`_check_records` and returns (True, number of subjects); returns (False, 0) as soon as
+    one record is not plain, the outputs then partly written (:func:`_check_records` writes them
+    all again and finds the rules broken). No branch depends on a record's values in the first
+    loop, so the compiler vectorises it: about a third of :func:`_check_records`' time.
+    """
+    n = ids.size
+    largest = np.float64(states_by_number.size - 1)
+    bad = 0
+    for i in range(n):
+        a = amt[i]
+        e = evid[i]
+        e = np.float64(a > 0) if np.isnan(e) else e
+        dose = e == 1.0
+        good = ((e == 0.0) & (a >= 0)) | (dose & (a > 0))
+        good &= (ss[i] == 0) & (ii[i] == 0) & (addl[i] == 0) & (rate[i] >= 0)
+        number = first_number if dose & (cmt[i] == 0) else cmt[i]
+        inside = (number >= 0) & (number <= largest)
+        whole = np.int64(number if inside else 0.0)
+        good &= inside & (np.float64(whole) == number)
+        bad |= np.int64(not good)
+        evid_out[i] = np.int64(dose)
+        kind[i] = KIND_DOSE if dose else KIND_OBS
+        state[i] = whole          # the compartment number, its state index below
+        ss_out[i] = 0
+    if bad:
+        return False, 0
+    for i in range(n):
+        index = states_by_number[state[i]]
+        bad |= np.int64(index < 0)
+        state[i] = index
+    if bad:
+        return False, 0
+    subject = 0
+    first_records[0] = 0
+    for i in range(1, n):
+        if ids[i] != ids[i - 1]:    # NaN is never equal: each such record is a subject of its own
+            subject += 1
+            first_records[subject] = i
+        elif time[i] < time[i - 1]:
+            return False, 0
+    return True, subject + 1
 
 
 @jit
