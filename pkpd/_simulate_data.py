@@ -316,17 +316,34 @@ def _subject_chunks(records, rows, chunk_records, plan):
     """
     ids = _ids(records)
     cuts = [0]
-    if len(ids) > chunk_records:   # more than one chunk: cut at changes of ID
-        same = (ids[1:] == ids[:-1]) | (np.isnan(ids[1:]) & np.isnan(ids[:-1]))
-        starts = np.flatnonzero(np.concatenate([[True], ~same]))
-        for end in range(chunk_records, len(ids), chunk_records):
-            cut = int(starts[np.searchsorted(starts, end, side="right") - 1])
-            if cut > cuts[-1]:
-                cuts.append(cut)
+    for end in range(chunk_records, len(ids), chunk_records):   # more than one chunk: cut at changes of ID
+        cut = _run_start(ids, end, cuts[-1])
+        if cut > cuts[-1]:
+            cuts.append(cut)
     cuts.append(len(ids))
     first_row_of = {}
     for start, stop in pairwise(cuts):
         yield _checked_subjects(records.iloc[start:stop], rows[start:stop], ids[start:stop], plan, first_row_of)
+
+
+def _run_start(ids, end, lower):
+    """The first record of the run of equal IDs (NaN equal to NaN) that holds record `end`, or `lower` if that
+    run starts at or before `lower`.
+
+    Looks back from `end` in growing windows, so a cut costs about a subject's records, not the data set's.
+    """
+    width = 256
+    stop = end
+    while stop > lower:
+        start = max(lower, stop - width)
+        window = ids[start:stop + 1]
+        same = (window[1:] == window[:-1]) | (np.isnan(window[1:]) & np.isnan(window[:-1]))
+        changes = np.flatnonzero(~same)
+        if changes.size:
+            return start + int(changes[-1]) + 1
+        stop = start
+        width *= 4
+    return lower
 
 
 def read_csv_chunks(path, chunk_records=CHUNK_RECORDS):

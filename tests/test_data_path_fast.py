@@ -1,0 +1,102 @@
+"""The data path's fast passes against the general ones they stand in for (issue 21, benchmarks D1).
+
+``_plain_records`` checks a data set of plain doses and observations in a vectorised
+pass and must write what the rule-by-rule ``_check_records`` writes, or decline;
+``_run_start`` finds a chunk's cut by looking back from it and must find the cut that a
+search of every change of ID finds.
+"""
+
+import numpy as np
+import pytest
+
+from conftest import TEST_MODELS
+from pkpd._simulate_data import _run_start
+from pkpd.events.records import _RULES, _check_records, _plain_records, _states_by_number
+from pkpd.model import load_model
+
+NMTESTS = TEST_MODELS / "nmtests.toml"   # GUT = 1, CENT = 2
+
+
+def plain_columns(seed, n=400):
+    """The standard columns (float64) of a data set of plain records: observations and doses (with CMT 0,
+    empty EVID cells inferred from AMT), several subjects, times not decreasing within each."""
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.integers(1, 12, n)).astype(float)
+    time = np.zeros(n)
+    for subject in np.unique(ids):
+        rows = ids == subject
+        time[rows] = np.sort(rng.choice(np.arange(-2.0, 30.0, 0.5), rows.sum()))
+    dose = rng.random(n) < 0.3
+    evid = np.where(dose, 1.0, 0.0)
+    evid[rng.random(n) < 0.2] = np.nan                 # inferred: 1 where AMT > 0
+    amt = np.where(dose, rng.choice([2.5, 10.0, 100.0], n), rng.choice([0.0, 0.0, 3.0], n))
+    amt[np.isnan(evid) & ~dose] = 0.0                  # an empty EVID with AMT 0 is an observation
+    cmt = rng.choice([0.0, 1.0, 2.0], n)
+    cmt[~dose & (cmt == 0)] = 2.0
+    rate = np.where(dose, rng.choice([0.0, 4.0], n), 0.0)
+    zeros = np.zeros(n)
+    return dict(ids=ids, time=time, evid=evid, amt=amt, cmt=cmt, rate=rate, ii=zeros.copy(), addl=zeros.copy(),
+                ss=zeros.copy())
+
+
+def both_passes(model, columns):
+    """(plain, its outputs), (the rule-by-rule pass's outputs, first failures)."""
+    n = columns["ids"].size
+    first_number = float(model.numbers[model.compartments[0]])
+    modelled = np.array([[key in model.dosing.get(name, {}) for key in ("R", "D")] for name in model.compartments])
+    arrays = [np.ascontiguousarray(columns[name]) for name in ("ids", "time", "evid", "amt", "cmt", "rate", "ii",
+                                                                "addl", "ss")]
+    fast = [np.full(n, -7, np.int64) for _ in range(4)] + [np.full(n + 1, -7, np.int64)]
+    plain, fast_subjects = _plain_records(*arrays, first_number, _states_by_number(model), fast[0], fast[1], fast[2],
+                                          fast[4], fast[3])
+    slow = [np.full(n, -7, np.int64) for _ in range(4)] + [np.full(n + 1, -7, np.int64)]
+    failures = np.full(len(_RULES), -1, np.int64)
+    addl_total, slow_subjects = _check_records(*arrays, first_number, _states_by_number(model), modelled, slow[0],
+                                               slow[1], slow[2], slow[4], slow[3], failures)
+    return (plain, fast_subjects, fast), (addl_total, slow_subjects, slow, failures)
+
+
+def test_plain_records_write_what_the_rule_by_rule_pass_writes():
+    model = load_model(NMTESTS)
+    for seed in range(40):
+        (plain, subjects, fast), (addl_total, expected_subjects, slow, failures) = both_passes(model,
+                                                                                               plain_columns(seed))
+        assert plain and (failures < 0).all() and addl_total == 0.0
+        assert subjects == expected_subjects
+        for written, expected in zip(fast[:4], slow[:4]):           # EVID, kind, state index, SS
+            assert written.tobytes() == expected.tobytes()
+        assert fast[4][:subjects].tobytes() == slow[4][:subjects].tobytes()   # each subject's first record
+
+
+@pytest.mark.parametrize("column, value", [
+    ("evid", 2.0), ("evid", 3.0), ("evid", 4.0), ("evid", 5.0), ("amt", -1.0), ("ss", 1.0), ("ii", 12.0),
+    ("addl", 2.0), ("rate", -1.0), ("rate", -2.0), ("cmt", 1.5), ("cmt", -1.0), ("cmt", 3.0), ("cmt", 1e15),
+    ("time", -50.0)])
+def test_plain_records_decline_any_other_record(column, value):
+    """A single record that is not a plain dose or observation (or breaks a rule) sends the data set to
+    the rule-by-rule pass."""
+    model = load_model(NMTESTS)
+    columns = plain_columns(1)
+    record = 200 if column != "time" else int(np.flatnonzero(np.diff(columns["ids"]) == 0)[-1]) + 1
+    columns[column][record] = value
+    if column in ("evid", "amt"):
+        columns["amt"][record] = value if column == "amt" else 10.0
+    (plain, _, _), _ = both_passes(model, columns)
+    assert not plain
+
+
+def reference_run_start(ids, end, lower):
+    same = (ids[1:] == ids[:-1]) | (np.isnan(ids[1:]) & np.isnan(ids[:-1]))
+    starts = np.flatnonzero(np.concatenate([[True], ~same]))
+    return max(lower, int(starts[np.searchsorted(starts, end, side="right") - 1]))
+
+
+def test_a_chunk_is_cut_where_a_search_of_every_change_of_id_cuts_it():
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        lengths = rng.choice([1, 3, 194, 1000, 5000], rng.integers(1, 12))   # subjects short and longer than windows
+        ids = np.repeat(rng.permutation(lengths.size).astype(float), lengths)
+        ids[rng.random(ids.size) < 0.01] = np.nan
+        for end in rng.integers(1, ids.size, 5) if ids.size > 1 else []:
+            lower = int(rng.integers(0, end))
+            assert _run_start(ids, int(end), lower) == reference_run_start(ids, int(end), lower)
