@@ -54,6 +54,7 @@ import pandas as pd
 
 from ._engine import raise_failures, resolve_method, run_stream
 from ._errors import DataError, ModelError, PkpdError
+from ._jit import jit
 from .events.records import build_stream, standard_columns
 from .model import Model, load_model
 from ._options import DEFAULT
@@ -511,7 +512,6 @@ def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory, outputs):
         raise _renumbered(error, rows) from None
     if plan.random:
         stream_ids = _stream_ids(plan, stream.subject_ids, rows, subject)
-    observation = (stream.evid == 0) & (mdv != 1)
 
     if plan.individual:   # PRED from a run of its own; IPRED from each replicate's
         typical = _run(plan, stream, stream.inputs)[1]
@@ -525,7 +525,7 @@ def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory, outputs):
         if plan.individual:
             _run(plan, stream, inputs, output)
         output.replicate[:] = replicate
-        _write_added(plan, output, typical, observation, subject, position, random_ids,
+        _write_added(plan, output, typical, (stream.evid, mdv), subject, position, random_ids,
                      inputs[stream.input_rows] if plan.return_etas else None, effects)
 
 
@@ -694,7 +694,8 @@ class _Output:
 
 def _write_added(plan, output, typical, observation, subject, position, random_ids, inputs, effects):
     """Write the added columns that the engine does not (PRED, DV, random effects) into `output`; `typical`
-    holds the typical subject's outputs, `inputs` the engine inputs of each record (with ``return_etas``)."""
+    holds the typical subject's outputs, `observation` each record's (EVID, MDV) (DV only where EVID is 0 and
+    MDV is not 1), `inputs` the engine inputs of each record (with ``return_etas``)."""
     model = plan.model
     if plan.dv is not None:
         column = list(model.outputs).index(plan.dv)
@@ -704,12 +705,26 @@ def _write_added(plan, output, typical, observation, subject, position, random_i
         dv = ipred
         if plan.variability == "all" and any(plan.residual):
             dv = _residual(plan, ipred, subject, position, random_ids)
-        output.dv[:] = np.nan
-        np.copyto(output.dv, dv, where=observation)
+        evid, mdv = (_read_only(np.ascontiguousarray(array, np.int64)) for array in observation)
+        _observed_values(output.dv, dv, evid, mdv)   # (one compiled version per layout of dv: strided or not)
     if plan.return_etas:
         for row, name in enumerate(_eta_columns(plan)):
             output.etas[row] = (inputs[:, model.inputs.index(name[4:])] if name.startswith("IND_")
                                 else effects.get(name, 0.0))
+
+
+@jit
+def _observed_values(dv, values, evid, mdv):
+    """`values` into `dv` on observation records (EVID 0, MDV not 1), NaN on the others, in one pass."""
+    for i in range(dv.size):
+        dv[i] = values[i] if evid[i] == 0 and mdv[i] != 1 else np.nan
+
+
+def _read_only(array):
+    """A read-only view of `array` (a kernel's argument types then do not depend on who made it)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def _output_table(plan, records, output):
