@@ -7,11 +7,13 @@ search of every change of ID finds.
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import TEST_MODELS
 from pkpd._simulate_data import _run_start
-from pkpd.events.records import _RULES, _check_records, _plain_records, _states_by_number
+from pkpd.events import records
+from pkpd.events.records import _RULES, _check_records, _plain_records, _states_by_number, build_stream
 from pkpd.model import load_model
 
 NMTESTS = TEST_MODELS / "nmtests.toml"   # GUT = 1, CENT = 2
@@ -39,16 +41,22 @@ def plain_columns(seed, n=400):
                 ss=zeros.copy())
 
 
-def both_passes(model, columns):
-    """(plain, its outputs), (the rule-by-rule pass's outputs, first failures)."""
+NAMES = ("ids", "time", "evid", "amt", "cmt", "rate", "ii", "addl", "ss")
+
+
+def both_passes(model, columns, integers=()):
+    """(plain, its outputs), (the rule-by-rule pass's outputs, first failures); the fast pass reads the
+    columns named in `integers` as int64 columns (their bits passed as float64), as a data set's own."""
     n = columns["ids"].size
     first_number = float(model.numbers[model.compartments[0]])
     modelled = np.array([[key in model.dosing.get(name, {}) for key in ("R", "D")] for name in model.compartments])
-    arrays = [np.ascontiguousarray(columns[name]) for name in ("ids", "time", "evid", "amt", "cmt", "rate", "ii",
-                                                                "addl", "ss")]
+    arrays = [np.ascontiguousarray(columns[name]) for name in NAMES]
+    as_read = [array.astype(np.int64).view(np.float64) if name in integers else array
+               for name, array in zip(NAMES, arrays)]
+    integer = sum(1 << k for k, name in enumerate(NAMES) if name in integers)
     fast = [np.full(n, -7, np.int64) for _ in range(4)] + [np.full(n + 1, -7, np.int64)]
-    plain, fast_subjects = _plain_records(*arrays, first_number, _states_by_number(model), fast[0], fast[1], fast[2],
-                                          fast[4], fast[3])
+    plain, fast_subjects = _plain_records(*as_read, integer, first_number, _states_by_number(model), fast[0], fast[1],
+                                          fast[2], fast[4], fast[3])
     slow = [np.full(n, -7, np.int64) for _ in range(4)] + [np.full(n + 1, -7, np.int64)]
     failures = np.full(len(_RULES), -1, np.int64)
     addl_total, slow_subjects = _check_records(*arrays, first_number, _states_by_number(model), modelled, slow[0],
@@ -59,8 +67,11 @@ def both_passes(model, columns):
 def test_plain_records_write_what_the_rule_by_rule_pass_writes():
     model = load_model(NMTESTS)
     for seed in range(40):
-        (plain, subjects, fast), (addl_total, expected_subjects, slow, failures) = both_passes(model,
-                                                                                               plain_columns(seed))
+        columns = plain_columns(seed)
+        integers = ("ids", "cmt", "ii", "addl", "ss") + (("evid",) if seed % 2 and not np.isnan(columns["evid"]).any()
+                                                          else ())
+        (plain, subjects, fast), (addl_total, expected_subjects, slow, failures) = both_passes(
+            model, columns, integers if seed % 3 else ())
         assert plain and (failures < 0).all() and addl_total == 0.0
         assert subjects == expected_subjects
         for written, expected in zip(fast[:4], slow[:4]):           # EVID, kind, state index, SS
@@ -71,7 +82,7 @@ def test_plain_records_write_what_the_rule_by_rule_pass_writes():
 @pytest.mark.parametrize("column, value", [
     ("evid", 2.0), ("evid", 3.0), ("evid", 4.0), ("evid", 5.0), ("amt", -1.0), ("ss", 1.0), ("ii", 12.0),
     ("addl", 2.0), ("rate", -1.0), ("rate", -2.0), ("cmt", 1.5), ("cmt", -1.0), ("cmt", 3.0), ("cmt", 1e15),
-    ("time", -50.0)])
+    ("time", -50.0), ("amt", np.inf), ("rate", np.inf), ("time", np.inf), ("ids", np.nan), ("ids", np.inf)])
 def test_plain_records_decline_any_other_record(column, value):
     """A single record that is not a plain dose or observation (or breaks a rule) sends the data set to
     the rule-by-rule pass."""
@@ -100,3 +111,28 @@ def test_a_chunk_is_cut_where_a_search_of_every_change_of_id_cuts_it():
         for end in rng.integers(1, ids.size, 5) if ids.size > 1 else []:
             lower = int(rng.integers(0, end))
             assert _run_start(ids, int(end), lower) == reference_run_start(ids, int(end), lower)
+
+
+def test_a_data_set_of_plain_records_in_numpy_columns_gives_the_reference_stream(monkeypatch):
+    """Integer and float columns read as they are (``_plain_columns``, no column converted and checked cell
+    by cell) give the stream of the per-record reference, as the same data set as text (converted and
+    checked) does."""
+    from test_events_vectorised import assert_same_stream, reference_build_stream
+
+    model = load_model(NMTESTS)
+    for seed in range(12):
+        columns = plain_columns(seed, n=60)
+        data = pd.DataFrame({"ID": columns["ids"].astype(np.int64) if seed % 2 else columns["ids"] + 0.5,
+                             "TIME": columns["time"], "AMT": columns["amt"], "CMT": columns["cmt"].astype(np.int64),
+                             "RATE": columns["rate"], "II": np.zeros(60, np.int64), "SS": -0.0,
+                             "CL": np.repeat([1.1, 2.0], 30), "WT": 70})
+        if seed % 3:
+            data["EVID"] = columns["evid"] if seed % 3 == 1 else np.where(np.isnan(columns["evid"]),
+                                                                          columns["amt"] > 0, columns["evid"])
+        if seed % 4 == 0:
+            data["EVID"] = (data["AMT"] > 0).astype(np.int64)
+        reference = reference_build_stream(model, data)
+        with monkeypatch.context() as patch:
+            patch.setattr(records, "_checked_columns", None)   # the general path is not taken
+            assert_same_stream(build_stream(model, data), reference)
+        assert_same_stream(build_stream(model, data.astype(str)), reference)

@@ -6,9 +6,10 @@ the boundary, expands ADDL into explicit dose records (vectorised, never in a
 kernel), and gives each record a row of parameter and covariate values.
 
 No Python runs per record: the columns are converted whole, one compiled pass
-(``_check_records``, after a vectorised one, ``_plain_records``, for data sets of plain doses and
-observations) checks every record and maps EVID, CMT and ID to kinds,
-state indices and subjects, another (``_share_rows``) writes the parameter and
+(``_check_records``; for a data set of plain doses and observations a
+vectorised one, ``_plain_records``, that reads the columns as they are)
+checks every record and maps EVID, CMT and ID to kinds, state indices and
+subjects, another (``_share_rows``) writes the parameter and
 covariate values once per run of records that repeat them (a data set that
 repeats a subject's values on each record gives one row per subject, as
 ``simulate`` does), and the ADDL doses are merged into the input records by
@@ -279,6 +280,84 @@ def build_stream(model, data, source="data", max_memory=None, split=None):
                             file=source)
     if len(frame) == 0:
         raise DataError("has no records", file=source)
+    n = len(frame)
+    records = {name: np.empty(n, np.int64) for name in ("evid", "kind", "cmt", "ss")}
+    first_records = np.empty(n + 1, np.int64)   # only the pages of the first n_subjects entries are touched
+    checked = _plain_columns(model, frame, records, first_records)
+    if checked is None:   # not a data set of plain records in NumPy columns: every column converted and checked
+        checked = _checked_columns(model, frame, source, records, first_records)
+    ids, time, amt, rate, ii, addl, n_subjects, addl_total = checked
+
+    rows, inputs = _parameter_rows(model, frame, source, split)
+    check_expanded_records(n, np.array([addl_total]), source, max_memory)
+    kind = records["kind"]
+    parents = (np.flatnonzero(((kind == KIND_DOSE) | (kind == KIND_RESET_DOSE)) & (addl > 0)) if addl_total > 0
+               else np.zeros(0, np.int64))
+    first_records = first_records[:n_subjects + 1].copy()
+    first_records[n_subjects] = n
+    subject_ids = np.asarray(ids[first_records[:-1]], np.float64)
+    stream = _assemble(first_records, subject_ids, time, kind, amt, records["cmt"], rate, ii, records["ss"], addl,
+                       inputs, rows, parents)
+    stream.evid = records["evid"]
+    return stream
+
+
+_PLAIN_COLUMNS = ("ID", "TIME", "EVID", "AMT", "CMT", "RATE", "II", "ADDL", "SS")
+
+
+def _plain_columns(model, frame, records, first_records):
+    """The checked standard columns of a data set of plain records (see :func:`_plain_records`) whose standard
+    columns are NumPy float64 or int64 columns, read as they are (no conversion, no pass of their own), with
+    the records' EVID, kind, state index and SS in `records`; None for any other data set.
+
+    Returns
+    -------
+    (ids, time, amt, rate, ii, addl, n_subjects, addl_total), or None
+        As :func:`_checked_columns` returns them.
+    """
+    n = len(frame)
+    columns, integer = [], 0
+    for k, name in enumerate(_PLAIN_COLUMNS):
+        if name not in frame.columns:
+            columns.append(None)
+            continue
+        values = frame[name].to_numpy(copy=False)
+        if values.dtype == np.int64:
+            integer |= 1 << k
+        elif values.dtype != np.float64:
+            return None
+        columns.append(_read_only(np.ascontiguousarray(values).view(np.float64)))
+    zeros = _read_only(np.zeros(n))
+    arrays = [zeros if values is None else values for values in columns]
+    if columns[2] is None:
+        arrays[2] = _read_only(np.full(n, np.nan))   # no EVID column: inferred from AMT
+    plain, n_subjects = _plain_records(*arrays, integer, float(model.numbers[model.compartments[0]]),
+                                       _states_by_number(model), records["evid"], records["kind"], records["cmt"],
+                                       first_records, records["ss"])
+    if not plain:
+        return None
+
+    def as_float(k):   # a column the stream keeps, as float64
+        return arrays[k].view(np.int64).astype(np.float64) if integer >> k & 1 else arrays[k]
+
+    ids = arrays[0].view(np.int64) if integer & 1 else arrays[0]   # only the subjects' IDs are converted
+    time, amt, rate, ii = (as_float(k) for k in (1, 3, 5, 6))
+    return ids, time, amt, rate, ii, zeros, n_subjects, 0.0   # no record has ADDL
+
+
+def _checked_columns(model, frame, source, records, first_records):
+    """The standard columns converted to float64 and checked cell by cell (empty cells take their defaults),
+    and every record checked against :data:`_RULES` (the first broken raised), with the records' EVID, kind,
+    state index and SS in `records`.
+
+    Returns
+    -------
+    ids : ndarray of float64 (or int64 from :func:`_plain_columns`)
+    time, amt, rate, ii, addl : ndarray of float64
+    n_subjects : int
+    addl_total : float
+        The ADDL doses the records ask for.
+    """
     # the standard columns as read-only float64 arrays, views of the data set's own columns where they
     # are float64 already (nothing writes to them; one type for the kernel, which then compiles once)
     (ids, ids_blank), (time, time_blank) = (_standard(frame, name, source, np.nan, blanks=True)
@@ -291,16 +370,13 @@ def build_stream(model, data, source="data", max_memory=None, split=None):
     evid = _standard(frame, "EVID", source, np.nan)   # empty (or no column): inferred from AMT
     cmt, rate, ii, addl, ss = (_standard(frame, name, source, 0.0) if name in frame.columns else zeros
                                for name in ("CMT", "RATE", "II", "ADDL", "SS"))
-
-    n = len(frame)
     first_number = float(model.numbers[model.compartments[0]])
     modelled = np.array([[key in model.dosing.get(name, {}) for key in ("R", "D")] for name in model.compartments])
-    records = {name: np.empty(n, np.int64) for name in ("evid", "kind", "cmt", "ss")}
-    first_records = np.empty(n + 1, np.int64)   # only the pages of the first n_subjects entries are touched
     first_failure = np.full(len(_RULES), -1, np.int64)
     states_by_number = _states_by_number(model)
-    plain, n_subjects = _plain_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, first_number, states_by_number,
-                                       records["evid"], records["kind"], records["cmt"], first_records, records["ss"])
+    plain, n_subjects = _plain_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, 0, first_number,
+                                       states_by_number, records["evid"], records["kind"], records["cmt"],
+                                       first_records, records["ss"])
     addl_total = 0.0
     if not plain:   # a record with ADDL, SS, a modelled rate, another EVID, or one breaking a rule: rule by rule
         addl_total, n_subjects = _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, first_number,
@@ -310,18 +386,7 @@ def build_stream(model, data, source="data", max_memory=None, split=None):
     if failed.size:
         _fail_rule(int(failed[0]), int(first_failure[failed[0]]), model, source, frame,
                    dict(ids=ids, time=time, evid=evid, amt=amt, cmt=cmt, rate=rate, ii=ii, addl=addl, ss=ss))
-
-    rows, inputs = _parameter_rows(model, frame, source, split)
-    check_expanded_records(n, np.array([addl_total]), source, max_memory)
-    kind = records["kind"]
-    parents = (np.flatnonzero(((kind == KIND_DOSE) | (kind == KIND_RESET_DOSE)) & (addl > 0)) if addl_total > 0
-               else np.zeros(0, np.int64))
-    first_records = first_records[:n_subjects + 1].copy()
-    first_records[n_subjects] = n
-    stream = _assemble(first_records, ids[first_records[:-1]], time, kind, amt, records["cmt"], rate, ii,
-                       records["ss"], addl, inputs, rows, parents)
-    stream.evid = records["evid"]
-    return stream
+    return ids, time, amt, rate, ii, addl, n_subjects, addl_total
 
 
 def _parameter_rows(model, frame, source, split=None):
@@ -507,29 +572,45 @@ def _states_by_number(model):
 
 
 @jit
-def _plain_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, first_number, states_by_number, evid_out, kind, state,
-                   first_records, ss_out):
+def _column_value(values, bits, integer, i):
+    """Record i of a column: `values`, or if `integer`, `bits` (the int64 view of `values`) as float64."""
+    return np.float64(bits[i]) if integer else values[i]
+
+
+@jit
+def _plain_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, integer, first_number, states_by_number, evid_out,
+                   kind, state, first_records, ss_out):
     """:func:`_check_records` for a data set whose every record is plain: an observation (EVID 0) or a dose
     (EVID 1, AMT > 0) without ADDL, II, SS or modelled rate, in a compartment of the model, its time not before
-    the previous record's of its ID (EVID inferred from AMT where it is NaN).
+    the previous record's of its ID, every value finite (EVID inferred from AMT where it is NaN).
 
-    Writes the same EVID, kind, state index, SS and first record of each subject as
-    :func:`_check_records` and returns (True, number of subjects); returns (False, 0) as soon as
-    one record is not plain, the outputs then partly written (:func:`_check_records` writes them
-    all again and finds the rules broken). No branch depends on a record's values in the first
-    loop, so the compiler vectorises it: about a third of :func:`_check_records`' time.
+    The columns are float64 arrays, or int64 ones passed as their bits (bit k of `integer` set for the k-th
+    column), so that a data set's own columns are read without conversion. Writes the EVID, kind, state
+    index, SS and first record of each subject that :func:`_check_records` writes and returns (True, number
+    of subjects); returns (False, 0) if any record is not plain, the outputs then partly written. No branch
+    depends on a record's values in the first loop, so the compiler vectorises it (about a third of
+    :func:`_check_records`' time).
     """
     n = ids.size
     largest = np.float64(states_by_number.size - 1)
     bad = 0
+    ids_bits, time_bits, evid_bits, amt_bits, cmt_bits, rate_bits, ii_bits, addl_bits, ss_bits = (
+        ids.view(np.int64), time.view(np.int64), evid.view(np.int64), amt.view(np.int64), cmt.view(np.int64),
+        rate.view(np.int64), ii.view(np.int64), addl.view(np.int64), ss.view(np.int64))
     for i in range(n):
-        a = amt[i]
-        e = evid[i]
+        a = _column_value(amt, amt_bits, integer & 8, i)
+        e = _column_value(evid, evid_bits, integer & 4, i)
         e = np.float64(a > 0) if np.isnan(e) else e
         dose = e == 1.0
+        r = _column_value(rate, rate_bits, integer & 32, i)
         good = ((e == 0.0) & (a >= 0)) | (dose & (a > 0))
-        good &= (ss[i] == 0) & (ii[i] == 0) & (addl[i] == 0) & (rate[i] >= 0)
-        number = first_number if dose & (cmt[i] == 0) else cmt[i]
+        good &= ((_column_value(ss, ss_bits, integer & 256, i) == 0) & (r >= 0)
+                 & (_column_value(ii, ii_bits, integer & 64, i) == 0)
+                 & (_column_value(addl, addl_bits, integer & 128, i) == 0))
+        good &= (np.isfinite(a) & np.isfinite(r) & np.isfinite(_column_value(ids, ids_bits, integer & 1, i))
+                 & np.isfinite(_column_value(time, time_bits, integer & 2, i)))
+        c = _column_value(cmt, cmt_bits, integer & 16, i)
+        number = first_number if dose & (c == 0) else c
         inside = (number >= 0) & (number <= largest)
         whole = np.int64(number if inside else 0.0)
         good &= inside & (np.float64(whole) == number)
@@ -549,10 +630,11 @@ def _plain_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, first_number, 
     subject = 0
     first_records[0] = 0
     for i in range(1, n):
-        if ids[i] != ids[i - 1]:    # NaN is never equal: each such record is a subject of its own
+        subject_id = _column_value(ids, ids_bits, integer & 1, i)
+        if subject_id != _column_value(ids, ids_bits, integer & 1, i - 1):   # NaN is never equal
             subject += 1
             first_records[subject] = i
-        elif time[i] < time[i - 1]:
+        elif _column_value(time, time_bits, integer & 2, i) < _column_value(time, time_bits, integer & 2, i - 1):
             return False, 0
     return True, subject + 1
 
