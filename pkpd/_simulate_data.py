@@ -55,7 +55,7 @@ import pandas as pd
 from ._engine import raise_failures, resolve_method, run_stream
 from ._errors import DataError, ModelError, PkpdError
 from ._jit import jit
-from .events.records import build_stream, standard_columns
+from .events.records import build_stream, numpy_columns, standard_columns
 from .model import Model, load_model
 from ._options import DEFAULT
 from .population import add_residual_error, apply_random_effects, sample_iiv, sample_iov
@@ -187,14 +187,18 @@ def simulate_data(model: Model | str | os.PathLike[str], data: pd.DataFrame, *, 
     records, rows = _records(data)
     if not len(records):
         raise DataError(f"{source}: has no records")
-    chunks = list(_subject_chunks(records, rows, chunk_records, plan))
+    names = standard_columns(records, source)   # the engine's names of the columns, checked once
+    engine_records = records if names == list(records.columns) else records.set_axis(names, axis=1)
+    columns = numpy_columns(engine_records, names)   # each chunk's are slices of them
+    chunks = list(_subject_chunks(engine_records, rows, chunk_records, plan))
     n = len(records)
     output = _Output.new(plan, n * plan.replicates)
     start = 0
     for frame, rows, ids in chunks:   # replicate after replicate, each the records in order
         stop = start + len(frame)
         _simulate_chunk(plan, frame, rows, ids, range(1, plan.replicates + 1), max_memory,
-                        [output.rows(r * n + start, r * n + stop) for r in range(plan.replicates)])
+                        [output.rows(r * n + start, r * n + stop) for r in range(plan.replicates)],
+                        {name: values[start:stop] for name, values in columns.items()})
         start = stop
     out = _output_table(plan, records, output)
     out.attrs.update(units=_units(plan, data.columns), dv=plan.dv)
@@ -484,16 +488,18 @@ def _resolve_method(plan, data):
     return resolve_method(model, "auto", span=float(time.max() - time.min()) if time.size else None)
 
 
-def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory, outputs):
+def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory, outputs, columns=None):
     """Simulate `frame` (whole subjects) once per replicate in `replicates`, into its `outputs`.
 
     outputs : one :class:`_Output` per replicate, views of the arrays that hold this chunk's
         rows of that replicate.
+    columns : the frame's NumPy columns (:func:`pkpd.events.records.numpy_columns`), its names then
+        the engine's (:func:`pkpd.events.records.standard_columns`), or None.
     """
     model, source = plan.model, plan.source
-    names = standard_columns(frame, source)
+    names = standard_columns(frame, source) if columns is None else list(frame.columns)
     engine_frame = frame if names == list(frame.columns) else frame.set_axis(names, axis=1)
-    mdv = _integer_column(engine_frame, "MDV", rows, source, allowed=(0, 1), default=0)
+    mdv = _integer_column(engine_frame, "MDV", rows, source, allowed=(0, 1), default=0, columns=columns)
     if "EVID" not in names and "MDV" in names:
         amt = pd.to_numeric(_stripped(engine_frame["AMT"]), errors="coerce").to_numpy(float) \
             if "AMT" in names else np.zeros(len(frame))
@@ -507,7 +513,8 @@ def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory, outputs):
         if plan.iiv is not None or occasion is not None:   # rows of parameter values of one subject and occasion
             split = subject if occasion is None else subject * (MAX_OCCASION + 1) + occasion
     try:
-        stream = build_stream(model, engine_frame, source=source, max_memory=max_memory, split=split)
+        stream = build_stream(model, engine_frame, source=source, max_memory=max_memory, split=split,
+                              columns=None if columns is None or engine_frame is not frame else columns)
     except DataError as error:
         raise _renumbered(error, rows) from None
     if plan.random:
@@ -543,17 +550,22 @@ def _renumbered(error, rows):
                        sentence=error.sentence, **error.fields())
 
 
-def _integer_column(frame, name, rows, source, allowed=None, default=0, upper=None):
-    """An integer data column (blank or '.' = `default`), each value checked, as int64."""
+def _integer_column(frame, name, rows, source, allowed=None, default=0, upper=None, columns=None):
+    """An integer data column (blank or '.' = `default`), each value checked, as int64 (taken from `columns`,
+    the frame's NumPy columns, if it is there)."""
+    largest = max(allowed) if allowed is not None else upper
+    if columns is not None and name in columns and columns[name].dtype == np.int64:
+        values = _small_integers(columns[name], allowed, largest)
+        if values is not None:
+            return values
     if name not in frame.columns:
         return np.full(len(frame), default, np.int64)
     raw = _stripped(frame[name])
     if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "iu":  # NumPy integers: nothing empty or fractional
         values = raw.to_numpy()
-        largest = max(allowed) if allowed is not None else upper
-        if (allowed is None or sorted(allowed) == list(range(largest + 1))) and (
-                values.size == 0 or values.view(f"u{values.itemsize}").max() <= largest):
-            return np.asarray(values, np.int64)   # all in 0..largest, in one pass (as unsigned, a negative is large)
+        checked = _small_integers(values, allowed, largest)
+        if checked is not None:
+            return checked
         bad = _not_in(values, allowed) if allowed is not None else (values < 0) | (values > upper)
     else:
         if pd.api.types.is_numeric_dtype(raw):
@@ -576,6 +588,15 @@ def _integer_column(frame, name, rows, source, allowed=None, default=0, upper=No
         cell = raw.iloc[index:index + 1].astype(str).iloc[0]
         raise DataError(f"{source}, row {rows[index]}, column {name}: {rule}; got {cell!r}")
     return np.asarray(values, np.int64)
+
+
+def _small_integers(values, allowed, largest):
+    """NumPy integers `values` as int64 if they are all in 0..`largest` and that is what is `allowed` (None:
+    any), checked in one pass (as unsigned, a negative is large); else None."""
+    if (allowed is None or sorted(allowed) == list(range(largest + 1))) and (
+            values.size == 0 or values.view(f"u{values.itemsize}").max() <= largest):
+        return np.asarray(values, np.int64)
+    return None
 
 
 def _not_in(values, allowed):

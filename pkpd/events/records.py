@@ -241,7 +241,7 @@ def standard_columns(data, source="data"):
     return names
 
 
-def build_stream(model, data, source="data", max_memory=None, split=None):
+def build_stream(model, data, source="data", max_memory=None, split=None, columns=None):
     """Check a NONMEM-style data set against a model and build the engine's records.
 
     Parameters
@@ -261,6 +261,12 @@ def build_stream(model, data, source="data", max_memory=None, split=None):
         A key per record (e.g. subject and occasion): records with different keys
         never share a row of ``stream.inputs`` (so that random effects can be
         applied to its rows).
+    columns : dict, optional
+        `data`'s NumPy int64 and float64 columns (:func:`numpy_columns`, or
+        slices of them), read instead of asking `data` for them: pandas takes
+        longer to hand out a column than the checks take on a few thousand
+        records. With it, `data`'s header is taken as checked, its names as
+        :func:`standard_columns` gives them.
 
     Returns
     -------
@@ -272,8 +278,12 @@ def build_stream(model, data, source="data", max_memory=None, split=None):
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError("expected a pandas DataFrame", file=source, value=data, got=type(data).__name__)
-    names = standard_columns(data, source)
-    frame = data if names == list(data.columns) else data.set_axis(names, axis=1)
+    if columns is None:
+        names = standard_columns(data, source)
+        frame = data if names == list(data.columns) else data.set_axis(names, axis=1)
+        columns = {}
+    else:
+        frame = data
     for required in ("ID", "TIME"):
         if required not in frame.columns:
             raise DataError(f"column {required} is required (columns found: {', '.join(map(str, frame.columns))})",
@@ -283,12 +293,12 @@ def build_stream(model, data, source="data", max_memory=None, split=None):
     n = len(frame)
     records = {name: np.empty(n, np.int64) for name in ("evid", "kind", "cmt", "ss")}
     first_records = np.empty(n + 1, np.int64)   # only the pages of the first n_subjects entries are touched
-    checked = _plain_columns(model, frame, records, first_records)
+    checked = _plain_columns(model, frame, records, first_records, columns)
     if checked is None:   # not a data set of plain records in NumPy columns: every column converted and checked
         checked = _checked_columns(model, frame, source, records, first_records)
     ids, time, amt, rate, ii, addl, n_subjects, addl_total = checked
 
-    rows, inputs = _parameter_rows(model, frame, source, split)
+    rows, inputs = _parameter_rows(model, frame, source, split, known=columns)
     check_expanded_records(n, np.array([addl_total]), source, max_memory)
     kind = records["kind"]
     parents = (np.flatnonzero(((kind == KIND_DOSE) | (kind == KIND_RESET_DOSE)) & (addl > 0)) if addl_total > 0
@@ -305,10 +315,11 @@ def build_stream(model, data, source="data", max_memory=None, split=None):
 _PLAIN_COLUMNS = ("ID", "TIME", "EVID", "AMT", "CMT", "RATE", "II", "ADDL", "SS")
 
 
-def _plain_columns(model, frame, records, first_records):
+def _plain_columns(model, frame, records, first_records, columns):
     """The checked standard columns of a data set of plain records (see :func:`_plain_records`) whose standard
     columns are NumPy float64 or int64 columns, read as they are (no conversion, no pass of their own), with
-    the records' EVID, kind, state index and SS in `records`; None for any other data set.
+    the records' EVID, kind, state index and SS in `records`; None for any other data set. `columns` holds
+    some of the frame's NumPy columns (see :func:`build_stream`).
 
     Returns
     -------
@@ -316,21 +327,18 @@ def _plain_columns(model, frame, records, first_records):
         As :func:`_checked_columns` returns them.
     """
     n = len(frame)
-    columns, integer = [], 0
+    zeros = _read_only(np.zeros(n))
+    arrays, integer = [], 0
     for k, name in enumerate(_PLAIN_COLUMNS):
-        if name not in frame.columns:
-            columns.append(None)
+        if name not in frame.columns:   # 0, or for EVID NaN: inferred from AMT
+            arrays.append(zeros if name != "EVID" else _read_only(np.full(n, np.nan)))
             continue
-        values = frame[name].to_numpy(copy=False)
+        values = columns[name] if name in columns else frame[name].to_numpy(copy=False)
         if values.dtype == np.int64:
             integer |= 1 << k
         elif values.dtype != np.float64:
             return None
-        columns.append(_read_only(np.ascontiguousarray(values).view(np.float64)))
-    zeros = _read_only(np.zeros(n))
-    arrays = [zeros if values is None else values for values in columns]
-    if columns[2] is None:
-        arrays[2] = _read_only(np.full(n, np.nan))   # no EVID column: inferred from AMT
+        arrays.append(_read_only(np.ascontiguousarray(values).view(np.float64)))
     plain, n_subjects = _plain_records(*arrays, integer, float(model.numbers[model.compartments[0]]),
                                        _states_by_number(model), records["evid"], records["kind"], records["cmt"],
                                        first_records, records["ss"])
@@ -389,7 +397,7 @@ def _checked_columns(model, frame, source, records, first_records):
     return ids, time, amt, rate, ii, addl, n_subjects, addl_total
 
 
-def _parameter_rows(model, frame, source, split=None):
+def _parameter_rows(model, frame, source, split=None, known=None):
     """The per-record parameter and covariate values, as rows shared by runs of records.
 
     Each column named like a model input is read whole (a NumPy float64 column as
@@ -399,7 +407,8 @@ def _parameter_rows(model, frame, source, split=None):
     that a data set repeating a subject's values on every record gives one row per
     subject, as ``simulate()`` does, instead of a matrix of every record (which
     took as long to write, and to compare again in the engine, as to integrate).
-    Errors are raised column by column in the model's order of inputs.
+    Errors are raised column by column in the model's order of inputs. `known`
+    holds some of the frame's NumPy columns by name (see :func:`build_stream`).
 
     Returns
     -------
@@ -410,7 +419,7 @@ def _parameter_rows(model, frame, source, split=None):
     n = len(frame)
     columns, errors = [], {}
     for name, default in zip(model.inputs, model.input_defaults):
-        values = _float_column(frame, name)
+        values = _float_column(frame, name, known or {})
         if name in frame.columns and values is None:   # integers, text: converted (and checked) now
             try:
                 values = np.ascontiguousarray(_numeric(frame, name, source, default, copy=False))
@@ -451,12 +460,26 @@ def _shared_rows(model, columns, split, n):
     return rows, inputs[:n_rows, :len(columns)], not_finite[:len(columns)]
 
 
-def _float_column(frame, name):
-    """The column `name` as a contiguous float64 array if it is a NumPy float64 column, else None."""
+def _float_column(frame, name, known):
+    """The column `name` as a contiguous float64 array if it is a NumPy float64 column, else None (taken from
+    `known`, some of the frame's NumPy columns by name, if it is there)."""
+    if name in known:
+        values = known[name]
+        return np.ascontiguousarray(values) if values.dtype == np.float64 else None
     if name not in frame.columns:
         return None
     column = frame[name]   # once: each look-up of a column makes a new Series
     return np.ascontiguousarray(column.to_numpy(copy=False)) if column.dtype == np.dtype(np.float64) else None
+
+
+def numpy_columns(data, names):
+    """A data set's NumPy int64 and float64 columns as arrays (views of its own), by `names` (its columns'
+    standard names, :func:`standard_columns`), for :func:`build_stream`'s `columns`."""
+    arrays = {}
+    for name, (_, column) in zip(names, data.items()):
+        if isinstance(column.dtype, np.dtype) and column.dtype in (np.int64, np.float64):
+            arrays[name] = column.to_numpy(copy=False)
+    return arrays
 
 
 def _read_only(values):
