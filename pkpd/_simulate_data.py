@@ -317,9 +317,10 @@ def _subject_chunks(records, rows, chunk_records, plan):
 
     A chunk ends at the last change of ID at or before each multiple of
     `chunk_records` (a subject longer than that is one chunk). IDs that are not
-    numbers are each their own run, as in :func:`whole_subject_chunks`.
+    numbers are each their own run, as in :func:`whole_subject_chunks`. The IDs
+    (float64) are given only when random numbers are drawn (else None).
     """
-    ids = _ids(records)
+    ids = _ids(records, as_float=False)
     cuts = [0]
     for end in range(chunk_records, len(ids), chunk_records):   # more than one chunk: cut at changes of ID
         cut = _run_start(ids, end, cuts[-1])
@@ -328,7 +329,8 @@ def _subject_chunks(records, rows, chunk_records, plan):
     cuts.append(len(ids))
     first_row_of = {}
     for start, stop in pairwise(cuts):
-        yield _checked_subjects(records.iloc[start:stop], rows[start:stop], ids[start:stop], plan, first_row_of)
+        chunk_ids = np.asarray(ids[start:stop], np.float64) if plan.random else None
+        yield _checked_subjects(records.iloc[start:stop], rows[start:stop], chunk_ids, plan, first_row_of)
 
 
 def _run_start(ids, end, lower):
@@ -341,7 +343,7 @@ def _run_start(ids, end, lower):
     stop = end
     while stop > lower:
         start = max(lower, stop - width)
-        window = ids[start:stop + 1]
+        window = np.asarray(ids[start:stop + 1], np.float64)   # IDs compared as the engine compares them
         same = (window[1:] == window[:-1]) | (np.isnan(window[1:]) & np.isnan(window[:-1]))
         changes = np.flatnonzero(~same)
         if changes.size:
@@ -444,14 +446,15 @@ def whole_subject_chunks(raw_chunks, plan):
         yield _checked_subjects(carry, carry_rows, _ids(carry), plan, first_row_of)
 
 
-def _ids(frame):
-    """The ID column as float64 (NaN where it is not a number; the engine's checks name such a cell)."""
+def _ids(frame, as_float=True):
+    """The ID column as float64 (NaN where it is not a number; the engine's checks name such a cell); without
+    `as_float`, a NumPy column of numbers as it is (no conversion)."""
     names = standard_columns(frame, "data")
     if "ID" not in names:
         return np.zeros(len(frame))
     values = frame.iloc[:, names.index("ID")]
     if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iuf":
-        return values.to_numpy(dtype=float)
+        return values.to_numpy(dtype=float) if as_float else values.to_numpy(copy=False)
     return pd.to_numeric(values.astype(str).str.strip() if not pd.api.types.is_numeric_dtype(values) else values,
                          errors="coerce").to_numpy(dtype=float)
 

@@ -136,3 +136,9 @@ def test_a_data_set_of_plain_records_in_numpy_columns_gives_the_reference_stream
             patch.setattr(records, "_checked_columns", None)   # the general path is not taken
             assert_same_stream(build_stream(model, data), reference)
         assert_same_stream(build_stream(model, data.astype(str)), reference)
+
+
+def test_integer_ids_are_cut_as_the_engine_compares_them():
+    """A data set's integer IDs are read as they are and compared as float64, as the engine compares them."""
+    ids = np.array([1, 2 ** 53, 2 ** 53 + 1, 2 ** 53 + 1, 7], np.int64)   # 2**53 + 1 is 2**53 as float64
+    assert _run_start(ids, 2, 0) == 1 and _run_start(ids, 4, 0) == 4
