@@ -6,6 +6,8 @@ pass and must write what the rule-by-rule ``_check_records`` writes, or decline;
 search of every change of ID finds.
 """
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -142,3 +144,66 @@ def test_integer_ids_are_cut_as_the_engine_compares_them():
     """A data set's integer IDs are read as they are and compared as float64, as the engine compares them."""
     ids = np.array([1, 2 ** 53, 2 ** 53 + 1, 2 ** 53 + 1, 7], np.int64)   # 2**53 + 1 is 2**53 as float64
     assert _run_start(ids, 2, 0) == 1 and _run_start(ids, 4, 0) == 4
+
+
+@pytest.mark.models(TEST_MODELS / "pk1cmt_iiv.toml", "magnesium_du2019", "pk1cmt")
+@pytest.mark.parametrize("model, variability, occasions, shared", [
+    (TEST_MODELS / "pk1cmt_iiv.toml", True, None, True),          # every subject its own parameter values
+    (TEST_MODELS / "pk1cmt_iiv.toml", False, None, True),         # typical values, but each subject's weight
+    ("pk1cmt", True, None, False),                                # no IIV, no covariate: the subjects' rows repeat
+    (TEST_MODELS / "pk1cmt_iiv.toml", True, [0.0, 6.0], False),   # occasions without IOV repeat a subject's row
+    ("magnesium_du2019", True, [0.0, 6.0, 30.0], True),           # IOV: each occasion its own (none at 30 h)
+])
+def test_simulate_marks_its_streams_shared_only_when_the_engine_would_share_nothing(model, variability,
+                                                                                      occasions, shared):
+    """A stream marked ``rows_shared_for`` (the engine then skips ``shared_parameter_rows``, a pass over every
+    record) is one that ``shared_parameter_rows`` leaves as it is; the numbers are those of the pass."""
+    import pkpd
+    from pkpd import _simulate
+    from pkpd._simulate import SimulationPlan
+    from pkpd.events.records import shared_parameter_rows
+
+    regimen, population, times = [pkpd.Dose(10.0, "CENT")], pkpd.Population(150, seed=8), np.arange(0.0, 24.0, 2.0)
+    plan = SimulationPlan(model, regimen, population, times, method="exact", rtol=1e-8, atol=1e-8,
+                          variability=variability, chunk_subjects=64, progress=False, max_steps=10_000,
+                          occasions=occasions)
+    assert plan.rows_shared is shared
+    for start, stop in plan.ranges():
+        stream = plan.chunk_inputs(start, stop)[1]
+        assert (stream.parameter_rows() is stream.prow) is shared   # no pass over the records
+        assert np.array_equal(shared_parameter_rows(stream.prow, stream.inputs), stream.prow) is shared
+    options = dict(variability=variability, occasions=occasions, chunk_subjects=64)
+    marked = pkpd.simulate(model, regimen, population, times, **options)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_simulate, "_rows_shared", lambda *args: False)
+        looked = pkpd.simulate(model, regimen, population, times, **options)
+    assert np.array_equal(marked.values, looked.values) and np.array_equal(marked.states, looked.states)
+
+
+def test_build_stream_marks_its_stream_shared_without_a_split_key():
+    """Without a split key (random effects), a data set's rows change only where its values do: the stream
+    is marked (``rows_shared_for``), and ``shared_parameter_rows`` would leave it as it is (ADDL doses
+    included)."""
+    from test_events_vectorised import random_data
+
+    from pkpd._errors import DataError
+    from pkpd.events.records import shared_parameter_rows
+
+    model = load_model(NMTESTS)
+    marked = 0
+    for seed in range(200):
+        data = random_data(seed)
+        try:
+            stream = build_stream(model, data)
+        except DataError:
+            continue
+        assert stream.rows_shared_for is not None and stream.parameter_rows() is stream.prow
+        assert np.array_equal(shared_parameter_rows(stream.prow, stream.inputs), stream.prow)
+        split = np.arange(len(data)) % 2   # records of alternate keys never share a row
+        assert build_stream(model, data, split=split).rows_shared_for is None
+        # a copy with other rows or inputs is looked at again
+        records = np.arange(stream.n_outputs)
+        per_record = dataclasses.replace(stream, inputs=stream.inputs[stream.input_rows], prow=records)
+        assert np.array_equal(per_record.parameter_rows(), shared_parameter_rows(records, per_record.inputs))
+        marked += 1
+    assert marked > 100

@@ -17,7 +17,7 @@ binary search (``benchmarks`` D1 times it against ``simulate``).
 """
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,9 @@ class EventStream:
     n_outputs: int             # number of output rows (input records)
     evid: np.ndarray | None = None  # (n_input_records,) EVID of each input record as used
     input_rows: np.ndarray | None = None  # (n_input_records,) the row of `inputs` of each input record
+    # (prow, inputs) when its builder knows that no record's row differs from its predecessor's while
+    # holding the same values (bit for bit): see parameter_rows
+    rows_shared_for: tuple | None = field(default=None, compare=False, repr=False)
 
     @property
     def n_subjects(self):
@@ -57,6 +60,15 @@ class EventStream:
 
     def max_records(self):
         return int(np.max(np.diff(self.subject_start))) if self.n_subjects else 0
+
+    def parameter_rows(self):
+        """:func:`shared_parameter_rows` of the stream's rows, without its pass over every record when the
+        builder of these very `prow` and `inputs` knows that it would change nothing (``rows_shared_for``;
+        a copy of the stream with other rows or inputs is looked at again)."""
+        known = self.rows_shared_for
+        if known is not None and known[0] is self.prow and known[1] is self.inputs:
+            return self.prow
+        return shared_parameter_rows(self.prow, self.inputs)
 
 
 def shared_parameter_rows(prow, inputs):
@@ -306,8 +318,10 @@ def build_stream(model, data, source="data", max_memory=None, split=None, column
     first_records = first_records[:n_subjects + 1].copy()
     first_records[n_subjects] = n
     subject_ids = np.asarray(ids[first_records[:-1]], np.float64)
+    # without a split key, a new row starts only where the values change (an ADDL dose takes the row of the
+    # input record after it): no record repeats its predecessor's values under another row
     stream = _assemble(first_records, subject_ids, time, kind, amt, records["cmt"], rate, ii, records["ss"], addl,
-                       inputs, rows, parents)
+                       inputs, rows, parents, shared=split is None)
     stream.evid = records["evid"]
     return stream
 
@@ -737,7 +751,8 @@ def check_expanded_records(n_records, addl, source, max_memory=None):
                  max_memory)
 
 
-def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, addl, inputs, rows, parents):
+def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, addl, inputs, rows, parents,
+              shared=False):
     """Expand ADDL and merge the generated doses into the sorted stream (vectorised).
 
     The input records stay in their order (they are sorted by subject, then
@@ -753,7 +768,8 @@ def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
     per-record arrays (each of this module's own making, or a read-only column of the data
     set) become the stream's when no dose is generated, and then ``prow``, ``drow`` and
     ``input_rows`` are one array, ``out`` and ``parent`` another (nothing writes to a
-    stream's arrays).
+    stream's arrays). `shared`: no record repeats its predecessor's values under another row
+    (``EventStream.rows_shared_for``).
     """
     n = time.size
     subject_index = (np.repeat(np.arange(subject_ids.size), np.diff(first_records)) if parents.size
@@ -791,7 +807,7 @@ def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
 
     records = np.arange(n)   # one array for the two fields that are each record's own index when nothing is merged
     subject_start = first_records + np.searchsorted(gen_subject, np.arange(subject_ids.size + 1))
-    return EventStream(
+    stream = EventStream(
         subject_start=subject_start.astype(np.int64),
         subject_ids=subject_ids,
         time=merged(time, gen_time),
@@ -809,6 +825,9 @@ def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
         n_outputs=n,
         input_rows=rows,
     )
+    if shared:
+        stream.rows_shared_for = (stream.prow, stream.inputs)
+    return stream
 
 
 def _subject_time(subject, time):
