@@ -207,3 +207,31 @@ def test_build_stream_marks_its_stream_shared_without_a_split_key():
         assert np.array_equal(per_record.parameter_rows(), shared_parameter_rows(records, per_record.inputs))
         marked += 1
     assert marked > 100
+
+
+@pytest.mark.models(TEST_MODELS / "pk1cmt_iiv.toml")
+@pytest.mark.parametrize("variability", ["none", "all"])
+def test_a_data_set_in_numpy_columns_gives_the_numbers_of_the_same_data_set_as_text_in_any_chunks(variability):
+    """simulate_data takes a data set's NumPy columns from pandas once and slices them per chunk of IDs:
+    whatever the chunks, the added columns are those of the same data set as text (every column converted
+    and checked chunk by chunk)."""
+    import pkpd
+
+    rng = np.random.default_rng(4)
+    per, n = 9, 12
+    data = pd.DataFrame({"ID": np.repeat(np.arange(1, n + 1), per),
+                         "TIME": np.tile(np.arange(per) * 1.5, n),
+                         "AMT": np.tile([100.0] + [0.0] * (per - 1), n),
+                         "CMT": np.tile([1] + [2] * (per - 1), n),
+                         "EVID": np.tile([1] + [0] * (per - 1), n),
+                         "MDV": np.tile([1, 0, 0, 1, 0, 0, 0, 0, 0], n),
+                         "WT": np.repeat(rng.uniform(50.0, 90.0, n), per),
+                         "CL": np.where(np.tile(np.arange(per), n) < 5, 4.0, 5.5),   # CL changes within subjects
+                         "DV": rng.random(n * per)})
+    added = ["REP", "IPRED", "PRED", "DV", "CP"]
+    text = pkpd.simulate_data(TEST_MODELS / "pk1cmt_iiv.toml", data.astype(str), variability=variability, seed=3)
+    for chunk in (len(data), 20, 1):
+        out = pkpd.simulate_data(TEST_MODELS / "pk1cmt_iiv.toml", data, variability=variability, seed=3,
+                                 chunk_records=chunk)
+        np.testing.assert_array_equal(out[added].to_numpy(float), text[added].to_numpy(float))
+    assert out["DV"].isna().sum() == 2 * n   # MDV 1 (the dose and one observation per subject): no DV
