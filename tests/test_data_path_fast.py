@@ -1,9 +1,14 @@
-"""The data path's fast passes against the general ones they stand in for (issue 21, benchmarks D1).
+"""The fast passes of the data path and of simulate() against the general ones they stand in for
+(issue 21, benchmarks D1, W1 and W2).
 
 ``_plain_records`` checks a data set of plain doses and observations in a vectorised
-pass and must write what the rule-by-rule ``_check_records`` writes, or decline;
-``_run_start`` finds a chunk's cut by looking back from it and must find the cut that a
-search of every change of ID finds.
+pass, reading NumPy int64 and float64 columns as they are, and must write what the
+rule-by-rule ``_check_records`` writes, or decline; ``_run_start`` finds a chunk's cut
+by looking back from it and must find the cut that a search of every change of ID
+finds; a data set's NumPy columns sliced per chunk give the numbers of the same data
+set as text; a stream marked ``rows_shared_for`` (the engine then skips
+``shared_parameter_rows``) must be one that pass leaves as it is; simulate() runs
+cache-sized chunks (an executor larger ones) with the numbers of one chunk.
 """
 
 import dataclasses
