@@ -7,8 +7,7 @@ rule-by-rule ``_check_records`` writes, or decline; ``_run_start`` finds a chunk
 by looking back from it and must find the cut that a search of every change of ID
 finds; a data set's NumPy columns sliced per chunk give the numbers of the same data
 set as text; a stream marked ``rows_shared_for`` (the engine then skips
-``shared_parameter_rows``) must be one that pass leaves as it is; simulate() runs
-cache-sized chunks (an executor larger ones) with the numbers of one chunk.
+``shared_parameter_rows``) must be one that pass leaves as it is.
 """
 
 import dataclasses
