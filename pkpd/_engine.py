@@ -7,7 +7,6 @@ import numba
 import numpy as np
 
 from ._errors import PkpdError, SimulationError
-from .events.records import shared_parameter_rows
 from ._options import DEFAULT, SolverOptions
 from .engine import constants as c
 from .engine import pointer, run_population
@@ -115,7 +114,7 @@ def run_stream(model, stream, *, method=DEFAULT.method, rtol=DEFAULT.rtol, atol=
     capacity = 2 * stream.max_records() + 256
     # records repeating the previous record's parameter values share its row: the kernel
     # then integrates through them instead of restarting at every record of a data set
-    parameter_rows = shared_parameter_rows(stream.prow, stream.inputs)
+    parameter_rows = stream.parameter_rows()
     inputs = [_read_only(array) for array in (
         stream.subject_start, stream.time, stream.kind, stream.amt, stream.cmt, stream.rate, stream.ii, stream.ss,
         parameter_rows, stream.drow, stream.out, stream.parent, stream.inputs)]

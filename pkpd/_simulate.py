@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 from . import metrics
 from ._engine import raise_failures, resolve_method, run_stream
 from ._errors import ModelError, PkpdError, PopulationError, suggestion
-from .events.records import KIND_DOSE, KIND_OBS, EventStream
+from .events.records import KIND_DOSE, KIND_OBS, EventStream, _first_repeated_row
 from ._jit import jit
 from .metrics import SummaryReducer, summarise_chunk
 from .model import Model, is_compiled, linear_specialisation, load_model
@@ -214,7 +214,7 @@ def _fill_layout(record_time, is_obs, record_cmt, occasion, n_occasions, n_times
                 out[record] = -1
 
 
-def _chunk_stream(layout, inputs, subject_ids, amounts, rates, n_times, buffers=None):
+def _chunk_stream(layout, inputs, subject_ids, amounts, rates, n_times, buffers=None, rows_shared=False):
     """The EventStream of a chunk of subjects: the layout's first records and the chunk's doses.
 
     Parameters
@@ -229,6 +229,9 @@ def _chunk_stream(layout, inputs, subject_ids, amounts, rates, n_times, buffers=
         outside the dose slots (as this function leaves them), to write the doses into
         instead of new arrays: one run of chunks then allocates nothing per chunk. A
         stream that may outlive the next chunk (one sent to an executor) takes new ones.
+    rows_shared : bool
+        Whether no record repeats its predecessor's values under another row (:func:`_rows_shared`;
+        ``EventStream.rows_shared_for``).
     """
     m = subject_ids.size
     total = m * layout.per_subject
@@ -238,11 +241,33 @@ def _chunk_stream(layout, inputs, subject_ids, amounts, rates, n_times, buffers=
         amt, rate = buffers[0][:total], buffers[1][:total]
     amt.reshape(m, layout.per_subject)[:, layout.dose_slots] = amounts[:, layout.dose_columns]
     rate.reshape(m, layout.per_subject)[:, layout.dose_slots] = rates[:, layout.dose_columns]
-    return EventStream(
+    stream = EventStream(
         subject_start=layout.subject_start[:m + 1], subject_ids=subject_ids, time=layout.time[:total],
         kind=layout.kind[:total], amt=amt, cmt=layout.cmt[:total], rate=rate, ii=layout.ii[:total],
         ss=layout.ss[:total], prow=layout.rows[:total], drow=layout.rows[:total], out=layout.out[:total],
         parent=layout.parent[:total], inputs=np.ascontiguousarray(inputs), n_outputs=m * n_times)
+    if rows_shared:
+        stream.rows_shared_for = (stream.prow, stream.inputs)
+    return stream
+
+
+def _rows_shared(table, occasion_of_record, n_occasions):
+    """Whether no record of any chunk repeats its predecessor's parameter values under another row: then
+    :func:`pkpd.events.records.shared_parameter_rows` leaves every chunk's rows as they are, and the engine
+    need not look (a pass over every record).
+
+    Record by record, a subject's rows are its occasions' in the template's order, and the next
+    subject's follow: this compares each such pair of rows of `table` (shape (n_subjects *
+    n_occasions, n_inputs)) once, bit for bit, instead of every record of every chunk. (Pairs that
+    straddle two chunks are compared too, so the answer may be a needless False, never a wrong True.)
+    """
+    if occasion_of_record is None:
+        sequence = np.arange(table.shape[0])
+    else:
+        heads = np.flatnonzero(np.diff(occasion_of_record, prepend=-1))   # each run of one occasion
+        runs = np.asarray(occasion_of_record)[heads]
+        sequence = (np.arange(table.shape[0] // n_occasions)[:, None] * n_occasions + runs[None, :]).ravel()
+    return _first_repeated_row(sequence, np.ascontiguousarray(table, np.float64).view(np.uint64)) < 0
 
 
 def estimate_memory(model, n_subjects, n_times, n_doses, *, keep_trajectories=True):
@@ -533,6 +558,7 @@ class SimulationPlan:
         self.chunk_subjects = chunk_subjects
         self.progress = progress
         self._layout = None
+        self._rows_shared = None
 
     @property
     def layout(self):
@@ -541,6 +567,15 @@ class SimulationPlan:
             self._layout = _chunk_layout(self.template, max(1, min(self.chunk_subjects, self.n)), self.times.size,
                                          self.occasion_of_record, self.n_occasions)
         return self._layout
+
+    @property
+    def rows_shared(self):
+        """Whether no chunk's record repeats its predecessor's values under another row (:func:`_rows_shared`),
+        found at first use."""
+        if self._rows_shared is None:
+            table = self.inputs if self.occasion_of_record is None else self.occasion_table
+            self._rows_shared = _rows_shared(table, self.occasion_of_record, self.n_occasions)
+        return self._rows_shared
 
     def ranges(self):
         """(start, stop) of each chunk of subjects, in order."""
@@ -558,7 +593,8 @@ class SimulationPlan:
         else:
             chunk_inputs = self.occasion_table[start * self.n_occasions:stop * self.n_occasions]
         stream = _chunk_stream(self.layout, chunk_inputs, self.population.subject_ids[start:stop],
-                               self.amounts[start:stop], self.rates[start:stop], self.times.size, buffers)
+                               self.amounts[start:stop], self.rates[start:stop], self.times.size, buffers,
+                               self.rows_shared)
         return self.model, stream, self.options
 
     def _bar(self):

@@ -54,7 +54,8 @@ import pandas as pd
 
 from ._engine import raise_failures, resolve_method, run_stream
 from ._errors import DataError, ModelError, PkpdError
-from .events.records import build_stream, standard_columns
+from ._jit import jit
+from .events.records import build_stream, numpy_columns, standard_columns
 from .model import Model, load_model
 from ._options import DEFAULT
 from .population import add_residual_error, apply_random_effects, sample_iiv, sample_iov
@@ -186,14 +187,18 @@ def simulate_data(model: Model | str | os.PathLike[str], data: pd.DataFrame, *, 
     records, rows = _records(data)
     if not len(records):
         raise DataError(f"{source}: has no records")
-    chunks = list(_subject_chunks(records, rows, chunk_records, plan))
+    names = standard_columns(records, source)   # the engine's names of the columns, checked once
+    engine_records = records if names == list(records.columns) else records.set_axis(names, axis=1)
+    columns = numpy_columns(engine_records, names)   # each chunk's are slices of them
+    chunks = list(_subject_chunks(engine_records, rows, chunk_records, plan))
     n = len(records)
     output = _Output.new(plan, n * plan.replicates)
     start = 0
     for frame, rows, ids in chunks:   # replicate after replicate, each the records in order
         stop = start + len(frame)
         _simulate_chunk(plan, frame, rows, ids, range(1, plan.replicates + 1), max_memory,
-                        [output.rows(r * n + start, r * n + stop) for r in range(plan.replicates)])
+                        [output.rows(r * n + start, r * n + stop) for r in range(plan.replicates)],
+                        {name: values[start:stop] for name, values in columns.items()})
         start = stop
     out = _output_table(plan, records, output)
     out.attrs.update(units=_units(plan, data.columns), dv=plan.dv)
@@ -312,21 +317,40 @@ def _subject_chunks(records, rows, chunk_records, plan):
 
     A chunk ends at the last change of ID at or before each multiple of
     `chunk_records` (a subject longer than that is one chunk). IDs that are not
-    numbers are each their own run, as in :func:`whole_subject_chunks`.
+    numbers are each their own run, as in :func:`whole_subject_chunks`. The IDs
+    (float64) are given only when random numbers are drawn (else None).
     """
-    ids = _ids(records)
+    ids = _ids(records, as_float=False)
     cuts = [0]
-    if len(ids) > chunk_records:   # more than one chunk: cut at changes of ID
-        same = (ids[1:] == ids[:-1]) | (np.isnan(ids[1:]) & np.isnan(ids[:-1]))
-        starts = np.flatnonzero(np.concatenate([[True], ~same]))
-        for end in range(chunk_records, len(ids), chunk_records):
-            cut = int(starts[np.searchsorted(starts, end, side="right") - 1])
-            if cut > cuts[-1]:
-                cuts.append(cut)
+    for end in range(chunk_records, len(ids), chunk_records):   # more than one chunk: cut at changes of ID
+        cut = _run_start(ids, end, cuts[-1])
+        if cut > cuts[-1]:
+            cuts.append(cut)
     cuts.append(len(ids))
     first_row_of = {}
     for start, stop in pairwise(cuts):
-        yield _checked_subjects(records.iloc[start:stop], rows[start:stop], ids[start:stop], plan, first_row_of)
+        chunk_ids = np.asarray(ids[start:stop], np.float64) if plan.random else None
+        yield _checked_subjects(records.iloc[start:stop], rows[start:stop], chunk_ids, plan, first_row_of)
+
+
+def _run_start(ids, end, lower):
+    """The first record of the run of equal IDs (NaN equal to NaN) that holds record `end`, or `lower` if that
+    run starts at or before `lower`.
+
+    Looks back from `end` in growing windows, so a cut costs about a subject's records, not the data set's.
+    """
+    width = 256
+    stop = end
+    while stop > lower:
+        start = max(lower, stop - width)
+        window = np.asarray(ids[start:stop + 1], np.float64)   # IDs compared as the engine compares them
+        same = (window[1:] == window[:-1]) | (np.isnan(window[1:]) & np.isnan(window[:-1]))
+        changes = np.flatnonzero(~same)
+        if changes.size:
+            return start + int(changes[-1]) + 1
+        stop = start
+        width *= 4
+    return lower
 
 
 def read_csv_chunks(path, chunk_records=CHUNK_RECORDS):
@@ -422,14 +446,15 @@ def whole_subject_chunks(raw_chunks, plan):
         yield _checked_subjects(carry, carry_rows, _ids(carry), plan, first_row_of)
 
 
-def _ids(frame):
-    """The ID column as float64 (NaN where it is not a number; the engine's checks name such a cell)."""
+def _ids(frame, as_float=True):
+    """The ID column as float64 (NaN where it is not a number; the engine's checks name such a cell); without
+    `as_float`, a NumPy column of numbers as it is (no conversion)."""
     names = standard_columns(frame, "data")
     if "ID" not in names:
         return np.zeros(len(frame))
     values = frame.iloc[:, names.index("ID")]
     if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iuf":
-        return values.to_numpy(dtype=float)
+        return values.to_numpy(dtype=float) if as_float else values.to_numpy(copy=False)
     return pd.to_numeric(values.astype(str).str.strip() if not pd.api.types.is_numeric_dtype(values) else values,
                          errors="coerce").to_numpy(dtype=float)
 
@@ -466,16 +491,18 @@ def _resolve_method(plan, data):
     return resolve_method(model, "auto", span=float(time.max() - time.min()) if time.size else None)
 
 
-def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory, outputs):
+def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory, outputs, columns=None):
     """Simulate `frame` (whole subjects) once per replicate in `replicates`, into its `outputs`.
 
     outputs : one :class:`_Output` per replicate, views of the arrays that hold this chunk's
         rows of that replicate.
+    columns : the frame's NumPy columns (:func:`pkpd.events.records.numpy_columns`), its names then
+        the engine's (:func:`pkpd.events.records.standard_columns`), or None.
     """
     model, source = plan.model, plan.source
-    names = standard_columns(frame, source)
+    names = standard_columns(frame, source) if columns is None else list(frame.columns)
     engine_frame = frame if names == list(frame.columns) else frame.set_axis(names, axis=1)
-    mdv = _integer_column(engine_frame, "MDV", rows, source, allowed=(0, 1), default=0)
+    mdv = _integer_column(engine_frame, "MDV", rows, source, allowed=(0, 1), default=0, columns=columns)
     if "EVID" not in names and "MDV" in names:
         amt = pd.to_numeric(_stripped(engine_frame["AMT"]), errors="coerce").to_numpy(float) \
             if "AMT" in names else np.zeros(len(frame))
@@ -489,12 +516,12 @@ def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory, outputs):
         if plan.iiv is not None or occasion is not None:   # rows of parameter values of one subject and occasion
             split = subject if occasion is None else subject * (MAX_OCCASION + 1) + occasion
     try:
-        stream = build_stream(model, engine_frame, source=source, max_memory=max_memory, split=split)
+        stream = build_stream(model, engine_frame, source=source, max_memory=max_memory, split=split,
+                              columns=None if columns is None or engine_frame is not frame else columns)
     except DataError as error:
         raise _renumbered(error, rows) from None
     if plan.random:
         stream_ids = _stream_ids(plan, stream.subject_ids, rows, subject)
-    observation = (stream.evid == 0) & (mdv != 1)
 
     if plan.individual:   # PRED from a run of its own; IPRED from each replicate's
         typical = _run(plan, stream, stream.inputs)[1]
@@ -508,7 +535,7 @@ def _simulate_chunk(plan, frame, rows, ids, replicates, max_memory, outputs):
         if plan.individual:
             _run(plan, stream, inputs, output)
         output.replicate[:] = replicate
-        _write_added(plan, output, typical, observation, subject, position, random_ids,
+        _write_added(plan, output, typical, (stream.evid, mdv), subject, position, random_ids,
                      inputs[stream.input_rows] if plan.return_etas else None, effects)
 
 
@@ -526,17 +553,22 @@ def _renumbered(error, rows):
                        sentence=error.sentence, **error.fields())
 
 
-def _integer_column(frame, name, rows, source, allowed=None, default=0, upper=None):
-    """An integer data column (blank or '.' = `default`), each value checked, as int64."""
+def _integer_column(frame, name, rows, source, allowed=None, default=0, upper=None, columns=None):
+    """An integer data column (blank or '.' = `default`), each value checked, as int64 (taken from `columns`,
+    the frame's NumPy columns, if it is there)."""
+    largest = max(allowed) if allowed is not None else upper
+    if columns is not None and name in columns and columns[name].dtype == np.int64:
+        values = _small_integers(columns[name], allowed, largest)
+        if values is not None:
+            return values
     if name not in frame.columns:
         return np.full(len(frame), default, np.int64)
     raw = _stripped(frame[name])
     if isinstance(raw.dtype, np.dtype) and raw.dtype.kind in "iu":  # NumPy integers: nothing empty or fractional
         values = raw.to_numpy()
-        largest = max(allowed) if allowed is not None else upper
-        if (allowed is None or sorted(allowed) == list(range(largest + 1))) and (
-                values.size == 0 or values.view(f"u{values.itemsize}").max() <= largest):
-            return np.asarray(values, np.int64)   # all in 0..largest, in one pass (as unsigned, a negative is large)
+        checked = _small_integers(values, allowed, largest)
+        if checked is not None:
+            return checked
         bad = _not_in(values, allowed) if allowed is not None else (values < 0) | (values > upper)
     else:
         if pd.api.types.is_numeric_dtype(raw):
@@ -559,6 +591,15 @@ def _integer_column(frame, name, rows, source, allowed=None, default=0, upper=No
         cell = raw.iloc[index:index + 1].astype(str).iloc[0]
         raise DataError(f"{source}, row {rows[index]}, column {name}: {rule}; got {cell!r}")
     return np.asarray(values, np.int64)
+
+
+def _small_integers(values, allowed, largest):
+    """NumPy integers `values` as int64 if they are all in 0..`largest` and that is what is `allowed` (None:
+    any), checked in one pass (as unsigned, a negative is large); else None."""
+    if (allowed is None or sorted(allowed) == list(range(largest + 1))) and (
+            values.size == 0 or values.view(f"u{values.itemsize}").max() <= largest):
+        return np.asarray(values, np.int64)
+    return None
 
 
 def _not_in(values, allowed):
@@ -677,7 +718,8 @@ class _Output:
 
 def _write_added(plan, output, typical, observation, subject, position, random_ids, inputs, effects):
     """Write the added columns that the engine does not (PRED, DV, random effects) into `output`; `typical`
-    holds the typical subject's outputs, `inputs` the engine inputs of each record (with ``return_etas``)."""
+    holds the typical subject's outputs, `observation` each record's (EVID, MDV) (DV only where EVID is 0 and
+    MDV is not 1), `inputs` the engine inputs of each record (with ``return_etas``)."""
     model = plan.model
     if plan.dv is not None:
         column = list(model.outputs).index(plan.dv)
@@ -687,12 +729,26 @@ def _write_added(plan, output, typical, observation, subject, position, random_i
         dv = ipred
         if plan.variability == "all" and any(plan.residual):
             dv = _residual(plan, ipred, subject, position, random_ids)
-        output.dv[:] = np.nan
-        np.copyto(output.dv, dv, where=observation)
+        evid, mdv = (_read_only(np.ascontiguousarray(array, np.int64)) for array in observation)
+        _observed_values(output.dv, dv, evid, mdv)   # (one compiled version per layout of dv: strided or not)
     if plan.return_etas:
         for row, name in enumerate(_eta_columns(plan)):
             output.etas[row] = (inputs[:, model.inputs.index(name[4:])] if name.startswith("IND_")
                                 else effects.get(name, 0.0))
+
+
+@jit
+def _observed_values(dv, values, evid, mdv):
+    """`values` into `dv` on observation records (EVID 0, MDV not 1), NaN on the others, in one pass."""
+    for i in range(dv.size):
+        dv[i] = values[i] if evid[i] == 0 and mdv[i] != 1 else np.nan
+
+
+def _read_only(array):
+    """A read-only view of `array` (a kernel's argument types then do not depend on who made it)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def _output_table(plan, records, output):

@@ -6,8 +6,10 @@ the boundary, expands ADDL into explicit dose records (vectorised, never in a
 kernel), and gives each record a row of parameter and covariate values.
 
 No Python runs per record: the columns are converted whole, one compiled pass
-(``_check_records``) checks every record and maps EVID, CMT and ID to kinds,
-state indices and subjects, another (``_share_rows``) writes the parameter and
+(``_check_records``; for a data set of plain doses and observations a
+vectorised one, ``_plain_records``, that reads the columns as they are)
+checks every record and maps EVID, CMT and ID to kinds, state indices and
+subjects, another (``_share_rows``) writes the parameter and
 covariate values once per run of records that repeat them (a data set that
 repeats a subject's values on each record gives one row per subject, as
 ``simulate`` does), and the ADDL doses are merged into the input records by
@@ -15,7 +17,7 @@ binary search (``benchmarks`` D1 times it against ``simulate``).
 """
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -48,6 +50,9 @@ class EventStream:
     n_outputs: int             # number of output rows (input records)
     evid: np.ndarray | None = None  # (n_input_records,) EVID of each input record as used
     input_rows: np.ndarray | None = None  # (n_input_records,) the row of `inputs` of each input record
+    # (prow, inputs) when its builder knows that no record's row differs from its predecessor's while
+    # holding the same values (bit for bit): see parameter_rows
+    rows_shared_for: tuple | None = field(default=None, compare=False, repr=False)
 
     @property
     def n_subjects(self):
@@ -55,6 +60,15 @@ class EventStream:
 
     def max_records(self):
         return int(np.max(np.diff(self.subject_start))) if self.n_subjects else 0
+
+    def parameter_rows(self):
+        """:func:`shared_parameter_rows` of the stream's rows, without its pass over every record when the
+        builder of these very `prow` and `inputs` knows that it would change nothing (``rows_shared_for``;
+        a copy of the stream with other rows or inputs is looked at again)."""
+        known = self.rows_shared_for
+        if known is not None and known[0] is self.prow and known[1] is self.inputs:
+            return self.prow
+        return shared_parameter_rows(self.prow, self.inputs)
 
 
 def shared_parameter_rows(prow, inputs):
@@ -239,7 +253,7 @@ def standard_columns(data, source="data"):
     return names
 
 
-def build_stream(model, data, source="data", max_memory=None, split=None):
+def build_stream(model, data, source="data", max_memory=None, split=None, columns=None):
     """Check a NONMEM-style data set against a model and build the engine's records.
 
     Parameters
@@ -259,6 +273,12 @@ def build_stream(model, data, source="data", max_memory=None, split=None):
         A key per record (e.g. subject and occasion): records with different keys
         never share a row of ``stream.inputs`` (so that random effects can be
         applied to its rows).
+    columns : dict, optional
+        `data`'s NumPy int64 and float64 columns (:func:`numpy_columns`, or
+        slices of them), read instead of asking `data` for them: pandas takes
+        longer to hand out a column than the checks take on a few thousand
+        records. With it, `data`'s header is taken as checked, its names as
+        :func:`standard_columns` gives them.
 
     Returns
     -------
@@ -270,14 +290,96 @@ def build_stream(model, data, source="data", max_memory=None, split=None):
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError("expected a pandas DataFrame", file=source, value=data, got=type(data).__name__)
-    names = standard_columns(data, source)
-    frame = data if names == list(data.columns) else data.set_axis(names, axis=1)
+    if columns is None:
+        names = standard_columns(data, source)
+        frame = data if names == list(data.columns) else data.set_axis(names, axis=1)
+        columns = {}
+    else:
+        frame = data
     for required in ("ID", "TIME"):
         if required not in frame.columns:
             raise DataError(f"column {required} is required (columns found: {', '.join(map(str, frame.columns))})",
                             file=source)
     if len(frame) == 0:
         raise DataError("has no records", file=source)
+    n = len(frame)
+    records = {name: np.empty(n, np.int64) for name in ("evid", "kind", "cmt", "ss")}
+    first_records = np.empty(n + 1, np.int64)   # only the pages of the first n_subjects entries are touched
+    checked = _plain_columns(model, frame, records, first_records, columns)
+    if checked is None:   # not a data set of plain records in NumPy columns: every column converted and checked
+        checked = _checked_columns(model, frame, source, records, first_records)
+    ids, time, amt, rate, ii, addl, n_subjects, addl_total = checked
+
+    rows, inputs = _parameter_rows(model, frame, source, split, known=columns)
+    check_expanded_records(n, np.array([addl_total]), source, max_memory)
+    kind = records["kind"]
+    parents = (np.flatnonzero(((kind == KIND_DOSE) | (kind == KIND_RESET_DOSE)) & (addl > 0)) if addl_total > 0
+               else np.zeros(0, np.int64))
+    first_records = first_records[:n_subjects + 1].copy()
+    first_records[n_subjects] = n
+    subject_ids = np.asarray(ids[first_records[:-1]], np.float64)
+    # without a split key, a new row starts only where the values change (an ADDL dose takes the row of the
+    # input record after it): no record repeats its predecessor's values under another row
+    stream = _assemble(first_records, subject_ids, time, kind, amt, records["cmt"], rate, ii, records["ss"], addl,
+                       inputs, rows, parents, shared=split is None)
+    stream.evid = records["evid"]
+    return stream
+
+
+_PLAIN_COLUMNS = ("ID", "TIME", "EVID", "AMT", "CMT", "RATE", "II", "ADDL", "SS")
+
+
+def _plain_columns(model, frame, records, first_records, columns):
+    """The checked standard columns of a data set of plain records (see :func:`_plain_records`) whose standard
+    columns are NumPy float64 or int64 columns, read as they are (no conversion, no pass of their own), with
+    the records' EVID, kind, state index and SS in `records`; None for any other data set. `columns` holds
+    some of the frame's NumPy columns (see :func:`build_stream`).
+
+    Returns
+    -------
+    (ids, time, amt, rate, ii, addl, n_subjects, addl_total), or None
+        As :func:`_checked_columns` returns them.
+    """
+    n = len(frame)
+    zeros = _read_only(np.zeros(n))
+    arrays, integer = [], 0
+    for k, name in enumerate(_PLAIN_COLUMNS):
+        if name not in frame.columns:   # 0, or for EVID NaN: inferred from AMT
+            arrays.append(zeros if name != "EVID" else _read_only(np.full(n, np.nan)))
+            continue
+        values = columns[name] if name in columns else frame[name].to_numpy(copy=False)
+        if values.dtype == np.int64:
+            integer |= 1 << k
+        elif values.dtype != np.float64:
+            return None
+        arrays.append(_read_only(np.ascontiguousarray(values).view(np.float64)))
+    plain, n_subjects = _plain_records(*arrays, integer, float(model.numbers[model.compartments[0]]),
+                                       _states_by_number(model), records["evid"], records["kind"], records["cmt"],
+                                       first_records, records["ss"])
+    if not plain:
+        return None
+
+    def as_float(k):   # a column the stream keeps, as float64
+        return arrays[k].view(np.int64).astype(np.float64) if integer >> k & 1 else arrays[k]
+
+    ids = arrays[0].view(np.int64) if integer & 1 else arrays[0]   # only the subjects' IDs are converted
+    time, amt, rate, ii = (as_float(k) for k in (1, 3, 5, 6))
+    return ids, time, amt, rate, ii, zeros, n_subjects, 0.0   # no record has ADDL
+
+
+def _checked_columns(model, frame, source, records, first_records):
+    """The standard columns converted to float64 and checked cell by cell (empty cells take their defaults),
+    and every record checked against :data:`_RULES` (the first broken raised), with the records' EVID, kind,
+    state index and SS in `records`.
+
+    Returns
+    -------
+    ids : ndarray of float64 (or int64 from :func:`_plain_columns`)
+    time, amt, rate, ii, addl : ndarray of float64
+    n_subjects : int
+    addl_total : float
+        The ADDL doses the records ask for.
+    """
     # the standard columns as read-only float64 arrays, views of the data set's own columns where they
     # are float64 already (nothing writes to them; one type for the kernel, which then compiles once)
     (ids, ids_blank), (time, time_blank) = (_standard(frame, name, source, np.nan, blanks=True)
@@ -290,35 +392,26 @@ def build_stream(model, data, source="data", max_memory=None, split=None):
     evid = _standard(frame, "EVID", source, np.nan)   # empty (or no column): inferred from AMT
     cmt, rate, ii, addl, ss = (_standard(frame, name, source, 0.0) if name in frame.columns else zeros
                                for name in ("CMT", "RATE", "II", "ADDL", "SS"))
-
-    n = len(frame)
     first_number = float(model.numbers[model.compartments[0]])
     modelled = np.array([[key in model.dosing.get(name, {}) for key in ("R", "D")] for name in model.compartments])
-    records = {name: np.empty(n, np.int64) for name in ("evid", "kind", "cmt", "ss")}
-    first_records = np.empty(n + 1, np.int64)   # only the pages of the first n_subjects entries are touched
     first_failure = np.full(len(_RULES), -1, np.int64)
-    addl_total, n_subjects = _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, first_number,
-                                            _states_by_number(model), modelled, records["evid"], records["kind"],
-                                            records["cmt"], first_records, records["ss"], first_failure)
+    states_by_number = _states_by_number(model)
+    plain, n_subjects = _plain_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, 0, first_number,
+                                       states_by_number, records["evid"], records["kind"], records["cmt"],
+                                       first_records, records["ss"])
+    addl_total = 0.0
+    if not plain:   # a record with ADDL, SS, a modelled rate, another EVID, or one breaking a rule: rule by rule
+        addl_total, n_subjects = _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, first_number,
+                                                states_by_number, modelled, records["evid"], records["kind"],
+                                                records["cmt"], first_records, records["ss"], first_failure)
     failed = np.flatnonzero(first_failure >= 0)
     if failed.size:
         _fail_rule(int(failed[0]), int(first_failure[failed[0]]), model, source, frame,
                    dict(ids=ids, time=time, evid=evid, amt=amt, cmt=cmt, rate=rate, ii=ii, addl=addl, ss=ss))
-
-    rows, inputs = _parameter_rows(model, frame, source, split)
-    check_expanded_records(n, np.array([addl_total]), source, max_memory)
-    kind = records["kind"]
-    parents = (np.flatnonzero(((kind == KIND_DOSE) | (kind == KIND_RESET_DOSE)) & (addl > 0)) if addl_total > 0
-               else np.zeros(0, np.int64))
-    first_records = first_records[:n_subjects + 1].copy()
-    first_records[n_subjects] = n
-    stream = _assemble(first_records, ids[first_records[:-1]], time, kind, amt, records["cmt"], rate, ii,
-                       records["ss"], addl, inputs, rows, parents)
-    stream.evid = records["evid"]
-    return stream
+    return ids, time, amt, rate, ii, addl, n_subjects, addl_total
 
 
-def _parameter_rows(model, frame, source, split=None):
+def _parameter_rows(model, frame, source, split=None, known=None):
     """The per-record parameter and covariate values, as rows shared by runs of records.
 
     Each column named like a model input is read whole (a NumPy float64 column as
@@ -328,7 +421,8 @@ def _parameter_rows(model, frame, source, split=None):
     that a data set repeating a subject's values on every record gives one row per
     subject, as ``simulate()`` does, instead of a matrix of every record (which
     took as long to write, and to compare again in the engine, as to integrate).
-    Errors are raised column by column in the model's order of inputs.
+    Errors are raised column by column in the model's order of inputs. `known`
+    holds some of the frame's NumPy columns by name (see :func:`build_stream`).
 
     Returns
     -------
@@ -339,7 +433,7 @@ def _parameter_rows(model, frame, source, split=None):
     n = len(frame)
     columns, errors = [], {}
     for name, default in zip(model.inputs, model.input_defaults):
-        values = _float_column(frame, name)
+        values = _float_column(frame, name, known or {})
         if name in frame.columns and values is None:   # integers, text: converted (and checked) now
             try:
                 values = np.ascontiguousarray(_numeric(frame, name, source, default, copy=False))
@@ -380,12 +474,26 @@ def _shared_rows(model, columns, split, n):
     return rows, inputs[:n_rows, :len(columns)], not_finite[:len(columns)]
 
 
-def _float_column(frame, name):
-    """The column `name` as a contiguous float64 array if it is a NumPy float64 column, else None."""
+def _float_column(frame, name, known):
+    """The column `name` as a contiguous float64 array if it is a NumPy float64 column, else None (taken from
+    `known`, some of the frame's NumPy columns by name, if it is there)."""
+    if name in known:
+        values = known[name]
+        return np.ascontiguousarray(values) if values.dtype == np.float64 else None
     if name not in frame.columns:
         return None
     column = frame[name]   # once: each look-up of a column makes a new Series
     return np.ascontiguousarray(column.to_numpy(copy=False)) if column.dtype == np.dtype(np.float64) else None
+
+
+def numpy_columns(data, names):
+    """A data set's NumPy int64 and float64 columns as arrays (views of its own), by `names` (its columns'
+    standard names, :func:`standard_columns`), for :func:`build_stream`'s `columns`."""
+    arrays = {}
+    for name, (_, column) in zip(names, data.items()):
+        if isinstance(column.dtype, np.dtype) and column.dtype in (np.int64, np.float64):
+            arrays[name] = column.to_numpy(copy=False)
+    return arrays
 
 
 def _read_only(values):
@@ -501,6 +609,74 @@ def _states_by_number(model):
 
 
 @jit
+def _column_value(values, bits, integer, i):
+    """Record i of a column: `values`, or if `integer`, `bits` (the int64 view of `values`) as float64."""
+    return np.float64(bits[i]) if integer else values[i]
+
+
+@jit
+def _plain_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, integer, first_number, states_by_number, evid_out,
+                   kind, state, first_records, ss_out):
+    """:func:`_check_records` for a data set whose every record is plain: an observation (EVID 0) or a dose
+    (EVID 1, AMT > 0) without ADDL, II, SS or modelled rate, in a compartment of the model, its time not before
+    the previous record's of its ID, every value finite (EVID inferred from AMT where it is NaN).
+
+    The columns are float64 arrays, or int64 ones passed as their bits (bit k of `integer` set for the k-th
+    column), so that a data set's own columns are read without conversion. Writes the EVID, kind, state
+    index, SS and first record of each subject that :func:`_check_records` writes and returns (True, number
+    of subjects); returns (False, 0) if any record is not plain, the outputs then partly written. No branch
+    depends on a record's values in the first loop, so the compiler vectorises it (about a third of
+    :func:`_check_records`' time).
+    """
+    n = ids.size
+    largest = np.float64(states_by_number.size - 1)
+    bad = 0
+    ids_bits, time_bits, evid_bits, amt_bits, cmt_bits, rate_bits, ii_bits, addl_bits, ss_bits = (
+        ids.view(np.int64), time.view(np.int64), evid.view(np.int64), amt.view(np.int64), cmt.view(np.int64),
+        rate.view(np.int64), ii.view(np.int64), addl.view(np.int64), ss.view(np.int64))
+    for i in range(n):
+        a = _column_value(amt, amt_bits, integer & 8, i)
+        e = _column_value(evid, evid_bits, integer & 4, i)
+        e = np.float64(a > 0) if np.isnan(e) else e
+        dose = e == 1.0
+        r = _column_value(rate, rate_bits, integer & 32, i)
+        good = ((e == 0.0) & (a >= 0)) | (dose & (a > 0))
+        good &= ((_column_value(ss, ss_bits, integer & 256, i) == 0) & (r >= 0)
+                 & (_column_value(ii, ii_bits, integer & 64, i) == 0)
+                 & (_column_value(addl, addl_bits, integer & 128, i) == 0))
+        good &= (np.isfinite(a) & np.isfinite(r) & np.isfinite(_column_value(ids, ids_bits, integer & 1, i))
+                 & np.isfinite(_column_value(time, time_bits, integer & 2, i)))
+        c = _column_value(cmt, cmt_bits, integer & 16, i)
+        number = first_number if dose & (c == 0) else c
+        inside = (number >= 0) & (number <= largest)
+        whole = np.int64(number if inside else 0.0)
+        good &= inside & (np.float64(whole) == number)
+        bad |= np.int64(not good)
+        evid_out[i] = np.int64(dose)
+        kind[i] = KIND_DOSE if dose else KIND_OBS
+        state[i] = whole          # the compartment number, its state index below
+        ss_out[i] = 0
+    if bad:
+        return False, 0
+    for i in range(n):
+        index = states_by_number[state[i]]
+        bad |= np.int64(index < 0)
+        state[i] = index
+    if bad:
+        return False, 0
+    subject = 0
+    first_records[0] = 0
+    for i in range(1, n):
+        subject_id = _column_value(ids, ids_bits, integer & 1, i)
+        if subject_id != _column_value(ids, ids_bits, integer & 1, i - 1):   # NaN is never equal
+            subject += 1
+            first_records[subject] = i
+        elif _column_value(time, time_bits, integer & 2, i) < _column_value(time, time_bits, integer & 2, i - 1):
+            return False, 0
+    return True, subject + 1
+
+
+@jit
 def _check_records(ids, time, evid, amt, cmt, rate, ii, addl, ss, first_number, states_by_number, modelled,
                    evid_out, kind, state, first_records, ss_out, first_failure):
     """Check every record against _RULES and derive its EVID, kind, state index and subject, in one pass.
@@ -575,7 +751,8 @@ def check_expanded_records(n_records, addl, source, max_memory=None):
                  max_memory)
 
 
-def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, addl, inputs, rows, parents):
+def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, addl, inputs, rows, parents,
+              shared=False):
     """Expand ADDL and merge the generated doses into the sorted stream (vectorised).
 
     The input records stay in their order (they are sorted by subject, then
@@ -591,7 +768,8 @@ def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
     per-record arrays (each of this module's own making, or a read-only column of the data
     set) become the stream's when no dose is generated, and then ``prow``, ``drow`` and
     ``input_rows`` are one array, ``out`` and ``parent`` another (nothing writes to a
-    stream's arrays).
+    stream's arrays). `shared`: no record repeats its predecessor's values under another row
+    (``EventStream.rows_shared_for``).
     """
     n = time.size
     subject_index = (np.repeat(np.arange(subject_ids.size), np.diff(first_records)) if parents.size
@@ -629,7 +807,7 @@ def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
 
     records = np.arange(n)   # one array for the two fields that are each record's own index when nothing is merged
     subject_start = first_records + np.searchsorted(gen_subject, np.arange(subject_ids.size + 1))
-    return EventStream(
+    stream = EventStream(
         subject_start=subject_start.astype(np.int64),
         subject_ids=subject_ids,
         time=merged(time, gen_time),
@@ -647,6 +825,9 @@ def _assemble(first_records, subject_ids, time, kind, amt, cmt, rate, ii, ss, ad
         n_outputs=n,
         input_rows=rows,
     )
+    if shared:
+        stream.rows_shared_for = (stream.prow, stream.inputs)
+    return stream
 
 
 def _subject_time(subject, time):
