@@ -23,7 +23,7 @@ from numpy.typing import ArrayLike, NDArray
 from . import metrics
 from ._engine import raise_failures, resolve_method, run_stream
 from ._errors import ModelError, PkpdError, PopulationError, suggestion
-from .events.records import KIND_DOSE, KIND_OBS, EventStream, _first_repeated_row
+from .events.records import KIND_DOSE, KIND_OBS, EventStream, first_repeated_row
 from ._jit import jit
 from .metrics import SummaryReducer, summarise_chunk
 from .model import Model, is_compiled, linear_specialisation, load_model
@@ -267,7 +267,7 @@ def _rows_shared(table, occasion_of_record, n_occasions):
         heads = np.flatnonzero(np.diff(occasion_of_record, prepend=-1))   # each run of one occasion
         runs = np.asarray(occasion_of_record)[heads]
         sequence = (np.arange(table.shape[0] // n_occasions)[:, None] * n_occasions + runs[None, :]).ravel()
-    return _first_repeated_row(sequence, np.ascontiguousarray(table, np.float64).view(np.uint64)) < 0
+    return first_repeated_row(sequence, np.ascontiguousarray(table, np.float64).view(np.uint64)) < 0
 
 
 def estimate_memory(model, n_subjects, n_times, n_doses, *, keep_trajectories=True):

@@ -95,7 +95,7 @@ def shared_parameter_rows(prow, inputs):
     """
     prow = np.ascontiguousarray(prow, np.int64)
     bits = np.ascontiguousarray(inputs, np.float64).view(np.uint64)
-    first = _first_repeated_row(prow, bits)
+    first = first_repeated_row(prow, bits)
     if first < 0:
         return prow
     shared = np.empty_like(prow)
@@ -112,7 +112,7 @@ def _same_row(bits, row, other):
 
 
 @jit
-def _first_repeated_row(prow, bits):
+def first_repeated_row(prow, bits):
     """The first record whose row differs from the previous record's but holds the same values; -1 if none."""
     for record in range(1, prow.size):
         if prow[record] != prow[record - 1] and _same_row(bits, prow[record], prow[record - 1]):
